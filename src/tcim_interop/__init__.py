@@ -1,0 +1,29 @@
+"""tcim-interop: HL7 FHIR <-> CDISC SDTM for the TCIM-ELAII trial (NCT04849065).
+
+Public API (everything else is private and may change):
+    to_sdtm(inputs, out_dir=None, ...) -> SdtmResult     FHIR files -> SDTM DataFrames (+ XPT v5 files)
+    load_mapping_set(directory=None)                     the specs of mappings/, checked
+    Report, Finding                                      what a run met, as records
+    TcimError and subclasses                             see tcim_interop.errors
+
+Names are imported on first use, so that `tcim-interop --help` does not pay for pandas or
+fhir.resources.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "to_sdtm": "api", "SdtmResult": "api", "load_mapping_set": "spec.load", "Report": "findings",
+    "Finding": "findings", "TcimError": "errors", "UsageError": "errors", "SpecError": "errors",
+    "InputError": "errors", "OutputError": "errors", "ConformanceError": "errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,176 @@
+"""The Python API: what the CLI calls, and what a notebook user calls to get DataFrames.
+
+    result = to_sdtm(["bundle.json"])            # datasets in memory
+    result.datasets["DM"]                        # a pandas DataFrame
+    result.report.findings                       # every problem met, as records
+    to_sdtm(["export/"], out_dir="sdtm/")        # also writes the .xpt files and run-report.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+
+from .errors import ConformanceError, OutputError, UsageError
+from .findings import Report
+from .fhir.read import InputResource, NotFhirError, UnreadableRecord, discover, read_file
+from .fhir.validate import validation_error
+from .fhir.version import VERSIONS, assign_versions
+from .mapping import engine
+from .sdtm import xpt
+from .sdtm.dataset import Dataset
+from .spec.load import MappingSet, load_mapping_set
+
+REPORT_FILE = "run-report.json"
+
+
+@dataclass
+class SdtmResult:
+    datasets: dict[str, pd.DataFrame]
+    report: Report
+    metadata: dict[str, Dataset]
+    written: list[Path]
+
+
+def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version: str | None = None,
+                progress: Callable[[int], None] | None = None) -> tuple[list[InputResource], dict]:
+    """All resources of the inputs, releases assigned; and those rejected before mapping, by key."""
+    if fhir_version and fhir_version not in VERSIONS:
+        raise UsageError(f"--fhir-version must be one of {', '.join(VERSIONS)}, not {fhir_version!r}")
+    files, skipped = discover(paths)
+    if not files:
+        raise UsageError("no FHIR input files (.json, .ndjson, .xml) found in " + ", ".join(map(str, paths)))
+    for f in skipped:
+        report.add("info", "NOT_FHIR_FILE", "skipped: not a .json, .ndjson or .xml file", file=f)
+    resources: list[InputResource] = []
+    rejected: dict[str, tuple[str, str]] = {}
+    for f, in_directory in files:
+        try:
+            records = list(read_file(f))
+        except NotFhirError as e:
+            if not in_directory:
+                raise
+            report.add("info", "NOT_FHIR_FILE", f"skipped: {str(e).split(': ', 1)[-1]}", file=f)
+            continue
+        report.input_files.append(str(f))
+        for rec in records:
+            if isinstance(rec, UnreadableRecord):
+                report.dispose(rec.key, f"{rec.file}:{rec.place}", "rejected", rec.reason)
+                report.error("UNREADABLE", rec.reason, file=f"{rec.file}:{rec.place}")
+            else:
+                resources.append(rec)
+        if progress:
+            progress(len(resources))
+    assign_versions(resources, forced=fhir_version)
+    first_seen: dict[str, InputResource] = {}
+    for r in resources:
+        if r.key in first_seen and r.full_url and first_seen[r.key].full_url not in ("", r.full_url):
+            r.key = r.full_url  # same id on another server: a different resource (FHIR identity is the full URL)
+        if r.key in first_seen:
+            same = "identical" if r.data == first_seen[r.key].data else "different content"
+            r.key = f"{r.key}#dup@{r.where}"
+            rejected[r.key] = ("rejected", f"duplicate id ({same}) of the resource at {first_seen[r.key.split('#dup@')[0]].where}")
+            continue
+        first_seen[r.key] = r
+    return resources, rejected
+
+
+def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | None = None, *,
+            mappings: MappingSet | str | os.PathLike | None = None, fhir_version: str | None = None,
+            mune_domain: str | None = None, strict: bool = False, created: datetime | None = None,
+            progress: Callable[[int], None] | None = None) -> SdtmResult:
+    """Convert FHIR inputs to SDTM datasets; with out_dir, write them as XPT v5 plus the run report."""
+    ms = mappings if isinstance(mappings, MappingSet) else load_mapping_set(mappings, mune_domain=mune_domain)
+    report = Report()
+    resources, rejected = read_inputs(inputs, report, fhir_version, progress)
+    mapped_types = {s.row_resource for s in ms.domains.values()} | set(engine.SUPPORTING_TYPES)
+    for r in resources:
+        if r.key in rejected or r.data.get("resourceType") not in mapped_types:
+            continue
+        reason = validation_error(r.data, r.version)
+        if reason:
+            rejected[r.key] = ("rejected", reason)
+            report.error("INVALID_RESOURCE", reason, source=r.key, file=r.where)
+    for key, (_, reason) in rejected.items():
+        if "duplicate id" in reason:
+            report.error("DUPLICATE_ID", reason, source=key.split("#dup@")[0], file=key.split("#dup@")[1])
+    datasets = engine.build(resources, ms, report, rejected)
+    written: list[Path] = []
+    if out_dir is not None:
+        written = write_package(datasets, Path(out_dir), ms, report, strict,
+                                created or input_timestamp(resources))
+    elif strict and report.errors:
+        raise ConformanceError(f"{len(report.errors)} error finding(s); first: {report.errors[0].line()}")
+    return SdtmResult({n: d.frame for n, d in datasets.items()}, report, datasets, written)
+
+
+def input_timestamp(resources: list[InputResource]) -> datetime:
+    """The creation time stamped into outputs: the latest meta.lastUpdated of the input, else a
+    fixed date. Never the clock: the same input must give the same bytes."""
+    stamps = []
+    for r in resources:
+        value = (r.data.get("meta") or {}).get("lastUpdated")
+        if isinstance(value, str):
+            try:
+                stamps.append(datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None))
+            except ValueError:
+                pass
+    return max(stamps) if stamps else datetime(2000, 1, 1)
+
+
+def write_package(datasets: dict[str, Dataset], out: Path, ms: MappingSet, report: Report, strict: bool,
+                  created: datetime) -> list[Path]:
+    """Check everything, then write everything, atomically: a failed run leaves no dataset behind."""
+    non_ascii = ms.study.get("non_ascii", "fold")
+    frames = {n: xpt.xpt_frame(d, non_ascii, report) for n, d in datasets.items() if len(d)}
+    violations = sum(xpt.check(datasets[n], f, report) for n, f in frames.items())
+    for n, d in datasets.items():
+        if not len(d):
+            report.add("info", "EMPTY_DATASET", "no records: dataset not written", domain=n)
+    _prepare_dir(out)
+    if violations or (strict and report.errors):
+        _write_report(out, report)
+        what = "XPT v5 constraint violation(s)" if violations else "error finding(s) with --strict"
+        raise ConformanceError(f"{out}: nothing written: {violations or len(report.errors)} {what}; "
+                               f"first: {report.errors[0].line()}; see {out / REPORT_FILE}")
+    tmp = Path(tempfile.mkdtemp(prefix=".tcim-", dir=out))
+    try:
+        staged = []
+        for n, frame in frames.items():
+            path = tmp / f"{datasets[n].file_stem}.xpt"
+            xpt.write(datasets[n], frame, path, created)
+            staged.append(path)
+        final = [out / p.name for p in staged]
+        report.outputs = [str(p) for p in final]
+        for p, f in zip(staged, final):
+            os.replace(p, f)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _write_report(out, report)
+    return final
+
+
+def _prepare_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{out}: cannot create the output directory: {e.strerror or e}") from None
+    if not os.access(out, os.W_OK):
+        raise OutputError(f"{out}: the output directory is not writable")
+
+
+def _write_report(out: Path, report: Report) -> None:
+    path = out / REPORT_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,110 @@
+"""The tcim-interop command: a thin typer layer over the Python API (api.py).
+
+Exit codes: 0 done; 1 conformance errors (--strict) or XPT constraints violated; 2 bad input or
+usage. User errors are one line on stderr, never a traceback. Heavy modules (pandas,
+fhir.resources, lxml) are imported inside the commands, so that --help answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import TcimError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Convert the TCIM-ELAII trial's records between HL7 FHIR and CDISC SDTM.")
+
+
+class FhirVersion(str, Enum):
+    R4 = "R4"
+    R5 = "R5"
+
+
+class MuneDomain(str, Enum):
+    XM = "XM"
+    NV = "NV"
+
+
+def _fail(e: TcimError) -> None:
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(e.exit_code)
+
+
+def _created(value: Optional[str]) -> Optional[datetime]:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--created must be an ISO 8601 date-time, not {value!r}") from None
+
+
+@app.command("to-sdtm")
+def to_sdtm_cmd(
+    inputs: List[Path] = typer.Argument(..., help="FHIR JSON bundles or resources, NDJSON files, or directories."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the .xpt files and run-report.json."),
+    fhir_version: Optional[FhirVersion] = typer.Option(None, "--fhir-version",
+                                                       help="Force R4 or R5 (default: detected per resource)."),
+    mune_domain: Optional[MuneDomain] = typer.Option(None, "--mune-domain",
+                                                     help="Send MUNE to XM (default, mappings/xm.yaml) or NV."),
+    mappings: Optional[Path] = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 and write no dataset if any error is found."),
+    created: Optional[str] = typer.Option(None, "--created",
+                                          help="Creation time for XPT headers (default: latest meta.lastUpdated)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
+) -> None:
+    """Convert FHIR records to SDTM DM, EX, AE, XM (or NV) and SUPPxx as SAS XPORT v5.
+
+    Example:  tcim-interop to-sdtm examples/tcim-elaii-100-r4.json --out sdtm/
+    """
+    from .api import to_sdtm
+    from .report_text import summary
+
+    try:
+        result = to_sdtm([str(p) for p in inputs], out, mappings=mappings,
+                         fhir_version=fhir_version.value if fhir_version else None,
+                         mune_domain=mune_domain.value if mune_domain else None, strict=strict,
+                         created=_created(created))
+    except TcimError as e:
+        _fail(e)
+    if not quiet:
+        typer.echo(summary(result.report), err=True)
+
+
+@app.command("synth")
+def synth_cmd(
+    subjects: int = typer.Option(100, "--subjects", "-n", min=1, help="Number of subjects (screen failure included)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle file, or a directory with --ndjson."),
+    fhir_version: FhirVersion = typer.Option(FhirVersion.R4, "--fhir-version"),
+    ndjson: bool = typer.Option(False, "--ndjson", help="Write bulk-data NDJSON, one file per resource type."),
+    seed: int = typer.Option(1, "--seed", help="Same seed, same data, byte for byte."),
+) -> None:
+    """Write a realistic synthetic TCIM-ELAII dataset as FHIR.
+
+    Example:  tcim-interop synth --subjects 1000 --out corpus.json --seed 7
+    """
+    from .synth import generate, write_bundle, write_ndjson
+
+    try:
+        resources = generate(subjects, seed=seed, fhir_version=fhir_version.value)
+        if ndjson:
+            write_ndjson(resources, out)
+        else:
+            write_bundle(resources, out)
+    except OSError as e:
+        _fail(UsageError(f"{out}: cannot write: {e.strerror or e}"))
+    typer.echo(f"{len(resources)} resources for {subjects} subjects written to {out}", err=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,46 @@
+"""Find resources by reference, the way a FHIR server would resolve them on load.
+
+A reference may be relative ("Patient/123"), absolute ("https://host/fhir/Patient/123"), or point
+at a Bundle entry's fullUrl ("urn:uuid:..."). Contained references ("#x") are not followed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from .read import InputResource
+
+_TYPE_ID = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+
+
+class ResourceIndex:
+    def __init__(self, resources: Iterable[InputResource]):
+        self.by_key: dict[str, InputResource] = {}
+        self.by_full_url: dict[str, InputResource] = {}
+        for r in resources:
+            self.by_key.setdefault(r.key, r)
+            if r.full_url:
+                self.by_full_url.setdefault(r.full_url, r)
+
+    def of_type(self, resource_type: str) -> list[InputResource]:
+        return [r for k, r in self.by_key.items() if k.startswith(resource_type + "/")]
+
+    def resolve(self, reference: object, expected_type: str | None = None) -> InputResource | None:
+        """The resource a Reference (dict) or reference string points at, or None."""
+        ref = reference.get("reference") if isinstance(reference, dict) else reference
+        if not isinstance(ref, str) or not ref or ref.startswith("#"):
+            return None
+        found = self.by_full_url.get(ref)
+        if found is None:
+            m = _TYPE_ID.search(ref)
+            if m:
+                found = self.by_key.get(f"{m.group(1)}/{m.group(2)}")
+        if found is not None and expected_type and found.data.get("resourceType") != expected_type:
+            return None
+        return found
+
+
+def reference_text(reference: object) -> str:
+    ref = reference.get("reference") if isinstance(reference, dict) else reference
+    return ref if isinstance(ref, str) else ""

@@ -1,0 +1,148 @@
+"""A small, strict subset of FHIRPath, enough for the mapping specs to name their FHIR sources.
+
+    expr   := alt ( "|" alt )*            first alternative that yields something wins
+    alt    := [ "%" var "." ] step ( "." step )*
+    step   := name | name "(" args ")"
+    funcs  := where(key='value'[, key='value'])   keep list items whose key equals value
+              extension('url')                    the extensions with that url
+              first()                             the first item
+
+Navigation flattens lists as FHIRPath does. "%var" names another resource of the row's context
+(%patient, %subject, %site, %study, %consent, %encounter); without it the path starts at the row's
+own resource. Paths are compiled once when a spec is loaded, so a typo fails at load time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+_STEP = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*?)\))?\s*$")
+_ARG = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*'([^']*)'\s*")
+FUNCTIONS = ("where", "extension", "first")
+
+
+class PathSyntaxError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    func: str | None = None  # where / extension / first
+    args: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Alternative:
+    var: str | None
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Path:
+    text: str
+    alternatives: tuple[Alternative, ...]
+
+    def values(self, roots: Callable[[str | None], Any]) -> list[Any]:
+        """All values of the first alternative that yields any."""
+        for alt in self.alternatives:
+            start = roots(alt.var)
+            if start is None:
+                continue
+            out = _walk([start], alt.steps)
+            if out:
+                return out
+        return []
+
+    def first(self, roots: Callable[[str | None], Any]) -> Any:
+        vals = self.values(roots)
+        return vals[0] if vals else None
+
+    @property
+    def variables(self) -> set[str]:
+        return {a.var for a in self.alternatives if a.var}
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split on sep outside parentheses and quotes."""
+    parts, depth, quote, cur = [], 0, False, []
+    for ch in text:
+        if ch == "'":
+            quote = not quote
+        elif not quote and ch == "(":
+            depth += 1
+        elif not quote and ch == ")":
+            depth -= 1
+        if ch == sep and depth == 0 and not quote:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
+def _parse_step(raw: str, text: str) -> list[Step]:
+    m = _STEP.match(raw)
+    if not m:
+        raise PathSyntaxError(f"cannot parse step {raw!r} in path {text!r}")
+    name, args = m.group(1), m.group(2)
+    if args is None:
+        return [Step(name)]
+    if name == "where":
+        pairs = tuple((a.group(1), a.group(2)) for a in map(_ARG.fullmatch, _split_top(args, ",")) if a)
+        if not pairs or len(pairs) != len(_split_top(args, ",")):
+            raise PathSyntaxError(f"where() takes key='value' pairs, got {args!r} in path {text!r}")
+        return [Step("", "where", pairs)]
+    if name == "extension":
+        url = args.strip().strip("'")
+        if not url:
+            raise PathSyntaxError(f"extension() needs a url in path {text!r}")
+        return [Step("extension"), Step("", "where", (("url", url),))]
+    if name == "first" and not args.strip():
+        return [Step("", "first")]
+    raise PathSyntaxError(f"unknown function {name}() in path {text!r}; known: {', '.join(FUNCTIONS)}")
+
+
+@lru_cache(maxsize=None)
+def compile_path(text: str) -> Path:
+    if not text or not text.strip():
+        raise PathSyntaxError("empty path")
+    alts = []
+    for alt_text in _split_top(text, "|"):
+        raw_steps = [s for s in _split_top(alt_text.strip(), ".")]
+        if any(not s.strip() for s in raw_steps):
+            raise PathSyntaxError(f"empty step in path {text!r}")
+        var = None
+        if raw_steps[0].strip().startswith("%"):
+            var = raw_steps[0].strip()[1:]
+            raw_steps = raw_steps[1:]
+        steps: list[Step] = []
+        for raw in raw_steps:
+            steps.extend(_parse_step(raw, text))
+        alts.append(Alternative(var, tuple(steps)))
+    return Path(text, tuple(alts))
+
+
+def _walk(items: list[Any], steps: tuple[Step, ...]) -> list[Any]:
+    for step in steps:
+        nxt: list[Any] = []
+        if step.func == "where":
+            nxt = [i for i in items if isinstance(i, dict) and all(i.get(k) == v for k, v in step.args)]
+        elif step.func == "first":
+            nxt = items[:1]
+        else:
+            for i in items:
+                if isinstance(i, dict) and step.name in i:
+                    v = i[step.name]
+                    if isinstance(v, list):
+                        nxt.extend(x for x in v if x is not None)
+                    elif v is not None:
+                        nxt.append(v)
+        items = nxt
+        if not items:
+            return []
+    return items

@@ -1,0 +1,145 @@
+"""Read FHIR input: JSON bundles of any type, single resources, NDJSON bulk exports, directories.
+
+Every resource found becomes an InputResource that remembers its file and place in it, so that any
+finding about it can point there. A file that cannot be parsed at all is an InputError (exit 2, no
+output); a bad line of an NDJSON file is one rejected record, and the other lines still convert.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import orjson
+
+from ..errors import InputError
+
+JSON_SUFFIXES = (".json",)
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+XML_SUFFIXES = (".xml",)
+
+
+class NotFhirError(InputError):
+    """A JSON document that is no FHIR resource: an error when named, skipped when met in a directory."""
+
+
+@dataclass
+class InputResource:
+    data: dict
+    file: str
+    place: str  # "entry[3]", "line 12", "" for a single-resource file
+    full_url: str = ""
+    version: str = ""  # "R4" / "R5", set by fhir.version
+    key: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            rtype = self.data.get("resourceType", "?")
+            rid = self.data.get("id")
+            self.key = f"{rtype}/{rid}" if rid else f"{rtype}/#{Path(self.file).name}:{self.place or 'resource'}"
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.place}" if self.place else self.file
+
+
+@dataclass
+class UnreadableRecord:
+    """A record that could not even be parsed (an NDJSON line that is not a JSON object)."""
+
+    file: str
+    place: str
+    reason: str
+
+    @property
+    def key(self) -> str:
+        return f"?/#{Path(self.file).name}:{self.place}"
+
+
+def discover(paths: Iterable[str | os.PathLike]) -> tuple[list[tuple[Path, bool]], list[Path]]:
+    """Input files in a stable order, each with whether it was found in a directory; and the files of
+    input directories that are not FHIR by their name."""
+    files, skipped = [], []
+    for p in map(Path, paths):
+        if p.is_dir():
+            for f in sorted(x for x in p.rglob("*") if x.is_file()):
+                if f.suffix.lower() in JSON_SUFFIXES + NDJSON_SUFFIXES + XML_SUFFIXES:
+                    files.append((f, True))
+                else:
+                    skipped.append(f)
+        elif p.exists():
+            files.append((p, False))
+        else:
+            raise InputError(f"{p}: no such file or directory")
+    return files, skipped
+
+
+def read_file(path: Path) -> Iterator[InputResource | UnreadableRecord]:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    name = str(path)
+    if not raw.strip():
+        raise InputError(f"{name}: the file is empty")
+    suffix = path.suffix.lower()
+    if suffix in NDJSON_SUFFIXES:
+        yield from _ndjson(raw, name)
+        return
+    if suffix in XML_SUFFIXES or raw.lstrip()[:1] == b"<":
+        from .xml import parse_xml  # lxml is imported only for XML input
+
+        doc = parse_xml(raw, name)
+    else:
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise InputError(f"{name}: not valid JSON: {e}") from None
+    yield from _document(doc, name)
+
+
+def _ndjson(raw: bytes, name: str) -> Iterator[InputResource | UnreadableRecord]:
+    for n, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        place = f"line {n}"
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            yield UnreadableRecord(name, place, f"not valid JSON: {e}")
+            continue
+        if not isinstance(doc, dict) or "resourceType" not in doc:
+            yield UnreadableRecord(name, place, "not a FHIR resource (a JSON object with resourceType)")
+            continue
+        yield from _document(doc, name, place)
+
+
+def _document(doc: object, name: str, place: str = "") -> Iterator[InputResource | UnreadableRecord]:
+    if not isinstance(doc, dict):
+        kind = type(doc).__name__.replace("dict", "object").replace("list", "array").replace("str", "string")
+        raise InputError(f"{name}{':' + place if place else ''}: a JSON {kind} where a FHIR resource or Bundle was expected")
+    rtype = doc.get("resourceType")
+    if not isinstance(rtype, str) or not rtype:
+        raise NotFhirError(f"{name}{':' + place if place else ''}: no resourceType: not a FHIR resource")
+    if rtype != "Bundle":
+        yield InputResource(doc, name, place)
+        return
+    entries = doc.get("entry") or []
+    if not isinstance(entries, list):
+        raise InputError(f"{name}: Bundle.entry is not an array")
+    prefix = f"{place} " if place else ""
+    for i, entry in enumerate(entries):
+        where = f"{prefix}entry[{i}]"
+        res = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(res, dict):
+            # A transaction entry that only deletes, or a response entry: nothing to convert.
+            continue
+        if res.get("resourceType") == "Bundle":
+            yield from _document(res, name, where)
+            continue
+        if "resourceType" not in res:
+            yield UnreadableRecord(name, where, "entry.resource has no resourceType")
+            continue
+        yield InputResource(res, name, where, full_url=str(entry.get("fullUrl") or ""))

@@ -1,0 +1,1 @@
+"""Spec-driven mapping: named algorithms (registry), FHIR rows -> SDTM records, then derivations."""

@@ -1,0 +1,64 @@
+"""What a row algorithm sees: the row's resource, the resources around it, the values so far."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..findings import Report
+from ..fhir.index import ResourceIndex
+from ..fhir.read import InputResource
+from ..spec.load import MappingSet
+
+CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter")
+
+
+@dataclass
+class Skip:
+    """A resource of the row type that gives no row: out of scope, or rejected."""
+
+    outcome: str  # "out_of_scope" | "rejected"
+    reason: str
+
+
+@dataclass
+class RunContext:
+    mappings: MappingSet
+    index: ResourceIndex
+    report: Report
+    subjects_by_patient: dict[str, list["Row"]] = field(default_factory=dict)  # filled by DM
+    used: set[str] = field(default_factory=set)  # keys of supporting resources that fed a record
+
+
+@dataclass
+class Row:
+    resource: InputResource
+    run: RunContext
+    domain: str
+    refs: dict[str, InputResource | None] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    supp: dict[str, Any] = field(default_factory=dict)
+    subject_row: "Row | None" = None
+
+    @property
+    def version(self) -> str:
+        return self.resource.version
+
+    def root(self, var: str | None) -> Any:
+        if var is None:
+            return self.resource.data
+        ref = self.refs.get(var)
+        return ref.data if ref is not None else None
+
+    def values_of(self, variable) -> list[Any]:
+        path = variable.path(self.version)
+        return path.values(self.root) if path is not None else []
+
+    def first_of(self, variable) -> Any:
+        vals = self.values_of(variable)
+        return vals[0] if vals else None
+
+    def finding(self, severity: str, code: str, message: str, variable: str = "", value: Any = "") -> None:
+        usubjid = self.values.get("USUBJID") or (self.subject_row.values.get("USUBJID") if self.subject_row else "")
+        self.run.report.add(severity, code, message, domain=self.domain, variable=variable, usubjid=usubjid,
+                            source=self.resource.key, file=self.resource.where, value=value)

@@ -1,0 +1,125 @@
+"""Derivations: whole columns computed after every row of every domain exists.
+
+Shape: fn(data, var) -> list of values, one per record of data.frame (already sorted by the spec's
+sort keys). DM is derived first, since every other domain's study days and baseline flags depend
+on DM's reference dates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..findings import Report
+from ..sdtm.dates import complete_date, study_day as _study_day
+from .registry import algorithm
+
+
+@dataclass
+class DeriveContext:
+    domain: str
+    frame: pd.DataFrame
+    datasets: dict[str, pd.DataFrame]  # every domain's frame, by domain code
+    report: Report
+
+    def dm_column(self, name: str) -> dict[str, Any]:
+        dm = self.datasets.get("DM")
+        if dm is None or dm.empty or name not in dm:
+            return {}
+        return dict(zip(dm["USUBJID"], dm[name]))
+
+
+def _present(v: Any) -> bool:
+    return v is not None and not (isinstance(v, float) and pd.isna(v)) and v != ""
+
+
+@algorithm("sequence", "derive", origin="Derived")
+def sequence(data: DeriveContext, var) -> list[float]:
+    """--SEQ: 1, 2, ... within each USUBJID, in the spec's sort order."""
+    counters: dict[str, int] = {}
+    out = []
+    for u in data.frame["USUBJID"]:
+        counters[u] = counters.get(u, 0) + 1
+        out.append(float(counters[u]))
+    return out
+
+
+@algorithm("study_day", "derive", origin="Derived", params=("date",))
+def study_day(data: DeriveContext, var) -> list[float | None]:
+    """--DY from params.date and DM.RFSTDTC (SDTMIG 4.4.4: no day 0, complete dates only)."""
+    rfst = data.dm_column("RFSTDTC")
+    out = []
+    for u, d in zip(data.frame["USUBJID"], data.frame[var.params["date"]]):
+        day = _study_day(d, rfst.get(u))
+        out.append(float(day) if day is not None else None)
+    return out
+
+
+def _exposure(data: DeriveContext, var, pick) -> list[str | None]:
+    ex = data.datasets.get(var.params["domain"])
+    by_subject: dict[str, list[str]] = {}
+    if ex is not None and not ex.empty:
+        for u, d in zip(ex["USUBJID"], ex[var.params["var"]]):
+            if _present(d):
+                by_subject.setdefault(u, []).append(d)
+    return [pick(by_subject[u]) if u in by_subject else None for u in data.frame["USUBJID"]]
+
+
+@algorithm("first_exposure", "derive", origin="Derived", params=("domain", "var"))
+def first_exposure(data: DeriveContext, var) -> list[str | None]:
+    """RFXSTDTC: the earliest params.var of the subject's params.domain records."""
+    return _exposure(data, var, min)
+
+
+@algorithm("last_exposure", "derive", origin="Derived", params=("domain", "var"))
+def last_exposure(data: DeriveContext, var) -> list[str | None]:
+    """RFXENDTC: the latest params.var of the subject's params.domain records."""
+    return _exposure(data, var, max)
+
+
+@algorithm("copy", "derive", origin="Derived", params=("of",))
+def copy(data: DeriveContext, var) -> list[Any]:
+    """The value of another variable of the same record."""
+    return list(data.frame[var.params["of"]])
+
+
+@algorithm("numeric", "derive", origin="Derived", params=("of",))
+def numeric(data: DeriveContext, var) -> list[float | None]:
+    """--STRESN: the standard result as a number, when it is one."""
+    out = []
+    for v in data.frame[var.params["of"]]:
+        try:
+            out.append(float(v) if _present(v) else None)
+        except (TypeError, ValueError):
+            out.append(None)
+    return out
+
+
+def _before_exposure(dtc: str, rfx: str) -> bool:
+    """Collected before first exposure. Compared at the precision both have: with times on both, by
+    time; otherwise by date, where the same day counts as before (the protocol measures MUNE before
+    injecting)."""
+    if "T" in dtc and "T" in rfx:
+        return dtc < rfx
+    d, r = complete_date(dtc), complete_date(rfx)
+    return d is not None and r is not None and d <= r
+
+
+@algorithm("baseline_flag", "derive", origin="Derived", params=("date", "result", "by"))
+def baseline_flag(data: DeriveContext, var) -> list[str | None]:
+    """--LOBXFL = Y on the last record with a result collected before first exposure (DM.RFXSTDTC),
+    per params.by group; empty elsewhere."""
+    rfx = data.dm_column("RFXSTDTC")
+    frame = data.frame
+    best: dict[tuple, tuple[str, int]] = {}
+    for i, (u, d, res) in enumerate(zip(frame["USUBJID"], frame[var.params["date"]], frame[var.params["result"]])):
+        ref = rfx.get(u)
+        if not (_present(res) and _present(d) and _present(ref) and _before_exposure(d, ref)):
+            continue
+        key = tuple(frame[k].iat[i] for k in var.params["by"])
+        if key not in best or d >= best[key][0]:
+            best[key] = (d, i)
+    flagged = {i for _, i in best.values()}
+    return ["Y" if i in flagged else None for i in range(len(frame))]

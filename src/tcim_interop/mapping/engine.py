@@ -1,0 +1,229 @@
+"""FHIR resources -> SDTM datasets, as the specs say: select rows, fill variables, derive, add SUPP.
+
+    rows     each domain's selector picks its resources; row algorithms fill the variables in spec order
+    derive   DM first, then the other domains: --SEQ, --DY, reference dates, baseline flags
+    supp     supplemental qualifiers and the continuation of text longer than 200 bytes
+    account  every input resource is converted, rejected or out of scope, exactly once
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from ..findings import Report
+from ..fhir.index import ResourceIndex
+from ..fhir.read import InputResource
+from ..sdtm.dataset import Dataset, VariableMeta
+from ..sdtm.text import split_text, xpt_length, MAX_BYTES
+from ..spec.load import MappingSet
+from ..spec.model import DomainSpec
+from . import registry
+from .context import Row, RunContext, Skip
+from .derivations import DeriveContext
+
+IDENTIFIERS = ("STUDYID", "SITEID", "SUBJID", "USUBJID")
+SUPPORTING_TYPES = ("Patient", "ResearchStudy", "Consent", "Encounter")
+
+
+def build(resources: list[InputResource], mappings: MappingSet, report: Report,
+          outcome: dict[str, tuple[str, str]] | None = None) -> dict[str, Dataset]:
+    """outcome: resources already rejected upstream (invalid, duplicate), by key."""
+    index = ResourceIndex(r for r in resources if r.key not in (outcome or {}))
+    run = RunContext(mappings, index, report)
+    outcome = dict(outcome or {})
+    rows: dict[str, list[Row]] = {}
+
+    order = ["dm"] + [r for r in mappings.domains if r != "dm"]
+    for role in order:
+        spec = mappings.spec(role)
+        rows[spec.domain] = _rows(spec, index.of_type(spec.row_resource), run, outcome)
+        if role == "dm":
+            _link_subjects(rows[spec.domain], run, outcome)
+
+    frames = {d: _frame(mappings.domains[_role(mappings, d)], rs) for d, rs in rows.items()}
+    derive_order = ["DM"] + [d for d in frames if d != "DM"]
+    for d in derive_order:
+        _derive(mappings.domains[_role(mappings, d)], frames, report)
+
+    datasets: dict[str, Dataset] = {}
+    supp_meta = _supp_structure(mappings)
+    for d in frames:
+        spec = mappings.domains[_role(mappings, d)]
+        frame, sources, supp_rows = frames[d]
+        supp_rows += _split_long_text(spec, frame, report)
+        datasets[d] = Dataset(d, spec.label, [VariableMeta(v.name, v.label, v.type, v.core) for v in spec.variables],
+                              frame.reset_index(drop=True), sources)
+        if supp_rows:
+            datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, supp_meta)
+    _account(resources, outcome, run, report)
+    for name, ds in datasets.items():
+        report.records_per_domain[name] = len(ds)
+    return datasets
+
+
+def _role(mappings: MappingSet, domain: str) -> str:
+    return next(r for r, s in mappings.domains.items() if s.domain == domain)
+
+
+def _rows(spec: DomainSpec, candidates: list[InputResource], run: RunContext,
+          outcome: dict[str, tuple[str, str]]) -> list[Row]:
+    select = registry.get(spec.row_select).fn
+    row_vars = in_dependency_order(spec, "row")
+    out = []
+    for res in candidates:
+        if res.key in outcome:  # already rejected upstream (invalid, duplicate)
+            continue
+        row = select(res, run, spec.domain)
+        if isinstance(row, Skip):
+            outcome[res.key] = (row.outcome, row.reason)
+            continue
+        for var in row_vars:
+            row.values[var.name] = registry.get(var.algorithm).fn(row, var)
+        for sq in spec.supplemental:
+            value = registry.get(sq.algorithm).fn(row, sq)
+            if value not in (None, ""):
+                row.supp[sq.qnam] = (value, sq)
+        out.append(row)
+        outcome[res.key] = ("converted", "")
+    return out
+
+
+def _link_subjects(dm_rows: list[Row], run: RunContext, outcome: dict) -> None:
+    """Only DM rows with a full identity become subjects; events point at them through the Patient."""
+    seen: dict[str, str] = {}
+    keep = []
+    for row in dm_rows:
+        missing = [v for v in IDENTIFIERS if not row.values.get(v)]
+        if missing:
+            outcome[row.resource.key] = ("rejected", f"cannot identify the subject: no {', '.join(missing)}")
+            continue
+        usubjid = row.values["USUBJID"]
+        if usubjid in seen:
+            outcome[row.resource.key] = ("rejected", f"USUBJID {usubjid} already given by {seen[usubjid]}")
+            continue
+        seen[usubjid] = row.resource.key
+        patient = row.refs["patient"]
+        if patient.key in run.subjects_by_patient:
+            row.finding("warning", "SUBJECT_IN_TWO_STUDIES",
+                        f"{patient.key} is enrolled more than once; its events go to the first enrolment")
+        run.subjects_by_patient.setdefault(patient.key, []).append(row)
+        run.used.update(r.key for r in row.refs.values() if r is not None)
+        keep.append(row)
+    dm_rows[:] = keep
+
+
+def _sort_key(values: dict, keys: list[str]) -> tuple:
+    return tuple((values.get(k) is None, values.get(k) if values.get(k) is not None else "") for k in keys)
+
+
+def _frame(spec: DomainSpec, rows: list[Row]) -> tuple[pd.DataFrame, list[str], list[dict]]:
+    rows = sorted(rows, key=lambda r: _sort_key(r.values, spec.sort))
+    frame = pd.DataFrame([[r.values.get(v.name) for v in spec.variables] for r in rows], columns=spec.names)
+    for v in spec.variables:
+        frame[v.name] = frame[v.name].astype("object") if v.is_char else pd.to_numeric(frame[v.name], errors="coerce")
+    supp = [{"row": i, "qnam": q, "value": val, "spec": sq} for i, r in enumerate(rows) for q, (val, sq) in r.supp.items()]
+    return frame, [r.resource.key for r in rows], supp
+
+
+def in_dependency_order(spec: DomainSpec, kind: str) -> list:
+    """The spec's variables of one algorithm kind, in spec order except that a variable named by
+    another's params (of, at, if, date, result) comes before it (USUBJID needs SITEID and SUBJID)."""
+    wanted = [v for v in spec.variables if registry.get(v.algorithm).kind == kind]
+    order, seen = [], set()
+
+    def visit(var) -> None:
+        if var.name in seen:
+            return
+        seen.add(var.name)
+        for ref in _param_refs(var):
+            dep = spec.by_name.get(ref)
+            if dep is not None and dep in wanted:
+                visit(dep)
+        order.append(var)
+
+    for var in wanted:
+        visit(var)
+    return order
+
+
+def _param_refs(var) -> list[str]:
+    refs = []
+    for key in ("of", "at", "if", "date", "result"):
+        value = var.params.get(key)
+        refs.extend(value if isinstance(value, list) else [value] if isinstance(value, str) else [])
+    return refs
+
+
+def _derive(spec: DomainSpec, frames: dict, report: Report) -> None:
+    frame = frames[spec.domain][0]
+    ctx = DeriveContext(spec.domain, frame, {d: f[0] for d, f in frames.items()}, report)
+    for var in in_dependency_order(spec, "derive"):
+        values = registry.get(var.algorithm).fn(ctx, var)
+        frame[var.name] = pd.Series(values, index=frame.index, dtype="object" if var.is_char else "float64")
+
+
+def _seq_name(spec: DomainSpec) -> str | None:
+    name = f"{spec.domain}SEQ"
+    return name if name in spec.by_name else None
+
+
+def _split_long_text(spec: DomainSpec, frame: pd.DataFrame, report: Report) -> list[dict]:
+    """Text over 200 bytes: the first chunk stays, the rest become SUPP records (SDTMIG 4.5.3.2)."""
+    out = []
+    for v in spec.variables:
+        if not v.is_char:
+            continue
+        for i, value in enumerate(frame[v.name]):
+            if isinstance(value, str) and xpt_length(value) > MAX_BYTES:
+                chunks = split_text(value)
+                frame.at[i, v.name] = chunks[0]
+                for n, chunk in enumerate(chunks[1:], start=1):
+                    qnam = f"{v.name[:7]}{n}" if n < 10 else f"{v.name[:6]}{n}"
+                    out.append({"row": i, "qnam": qnam, "value": chunk, "label": f"{v.label[:37]} {n}",
+                                "spec": None})
+                report.add("info", "TEXT_SPLIT", f"{len(chunks) - 1} continuation record(s) in SUPP{spec.domain}",
+                           domain=spec.domain, variable=v.name, usubjid=frame.at[i, "USUBJID"])
+    return out
+
+
+def _supp_structure(mappings: MappingSet) -> tuple[str, list[VariableMeta]]:
+    doc = yaml.safe_load((mappings.directory / "suppqual.yaml").read_text(encoding="utf-8"))
+    return doc["label"], [VariableMeta(v["name"], v["label"], v["type"], v["core"]) for v in doc["variables"]]
+
+
+def _supp_dataset(spec: DomainSpec, parent: pd.DataFrame, supp_rows: list[dict],
+                  meta: tuple[str, list[VariableMeta]]) -> Dataset:
+    """SUPPxx records pointing at their parent by --SEQ (DM: by USUBJID alone, IDVAR empty)."""
+    label_tpl, variables = meta
+    seq = _seq_name(spec)
+    records = []
+    for s in supp_rows:
+        sq, i = s["spec"], s["row"]
+        records.append({
+            "STUDYID": parent.at[i, "STUDYID"], "RDOMAIN": spec.domain, "USUBJID": parent.at[i, "USUBJID"],
+            "IDVAR": seq or "", "IDVARVAL": f"{int(parent.at[i, seq])}" if seq else "",
+            "QNAM": s["qnam"], "QLABEL": s.get("label") or sq.qlabel, "QVAL": str(s["value"]),
+            "QORIG": sq.qorig if sq else "Collected", "QEVAL": sq.qeval if sq else ""})
+    frame = pd.DataFrame(records, columns=[v.name for v in variables])
+    frame["_seq"] = pd.to_numeric(frame["IDVARVAL"], errors="coerce")
+    frame = frame.sort_values(["USUBJID", "_seq", "QNAM"], kind="stable").drop(columns="_seq").reset_index(drop=True)
+    return Dataset(f"SUPP{spec.domain}", label_tpl.format(domain=spec.domain), variables, frame)
+
+
+def _account(resources: list[InputResource], outcome: dict, run: RunContext, report: Report) -> None:
+    for res in resources:
+        kind, reason = outcome.get(res.key, ("", ""))
+        if kind in ("rejected", "out_of_scope"):
+            report.dispose(res.key, res.where, kind, reason)
+        elif kind == "converted":
+            report.dispose(res.key, res.where, "converted")
+        elif res.key in run.used:
+            report.dispose(res.key, res.where, "converted", "feeds DM/visits")
+        elif res.data.get("resourceType") in SUPPORTING_TYPES:
+            report.dispose(res.key, res.where, "out_of_scope", "not referenced by any converted record")
+        else:
+            report.dispose(res.key, res.where, "out_of_scope",
+                           f"{res.data.get('resourceType')} is not mapped to SDTM")

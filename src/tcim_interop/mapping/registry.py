@@ -1,0 +1,52 @@
+"""The vocabulary of named algorithms a spec may use, looked up by name.
+
+Three kinds, each with one argument shape:
+  select(resource, ctx)      -> Row context, or a Skip saying why the resource is not a row
+  row(row, var)              -> the value of one variable for one record, from its FHIR sources
+  derive(data, var)          -> a whole column, computed from the dataset (and DM) after all rows exist
+An unknown name is rejected when the spec is loaded (spec/load.py), never in the middle of a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    kind: str  # "row" | "derive" | "select"
+    fn: Callable
+    origin: str  # Define-XML origin of what it fills: Collected, Derived, Assigned
+    needs_source: bool
+    required_params: tuple[str, ...]
+    doc: str
+
+
+ALGORITHMS: dict[str, Algorithm] = {}
+
+
+def algorithm(name: str, kind: str, origin: str = "Collected", needs_source: bool = False,
+              params: tuple[str, ...] = ()):
+    def register(fn: Callable) -> Callable:
+        if name in ALGORITHMS:
+            raise RuntimeError(f"algorithm {name!r} registered twice")
+        ALGORITHMS[name] = Algorithm(name, kind, fn, origin, needs_source, params, (fn.__doc__ or "").strip())
+        return fn
+
+    return register
+
+
+def get(name: str) -> Algorithm:
+    _load_builtins()
+    return ALGORITHMS[name]
+
+
+def known(kind: str) -> list[str]:
+    _load_builtins()
+    return sorted(n for n, a in ALGORITHMS.items() if a.kind == kind)
+
+
+def _load_builtins() -> None:
+    from . import derivations, row_algorithms, selectors  # noqa: F401  (registration by import)

@@ -1,0 +1,323 @@
+"""Row algorithms: the value of one variable of one record, from the row's FHIR sources.
+
+All share one shape, fn(row, var) -> value, and report problems as findings on the row; a value
+they cannot determine is left empty (None), never guessed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..sdtm.dates import DateError, age_in_years, to_iso8601
+from .context import Row
+from .registry import algorithm
+
+MEDDRA_SYSTEM = "http://terminology.hl7.org/CodeSystem/mdr"
+MEDDRA_LEVEL_URL = "http://tcim-interop.org/fhir/StructureDefinition/meddra-level"
+ISO3166_SYSTEM = "urn:iso:std:iso:3166"
+
+
+def _number(row: Row, var, value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        row.finding("error", "NOT_A_NUMBER", f"{value!r} is not a number", var.name, value)
+        return None
+    if not math.isfinite(x):
+        row.finding("error", "NOT_A_NUMBER", f"{value!r} is not a finite number", var.name, value)
+        return None
+    return x
+
+
+@algorithm("assign", "row", needs_source=True)
+def assign(row: Row, var) -> Any:
+    """The first value the source yields, as text (Char) or number (Num)."""
+    value = row.first_of(var)
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        row.finding("error", "NOT_A_PRIMITIVE", "the source is a complex element, not a value", var.name)
+        return None
+    if not var.is_char:
+        return _number(row, var, value)
+    return format_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def format_number(x: float | int) -> str:
+    """Shortest text that reads back as the same number (45 -> "45", 4.25 -> "4.25")."""
+    if isinstance(x, int):
+        return str(x)
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
+
+
+def _codes(row: Row, var, values: list[Any]) -> list[tuple[str | None, str | None, str]]:
+    """(system, code, shown-as) of each value: a Coding, a Quantity, or a primitive code."""
+    out = []
+    for v in values:
+        if isinstance(v, dict) and ("code" in v or "system" in v):
+            out.append((v.get("system"), v.get("code"), f"{v.get('system')}|{v.get('code')}"))
+        elif isinstance(v, dict) and var.params.get("quantity"):
+            if v.get("unit") is not None:
+                out.append((None, None, f"unit {v.get('unit')!r} without a UCUM code"))
+        elif isinstance(v, str):
+            out.append((var.params.get("system"), v, v))
+        elif isinstance(v, dict) and "text" in v:
+            out.append((None, None, f"text only: {v['text']!r}"))
+    return out
+
+
+@algorithm("assign_ct", "row", needs_source=True)
+def assign_ct(row: Row, var) -> str | None:
+    """The submission value the first mappable code maps to (the var's map, or its codelist's NCI
+    codes); codes present but unmapped are reported and the value left empty."""
+    codelists = row.run.mappings.codelists
+    codes = _codes(row, var, row.values_of(var))
+    dimensionless = set(var.params.get("dimensionless", ()))
+    for system, code, _ in codes:
+        if code in dimensionless and system in (None, "http://unitsofmeasure.org"):
+            return None
+        hit = codelists.lookup(var.codelist, var.map, system, code)
+        if hit is not None:
+            return hit
+    if codes:
+        shown = ", ".join(c[2] for c in codes)
+        row.finding("warning", "CT_UNMAPPED", f"no {var.codelist} term for {shown}", var.name, shown)
+    return None
+
+
+@algorithm("hardcode", "row", origin="Assigned", params=("value",))
+def hardcode(row: Row, var) -> Any:
+    """A constant from the spec (checked against the codelist when the spec is loaded)."""
+    return var.params["value"]
+
+
+@algorithm("hardcode_if", "row", origin="Assigned", params=("value", "if"))
+def hardcode_if(row: Row, var) -> Any:
+    """A constant, when another variable of the row has a value (AGEU only when AGE is known)."""
+    return var.params["value"] if row.values.get(var.params["if"]) is not None else None
+
+
+@algorithm("domain_code", "row", origin="Assigned")
+def domain_code(row: Row, var) -> str:
+    """The two-letter domain code of the spec that runs (XM, or NV for the same data)."""
+    return row.domain
+
+
+@algorithm("concat", "row", origin="Derived", params=("of",))
+def concat(row: Row, var) -> str | None:
+    """Variables of the row joined by params.sep (USUBJID = STUDYID-SITEID-SUBJID)."""
+    parts = [row.values.get(n) for n in var.params["of"]]
+    if any(p in (None, "") for p in parts):
+        return None
+    return str(var.params.get("sep", "")).join(map(str, parts))
+
+
+@algorithm("subject_var", "row", origin="Derived", params=("of",))
+def subject_var(row: Row, var) -> Any:
+    """A variable of the subject's DM record (STUDYID, USUBJID)."""
+    return row.subject_row.values.get(var.params["of"]) if row.subject_row else None
+
+
+@algorithm("iso_datetime", "row", needs_source=True)
+def iso_datetime(row: Row, var) -> str | None:
+    """FHIR date/dateTime/instant -> ISO 8601, local time as recorded, partial dates kept partial."""
+    value = row.first_of(var)
+    if value is None:
+        return None
+    try:
+        return to_iso8601(value)
+    except DateError as e:
+        row.finding("error", "BAD_DATE", str(e), var.name, value)
+        return None
+
+
+@algorithm("death_flag", "row", needs_source=True)
+def death_flag(row: Row, var) -> str | None:
+    """Y when the Patient is deceased (a death date, or deceasedBoolean true); else empty."""
+    value = row.first_of(var)
+    return "Y" if value is True or isinstance(value, str) else None
+
+
+@algorithm("birth_date", "row", needs_source=True)
+def birth_date(row: Row, var) -> str | None:
+    """Patient.birthDate under the privacy policy of study.yaml (birth_date: year | full | omit)."""
+    value = row.first_of(var)
+    policy = row.run.mappings.study.get("birth_date", "year")
+    if value is None or policy == "omit":
+        return None
+    try:
+        iso = to_iso8601(value)
+    except DateError as e:
+        row.finding("error", "BAD_DATE", str(e), var.name)
+        return None
+    return iso[:4] if policy == "year" else iso[:10]
+
+
+@algorithm("age", "row", origin="Derived", needs_source=True, params=("at",))
+def age(row: Row, var) -> float | None:
+    """Whole years from the full birth date to the row's params.at date (RFICDTC)."""
+    birth = row.first_of(var)
+    at = row.values.get(var.params["at"])
+    if birth is None:
+        return None
+    years = age_in_years(birth, at)
+    if years is None:
+        row.finding("warning", "AGE_UNKNOWN", f"AGE needs a complete birth date and {var.params['at']}",
+                    var.name)
+        return None
+    return float(years)
+
+
+def _arm_ids(row: Row, which: str) -> str | None:
+    data = row.resource.data
+    if row.version == "R4":
+        return data.get("assignedArm" if which == "assigned" else "actualArm")
+    return data.get("assignedComparisonGroup" if which == "assigned" else "actualComparisonGroup")
+
+
+def _arm_definition(row: Row, ident: str) -> dict | None:
+    key, field = ("arm", "name") if row.version == "R4" else ("comparisonGroup", "linkId")
+    for study in (row.refs.get("site"), row.refs.get("study")):
+        for arm in (study.data.get(key) or []) if study is not None else []:
+            if isinstance(arm, dict) and arm.get(field) == ident:
+                return arm
+    return None
+
+
+@algorithm("arm", "row", params=("which", "field"))
+def arm(row: Row, var) -> str | None:
+    """ARMCD/ARM (assigned) and ACTARMCD/ACTARM (actual): the arm's name is the code, its
+    description the name (R4 ResearchStudy.arm, R5 comparisonGroup found by linkId)."""
+    ident = _arm_ids(row, var.params["which"])
+    if not ident:
+        return None
+    arm_def = _arm_definition(row, ident)
+    if arm_def is None:
+        row.finding("error", "ARM_UNDECLARED", f"arm {ident!r} is not declared in the study", var.name, ident)
+        return None
+    if var.params["field"] == "code":
+        return arm_def.get("name")
+    return arm_def.get("description") or arm_def.get("name")
+
+
+_SCREEN_FAILED = {"ineligible", "not-registered"}
+
+
+@algorithm("arm_null_reason", "row")
+def arm_null_reason(row: Row, var) -> str | None:
+    """ARMNRS (SDTMIG 3.4): why ARMCD or ACTARMCD is empty. Not assigned and ineligible ->
+    SCREEN FAILURE; not assigned otherwise -> NOT ASSIGNED; assigned, no actual arm ->
+    ASSIGNED, NOT TREATED."""
+    if _arm_ids(row, "assigned"):
+        return None if _arm_ids(row, "actual") else "ASSIGNED, NOT TREATED"
+    data = row.resource.data
+    if row.version == "R4":
+        states = {data.get("status")}
+    else:
+        states = {c.get("code") for p in data.get("progress") or [] for c in
+                  ((p.get("subjectState") or {}).get("coding") or [])}
+    return "SCREEN FAILURE" if states & _SCREEN_FAILED else "NOT ASSIGNED"
+
+
+@algorithm("country", "row", needs_source=True)
+def country(row: Row, var) -> str | None:
+    """COUNTRY as ISO 3166-1 alpha-3 from the site study's location/region (alpha-2 converted)."""
+    import pycountry
+
+    codes = [c for c in row.values_of(var) if isinstance(c, dict) and c.get("system") == ISO3166_SYSTEM]
+    for c in codes:
+        code = str(c.get("code", "")).upper()
+        hit = pycountry.countries.get(alpha_3=code) if len(code) == 3 else pycountry.countries.get(alpha_2=code)
+        if hit is not None:
+            return hit.alpha_3
+    shown = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in row.values_of(var) if isinstance(c, dict))
+    if shown:
+        row.finding("warning", "CT_UNMAPPED", f"no ISO 3166 country for {shown}", var.name, shown)
+    return None
+
+
+@algorithm("visit", "row", needs_source=True, params=("field",))
+def visit(row: Row, var) -> Any:
+    """VISITNUM/VISIT from the Encounter's type in the visit code system of study.yaml."""
+    ref = row.first_of(var)
+    if ref is None:
+        return None
+    encounter = row.run.index.resolve(ref, "Encounter")
+    if encounter is None:
+        row.finding("warning", "BROKEN_REFERENCE", f"encounter {ref!r} is not in the input", var.name, ref)
+        return None
+    system = row.run.mappings.study.get("visit_system")
+    visits = row.run.mappings.visits
+    for t in encounter.data.get("type") or []:
+        for c in (t.get("coding") or []) if isinstance(t, dict) else []:
+            if c.get("system") == system and c.get("code") in visits:
+                row.run.used.add(encounter.key)
+                value = visits[c["code"]][var.params["field"]]
+                return float(value) if not var.is_char else str(value)
+    row.finding("warning", "CT_UNMAPPED", f"{encounter.key} has no visit code of {system}", var.name)
+    return None
+
+
+def _meddra_level(coding: dict) -> str:
+    for ext in coding.get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == MEDDRA_LEVEL_URL:
+            return str(ext.get("valueCode", "")).upper()
+    return "PT"
+
+
+@algorithm("meddra", "row", needs_source=True, params=("level", "field"))
+def meddra(row: Row, var) -> Any:
+    """A MedDRA level's term or code, from the codings of system mdr (level in extension
+    meddra-level; a coding without it is the preferred term)."""
+    for c in row.values_of(var):
+        if isinstance(c, dict) and c.get("system") == MEDDRA_SYSTEM and _meddra_level(c) == var.params["level"]:
+            value = c.get(var.params["field"])
+            if value is None:
+                return None
+            return _number(row, var, value) if not var.is_char else str(value)
+    return None
+
+
+@algorithm("seriousness_criterion", "row", needs_source=True)
+def seriousness_criterion(row: Row, var) -> str | None:
+    """A seriousness criterion flag: Y when a seriousness code or a seriousness-criteria extension
+    (criterionCode, criterionPresent true) maps to this criterion (the var's map); N when the event is
+    serious without it; empty for a non-serious event."""
+    codelists = row.run.mappings.codelists
+    for item in row.values_of(var):
+        codings = [item] if "code" in item else []
+        if "extension" in item:  # the AE Clinical Research IG complex extension
+            subs = {e.get("url"): e for e in item.get("extension") or [] if isinstance(e, dict)}
+            if subs.get("criterionPresent", {}).get("valueBoolean", True) is not False:
+                codings = (subs.get("criterionCode", {}).get("valueCodeableConcept") or {}).get("coding") or []
+        for c in codings:
+            if codelists.lookup(var.codelist, var.map, c.get("system"), c.get("code")) == "Y":
+                return "Y"
+    return "N" if row.values.get("AESER") == "Y" else None
+
+
+@algorithm("result_text", "row", needs_source=True)
+def result_text(row: Row, var) -> str | None:
+    """--ORRES: the result as collected, numbers written without a spurious ".0"."""
+    value = row.first_of(var)
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format_number(value) if _number(row, var, value) is not None else None
+    return str(value)
+
+
+@algorithm("not_done", "row", needs_source=True)
+def not_done(row: Row, var) -> str | None:
+    """--STAT = NOT DONE when the Observation carries a dataAbsentReason."""
+    return "NOT DONE" if row.first_of(var) is not None else None
+
+
+@algorithm("yes_no", "row", needs_source=True)
+def yes_no(row: Row, var) -> str | None:
+    """A FHIR boolean as Y/N."""
+    value = row.first_of(var)
+    return {True: "Y", False: "N"}.get(value) if isinstance(value, bool) else None

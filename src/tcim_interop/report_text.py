@@ -1,0 +1,26 @@
+"""The short human summary of a run printed on the terminal (the JSON report has everything)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from .findings import Report
+
+
+def summary(report: Report, most: int = 5) -> str:
+    c = report.counts()
+    lines = [f"resources: {c['input']} read = {c['converted']} converted + {c['rejected']} rejected "
+             f"+ {c['out_of_scope']} out of scope"]
+    for rtype, n in c["by_resource_type"].items():
+        lines.append(f"  {rtype:<26} {n['input']:>7} = {n['converted']:>6} + {n['rejected']:>5} + {n['out_of_scope']:>6}")
+    if report.records_per_domain:
+        lines.append("records: " + ", ".join(f"{d} {n}" for d, n in report.records_per_domain.items()))
+    sev = Counter(f.severity for f in report.findings)
+    lines.append(f"findings: {sev.get('error', 0)} error(s), {sev.get('warning', 0)} warning(s), {sev.get('info', 0)} info")
+    by_code = Counter((f.severity, f.code) for f in report.findings if f.severity != "info")
+    for (s, code), n in by_code.most_common(most):
+        example = next(f for f in report.findings if f.code == code)
+        lines.append(f"  {n:>5} x {s} {code}: e.g. {example.line()}")
+    if report.outputs:
+        lines.append("written: " + ", ".join(p.rsplit("/", 1)[-1] for p in report.outputs))
+    return "\n".join(lines)

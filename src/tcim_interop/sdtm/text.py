@@ -1,0 +1,56 @@
+"""Text rules of XPT v5 and SDTMIG: printable ASCII, and at most 200 bytes a value.
+
+Splitting (SDTMIG 3.4 section 4.5.3.2): the first chunk stays in the variable, the rest goes to
+SUPP-- records QNAM = name + 1, 2, ... Chunks break between words, at the last space that keeps
+the chunk within the limit, and the space starts the next chunk: the chunks concatenated give back
+the text exactly (XPT keeps leading blanks and drops trailing ones). A word longer than the limit is
+cut. The limit is counted on the text as it will be written to XPT, that is after ASCII folding.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+MAX_BYTES = 200
+
+
+def fold_ascii(text: str) -> str:
+    """Diacritics removed ("inyección" -> "inyeccion"); anything else not printable ASCII -> "?"."""
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for ch in unicodedata.normalize("NFKD", text):
+        if unicodedata.combining(ch):
+            continue
+        out.append(ch if " " <= ch <= "~" else "?")
+    return "".join(out)
+
+
+def xpt_length(text: str) -> int:
+    return len(fold_ascii(text).encode("ascii"))
+
+
+def split_text(text: str, limit: int = MAX_BYTES) -> list[str]:
+    """Chunks of at most `limit` bytes once folded; their concatenation is the text."""
+    chunks = []
+    while xpt_length(text) > limit:
+        cut = _longest_prefix(text, limit)
+        space = text.rfind(" ", 1, cut + 1)
+        if space > 0:
+            cut = space
+        chunks.append(text[:cut])
+        text = text[cut:]
+    chunks.append(text)
+    return chunks
+
+
+def _longest_prefix(text: str, limit: int) -> int:
+    """The largest n with xpt_length(text[:n]) <= limit (folding is per character, so monotone)."""
+    total, n = 0, 0
+    for ch in text:
+        w = xpt_length(ch)
+        if total + w > limit:
+            break
+        total += w
+        n += 1
+    return max(n, 1)

@@ -1,0 +1,102 @@
+"""SAS XPORT v5 output, after every constraint has been checked.
+
+The order is xportr's: fold text to the ASCII policy -> check names, labels, lengths and values of
+every dataset -> collect ALL violations -> stop (nothing written) or go on -> write each file to a
+temporary name and rename it into place, so that a failed run leaves no partial file.
+Character lengths are the longest value present (pyreadstat sizes each column from its data).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import OutputError
+from ..findings import Report
+from .dataset import Dataset
+from .text import MAX_BYTES, fold_ascii
+
+_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
+_SAS_DATETIME = re.compile(rb"\d{2}[A-Z]{3}\d{2}:\d{2}:\d{2}:\d{2}")
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+def xpt_frame(ds: Dataset, non_ascii: str, report: Report) -> pd.DataFrame:
+    """The dataset as it will be written: text folded to ASCII (policy "fold", each change
+    reported) or left for check() to reject (policy "error")."""
+    frame = ds.frame.copy()
+    for v in ds.variables:
+        if v.type != "Char":
+            continue
+        col = []
+        for i, value in enumerate(frame[v.name]):
+            text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+            if non_ascii == "fold" and not (text.isascii() and text.isprintable()):
+                folded = fold_ascii(text)
+                usubjid = frame.at[i, "USUBJID"] if "USUBJID" in frame else ""
+                report.warning("ASCII_FOLDED", f"non-ASCII text folded to {folded!r}", domain=ds.name,
+                               variable=v.name, usubjid=usubjid, source=_source(ds, i), value=text)
+                text = folded
+            col.append(text)
+        frame[v.name] = pd.Series(col, index=frame.index, dtype="object")
+    return frame
+
+
+def _source(ds: Dataset, i: int) -> str:
+    return ds.sources[i] if i < len(ds.sources) else f"{ds.file_stem}.xpt row {i + 1}"
+
+
+def check(ds: Dataset, frame: pd.DataFrame, report: Report) -> int:
+    """Record every XPT v5 violation of one dataset as an error finding; return how many."""
+    before = len(report.errors)
+
+    def bad(code: str, message: str, **where) -> None:
+        report.error(code, message, domain=ds.name, **where)
+
+    if not _NAME.match(ds.name):
+        bad("XPT_NAME", f"dataset name {ds.name!r} is not A-Z/0-9, <= 8 characters, starting with a letter")
+    if len(ds.label) > 40:
+        bad("XPT_LABEL", f"dataset label is {len(ds.label)} characters, more than 40")
+    for v in ds.variables:
+        if not _NAME.match(v.name):
+            bad("XPT_NAME", f"variable name {v.name!r} is not valid in XPT v5", variable=v.name)
+        if len(v.label) > 40 or not v.label.isascii():
+            bad("XPT_LABEL", f"label {v.label!r} is not <= 40 ASCII characters", variable=v.name)
+        if v.type != "Char":
+            continue
+        for i, text in enumerate(frame[v.name]):
+            if not (text.isascii() and text.isprintable()):
+                bad("XPT_NOT_ASCII", "value is not printable ASCII", variable=v.name, source=_source(ds, i),
+                    value=text)
+            elif len(text) > MAX_BYTES:
+                bad("XPT_TOO_LONG", f"value is {len(text)} bytes, more than {MAX_BYTES}", variable=v.name,
+                    source=_source(ds, i))
+    return len(report.errors) - before
+
+
+def write(ds: Dataset, frame: pd.DataFrame, path: Path, created: datetime) -> None:
+    import pyreadstat
+
+    out = frame[[v.name for v in ds.variables]].copy()
+    for v in ds.variables:
+        if v.type == "Num":
+            out[v.name] = pd.to_numeric(out[v.name], errors="coerce").astype("float64")
+    try:
+        pyreadstat.write_xport(out, str(path), file_label=ds.label, table_name=ds.name,
+                               column_labels=[v.label for v in ds.variables], file_format_version=5)
+    except Exception as e:  # pyreadstat raises its own ReadstatError/PyreadstatError types
+        raise OutputError(f"{path}: cannot write XPT: {e}") from None
+    _stamp(path, created)
+
+
+def _stamp(path: Path, created: datetime) -> None:
+    """Put the run's creation time (not the clock's) in the header, so the same input gives the same bytes."""
+    raw = path.read_bytes()
+    head_end = raw.find(b"HEADER RECORD*******OBS")
+    head_end = head_end if head_end > 0 else 80 * 12
+    stamp = f"{created.day:02d}{_MONTHS[created.month - 1]}{created.year % 100:02d}:" \
+            f"{created.hour:02d}:{created.minute:02d}:{created.second:02d}".encode()
+    path.write_bytes(_SAS_DATETIME.sub(stamp, raw[:head_end]) + raw[head_end:])

@@ -1,0 +1,82 @@
+"""Controlled terminology (mappings/codelists.yaml): CDISC and sponsor codelists, and the maps from
+FHIR codes to submission values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import SpecError
+
+
+@dataclass(frozen=True)
+class Term:
+    value: str
+    nci_code: str = ""
+    decode: str = ""
+    sponsor: bool = False
+
+
+@dataclass
+class Codelist:
+    name: str  # the key in codelists.yaml, e.g. "SEX"
+    title: str
+    nci_code: str
+    extensible: bool
+    sponsor: bool
+    terms: list[Term]
+
+    def __post_init__(self) -> None:
+        self.by_value = {t.value: t for t in self.terms}
+
+    def __contains__(self, value: str) -> bool:
+        return value in self.by_value
+
+
+@dataclass
+class Codelists:
+    nci_system: str
+    codelists: dict[str, Codelist]
+    maps: dict[str, dict[str, str]]  # map name -> {"system|code": submission value}
+    dictionaries: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, doc: dict, file: str) -> "Codelists":
+        try:
+            lists = {}
+            for name, cl in (doc.get("codelists") or {}).items():
+                terms = [Term(str(t["value"]), str(t.get("nci_code", "")), str(t.get("decode", "")),
+                              bool(t.get("sponsor", False))) for t in cl["terms"]]
+                lists[name] = Codelist(name, cl.get("name", name), str(cl.get("nci_code", "")),
+                                       bool(cl.get("extensible", False)), bool(cl.get("sponsor", False)), terms)
+            maps = {name: {str(k): str(v) for k, v in (m or {}).items()} for name, m in (doc.get("maps") or {}).items()}
+            return cls(str(doc["nci_system"]), lists, maps, dict(doc.get("dictionaries") or {}))
+        except (KeyError, TypeError, AttributeError) as e:
+            raise SpecError(f"{file}: malformed codelist file: {e!r}") from None
+
+    def lookup(self, codelist: str, map_name: str | None, system: str | None, code: str | None) -> str | None:
+        """The submission value for a FHIR code, or None when nothing maps it (never a guess)."""
+        if code is None:
+            return None
+        if map_name:
+            hit = self.maps[map_name].get(f"{system}|{code}")
+            if hit is not None:
+                return hit
+        cl = self.codelists.get(codelist)
+        if cl is not None and system == self.nci_system:
+            for t in cl.terms:
+                if t.nci_code == code:
+                    return t.value
+        return None
+
+    def fhir_coding(self, codelist: str, map_name: str | None, value: str) -> dict | None:
+        """The canonical FHIR coding for a submission value (the first map key for it, else NCIt)."""
+        if map_name:
+            for key, v in self.maps[map_name].items():
+                if v == value:
+                    system, _, code = key.rpartition("|")
+                    return {"system": system, "code": code}
+        cl = self.codelists.get(codelist)
+        term = cl.by_value.get(value) if cl else None
+        if term is not None and term.nci_code:
+            return {"system": self.nci_system, "code": term.nci_code, "display": value}
+        return None

@@ -1,0 +1,216 @@
+"""Load mappings/: the study configuration, the codelists and one spec per domain, and check them.
+
+Everything that can be wrong with a spec is found here, before a single resource is read: unknown
+algorithms, missing sources or parameters, unparsable FHIR paths, codelists and maps that do not
+exist, map values that are not terms of their codelist, names and labels that XPT v5 cannot hold.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+import yaml
+
+from ..errors import SpecError
+from ..fhir.path import PathSyntaxError, compile_path
+from ..fhir.version import VERSIONS
+from ..mapping import registry
+from .codelists import Codelists
+from .model import DomainSpec, Supplemental, Variable
+
+_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")
+
+
+def default_mappings_dir() -> FsPath:
+    here = FsPath(__file__).resolve()
+    for candidate in (here.parents[3] / "mappings", here.parents[1] / "mappings"):
+        if (candidate / "study.yaml").is_file():
+            return candidate
+    raise SpecError("cannot find the mappings/ folder; pass --mappings DIR")
+
+
+@dataclass
+class MappingSet:
+    directory: FsPath
+    study: dict[str, Any]
+    codelists: Codelists
+    domains: dict[str, DomainSpec] = field(default_factory=dict)  # role (dm, ex, ae, mune) -> spec
+
+    def spec(self, role: str) -> DomainSpec:
+        return self.domains[role]
+
+    @property
+    def visits(self) -> dict[str, dict]:
+        return {v["code"]: v for v in self.study.get("visits", [])}
+
+
+def _read_yaml(path: FsPath) -> dict:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(doc, dict):
+        raise SpecError(f"{path}: a spec must be a YAML mapping")
+    return doc
+
+
+def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | None = None) -> MappingSet:
+    directory = FsPath(directory) if directory else default_mappings_dir()
+    study = _read_yaml(directory / "study.yaml")
+    codelists = Codelists.from_yaml(_read_yaml(directory / "codelists.yaml"), str(directory / "codelists.yaml"))
+    files = dict(study.get("domains") or {})
+    if mune_domain:
+        files["mune"] = f"{mune_domain.lower()}.yaml"
+    if not files:
+        raise SpecError(f"{directory / 'study.yaml'}: no domains listed")
+    ms = MappingSet(directory, study, codelists)
+    for role, fname in files.items():
+        path = directory / fname
+        if not path.is_file():
+            raise SpecError(f"{directory / 'study.yaml'}: domain {role!r} names {fname}, which does not exist")
+        ms.domains[role] = load_domain(path, codelists)
+    return ms
+
+
+def _merged(path: FsPath, seen: tuple = ()) -> dict:
+    doc = _read_yaml(path)
+    parent = doc.pop("extends", None)
+    if parent is None:
+        return doc
+    ppath = path.parent / parent
+    if ppath in seen:
+        raise SpecError(f"{path}: 'extends' makes a loop")
+    return {**_merged(ppath, seen + (path,)), **doc}
+
+
+def load_domain(path: FsPath, codelists: Codelists) -> DomainSpec:
+    doc = _merged(path)
+    where = str(path)
+    try:
+        domain = str(doc["domain"]).upper()
+        rows = doc["rows"]
+        raw_vars = doc["variables"]
+    except KeyError as e:
+        raise SpecError(f"{where}: missing {e.args[0]!r}") from None
+    if not _NAME.match(domain) or len(domain) > 4:
+        raise SpecError(f"{where}: domain {domain!r} is not a valid SDTM domain code")
+    sub = (lambda s: s.replace("--", domain) if isinstance(s, str) else s)
+    variables = [_variable(_subst(v, sub), where, codelists) for v in raw_vars]
+    names = [v.name for v in variables]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise SpecError(f"{where}: variables defined twice: {', '.join(sorted(dupes))}")
+    supp = [_supplemental(_subst(s, sub), where, codelists) for s in doc.get("supplemental") or []]
+    spec = DomainSpec(
+        domain=domain, label=str(doc.get("label", "")), klass=str(doc.get("class", "")),
+        structure=str(doc.get("structure", "")), keys=[sub(k) for k in doc.get("keys", [])],
+        row_resource=str(rows.get("resource")), row_select=str(rows.get("select")),
+        sort=[sub(k) for k in doc.get("sort", [])], variables=variables, supplemental=supp, file=where)
+    _check_domain(spec)
+    return spec
+
+
+def _subst(entry: Any, sub) -> dict:
+    if not isinstance(entry, dict):
+        raise SpecError(f"a variable entry must be a mapping, got {entry!r}")
+    out = {k: sub(v) for k, v in entry.items()}
+    if isinstance(entry.get("params"), dict):
+        out["params"] = {k: ([sub(x) for x in v] if isinstance(v, list) else sub(v)) for k, v in entry["params"].items()}
+    return out
+
+
+def _sources(raw: Any, where: str) -> dict:
+    if raw is None:
+        return {}
+    texts = raw if isinstance(raw, dict) else {v: raw for v in VERSIONS}
+    try:
+        return {str(v).upper(): compile_path(str(t)) for v, t in texts.items()}
+    except PathSyntaxError as e:
+        raise SpecError(f"{where}: {e}") from None
+
+
+def _common(entry: dict, name: str, where: str, codelists: Codelists, kinds: tuple[str, ...]):
+    algo_name = entry.get("algorithm")
+    try:
+        algo = registry.get(str(algo_name))
+    except KeyError:
+        known = ", ".join(n for k in kinds for n in registry.known(k))
+        raise SpecError(f"{where}: {name}: unknown algorithm {algo_name!r}; known: {known}") from None
+    if algo.kind not in kinds:
+        raise SpecError(f"{where}: {name}: {algo_name!r} is a {algo.kind} algorithm, not allowed here")
+    source = _sources(entry.get("source"), f"{where}: {name}")
+    if algo.needs_source and not source:
+        raise SpecError(f"{where}: {name}: algorithm {algo_name!r} needs a 'source'")
+    params = dict(entry.get("params") or {})
+    missing = [p for p in algo.required_params if p not in params]
+    if missing:
+        raise SpecError(f"{where}: {name}: algorithm {algo_name!r} needs params: {', '.join(missing)}")
+    cl, mp = entry.get("codelist"), entry.get("map")
+    if cl and cl not in codelists.codelists and cl not in codelists.dictionaries:
+        raise SpecError(f"{where}: {name}: unknown codelist {cl!r}")
+    if mp:
+        if mp not in codelists.maps:
+            raise SpecError(f"{where}: {name}: unknown map {mp!r}")
+        target = codelists.codelists.get(cl) if cl else None
+        stray = sorted({v for v in codelists.maps[mp].values() if target is not None and v not in target})
+        if stray:
+            raise SpecError(f"{where}: {name}: map {mp} yields values not in codelist {cl}: {', '.join(stray)}")
+    value = params.get("value")
+    if value is not None and cl in codelists.codelists and str(value) not in codelists.codelists[cl]:
+        raise SpecError(f"{where}: {name}: value {value!r} is not a term of codelist {cl}")
+    return algo, source, params
+
+
+def _variable(entry: dict, where: str, codelists: Codelists) -> Variable:
+    name = str(entry.get("name", ""))
+    for key in ("label", "type", "core"):
+        if key not in entry:
+            raise SpecError(f"{where}: {name or 'a variable'}: missing {key!r}")
+    if entry["type"] not in ("Char", "Num"):
+        raise SpecError(f"{where}: {name}: type must be Char or Num, got {entry['type']!r}")
+    if entry["core"] not in ("Req", "Exp", "Perm"):
+        raise SpecError(f"{where}: {name}: core must be Req, Exp or Perm, got {entry['core']!r}")
+    algo, source, params = _common(entry, name, where, codelists, ("row", "derive"))
+    return Variable(name=name, label=str(entry["label"]), type=entry["type"], core=entry["core"],
+                    algorithm=algo.name, source=source, params=params, codelist=entry.get("codelist"),
+                    map=entry.get("map"), dictionary=entry.get("dictionary"), comment=str(entry.get("comment", "")),
+                    origin=str(entry.get("origin") or algo.origin))
+
+
+def _supplemental(entry: dict, where: str, codelists: Codelists) -> Supplemental:
+    qnam = str(entry.get("qnam", ""))
+    algo, source, params = _common(entry, qnam, where, codelists, ("row",))
+    return Supplemental(qnam=qnam, qlabel=str(entry.get("qlabel", "")), algorithm=algo.name, source=source,
+                        params=params, codelist=entry.get("codelist"), map=entry.get("map"),
+                        qorig=str(entry.get("qorig", "Collected")), qeval=str(entry.get("qeval", "")))
+
+
+def _check_domain(spec: DomainSpec) -> None:
+    """XPT v5 and SDTM naming rules that the spec itself must satisfy."""
+    problems = []
+    if len(spec.label) > 40:
+        problems.append(f"dataset label longer than 40 characters ({len(spec.label)})")
+    for v in spec.variables:
+        if not _NAME.match(v.name):
+            problems.append(f"{v.name}: not a valid XPT v5 variable name (A-Z, 0-9, <= 8, starting with a letter)")
+        if len(v.label) > 40:
+            problems.append(f"{v.name}: label longer than 40 characters ({len(v.label)})")
+        for key in ("of", "date", "if", "result"):
+            ref = v.params.get(key)
+            if isinstance(ref, str) and ref not in spec.by_name:
+                problems.append(f"{v.name}: params.{key} names {ref!r}, which is not a variable of {spec.domain}")
+    for s in spec.supplemental:
+        if not _NAME.match(s.qnam):
+            problems.append(f"SUPP{spec.domain} {s.qnam}: not a valid QNAM")
+        if len(s.qlabel) > 40:
+            problems.append(f"SUPP{spec.domain} {s.qnam}: QLABEL longer than 40 characters")
+    for k in spec.sort + spec.keys:
+        if k not in spec.by_name:
+            problems.append(f"sort/keys name {k!r}, which is not a variable")
+    if problems:
+        raise SpecError(f"{spec.file}: " + "; ".join(problems))

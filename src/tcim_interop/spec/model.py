@@ -1,0 +1,84 @@
+"""What a loaded spec looks like: one DomainSpec per dataset, one Variable per column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..fhir.path import Path
+
+
+@dataclass
+class Variable:
+    name: str
+    label: str
+    type: str  # "Char" | "Num"
+    core: str  # "Req" | "Exp" | "Perm"
+    algorithm: str
+    source: dict[str, Path] = field(default_factory=dict)  # FHIR release -> compiled path
+    params: dict[str, Any] = field(default_factory=dict)
+    codelist: str | None = None
+    map: str | None = None
+    dictionary: str | None = None
+    comment: str = ""
+    origin: str = ""  # Define-XML origin: Collected / Derived / Assigned
+
+    def path(self, version: str) -> Path | None:
+        return self.source.get(version)
+
+    @property
+    def is_char(self) -> bool:
+        return self.type == "Char"
+
+
+@dataclass
+class Supplemental:
+    """A SUPPxx qualifier: collected data with no standard variable."""
+
+    qnam: str
+    qlabel: str
+    algorithm: str
+    source: dict[str, Path] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    codelist: str | None = None
+    map: str | None = None
+    qorig: str = "Collected"
+    qeval: str = ""
+
+    # the row algorithms take a Variable-like object
+    @property
+    def name(self) -> str:
+        return self.qnam
+
+    def path(self, version: str) -> Path | None:
+        return self.source.get(version)
+
+    dictionary = None
+    type = "Char"
+    is_char = True
+
+
+@dataclass
+class DomainSpec:
+    domain: str
+    label: str
+    klass: str
+    structure: str
+    keys: list[str]
+    row_resource: str
+    row_select: str
+    sort: list[str]
+    variables: list[Variable]
+    supplemental: list[Supplemental]
+    file: str
+
+    def __post_init__(self) -> None:
+        self.by_name = {v.name: v for v in self.variables}
+
+    @property
+    def names(self) -> list[str]:
+        return [v.name for v in self.variables]
+
+    @property
+    def dataset(self) -> str:
+        return self.domain.lower()
