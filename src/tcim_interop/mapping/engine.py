@@ -121,9 +121,10 @@ def _sort_key(values: dict, keys: list[str]) -> tuple:
 
 def _frame(spec: DomainSpec, rows: list[Row]) -> tuple[pd.DataFrame, list[str], list[dict]]:
     rows = sorted(rows, key=lambda r: _sort_key(r.values, spec.sort))
-    frame = pd.DataFrame([[r.values.get(v.name) for v in spec.variables] for r in rows], columns=spec.names)
-    for v in spec.variables:
-        frame[v.name] = frame[v.name].astype("object") if v.is_char else pd.to_numeric(frame[v.name], errors="coerce")
+    # Char columns hold str or None (object dtype, never pandas' NaN-filled string dtype); Num float64.
+    frame = pd.DataFrame({v.name: pd.Series([r.values.get(v.name) for r in rows],
+                                            dtype="object" if v.is_char else "float64")
+                          for v in spec.variables}, columns=spec.names)
     supp = [{"row": i, "qnam": q, "value": val, "spec": sq} for i, r in enumerate(rows) for q, (val, sq) in r.supp.items()]
     return frame, [r.resource.key for r in rows], supp
 

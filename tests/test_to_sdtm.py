@@ -1,0 +1,144 @@
+"""End to end on a small hand-built R4 bundle (tests/data/mini-r4.json): each domain against a
+hand-built expected table, the run report's accounting, and the XPT files as pyreadstat reads them."""
+
+import math
+
+import pandas as pd
+import pyreadstat
+import pytest
+
+from tcim_interop import to_sdtm
+
+U1, U2 = "TCIM-ELAII-01-001", "TCIM-ELAII-01-002"
+NaN = math.nan
+
+
+def table(columns: str, *rows) -> pd.DataFrame:
+    return pd.DataFrame([list(r) for r in rows], columns=columns.split())
+
+
+def same(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Exact comparison of the expected columns (None/"" and NaN are the SDTM nulls)."""
+    got = actual[list(expected.columns)].reset_index(drop=True)
+    for col in expected.columns:
+        for i, (g, e) in enumerate(zip(got[col], expected[col])):
+            if isinstance(e, float) and math.isnan(e):
+                assert g is None or (isinstance(g, float) and math.isnan(g)), f"{col}[{i}]: {g!r} != NaN"
+            elif e is None:
+                assert g in (None, "") or (isinstance(g, float) and math.isnan(g)), f"{col}[{i}]: {g!r} != null"
+            else:
+                assert g == e, f"{col}[{i}]: {g!r} != {e!r}"
+    assert len(got) == len(expected)
+
+
+@pytest.fixture(scope="module")
+def result():
+    from conftest import DATA
+
+    return to_sdtm([DATA / "mini-r4.json"])
+
+
+def test_dm(result):
+    same(result.datasets["DM"], table(
+        "STUDYID DOMAIN USUBJID SUBJID RFSTDTC RFENDTC RFXSTDTC RFICDTC RFPENDTC DTHDTC DTHFL SITEID "
+        "BRTHDTC AGE AGEU SEX ARMCD ARM ACTARMCD ARMNRS COUNTRY",
+        ["TCIM-ELAII", "DM", U1, "001", "2021-06-01T10:05:00", "2021-06-01T10:20:00", "2021-06-01T10:05:00",
+         "2021-05-10", "2022-06-20", None, None, "01", "1961", 59.0, "YEARS", "M", "MNC",
+         "Bone marrow mononuclear cells one side", "MNC", None, "ESP"],
+        ["TCIM-ELAII", "DM", U2, "002", None, None, None, "2021-06-01", "2021-06-15", "2022-03-04", "Y", "01",
+         "1970", 51.0, "YEARS", "F", None, None, None, "SCREEN FAILURE", "ESP"]))
+
+
+def test_ex(result):
+    same(result.datasets["EX"], table(
+        "USUBJID EXSEQ EXTRT EXDOSE EXDOSU EXDOSFRM EXROUTE EXLOC EXLAT VISITNUM VISIT EXSTDTC EXENDTC EXSTDY EXENDY",
+        [U1, 1.0, "BONE MARROW MONONUCLEAR CELLS", 40.0, "10^6 Therapeutic Cells", "INJECTION, SUSPENSION",
+         "INTRAMUSCULAR", "TIBIALIS ANTERIOR MUSCLE", "LEFT", 3.0, "INJECTION", "2021-06-01T10:05:00",
+         "2021-06-01T10:05:00", 1.0, 1.0],
+        [U1, 2.0, "PLACEBO", 0.0, "10^6 Therapeutic Cells", "INJECTION, SUSPENSION", "INTRAMUSCULAR",
+         "TIBIALIS ANTERIOR MUSCLE", "RIGHT", 3.0, "INJECTION", "2021-06-01T10:10:00", "2021-06-01T10:10:00", 1.0, 1.0],
+        [U1, 3.0, "BONE MARROW MONONUCLEAR CELLS", 40.0, "10^6 Therapeutic Cells", "INJECTION, SUSPENSION",
+         "INTRAMUSCULAR", "EXTENSOR DIGITORUM BREVIS MUSCLE", "LEFT", 3.0, "INJECTION", "2021-06-01T10:15:00",
+         "2021-06-01T10:15:00", 1.0, 1.0],
+        [U1, 4.0, "PLACEBO", 0.0, "10^6 Therapeutic Cells", "INJECTION, SUSPENSION", "INTRAMUSCULAR",
+         "EXTENSOR DIGITORUM BREVIS MUSCLE", "RIGHT", 3.0, "INJECTION", "2021-06-01T10:20:00",
+         "2021-06-01T10:20:00", 1.0, 1.0]))
+
+
+def test_ae(result):
+    same(result.datasets["AE"], table(
+        "USUBJID AESEQ AESPID AETERM AEDECOD AEPTCD AEBODSYS AEBDSYCD AESEV AESER AEREL AEOUT AESHOSP AESDTH "
+        "AESTDTC AEENDTC AESTDY AEENDY",
+        [U1, 1.0, None, "Neumonía por aspiración", None, NaN, None, NaN, None, "Y", None,
+         "NOT RECOVERED/NOT RESOLVED", "Y", "N", "2021-05-30", None, -2.0, NaN],
+        [U1, 2.0, "AE-001-01", "Dolor en el lugar de inyección", "Injection site pain", 10022086.0,
+         "General disorders and administration site conditions", 10018065.0, "MILD", "N", "PROBABLE",
+         "RECOVERED/RESOLVED", None, None, "2021-06-02", "2021-06-05", 2.0, 5.0]))
+    same(result.datasets["SUPPAE"], table(
+        "STUDYID RDOMAIN USUBJID IDVAR IDVARVAL QNAM QLABEL QVAL QORIG",
+        ["TCIM-ELAII", "AE", U1, "AESEQ", "1", "AEDISCON", "Caused Study Discontinuation", "N", "Collected"]))
+
+
+def test_xm(result):
+    same(result.datasets["XM"], table(
+        "USUBJID XMSEQ XMTESTCD XMTEST XMORRES XMORRESU XMSTRESC XMSTRESN XMSTAT XMREASND XMLOC XMLAT XMMETHOD "
+        "XMLOBXFL VISITNUM VISIT XMDTC XMDY",
+        [U1, 1.0, "MUNIX", "Motor Unit Number Index", "88", None, "88", 88.0, None, None, "TIBIALIS ANTERIOR MUSCLE",
+         "LEFT", "MUNIX", None, 2.0, "BASELINE", "2021-05-20", -12.0],
+        [U1, 2.0, "MUNIX", "Motor Unit Number Index", "92.5", None, "92.5", 92.5, None, None,
+         "TIBIALIS ANTERIOR MUSCLE", "LEFT", "MUNIX", "Y", 2.0, "BASELINE", "2021-05-24", -8.0],
+        [U1, 3.0, "MUNIX", "Motor Unit Number Index", None, None, None, NaN, "NOT DONE", "Paciente no colaboró",
+         "TIBIALIS ANTERIOR MUSCLE", "LEFT", "MUNIX", None, 4.0, "DAY 30", "2021-06-30", 30.0],
+        [U1, 4.0, "MUSIX", "Motor Unit Size Index", "41.2", "uV", "41.2", 41.2, None, None,
+         "TIBIALIS ANTERIOR MUSCLE", "RIGHT", "MUNIX", "Y", 2.0, "BASELINE", "2021-05-24", -8.0]))
+
+
+def test_nv_is_the_same_data_under_another_domain(result):
+    nv = to_sdtm([pytest.importorskip("conftest").DATA / "mini-r4.json"], mune_domain="NV").datasets
+    assert "XM" not in nv and list(nv["NV"]["DOMAIN"].unique()) == ["NV"]
+    assert list(nv["NV"].columns) == [c.replace("XM", "NV", 1) if c.startswith("XM") else c
+                                      for c in result.datasets["XM"].columns]
+    xm = result.datasets["XM"].drop(columns="DOMAIN")
+    xm.columns = list(nv["NV"].drop(columns="DOMAIN").columns)
+    pd.testing.assert_frame_equal(xm, nv["NV"].drop(columns="DOMAIN"))
+
+
+def test_accounting_adds_up(result):
+    c = result.report.counts()
+    assert c["input"] == 23 == c["converted"] + c["rejected"] + c["out_of_scope"]
+    out = {d.resource: d.reason for d in result.report.dispositions if d.outcome == "out_of_scope"}
+    assert out == {"MedicationAdministration/cm1": "not a study product: concomitant medication (CM is not produced)",
+                   "Observation/wt": "not a MUNE measure (code not in the MUNE test code system)"}
+    for t, n in c["by_resource_type"].items():
+        assert n["input"] == n["converted"] + n["rejected"] + n["out_of_scope"], t
+
+
+def test_written_xpt_files_read_back_with_spec_metadata(tmp_path, mappings):
+    from conftest import DATA
+
+    res = to_sdtm([DATA / "mini-r4.json"], tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.xpt")) == ["ae.xpt", "dm.xpt", "ex.xpt", "suppae.xpt", "xm.xpt"]
+    for role, spec in mappings.domains.items():
+        df, meta = pyreadstat.read_xport(str(tmp_path / f"{spec.dataset}.xpt"))
+        assert meta.table_name == spec.domain and meta.file_label == spec.label
+        assert list(df.columns) == spec.names
+        assert meta.column_labels == [v.label for v in spec.variables]
+        for v in spec.variables:
+            if v.is_char:
+                longest = max((len(str(x)) for x in res.datasets[spec.domain][v.name] if x), default=1)
+                assert meta.variable_storage_width[v.name] == longest, v.name
+    ae, _ = pyreadstat.read_xport(str(tmp_path / "ae.xpt"))
+    assert list(ae["AETERM"]) == ["Neumonia por aspiracion", "Dolor en el lugar de inyeccion"]
+    folded = [f for f in res.report.findings if f.code == "ASCII_FOLDED"]
+    assert {(f.variable, f.value) for f in folded} == {("AETERM", "Neumonía por aspiración"),
+                                                        ("AETERM", "Dolor en el lugar de inyección"),
+                                                        ("XMREASND", "Paciente no colaboró")}
+
+
+def test_no_personal_identifier_in_any_output_file(tmp_path):
+    from conftest import DATA
+
+    to_sdtm([DATA / "mini-r4.json"], tmp_path)
+    blob = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    for secret in (b"Garc", b"Jos", b"968 000 111", b"MRN-778899", b"Calle Mayor", b"1961-09-15"):
+        assert secret not in blob, secret
