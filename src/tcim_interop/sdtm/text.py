@@ -36,6 +36,8 @@ def split_text(text: str, limit: int = MAX_BYTES) -> list[str]:
     while xpt_length(text) > limit:
         cut = _longest_prefix(text, limit)
         space = text.rfind(" ", 1, cut + 1)
+        while space > 0 and text[space - 1] == " ":  # break before the whole run of blanks: XPT would drop
+            space -= 1                                # the ones left at the end of this chunk
         if space > 0:
             cut = space
         chunks.append(text[:cut])

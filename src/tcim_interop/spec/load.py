@@ -63,6 +63,8 @@ def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | N
     directory = FsPath(directory) if directory else default_mappings_dir()
     study = _read_yaml(directory / "study.yaml")
     codelists = Codelists.from_yaml(_read_yaml(directory / "codelists.yaml"), str(directory / "codelists.yaml"))
+    if study.get("birth_date", "year") not in ("year", "full", "omit"):
+        raise SpecError(f"{directory / 'study.yaml'}: birth_date must be year, full or omit, got {study['birth_date']!r}")
     files = dict(study.get("domains") or {})
     if mune_domain:
         files["mune"] = f"{mune_domain.lower()}.yaml"
@@ -110,9 +112,23 @@ def load_domain(path: FsPath, codelists: Codelists) -> DomainSpec:
         domain=domain, label=str(doc.get("label", "")), klass=str(doc.get("class", "")),
         structure=str(doc.get("structure", "")), keys=[sub(k) for k in doc.get("keys", [])],
         row_resource=str(rows.get("resource")), row_select=str(rows.get("select")),
-        sort=[sub(k) for k in doc.get("sort", [])], variables=variables, supplemental=supp, file=where)
+        sort=[sub(k) for k in doc.get("sort", [])], variables=variables, supplemental=supp, file=where,
+        reverse=_reverse_section(doc.get("reverse") or {}, sub, where))
     _check_domain(spec)
     return spec
+
+
+def _reverse_section(raw: dict, sub, where: str) -> dict:
+    """to-fhir part of a spec: templates (fixed elements per resource role), links (which element of
+    the row's resource points at each context resource), fallback (element <- variable when the
+    reverse algorithms left a required element empty)."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: 'reverse' must be a mapping")
+    for key in raw:
+        if key not in ("templates", "links", "fallback", "consent_link"):
+            raise SpecError(f"{where}: reverse: unknown key {key!r}")
+    fallback = {v: {path: sub(var) for path, var in (items or {}).items()} for v, items in (raw.get("fallback") or {}).items()}
+    return {**raw, "fallback": fallback}
 
 
 def _subst(entry: Any, sub) -> dict:
@@ -200,10 +216,11 @@ def _check_domain(spec: DomainSpec) -> None:
             problems.append(f"{v.name}: not a valid XPT v5 variable name (A-Z, 0-9, <= 8, starting with a letter)")
         if len(v.label) > 40:
             problems.append(f"{v.name}: label longer than 40 characters ({len(v.label)})")
-        for key in ("of", "date", "if", "result"):
+        for key in ("of", "date", "if", "result", "at", "by"):
             ref = v.params.get(key)
-            if isinstance(ref, str) and ref not in spec.by_name:
-                problems.append(f"{v.name}: params.{key} names {ref!r}, which is not a variable of {spec.domain}")
+            for r in ref if isinstance(ref, list) else [ref]:
+                if isinstance(r, str) and r not in spec.by_name:
+                    problems.append(f"{v.name}: params.{key} names {r!r}, which is not a variable of {spec.domain}")
     for s in spec.supplemental:
         if not _NAME.match(s.qnam):
             problems.append(f"SUPP{spec.domain} {s.qnam}: not a valid QNAM")

@@ -1,0 +1,195 @@
+"""mapping/derivations.py: whole columns computed from the datasets once every row exists."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from tcim_interop.findings import Report
+from tcim_interop.mapping import registry
+from tcim_interop.mapping.derivations import DeriveContext
+from tcim_interop.spec.load import load_mapping_set
+
+
+@pytest.fixture(scope="module")
+def ms():
+    return load_mapping_set()
+
+
+def frame_of(columns):
+    """Text columns as the engine builds them: object dtype, None kept as None."""
+    return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()})
+
+
+def ctx(domain, frame, **datasets):
+    frame = frame_of(frame)
+    return DeriveContext(domain, frame, {domain: frame, **{k: frame_of(v) for k, v in datasets.items()}}, Report())
+
+
+def derive(ms, role, name, data):
+    v = ms.spec(role).by_name[name]
+    algo = registry.get(v.algorithm)
+    assert algo.kind == "derive"
+    return algo.fn(data, v)
+
+
+def test_every_derivation_is_registered():
+    assert registry.known("derive") == ["baseline_flag", "copy", "first_exposure", "last_exposure", "numeric",
+                                        "sequence", "study_day"]
+
+
+def test_sequence_counts_per_subject_in_frame_order(ms):
+    data = ctx("AE", {"USUBJID": ["A", "A", "B", "A", "B", "C"]})
+    assert derive(ms, "ae", "AESEQ", data) == [1.0, 2.0, 1.0, 3.0, 2.0, 1.0]
+    assert derive(ms, "ae", "AESEQ", ctx("AE", {"USUBJID": []})) == []
+
+
+def test_study_day_from_dm_rfstdtc(ms):
+    dm = {"USUBJID": ["A", "B", "C"], "RFSTDTC": ["2021-06-14", "2021-06-20T10:00", None]}
+    data = ctx("AE", {"USUBJID": ["A", "A", "A", "B", "B", "C", "D"],
+                      "AESTDTC": ["2021-06-14", "2021-06-13", "2021-07-14T08:00", "2021-06-19", "2021-06",
+                                  "2021-06-14", "2021-06-14"]}, DM=dm)
+    assert derive(ms, "ae", "AESTDY", data) == [1.0, -1.0, 31.0, -1.0, None, None, None]
+
+
+def test_study_day_without_dm(ms):
+    data = ctx("AE", {"USUBJID": ["A"], "AESTDTC": ["2021-06-14"]})
+    assert derive(ms, "ae", "AESTDY", data) == [None]
+
+
+def test_study_day_uses_the_param_date(ms):
+    dm = {"USUBJID": ["A"], "RFSTDTC": ["2021-06-14"]}
+    data = ctx("AE", {"USUBJID": ["A"], "AESTDTC": ["2021-06-14"], "AEENDTC": ["2021-06-20"]}, DM=dm)
+    assert derive(ms, "ae", "AEENDY", data) == [7.0]
+
+
+def test_first_and_last_exposure(ms):
+    ex = {"USUBJID": ["A", "A", "A", "B", "B"],
+          "EXSTDTC": ["2021-06-15T10:00", "2021-06-14T09:30", None, "2021-07-01", float("nan")],
+          "EXENDTC": ["2021-06-15T10:30", "2021-06-14T09:45", "2021-06-16", "2021-07-01", None]}
+    data = ctx("DM", {"USUBJID": ["A", "B", "C"]}, EX=ex)
+    assert derive(ms, "dm", "RFXSTDTC", data) == ["2021-06-14T09:30", "2021-07-01", None]
+    assert derive(ms, "dm", "RFXENDTC", data) == ["2021-06-16", "2021-07-01", None]
+
+
+def test_exposure_without_ex(ms):
+    data = ctx("DM", {"USUBJID": ["A"]})
+    assert derive(ms, "dm", "RFXSTDTC", data) == [None]
+    data = ctx("DM", {"USUBJID": ["A"]}, EX={"USUBJID": [], "EXSTDTC": []})
+    assert derive(ms, "dm", "RFXSTDTC", data) == [None]
+
+
+def test_copy(ms):
+    data = ctx("DM", {"USUBJID": ["A", "B"], "RFXSTDTC": ["2021-06-14T09:30", None]})
+    assert derive(ms, "dm", "RFSTDTC", data) == ["2021-06-14T09:30", None]
+
+
+def test_numeric(ms):
+    data = ctx("XM", {"USUBJID": ["A"] * 6, "XMSTRESC": ["45", "4.25", "<10", None, "", "-3"]})
+    assert derive(ms, "mune", "XMSTRESN", data) == [45.0, 4.25, None, None, None, -3.0]
+
+
+def test_numeric_nan_input_is_none(ms):
+    data = ctx("XM", {"USUBJID": ["A", "A"], "XMSTRESC": [float("nan"), "7"]})
+    assert derive(ms, "mune", "XMSTRESN", data) == [None, 7.0]
+
+
+# --- baseline flag -----------------------------------------------------------------------------
+def mune(rows):
+    cols = ["USUBJID", "XMTESTCD", "XMLOC", "XMLAT", "XMDTC", "XMORRES"]
+    return {c: [r[i] for r in rows] for i, c in enumerate(cols)}
+
+
+TA = "TIBIALIS ANTERIOR MUSCLE"
+EDB = "EXTENSOR DIGITORUM BREVIS MUSCLE"
+
+
+def test_baseline_is_the_last_result_before_first_exposure(ms):
+    dm = {"USUBJID": ["A"], "RFXSTDTC": ["2021-06-14T10:00"]}
+    rows = [
+        ("A", "MUNIX", TA, "LEFT", "2021-05-20", "80"),
+        ("A", "MUNIX", TA, "LEFT", "2021-06-07", "78"),      # <- last before exposure
+        ("A", "MUNIX", TA, "LEFT", "2021-07-14", "70"),
+        ("A", "MUNIX", TA, "LEFT", "2021-06-14T10:30", "77"),  # same day, after the injection time
+    ]
+    data = ctx("XM", mune(rows), DM=dm)
+    assert derive(ms, "mune", "XMLOBXFL", data) == [None, "Y", None, None]
+
+
+def test_baseline_same_day_date_only_counts_as_before(ms):
+    dm = {"USUBJID": ["A", "B"], "RFXSTDTC": ["2021-06-14T10:00", "2021-06-14"]}
+    rows = [
+        ("A", "MUNIX", TA, "LEFT", "2021-06-07", "78"),
+        ("A", "MUNIX", TA, "LEFT", "2021-06-14", "76"),        # date only, injection day: before
+        ("B", "MUNIX", TA, "LEFT", "2021-06-07", "78"),
+        ("B", "MUNIX", TA, "LEFT", "2021-06-14T08:00", "76"),  # time vs date-only reference: by date
+        ("B", "MUNIX", TA, "LEFT", "2021-06-15", "75"),
+    ]
+    data = ctx("XM", mune(rows), DM=dm)
+    assert derive(ms, "mune", "XMLOBXFL", data) == [None, "Y", None, "Y", None]
+
+
+def test_baseline_times_on_both_compare_by_time(ms):
+    dm = {"USUBJID": ["A"], "RFXSTDTC": ["2021-06-14T10:00"]}
+    rows = [("A", "MUNIX", TA, "LEFT", "2021-06-14T09:59", "78"), ("A", "MUNIX", TA, "LEFT", "2021-06-14T10:00", "76")]
+    data = ctx("XM", mune(rows), DM=dm)
+    assert derive(ms, "mune", "XMLOBXFL", data) == ["Y", None]
+
+
+def test_baseline_skips_a_missing_result(ms):
+    dm = {"USUBJID": ["A"], "RFXSTDTC": ["2021-06-14"]}
+    rows = [
+        ("A", "MUNIX", TA, "LEFT", "2021-06-01", "80"),   # <- last one with a result
+        ("A", "MUNIX", TA, "LEFT", "2021-06-07", None),   # not done
+        ("A", "MUNIX", TA, "LEFT", "2021-06-10", ""),
+    ]
+    data = ctx("XM", mune(rows), DM=dm)
+    assert derive(ms, "mune", "XMLOBXFL", data) == ["Y", None, None]
+
+
+def test_baseline_skips_partial_and_missing_dates(ms):
+    dm = {"USUBJID": ["A"], "RFXSTDTC": ["2021-06-14"]}
+    rows = [("A", "MUNIX", TA, "LEFT", "2021-06-01", "80"), ("A", "MUNIX", TA, "LEFT", "2021-06", "79"),
+            ("A", "MUNIX", TA, "LEFT", None, "78")]
+    data = ctx("XM", mune(rows), DM=dm)
+    assert derive(ms, "mune", "XMLOBXFL", data) == ["Y", None, None]
+
+
+def test_baseline_per_test_location_and_side(ms):
+    dm = {"USUBJID": ["A", "B"], "RFXSTDTC": ["2021-06-14", "2021-06-20"]}
+    rows = [
+        ("A", "MUNIX", TA, "LEFT", "2021-06-01", "80"),
+        ("A", "MUNIX", TA, "LEFT", "2021-06-07", "78"),    # Y
+        ("A", "MUNIX", TA, "RIGHT", "2021-06-01", "90"),   # Y (other side)
+        ("A", "MUNIX", EDB, "LEFT", "2021-06-02", "20"),   # Y (other muscle)
+        ("A", "MUSIX", TA, "LEFT", "2021-06-03", "55"),    # Y (other test)
+        ("A", "MUSIX", TA, "LEFT", "2021-06-20", "50"),
+        ("B", "MUNIX", TA, "LEFT", "2021-06-19", "60"),    # Y (other subject, later reference)
+    ]
+    data = ctx("XM", mune(rows), DM=dm)
+    assert derive(ms, "mune", "XMLOBXFL", data) == [None, "Y", "Y", "Y", "Y", None, "Y"]
+
+
+def test_baseline_without_exposure_flags_nothing(ms):
+    dm = {"USUBJID": ["A", "B"], "RFXSTDTC": [None, float("nan")]}
+    rows = [("A", "MUNIX", TA, "LEFT", "2021-06-01", "80"), ("B", "MUNIX", TA, "LEFT", "2021-06-01", "80"),
+            ("C", "MUNIX", TA, "LEFT", "2021-06-01", "80")]
+    data = ctx("XM", mune(rows), DM=dm)
+    assert derive(ms, "mune", "XMLOBXFL", data) == [None, None, None]
+
+
+def test_baseline_same_date_twice_flags_one(ms):
+    dm = {"USUBJID": ["A"], "RFXSTDTC": ["2021-06-14"]}
+    rows = [("A", "MUNIX", TA, "LEFT", "2021-06-07", "78"), ("A", "MUNIX", TA, "LEFT", "2021-06-07", "79")]
+    data = ctx("XM", mune(rows), DM=dm)
+    flags = derive(ms, "mune", "XMLOBXFL", data)
+    assert flags.count("Y") == 1
+    assert flags == [None, "Y"]  # the later record in sort order
+
+
+def test_dm_column(ms):
+    data = ctx("AE", {"USUBJID": ["A"]}, DM={"USUBJID": ["A", "B"], "RFSTDTC": ["2021-06-14", None]})
+    assert data.dm_column("RFSTDTC") == {"A": "2021-06-14", "B": None}
+    assert data.dm_column("NOSUCH") == {}
+    assert ctx("AE", {"USUBJID": ["A"]}).dm_column("RFSTDTC") == {}
+    assert not any(isinstance(v, float) and math.isnan(v) for v in data.dm_column("RFSTDTC").values())

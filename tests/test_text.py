@@ -1,0 +1,156 @@
+"""sdtm/text.py: ASCII folding for XPT v5, and splitting of text longer than 200 bytes."""
+
+import signal
+from contextlib import contextmanager
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tcim_interop.sdtm.text import MAX_BYTES, fold_ascii, split_text, xpt_length
+
+
+# --- fold_ascii --------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, folded", [
+    ("Cefalea leve tras inyección", "Cefalea leve tras inyeccion"),
+    ("Dolor en el músculo tibial anterior", "Dolor en el musculo tibial anterior"),
+    ("ÁÉÍÓÚ áéíóú", "AEIOU aeiou"),
+    ("España, año, niño, Ñandú", "Espana, ano, nino, Nandu"),
+    ("pingüino, Güell, ÜBER", "pinguino, Guell, UBER"),
+    ("Ça va, àèìòù", "Ca va, aeiou"),
+    ("頭痛", "??"),
+    ("fiebre 🤒", "fiebre ?"),
+    ("ß", "?"),
+    ("a\tb\nc", "a?b?c"),
+    ("e\u0301", "e"),  # decomposed accent
+])
+def test_fold_ascii(text, folded):
+    assert fold_ascii(text) == folded
+
+
+@pytest.mark.parametrize("text", ["", "Plain ASCII text, 100% (ok) ~!", "   leading and trailing   "])
+def test_fold_ascii_leaves_printable_ascii_unchanged(text):
+    assert fold_ascii(text) == text
+
+
+def test_xpt_length_counts_bytes_after_folding():
+    assert xpt_length("inyección") == 9
+    assert xpt_length("頭痛") == 2
+    assert xpt_length("e\u0301") == 1
+    assert len("inyección".encode("utf-8")) == 10  # what it would be unfolded
+
+
+# --- split_text --------------------------------------------------------------------------------
+def check_chunks(text, chunks, limit=MAX_BYTES):
+    assert "".join(chunks) == text
+    assert all(xpt_length(c) <= limit for c in chunks)
+    assert all(chunks)
+
+
+def test_short_text_is_one_chunk():
+    assert split_text("Cefalea leve") == ["Cefalea leve"]
+    assert split_text("") == [""]
+    assert split_text("x" * 200) == ["x" * 200]
+
+
+def test_breaks_at_the_last_space_and_the_space_starts_the_next_chunk():
+    text = "word " * 100  # 500 characters
+    chunks = split_text(text)
+    check_chunks(text, chunks)
+    assert [len(c) for c in chunks] == [199, 200, 101]
+    assert chunks[0] == ("word " * 40)[:-1]
+    assert chunks[0].endswith("word")
+    assert chunks[1].startswith(" word") and chunks[1].endswith("word")
+    assert chunks[2] == " " + ("word " * 20)
+
+
+def test_space_right_after_a_full_chunk_is_used():
+    text = "a" * 200 + " " + "b" * 50
+    assert split_text(text) == ["a" * 200, " " + "b" * 50]
+
+
+def test_a_long_word_with_no_space_is_cut():
+    text = "x" * 450
+    assert split_text(text) == ["x" * 200, "x" * 200, "x" * 50]
+
+
+def test_a_long_word_after_a_short_one_breaks_at_the_space_then_is_cut():
+    text = "ab " + "x" * 450
+    assert split_text(text) == ["ab", " " + "x" * 199, "x" * 200, "x" * 51]
+
+
+def test_a_leading_space_is_not_a_break_point():
+    text = " " + "x" * 300
+    assert split_text(text) == [" " + "x" * 199, "x" * 101]
+
+
+def test_accented_text_is_measured_after_folding():
+    # 200 characters, 220 UTF-8 bytes, 200 bytes once folded: it fits
+    text = "ñ" * 20 + "a" * 180
+    assert len(text.encode("utf-8")) == 220
+    assert split_text(text) == [text]
+    # 201 folded bytes: it does not
+    text = "á" * 101 + " " + "é" * 99
+    chunks = split_text(text)
+    assert chunks == ["á" * 101, " " + "é" * 99]
+
+
+def test_decomposed_accents_do_not_count():
+    text = "e\u0301" * 200  # 400 code points, 200 bytes folded
+    assert split_text(text) == [text]
+
+
+def test_no_chunk_but_the_last_ends_in_blanks():
+    """XPT keeps leading blanks and drops trailing ones: a chunk that ends in blanks loses them."""
+    text = "a" * 198 + "   " + "b" * 10
+    chunks = split_text(text)
+    check_chunks(text, chunks)
+    assert chunks == ["a" * 198, "   " + "b" * 10]
+    text = ("palabra  " * 60).strip()
+    chunks = split_text(text)
+    check_chunks(text, chunks)
+    assert not any(c.endswith(" ") for c in chunks[:-1])
+
+
+@contextmanager
+def time_limit(seconds):
+    def fail(signum, frame):
+        raise TimeoutError(f"split_text did not terminate within {seconds}s")
+
+    old = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+_TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list("abcxyz   .,-ñáéüÑ")),
+        st.sampled_from(["\u0301", "頭", "🤒", "\t", "ﬁ", "…"]),
+        st.characters(codec="utf-8"),
+    ),
+    max_size=900,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_TEXT)
+def test_property_split_text_round_trips_within_the_limit(text):
+    with time_limit(5):
+        chunks = split_text(text)
+    assert "".join(chunks) == text
+    assert all(xpt_length(c) <= MAX_BYTES for c in chunks)
+    assert all(chunks) or chunks == [""]
+    # blanks at the end of a chunk would be lost in XPT, unless the chunk is nothing but blanks
+    assert all(not c.endswith(" ") or not c.strip(" ") for c in chunks[:-1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("ab ñé")), max_size=200), limit=st.integers(1, 20))
+def test_property_split_text_small_limits(text, limit):
+    with time_limit(5):
+        chunks = split_text(text, limit)
+    assert "".join(chunks) == text
+    assert all(xpt_length(c) <= limit for c in chunks)
