@@ -22,6 +22,7 @@ from typing import Any, Callable
 _STEP = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*?)\))?\s*$")
 _ARG = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*'([^']*)'\s*")
 FUNCTIONS = ("where", "extension", "first")
+VARIABLES = ("patient", "subject", "site", "study", "consent", "encounter")  # the %vars a row can resolve
 
 
 class PathSyntaxError(ValueError):
@@ -120,6 +121,8 @@ def compile_path(text: str) -> Path:
         if raw_steps[0].strip().startswith("%"):
             var = raw_steps[0].strip()[1:]
             raw_steps = raw_steps[1:]
+            if var not in VARIABLES:
+                raise PathSyntaxError(f"unknown variable %{var} in path {text!r}; known: %{', %'.join(VARIABLES)}")
         steps: list[Step] = []
         for raw in raw_steps:
             steps.extend(_parse_step(raw, text))
@@ -146,3 +149,48 @@ def _walk(items: list[Any], steps: tuple[Step, ...]) -> list[Any]:
         if not items:
             return []
     return items
+
+
+def set_value(target: dict, path: Path, value: Any, version: str, resource_type: str) -> None:
+    """Write value at the first alternative of path, creating what is missing: lists where FHIR has
+    lists (fhir.shape), items satisfying where(k='v') filters. A list-valued leaf gets the value
+    appended unless an equal item is there."""
+    from .shape import element
+
+    steps = path.alternatives[0].steps
+    node: Any = target
+    names: list[str] = []
+    i = 0
+    while i < len(steps):
+        step = steps[i]
+        if step.func is not None:  # where()/first() after a list step are handled with that step
+            i += 1
+            continue
+        names.append(step.name)
+        is_list, _ = element(version, resource_type, tuple(names))
+        nxt = steps[i + 1] if i + 1 < len(steps) else None
+        match = dict(nxt.args) if nxt is not None and nxt.func == "where" else {}
+        last = all(s.func is not None for s in steps[i + 1:])
+        if last:
+            leaf = {**match, **value} if isinstance(value, dict) and match else value
+            if is_list:
+                items = node.setdefault(step.name, [])
+                if leaf not in items:
+                    items.append(leaf)
+            else:
+                node[step.name] = leaf
+            return
+        if is_list:
+            items = node.setdefault(step.name, [])
+            found = next((x for x in items if isinstance(x, dict) and all(x.get(k) == v for k, v in match.items())), None)
+            if found is None:
+                found = dict(match)
+                items.append(found)
+            node = found
+        else:
+            child = node.get(step.name)
+            if not isinstance(child, dict):
+                child = dict(match)
+                node[step.name] = child
+            node = child
+        i += 1

@@ -23,6 +23,7 @@ from ..spec.model import DomainSpec
 from . import registry
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext
+from .restore import restore
 
 IDENTIFIERS = ("STUDYID", "SITEID", "SUBJID", "USUBJID")
 SUPPORTING_TYPES = ("Patient", "ResearchStudy", "Consent", "Encounter")
@@ -58,6 +59,7 @@ def build(resources: list[InputResource], mappings: MappingSet, report: Report,
                               frame.reset_index(drop=True), sources)
         if supp_rows:
             datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, supp_meta)
+    restore(datasets, index, report, supp_meta[1])
     _account(resources, outcome, run, report)
     for name, ds in datasets.items():
         report.records_per_domain[name] = len(ds)

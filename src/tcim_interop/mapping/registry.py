@@ -5,6 +5,11 @@ Three kinds, each with one argument shape:
   row(row, var)              -> the value of one variable for one record, from its FHIR sources
   derive(data, var)          -> a whole column, computed from the dataset (and DM) after all rows exist
 An unknown name is rejected when the spec is loaded (spec/load.py), never in the middle of a run.
+
+The other direction (to-fhir) uses the same names: a row algorithm may have a reverse,
+    reverse(target, var, value)   writes one SDTM value into the FHIR resources of its record,
+registered under the same name (reverse_algorithms.py). Derived values have none: they are derived
+again, and where that does not give back the value, it travels in the sdtm-record extension.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class Algorithm:
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
+REVERSES: dict[str, Callable] = {}
 
 
 def algorithm(name: str, kind: str, origin: str = "Collected", needs_source: bool = False,
@@ -38,6 +44,19 @@ def algorithm(name: str, kind: str, origin: str = "Collected", needs_source: boo
     return register
 
 
+def reverse(name: str):
+    def register(fn: Callable) -> Callable:
+        REVERSES[name] = fn
+        return fn
+
+    return register
+
+
+def get_reverse(name: str) -> Callable | None:
+    _load_builtins()
+    return REVERSES.get(name)
+
+
 def get(name: str) -> Algorithm:
     _load_builtins()
     return ALGORITHMS[name]
@@ -49,4 +68,4 @@ def known(kind: str) -> list[str]:
 
 
 def _load_builtins() -> None:
-    from . import derivations, row_algorithms, selectors  # noqa: F401  (registration by import)
+    from . import derivations, reverse_algorithms, row_algorithms, selectors  # noqa: F401  (registration)

@@ -7,6 +7,7 @@ in no study) or rejected (a reference to a resource that is not in the input).
 
 from __future__ import annotations
 
+from ..fhir.extensions import read_record
 from .context import Row, RunContext, Skip
 from .registry import algorithm
 
@@ -59,7 +60,7 @@ def study_treatment(resource, run: RunContext, domain: str) -> Row | Skip:
     concept = data.get("medicationCodeableConcept") if resource.version == "R4" else (data.get("medication") or {}).get("concept")
     products = run.mappings.codelists.maps["STUDY_PRODUCT"]
     codings = (concept or {}).get("coding") or []
-    if not any(f"{c.get('system')}|{c.get('code')}" in products for c in codings if isinstance(c, dict)):
+    if not _from_sdtm(resource, domain) and not any(f"{c.get('system')}|{c.get('code')}" in products for c in codings if isinstance(c, dict)):
         return Skip("out_of_scope", "not a study product: concomitant medication (CM is not produced)")
     if data.get("status") in _NOT_HAPPENED:
         return Skip("out_of_scope", f"status {data.get('status')!r}: not an administration that took place "
@@ -82,11 +83,18 @@ def mune_observation(resource, run: RunContext, domain: str) -> Row | Skip:
     """MUNE rows: Observations coded in the MUNE test code system (map MUNE_TEST)."""
     tests = run.mappings.codelists.maps["MUNE_TEST"]
     codings = (resource.data.get("code") or {}).get("coding") or []
-    if not any(f"{c.get('system')}|{c.get('code')}" in tests for c in codings if isinstance(c, dict)):
+    if not _from_sdtm(resource, domain) and not any(f"{c.get('system')}|{c.get('code')}" in tests for c in codings if isinstance(c, dict)):
         return Skip("out_of_scope", "not a MUNE measure (code not in the MUNE test code system)")
     if resource.data.get("status") == "entered-in-error":
         return Skip("out_of_scope", "status 'entered-in-error'")
     return _subject_context(resource, run, domain, resource.data.get("subject"))
+
+
+def _from_sdtm(resource, domain: str) -> bool:
+    """Made by to-fhir from this domain's dataset: in scope whatever its codes (another study's
+    treatment or tests)."""
+    record = read_record(resource.data)
+    return record is not None and record[0] == domain
 
 
 def _ref(ref) -> str:

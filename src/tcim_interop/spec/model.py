@@ -71,6 +71,7 @@ class DomainSpec:
     variables: list[Variable]
     supplemental: list[Supplemental]
     file: str
+    reverse: dict = field(default_factory=dict)  # to-fhir: templates, links, fallback (see the specs)
 
     def __post_init__(self) -> None:
         self.by_name = {v.name: v for v in self.variables}

@@ -1,0 +1,109 @@
+"""The project's own FHIR extensions, that carry what FHIR has no element for (docs/fhir-extensions.md).
+
+    sdtm-record   on a resource made from an SDTM record: the dataset, the row number, and the cells
+                  that the mapped elements do not give back (variables with no FHIR home, values that
+                  re-derivation would change); a cell without "value" is an empty SDTM value
+    sdtm-supp     a SUPPxx record, on its parent's resource
+    sdtm-dataset  on the overall ResearchStudy: a dataset's label and its variables (order, label, type)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BASE = "http://tcim-interop.org/fhir/StructureDefinition/"
+SDTM_RECORD = BASE + "sdtm-record"
+SDTM_SUPP = BASE + "sdtm-supp"
+SDTM_DATASET = BASE + "sdtm-dataset"
+SUPP_FIELDS = ("RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM", "QLABEL", "QVAL", "QORIG", "QEVAL")
+
+
+def _value(value: Any) -> dict:
+    if isinstance(value, float):
+        return {"valueDecimal": int(value) if value.is_integer() else value}
+    return {"valueString": str(value)}
+
+
+def _read(ext: dict) -> Any:
+    if "valueDecimal" in ext:
+        return float(ext["valueDecimal"])
+    return ext.get("valueString", ext.get("valueInteger", ext.get("valueCode")))
+
+
+def _subs(ext: dict) -> list[dict]:
+    return [e for e in ext.get("extension") or [] if isinstance(e, dict)]
+
+
+def record_extension(dataset: str, row: int, cells: dict[str, Any]) -> dict:
+    subs = [{"url": "dataset", "valueString": dataset}, {"url": "row", "valueInteger": row}]
+    for name, value in cells.items():
+        cell = [{"url": "name", "valueString": name}]
+        if value is not None and value != "":
+            cell.append({"url": "value", **_value(value)})
+        subs.append({"url": "cell", "extension": cell})
+    return {"url": SDTM_RECORD, "extension": subs}
+
+
+def read_record(resource: dict) -> tuple[str, int, dict[str, Any]] | None:
+    """(dataset, row, cells) of a resource's sdtm-record extension, or None."""
+    for ext in resource.get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == SDTM_RECORD:
+            dataset, row, cells = "", -1, {}
+            for sub in _subs(ext):
+                if sub.get("url") == "dataset":
+                    dataset = sub.get("valueString", "")
+                elif sub.get("url") == "row":
+                    row = int(sub.get("valueInteger", -1))
+                elif sub.get("url") == "cell":
+                    parts = {p.get("url"): p for p in _subs(sub)}
+                    name = parts.get("name", {}).get("valueString")
+                    if name:
+                        cells[name] = _read(parts["value"]) if "value" in parts else None
+            return dataset, row, cells
+    return None
+
+
+def supp_extension(row: int, record: dict[str, Any]) -> dict:
+    subs = [{"url": "row", "valueInteger": row}]
+    subs += [{"url": k, "valueString": str(record[k])} for k in SUPP_FIELDS if record.get(k) not in (None, "")]
+    return {"url": SDTM_SUPP, "extension": subs}
+
+
+def read_supps(resource: dict) -> list[tuple[int, dict[str, str]]]:
+    out = []
+    for ext in resource.get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == SDTM_SUPP:
+            parts = {p.get("url"): p for p in _subs(ext)}
+            row = int(parts.get("row", {}).get("valueInteger", -1))
+            out.append((row, {k: parts[k].get("valueString", "") if k in parts else "" for k in SUPP_FIELDS}))
+    return out
+
+
+def dataset_extension(name: str, label: str, variables: list[tuple[str, str, str]]) -> dict:
+    subs = [{"url": "name", "valueString": name}]
+    if label:
+        subs.append({"url": "label", "valueString": label})
+    for vname, vlabel, vtype in variables:
+        var = [{"url": "name", "valueString": vname}, {"url": "type", "valueCode": vtype}]
+        if vlabel:
+            var.insert(1, {"url": "label", "valueString": vlabel})
+        subs.append({"url": "variable", "extension": var})
+    return {"url": SDTM_DATASET, "extension": subs}
+
+
+def read_datasets(resource: dict) -> dict[str, tuple[str, list[tuple[str, str, str]]]]:
+    """{dataset: (label, [(name, label, type), ...])} from a ResearchStudy's sdtm-dataset extensions."""
+    out = {}
+    for ext in resource.get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == SDTM_DATASET:
+            parts = _subs(ext)
+            name = next((p.get("valueString") for p in parts if p.get("url") == "name"), "")
+            label = next((p.get("valueString") for p in parts if p.get("url") == "label"), "")
+            variables = []
+            for p in parts:
+                if p.get("url") == "variable":
+                    v = {q.get("url"): q for q in _subs(p)}
+                    variables.append((v["name"]["valueString"], v.get("label", {}).get("valueString", ""),
+                                      v["type"]["valueCode"]))
+            out[name] = (label, variables)
+    return out

@@ -1,0 +1,217 @@
+"""Reverse algorithms (to-fhir): one SDTM value back into the FHIR element its row algorithm reads.
+
+Shape: fn(target, var, value). They write where the forward path's first alternative reads, so that
+to-sdtm of what they write gives the value back; to_fhir.py checks that it does, cell by cell, and
+carries in the sdtm-record extension whatever does not come back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from ..fhir.path import Path, compile_path, set_value
+from ..sdtm.dates import DateError, to_iso8601
+from ..spec.load import MappingSet
+from .registry import reverse
+from .row_algorithms import ISO3166_SYSTEM, MEDDRA_LEVEL_URL, MEDDRA_SYSTEM, format_number
+
+SERIOUSNESS_CRITERIA_URL = "http://hl7.org/fhir/uv/ae-research-ig/StructureDefinition/seriousness-criteria"
+DATA_ABSENT = {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-performed"}
+
+
+@dataclass
+class Target:
+    """The FHIR resources of one SDTM record, by role (resource, patient, site, study, consent, ...)."""
+
+    version: str
+    resources: dict[str, dict]
+    mappings: MappingSet
+    record: dict[str, Any]
+    encounter_for: Callable[[Any], dict | None] = lambda visitnum: None
+    arms: dict[str, dict] = field(default_factory=dict)
+
+    def write(self, var, value: Any, path: Path | None = None) -> None:
+        path = path or var.path(self.version)
+        if path is None:
+            return
+        alt = path.alternatives[0]
+        root = self.resources.get(alt.var or "resource")
+        if root is None:
+            return
+        set_value(root, Path(path.text, (alt,)), value, self.version, root["resourceType"])
+
+
+def _fhir_datetime(dtc: str, tz_name: str | None) -> str:
+    """SDTM local date-time -> FHIR dateTime: seconds and the site's offset added to a time."""
+    if "T" not in dtc:
+        return dtc
+    local = datetime.fromisoformat(dtc if dtc.count(":") == 2 else dtc + ":00")
+    if tz_name:
+        from zoneinfo import ZoneInfo
+
+        local = local.replace(tzinfo=ZoneInfo(tz_name))
+        return local.isoformat(timespec="seconds")
+    return local.isoformat(timespec="seconds") + "Z"
+
+
+def _number_or_text(value: Any) -> Any:
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    return value
+
+
+@reverse("assign")
+def assign(t: Target, var, value: Any) -> None:
+    t.write(var, _number_or_text(value) if not var.is_char else str(value))
+
+
+@reverse("result_text")
+def result_text(t: Target, var, value: Any) -> None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is not None and format_number(number) == value:
+        t.write(var, _number_or_text(number), compile_path("valueQuantity.value"))
+    else:
+        t.write(var, str(value), compile_path("valueString"))
+
+
+@reverse("assign_ct")
+def assign_ct(t: Target, var, value: Any) -> None:
+    coding = t.mappings.codelists.fhir_coding(var.codelist, var.map, str(value))
+    if coding is None:
+        return
+    if var.params.get("system"):  # a primitive code (Patient.gender)
+        t.write(var, coding["code"])
+    elif var.params.get("quantity"):
+        quantity = {"unit": str(value), "system": coding["system"], "code": coding["code"]}
+        path = var.path(t.version)
+        alt = path.alternatives[0]
+        root = t.resources.get(alt.var or "resource")
+        node = root
+        for step in alt.steps:
+            node = node.setdefault(step.name, {}) if step.func is None else node
+        node.update(quantity)
+    else:
+        t.write(var, coding)
+
+
+@reverse("iso_datetime")
+def iso_datetime(t: Target, var, value: Any) -> None:
+    """A date where the forward path reads it. An end that the forward path already gives (EXENDTC
+    falling back to effectiveDateTime) is not written; an end that differs turns xDateTime into
+    xPeriod.start/end, since FHIR allows one of the two."""
+    path = var.path(t.version)
+    current = path.first(lambda v: t.resources.get(v or "resource")) if path else None
+    try:
+        if current is not None and to_iso8601(current) == value:
+            return
+    except DateError:
+        pass
+    steps = [s.name for s in path.alternatives[0].steps if s.func is None]
+    root = t.resources.get(path.alternatives[0].var or "resource")
+    if len(steps) == 2 and steps[1] == "end" and steps[0].endswith("Period") and root is not None:
+        single = steps[0][: -len("Period")] + "DateTime"
+        if single in root:
+            root.setdefault(steps[0], {})["start"] = root.pop(single)
+    t.write(var, _fhir_datetime(str(value), t.mappings.study.get("timezone")))
+
+
+@reverse("birth_date")
+def birth_date(t: Target, var, value: Any) -> None:
+    t.write(var, str(value))
+
+
+@reverse("death_flag")
+def death_flag(t: Target, var, value: Any) -> None:
+    patient = t.resources.get("patient")
+    if value == "Y" and patient is not None and "deceasedDateTime" not in patient:
+        patient["deceasedBoolean"] = True
+
+
+@reverse("arm")
+def arm(t: Target, var, value: Any) -> None:
+    """ARMCD/ACTARMCD name the subject's arm; ARM/ACTARM describe it in the overall study."""
+    which, fld = var.params["which"], var.params["field"]
+    code_var = {"assigned": "ARMCD", "actual": "ACTARMCD"}[which]
+    code = t.record.get(code_var)
+    if not code:
+        return
+    # R5 linkIds are FHIR ids, so they are numbered, not made from ARMCD (which may hold "_" or spaces)
+    arm_def = t.arms.setdefault(code, {"name": code, "linkId": f"arm-{len(t.arms) + 1}"})
+    if fld == "name":
+        arm_def.setdefault("description", str(value))
+        return
+    subject = t.resources["resource"]
+    if t.version == "R4":
+        subject["assignedArm" if which == "assigned" else "actualArm"] = code
+    else:
+        subject["assignedComparisonGroup" if which == "assigned" else "actualComparisonGroup"] = arm_def["linkId"]
+
+
+@reverse("arm_null_reason")
+def arm_null_reason(t: Target, var, value: Any) -> None:
+    if value != "SCREEN FAILURE":
+        return
+    subject = t.resources["resource"]
+    if t.version == "R4":
+        subject["status"] = "ineligible"
+    else:
+        subject.setdefault("progress", []).append({"subjectState": {"coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/research-subject-state", "code": "ineligible"}]}})
+
+
+@reverse("country")
+def country(t: Target, var, value: Any) -> None:
+    t.write(var, {"system": ISO3166_SYSTEM, "code": str(value)})
+
+
+@reverse("visit")
+def visit(t: Target, var, value: Any) -> None:
+    if var.params["field"] != "visitnum":
+        return
+    encounter = t.encounter_for(value)
+    if encounter is not None:
+        t.write(var, f"Encounter/{encounter['id']}")
+
+
+@reverse("meddra")
+def meddra(t: Target, var, value: Any) -> None:
+    level, fld = var.params["level"], var.params["field"]
+    root_path = var.path(t.version)
+    text = format_number(value) if isinstance(value, float) else str(value)
+    codings = root_path.values(lambda v: t.resources.get(v or "resource"))
+    for c in codings:
+        if c.get("system") == MEDDRA_SYSTEM and any(e.get("valueCode") == level for e in c.get("extension", [])):
+            c[fld] = text
+            return
+    coding = {"extension": [{"url": MEDDRA_LEVEL_URL, "valueCode": level}], "system": MEDDRA_SYSTEM, fld: text}
+    t.write(var, coding)
+
+
+@reverse("seriousness_criterion")
+def seriousness_criterion(t: Target, var, value: Any) -> None:
+    if value != "Y":
+        return
+    coding = t.mappings.codelists.fhir_coding(var.codelist, var.map, "Y")
+    if coding is None:
+        return
+    t.resources["resource"].setdefault("extension", []).append({"url": SERIOUSNESS_CRITERIA_URL, "extension": [
+        {"url": "criterionCode", "valueCodeableConcept": {"coding": [coding]}},
+        {"url": "criterionPresent", "valueBoolean": True}]})
+
+
+@reverse("not_done")
+def not_done(t: Target, var, value: Any) -> None:
+    if value == "NOT DONE":
+        reason = t.resources["resource"].setdefault("dataAbsentReason", {})
+        reason.setdefault("coding", []).append(dict(DATA_ABSENT))
+
+
+@reverse("yes_no")
+def yes_no(t: Target, var, value: Any) -> None:
+    if value in ("Y", "N"):
+        t.write(var, value == "Y")

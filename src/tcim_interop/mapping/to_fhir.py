@@ -1,0 +1,373 @@
+"""SDTM datasets -> FHIR resources, driven by the same specs as to-sdtm, and proven lossless.
+
+    build    each DM record becomes a ResearchSubject, its Patient and Consent, under a site
+             ResearchStudy partOf the overall one; each EX, AE and MUNE record its resource. The
+             specs' reverse algorithms write the values into the elements their forward paths read.
+    verify   to-sdtm is run on what was built, cell by cell against the input: any cell that does not
+             come back (no FHIR home, or re-derivation would change it) is carried in the resource's
+             sdtm-record extension; SUPPxx records ride in sdtm-supp; the datasets' own variables
+             (order, labels) in sdtm-dataset on the overall study. A second to-sdtm pass must then
+             give back the input exactly; any difference is reported as an error finding.
+Ids are UUIDv5 of the study, dataset and record, so the same SDTM gives the same ids.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from copy import deepcopy
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputError
+from ..fhir.extensions import SDTM_RECORD, dataset_extension, record_extension, supp_extension
+from ..fhir.path import compile_path, set_value
+from ..fhir.read import InputResource
+from ..findings import Report
+from ..sdtm.dataset import Dataset
+from ..spec.load import MappingSet
+from ..spec.model import DomainSpec
+from . import registry
+from .reverse_algorithms import Target
+
+NAMESPACE = uuid.UUID("6f1b2a52-6c2e-5b8e-9a43-7c1d4e0f2a11")
+
+
+def resource_id(*parts: Any) -> str:
+    return str(uuid.uuid5(NAMESPACE, "/".join(map(str, parts))))
+
+
+def _present(v: Any) -> bool:
+    return v is not None and v != "" and not (isinstance(v, float) and math.isnan(v))
+
+
+def _ref(resource: dict) -> dict:
+    return {"reference": f"{resource['resourceType']}/{resource['id']}"}
+
+
+@dataclass
+class Built:
+    resources: list[dict] = field(default_factory=list)
+    rows: dict[tuple[str, int], dict] = field(default_factory=dict)  # (dataset, row) -> its resource
+    supp_parent: dict[tuple[str, str, str, str], dict] = field(default_factory=dict)
+
+    def add(self, resource: dict) -> dict:
+        self.resources.append(resource)
+        return resource
+
+
+class Builder:
+    def __init__(self, sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report):
+        self.sdtm, self.ms, self.version, self.report = sdtm, ms, version, report
+        self.out = Built()
+        self.studies: dict[str, dict] = {}
+        self.sites: dict[tuple[str, str], dict] = {}
+        self.subjects: dict[str, dict[str, dict]] = {}  # USUBJID -> roles
+        self.arms: dict[str, dict[str, dict]] = {}  # STUDYID -> ARMCD -> arm definition
+        self.encounters: dict[tuple[str, Any], dict] = {}
+        self.treatments: dict[str, dict] = {}  # USUBJID -> first EX resource
+        self.specs = {s.domain: s for s in ms.domains.values()}
+
+    # -- the pieces -------------------------------------------------------------------------------
+    def _template(self, spec: DomainSpec, role: str) -> dict:
+        return deepcopy(spec.reverse.get("templates", {}).get(role, {}).get(self.version, {}))
+
+    def _link_path(self, spec: DomainSpec, role: str) -> str | None:
+        link = spec.reverse.get("links", {}).get(role)
+        return link.get(self.version) if isinstance(link, dict) else link
+
+    def _link(self, spec: DomainSpec, resource: dict, role: str, target: dict | None) -> None:
+        path = self._link_path(spec, role)
+        if path and target is not None:
+            set_value(resource, compile_path(path), _ref(target), self.version, resource["resourceType"])
+
+    def _study(self, dm: DomainSpec, studyid: str) -> dict:
+        if studyid not in self.studies:
+            study = self._template(dm, "study")
+            study["id"] = resource_id(studyid)
+            self.studies[studyid] = self.out.add(study)
+            self.arms[studyid] = {}
+        return self.studies[studyid]
+
+    def _site(self, dm: DomainSpec, studyid: str, siteid: str) -> dict:
+        key = (studyid, siteid)
+        if key not in self.sites:
+            site = self._template(dm, "site")
+            site["id"] = resource_id(studyid, "site", siteid)
+            site["partOf"] = [_ref(self._study(dm, studyid))]
+            self.sites[key] = self.out.add(site)
+        return self.sites[key]
+
+    def _encounter(self, usubjid: str, visitnum: Any) -> dict | None:
+        visit = next((v for v in self.ms.study.get("visits", []) if float(v["visitnum"]) == float(visitnum)), None)
+        if visit is None:
+            return None
+        key = (usubjid, visit["code"])
+        if key not in self.encounters:
+            enc = deepcopy(self.ms.study.get("visit_encounter", {}).get(self.version, {"resourceType": "Encounter"}))
+            enc["id"] = resource_id(usubjid, "visit", visit["code"])
+            enc["type"] = [{"coding": [{"system": self.ms.study["visit_system"], "code": visit["code"]}]}]
+            enc["subject"] = _ref(self.subjects[usubjid]["patient"])
+            self.encounters[key] = self.out.add(enc)
+        return self.encounters[key]
+
+    # -- records ----------------------------------------------------------------------------------
+    def _record(self, ds: Dataset, i: int, spec: DomainSpec) -> dict[str, Any]:
+        """The record's values, text split into SUPP continuation records (AETERM1, ...) joined back."""
+        record = dict(self.records[ds.name][i])
+        supp = self.supp_index.get((spec.domain, str(record["USUBJID"]), _idvarval(spec, record)), {})
+        for v in spec.variables:
+            if not v.is_char or not isinstance(record.get(v.name), str):
+                continue
+            n, tail = 1, []
+            while (qnam := f"{v.name[:7]}{n}" if n < 10 else f"{v.name[:6]}{n}") in supp:
+                tail.append(supp[qnam])
+                n += 1
+            record[v.name] += "".join(tail)
+        return record
+
+    def _apply(self, spec: DomainSpec, target: Target) -> None:
+        for var in spec.variables:
+            value = target.record.get(var.name)
+            fn = registry.get_reverse(var.algorithm)
+            if fn is not None and _present(value):
+                fn(target, var, value)
+        supp = self.supp_index.get((spec.domain, str(target.record["USUBJID"]), _idvarval(spec, target.record)), {})
+        for sq in spec.supplemental:
+            value = supp.get(sq.qnam)
+            fn = registry.get_reverse(sq.algorithm)
+            if fn is not None and _present(value):
+                fn(target, sq, value)
+        resource = target.resources["resource"]
+        for path, var in spec.reverse.get("fallback", {}).get(self.version, {}).items():
+            if not compile_path(path).values(lambda v: resource) and _present(target.record.get(var)):
+                set_value(resource, compile_path(path), str(target.record[var]), self.version, resource["resourceType"])
+
+    def build(self) -> Built:
+        self.records = {name: ds.frame.to_dict("records") for name, ds in self.sdtm.items()}
+        self.supp_index: dict[tuple[str, str, str], dict[str, str]] = {}
+        for name in self.sdtm:
+            for r in self.records[name] if name.startswith("SUPP") else ():
+                key = (r["RDOMAIN"], str(r["USUBJID"]), str(r["IDVARVAL"]))
+                self.supp_index.setdefault(key, {})[r["QNAM"]] = r["QVAL"]
+        dm_spec = self.specs["DM"]
+        dm = self.sdtm.get("DM")
+        if dm is None:
+            raise InputError("no DM dataset: every other domain's records need their subject in DM")
+        for i in range(len(dm.frame)):
+            self._dm_record(dm_spec, dm, i)
+        for name, ds in self.sdtm.items():
+            if name in ("DM",) or name.startswith("SUPP"):
+                continue
+            spec = self.specs.get(name)
+            if spec is None:
+                self.report.add("warning", "DATASET_NOT_MAPPED", f"dataset {name} has no FHIR mapping: not converted",
+                                domain=name)
+                continue
+            for i in range(len(ds.frame)):
+                self._event_record(spec, ds, i)
+        for studyid, arms in self.arms.items():
+            self._write_arms(self.studies[studyid], arms)
+        return self.out
+
+    def _dm_record(self, spec: DomainSpec, ds: Dataset, i: int) -> None:
+        record = self._record(ds, i, spec)
+        usubjid, studyid = str(record["USUBJID"]), str(record["STUDYID"])
+        if usubjid in self.subjects:
+            raise InputError(f"DM row {i + 1}: USUBJID {usubjid} appears twice")
+        study = self._study(spec, studyid)
+        site = self._site(spec, studyid, str(record.get("SITEID") or ""))
+        subject = self._template(spec, "resource")
+        patient = self._template(spec, "patient")
+        subject["id"], patient["id"] = resource_id(studyid, "DM", usubjid), resource_id(studyid, "Patient", usubjid)
+        roles = {"resource": subject, "patient": patient, "site": site, "study": study}
+        if _present(record.get("RFICDTC")):
+            consent = self._template(spec, "consent")
+            consent["id"] = resource_id(studyid, "Consent", usubjid)
+            path = spec.reverse.get("consent_link", {}).get(self.version)
+            if path:
+                consent[path] = _ref(patient)
+            roles["consent"] = consent
+        target = Target(self.version, roles, self.ms, record, arms=self.arms[studyid])
+        self._apply(spec, target)
+        for role in ("patient", "site", "consent"):
+            self._link(spec, subject, role, roles.get(role))
+        self.out.add(patient)
+        if "consent" in roles:
+            self.out.add(roles["consent"])
+        self.out.add(subject)
+        self._mark(subject, "DM", i)
+        self.subjects[usubjid] = roles
+
+    def _write_arms(self, study: dict, arms: dict) -> None:
+        if not arms:
+            return
+        if self.version == "R4":
+            study["arm"] = [{k: v for k, v in a.items() if k != "linkId"} for a in arms.values()]
+        else:
+            study["comparisonGroup"] = [{"linkId": a["linkId"], "name": a["name"],
+                                         **({"description": a["description"]} if "description" in a else {})}
+                                        for a in arms.values()]
+
+    def _event_record(self, spec: DomainSpec, ds: Dataset, i: int) -> None:
+        record = self._record(ds, i, spec)
+        usubjid = str(record["USUBJID"])
+        roles = self.subjects.get(usubjid)
+        if roles is None:
+            raise InputError(f"{ds.name} row {i + 1}: USUBJID {usubjid} is not in DM")
+        resource = self._template(spec, "resource")
+        seq = record.get(f"{spec.domain}SEQ")
+        resource["id"] = resource_id(record["STUDYID"], spec.domain, usubjid, seq if _present(seq) else f"row{i}")
+        target = Target(self.version, {**roles, "resource": resource}, self.ms, record,
+                        encounter_for=lambda vn: self._encounter(usubjid, vn))
+        self._apply(spec, target)
+        self._link(spec, resource, "patient", roles["patient"])
+        self._link(spec, resource, "site", roles["site"])
+        treatment_path = self._link_path(spec, "treatment")
+        if treatment_path:
+            self._complete_suspects(resource, treatment_path, self.treatments.get(usubjid))
+        if spec.row_resource == "MedicationAdministration":
+            self.treatments.setdefault(usubjid, resource)
+        self.out.add(resource)
+        self._mark(resource, ds.name, i)
+
+    def _mark(self, resource: dict, dataset: str, row: int) -> None:
+        """Where the resource came from; the cells that do not come back are added by the verify pass."""
+        resource.setdefault("extension", []).append(record_extension(dataset, row, {}))
+        resource.setdefault("meta", {})["source"] = f"tcim-interop:sdtm/{dataset.lower()}.xpt#row={row + 1}"
+        self.out.rows[(dataset, row)] = resource
+
+    def _complete_suspects(self, resource: dict, path: str, treatment: dict | None) -> None:
+        """FHIR requires what an AE is suspected of: the subject's study treatment."""
+        head, _, tail = path.partition(".")
+        for item in resource.get(head) or []:
+            if tail not in item:
+                item[tail] = _ref(treatment) if treatment else {"display": "study treatment"}
+
+
+def _idvarval(spec: DomainSpec, record: dict) -> str:
+    seq = record.get(f"{spec.domain}SEQ")
+    return f"{int(seq)}" if _present(seq) else ""
+
+
+# -- verify: to-sdtm of what was built must give the input back ---------------------------------------
+def _norm(value: Any, kind: str) -> Any:
+    if kind == "Char":
+        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    return None if value is None or value == "" or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _forward(resources: list[dict], ms: MappingSet, version: str) -> tuple[dict[str, Dataset], Report]:
+    from . import engine
+
+    report = Report()
+    inputs = [InputResource(r, "<to-fhir>", f"{r['resourceType']}/{r['id']}", version=version) for r in resources]
+    return engine.build(inputs, ms, report), report
+
+
+def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: MappingSet, version: str) -> None:
+    forward, _ = _forward(built.resources, ms, version)
+    by_resource: dict[str, tuple[list[dict], int]] = {}
+    for ds in forward.values():
+        rows = ds.frame.to_dict("records")
+        for j, key in enumerate(ds.sources):
+            by_resource[key] = (rows, j)
+    originals = {name: ds.frame.to_dict("records") for name, ds in sdtm.items()}
+    for (name, i), resource in built.rows.items():
+        want_row = originals[name][i]
+        rows, j = by_resource.get(f"{resource['resourceType']}/{resource['id']}", (None, -1))
+        have_row = rows[j] if rows is not None else {}
+        cells = {}
+        for v in sdtm[name].variables:
+            want, have = _norm(want_row[v.name], v.type), _norm(have_row.get(v.name), v.type)
+            if want != have:
+                cells[v.name] = want
+        resource["extension"] = [e for e in resource["extension"] if e.get("url") != SDTM_RECORD]
+        resource["extension"].append(record_extension(name, i, cells))
+    study = next(r for r in built.resources if r["resourceType"] == "ResearchStudy" and "partOf" not in r)
+    names = {name for name, _ in built.rows}
+    for name, ds in sdtm.items():
+        if name in names or name.startswith("SUPP"):
+            study.setdefault("extension", []).append(
+                dataset_extension(name, ds.label, [(v.name, v.label, v.type) for v in ds.variables]))
+    parents = _parent_index(sdtm, originals)
+    for name in sdtm:
+        for i, r in enumerate(originals[name] if name.startswith("SUPP") else ()):
+            row = parents.get((r["RDOMAIN"], r["USUBJID"], r["IDVAR"], _key(r["IDVARVAL"])))
+            if row is None:  # no such parent record: keep it on the subject
+                row = parents[("DM", r["USUBJID"], "", "")]
+            built.rows[row].setdefault("extension", []).append(supp_extension(i, r))
+
+
+def _key(value: Any) -> str:
+    """IDVARVAL as text: numbers without a trailing .0, so that 3.0 and "3" meet."""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else (f"{int(value)}" if value.is_integer() else repr(value))
+    try:
+        return _key(float(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _parent_index(sdtm: dict[str, Dataset], originals: dict[str, list[dict]]) -> dict[tuple, tuple[str, int]]:
+    """(RDOMAIN, USUBJID, IDVAR, IDVARVAL) -> the parent record a SUPP record points at."""
+    wanted: dict[str, set[str]] = {}
+    for name in sdtm:
+        for r in originals[name] if name.startswith("SUPP") else ():
+            wanted.setdefault(r["RDOMAIN"], set()).add(r["IDVAR"])
+    index: dict[tuple, tuple[str, int]] = {}
+    for domain, idvars in wanted.items():
+        for i, rec in enumerate(originals.get(domain, ())):
+            for idvar in idvars:
+                if idvar in rec:
+                    index.setdefault((domain, rec["USUBJID"], idvar, _key(rec[idvar])), (domain, i))
+    for i, rec in enumerate(originals.get("DM", ())):
+        index.setdefault(("DM", rec["USUBJID"], "", ""), ("DM", i))
+    return index
+
+
+def differences(sdtm: dict[str, Dataset], resources: list[dict], ms: MappingSet, version: str,
+                limit: int = 20) -> tuple[int, int, list[str]]:
+    """(cells compared, cells equal, first differences) of to-sdtm(resources) against the input."""
+    forward, _ = _forward(resources, ms, version)
+    compared = equal = 0
+    diffs: list[str] = []
+    for name, ds in sdtm.items():
+        got = forward.get(name)
+        if got is None:
+            diffs.append(f"{name}: not given back")
+            compared += ds.frame.size
+            continue
+        if [v.name for v in got.variables] != [v.name for v in ds.variables]:
+            diffs.append(f"{name}: variables differ")
+        wants, haves = ds.frame.to_dict("records"), got.frame.to_dict("records")
+        for v in ds.variables:
+            glabel = next((g.label for g in got.variables if g.name == v.name), None)
+            if glabel != v.label and len(diffs) < limit:
+                diffs.append(f"{name}.{v.name}: label {glabel!r} != {v.label!r}")
+            for i, want_row in enumerate(wants):
+                compared += 1
+                want = _norm(want_row[v.name], v.type)
+                have = _norm(haves[i][v.name], v.type) if i < len(haves) and v.name in haves[i] else "<missing>"
+                if want == have:
+                    equal += 1
+                elif len(diffs) < limit:
+                    diffs.append(f"{name} row {i + 1} {v.name}: {have!r} != {want!r}")
+        if len(got.frame) != len(ds.frame):
+            diffs.append(f"{name}: {len(got.frame)} rows given back, {len(ds.frame)} in the input")
+    return compared, equal, diffs
+
+
+def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report,
+               verify: bool = True) -> list[dict]:
+    builder = Builder(sdtm, ms, version, report)
+    built = builder.build()
+    mapped = {n: d for n, d in sdtm.items() if n in builder.specs or (n.startswith("SUPP") and n[4:] in builder.specs)}
+    carry_what_does_not_come_back(mapped, built, ms, version)
+    if verify:
+        compared, equal, diffs = differences(mapped, built.resources, ms, version)
+        report.add("info", "ROUND_TRIP", f"to-sdtm of the output gives back {equal} of {compared} cells")
+        for d in diffs:
+            report.error("ROUND_TRIP_MISMATCH", d)
+    return built.resources

@@ -1,0 +1,68 @@
+"""Read SDTM datasets (SAS XPORT v5) for to-fhir, refusing what is not what it claims to be.
+
+XPT v8 and SAS7BDAT are recognised by their first bytes and refused by name; a truncated or
+unreadable file, a dataset without DOMAIN (or RDOMAIN for SUPPxx), or without the variables every
+record needs, is an InputError naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputError
+from .dataset import Dataset, VariableMeta
+
+XPT_V5 = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
+XPT_V8 = b"HEADER RECORD*******LIBV8   HEADER RECORD!!!!!!!"
+SAS7BDAT = bytes.fromhex("000000000000000000000000c2ea8160b31411cfbd92080009c7318c181f1011")
+REQUIRED = {"": ("STUDYID", "DOMAIN", "USUBJID"), "SUPP": ("STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL",
+                                                            "QNAM", "QLABEL", "QVAL")}
+
+
+def discover_sdtm(directory: Path) -> list[Path]:
+    if not directory.exists():
+        raise InputError(f"{directory}: no such file or directory")
+    if directory.is_file():
+        return [directory]
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".xpt", ".sas7bdat"))
+    if not files:
+        raise InputError(f"{directory}: no .xpt files")
+    return files
+
+
+def read_xpt(path: Path) -> Dataset:
+    import pyreadstat
+
+    try:
+        with path.open("rb") as f:
+            head = f.read(80)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    if head.startswith(SAS7BDAT[:32]) or path.suffix.lower() == ".sas7bdat":
+        raise InputError(f"{path}: a SAS7BDAT file, not SAS XPORT v5; export it as XPT v5")
+    if head.startswith(XPT_V8):
+        raise InputError(f"{path}: SAS XPORT v8, not v5 (submissions use v5); export it as XPT v5")
+    if not head.startswith(XPT_V5):
+        raise InputError(f"{path}: not a SAS XPORT v5 file")
+    try:
+        frame, meta = pyreadstat.read_xport(str(path))
+    except Exception as e:  # pyreadstat's ReadstatError for truncated or damaged files
+        raise InputError(f"{path}: unreadable XPT (truncated or damaged): {' '.join(str(e).split())}") from None
+    name = (meta.table_name or path.stem).upper()
+    types = meta.readstat_variable_types
+    variables = [VariableMeta(c, meta.column_names_to_labels.get(c) or "", "Char" if types[c] == "string" else "Num")
+                 for c in frame.columns]
+    required = REQUIRED["SUPP" if name.startswith("SUPP") else ""]
+    missing = [v for v in required if v not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: dataset {name} has no {', '.join(missing)}: not an SDTM dataset")
+    for v in variables:
+        if v.name in required and v.type != "Char":
+            raise InputError(f"{path}: {v.name} must be character, is numeric")
+    for v in variables:
+        col = frame[v.name]
+        frame[v.name] = (col.astype("object").where(col.notna(), "") if v.type == "Char"
+                         else pd.to_numeric(col, errors="coerce").astype("float64"))
+    return Dataset(name, meta.file_label or "", variables, frame)
