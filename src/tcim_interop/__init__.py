@@ -2,6 +2,8 @@
 
 Public API (everything else is private and may change):
     to_sdtm(inputs, out_dir=None, ...) -> SdtmResult     FHIR files -> SDTM DataFrames (+ XPT v5 files)
+    to_fhir(sdtm_dir, out=None, ...) -> FhirResult       SDTM datasets -> FHIR resources (+ Bundle/NDJSON)
+    read_sdtm(path) -> {name: Dataset}                   SDTM .xpt files, checked
     load_mapping_set(directory=None)                     the specs of mappings/, checked
     Report, Finding                                      what a run met, as records
     TcimError and subclasses                             see tcim_interop.errors
@@ -15,7 +17,7 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "to_sdtm": "api", "SdtmResult": "api", "load_mapping_set": "spec.load", "Report": "findings",
+    "to_sdtm": "api", "SdtmResult": "api", "to_fhir": "api", "FhirResult": "api", "read_sdtm": "api", "load_mapping_set": "spec.load", "Report": "findings",
     "Finding": "findings", "TcimError": "errors", "UsageError": "errors", "SpecError": "errors",
     "InputError": "errors", "OutputError": "errors", "ConformanceError": "errors",
 }

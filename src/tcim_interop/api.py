@@ -174,3 +174,53 @@ def _write_report(out: Path, report: Report) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, path)
+
+
+@dataclass
+class FhirResult:
+    resources: list[dict]
+    report: Report
+    written: list[Path]
+
+
+def read_sdtm(path: str | os.PathLike) -> dict[str, Dataset]:
+    """The SDTM datasets of a directory (or one file), by dataset name."""
+    from .sdtm.read import discover_sdtm, read_xpt
+
+    datasets = {}
+    for f in discover_sdtm(Path(path)):
+        ds = read_xpt(f)
+        datasets[ds.name] = ds
+    return datasets
+
+
+def to_fhir(sdtm: str | os.PathLike | dict[str, Dataset], out: str | os.PathLike | None = None, *,
+            fhir_version: str = "R4", bundle_type: str = "transaction", ndjson: bool = False,
+            mappings: MappingSet | str | os.PathLike | None = None, strict: bool = False,
+            verify: bool = True) -> FhirResult:
+    """SDTM datasets -> FHIR resources (ResearchStudy, Patient, ResearchSubject, Consent, Encounter,
+    MedicationAdministration, AdverseEvent, Observation); with out, also written as a Bundle or NDJSON."""
+    from .mapping.to_fhir import build_fhir
+
+    if fhir_version not in VERSIONS:
+        raise UsageError(f"--fhir-version must be one of {', '.join(VERSIONS)}, not {fhir_version!r}")
+    if bundle_type not in ("transaction", "collection", "batch"):
+        raise UsageError(f"--bundle-type must be transaction or collection, not {bundle_type!r}")
+    datasets = sdtm if isinstance(sdtm, dict) else read_sdtm(sdtm)
+    mune = "NV" if "NV" in datasets and "XM" not in datasets else None
+    ms = mappings if isinstance(mappings, MappingSet) else load_mapping_set(mappings, mune_domain=mune)
+    report = Report()
+    resources = build_fhir(datasets, ms, fhir_version, report, verify=verify)
+    for r in resources:
+        reason = validation_error(r, fhir_version)
+        if reason:
+            report.error("INVALID_OUTPUT", reason, source=f"{r['resourceType']}/{r['id']}")
+    if strict and report.errors:
+        raise ConformanceError(f"{len(report.errors)} error finding(s), nothing written; first: {report.errors[0].line()}")
+    written: list[Path] = []
+    if out is not None:
+        from .fhir.write import write_bundle, write_ndjson
+
+        written = write_ndjson(resources, Path(out)) if ndjson else write_bundle(resources, Path(out), bundle_type)
+        report.outputs = [str(p) for p in written]
+    return FhirResult(resources, report, written)

@@ -77,6 +77,38 @@ def to_sdtm_cmd(
         typer.echo(summary(result.report), err=True)
 
 
+class BundleType(str, Enum):
+    transaction = "transaction"
+    collection = "collection"
+
+
+@app.command("to-fhir")
+def to_fhir_cmd(
+    sdtm_dir: Path = typer.Argument(..., help="Directory of SDTM .xpt datasets (DM required; EX, AE, XM/NV, SUPPxx)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle file, or a directory with --ndjson."),
+    fhir_version: FhirVersion = typer.Option(FhirVersion.R4, "--fhir-version"),
+    bundle_type: BundleType = typer.Option(BundleType.transaction, "--bundle-type"),
+    ndjson: bool = typer.Option(False, "--ndjson", help="Write bulk-data NDJSON, one file per resource type."),
+    mappings: Optional[Path] = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 and write nothing if any error is found."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
+) -> None:
+    """Convert SDTM datasets to FHIR, losslessly: to-sdtm of the output gives the datasets back.
+
+    Example:  tcim-interop to-fhir ../shared/external/cdiscpilot01 --out pilot.json --fhir-version R5
+    """
+    from .api import to_fhir
+    from .report_text import fhir_summary
+
+    try:
+        result = to_fhir(sdtm_dir, out, fhir_version=fhir_version.value, bundle_type=bundle_type.value,
+                         ndjson=ndjson, mappings=mappings, strict=strict)
+    except TcimError as e:
+        _fail(e)
+    if not quiet:
+        typer.echo(fhir_summary(result), err=True)
+
+
 @app.command("synth")
 def synth_cmd(
     subjects: int = typer.Option(100, "--subjects", "-n", min=1, help="Number of subjects (screen failure included)."),

@@ -24,3 +24,15 @@ def summary(report: Report, most: int = 5) -> str:
     if report.outputs:
         lines.append("written: " + ", ".join(p.rsplit("/", 1)[-1] for p in report.outputs))
     return "\n".join(lines)
+
+
+def fhir_summary(result, most: int = 5) -> str:
+    by_type = Counter(r["resourceType"] for r in result.resources)
+    lines = [f"resources: {len(result.resources)} (" + ", ".join(f"{t} {n}" for t, n in sorted(by_type.items())) + ")"]
+    sev = Counter(f.severity for f in result.report.findings)
+    lines.append(f"findings: {sev.get('error', 0)} error(s), {sev.get('warning', 0)} warning(s)")
+    for f in [f for f in result.report.findings if f.code == "ROUND_TRIP"] + result.report.errors[:most]:
+        lines.append(f"  {f.line()}")
+    if result.written:
+        lines.append("written: " + ", ".join(str(p) for p in result.written[:8]) + (" ..." if len(result.written) > 8 else ""))
+    return "\n".join(lines)

@@ -3,7 +3,7 @@
 Hospitals mix releases, so the release is read off each resource from the elements only one release
 has (R4 ResearchSubject.individual vs R5 .subject, R4 AdverseEvent.event vs R5 .code, ...). A resource
 that has no telling element (a Patient looks the same in both) takes the release most of the other
-resources in its file have, then the default. --fhir-version forces one release for all.
+resources in its file have, else the whole input has, then the default. --fhir-version forces one release for all.
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def assign_versions(resources: Iterable, default: str = "R4", forced: str | None
         r.version = v or ""
         if v:
             told.setdefault(r.file, Counter())[v] += 1
+    overall = sum(told.values(), Counter())
     for r in items:
         if not r.version:
-            c = told.get(r.file)
+            # NDJSON exports put one type in a file (Patient.ndjson tells nothing): then the whole input
+            c = told.get(r.file) or overall
             r.version = c.most_common(1)[0][0] if c else default

@@ -32,18 +32,8 @@ SUPPORTING_TYPES = ("Patient", "ResearchStudy", "Consent", "Encounter")
 def build(resources: list[InputResource], mappings: MappingSet, report: Report,
           outcome: dict[str, tuple[str, str]] | None = None) -> dict[str, Dataset]:
     """outcome: resources already rejected upstream (invalid, duplicate), by key."""
-    index = ResourceIndex(r for r in resources if r.key not in (outcome or {}))
-    run = RunContext(mappings, index, report)
-    outcome = dict(outcome or {})
-    rows: dict[str, list[Row]] = {}
-
-    order = ["dm"] + [r for r in mappings.domains if r != "dm"]
-    for role in order:
-        spec = mappings.spec(role)
-        rows[spec.domain] = _rows(spec, index.of_type(spec.row_resource), run, outcome)
-        if role == "dm":
-            _link_subjects(rows[spec.domain], run, outcome)
-
+    rows, run, outcome = _select_rows(resources, mappings, report, outcome)
+    index = run.index
     frames = {d: _frame(mappings.domains[_role(mappings, d)], rs) for d, rs in rows.items()}
     derive_order = ["DM"] + [d for d in frames if d != "DM"]
     for d in derive_order:
@@ -64,6 +54,28 @@ def build(resources: list[InputResource], mappings: MappingSet, report: Report,
     for name, ds in datasets.items():
         report.records_per_domain[name] = len(ds)
     return datasets
+
+
+def _select_rows(resources, mappings: MappingSet, report: Report, outcome=None):
+    index = ResourceIndex(r for r in resources if r.key not in (outcome or {}))
+    run = RunContext(mappings, index, report)
+    outcome = dict(outcome or {})
+    rows: dict[str, list[Row]] = {}
+    order = ["dm"] + [r for r in mappings.domains if r != "dm"]
+    for role in order:
+        spec = mappings.spec(role)
+        rows[spec.domain] = _rows(spec, index.of_type(spec.row_resource), run, outcome)
+        if role == "dm":
+            _link_subjects(rows[spec.domain], run, outcome)
+    return rows, run, outcome
+
+
+def rows_with_context(resources: list[InputResource], mappings: MappingSet, report: Report) -> list[tuple]:
+    """(spec, Row) for every record, before derivation: the row's resource, its context resources
+    and its row-level values. For tracing a record to what it was made of."""
+    rows, _, _ = _select_rows(resources, mappings, report)
+    specs = {s.domain: s for s in mappings.domains.values()}
+    return [(specs[d], r) for d, rs in rows.items() for r in rs]
 
 
 def _role(mappings: MappingSet, domain: str) -> str:

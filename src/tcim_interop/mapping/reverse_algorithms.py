@@ -18,6 +18,7 @@ from .registry import reverse
 from .row_algorithms import ISO3166_SYSTEM, MEDDRA_LEVEL_URL, MEDDRA_SYSTEM, format_number
 
 SERIOUSNESS_CRITERIA_URL = "http://hl7.org/fhir/uv/ae-research-ig/StructureDefinition/seriousness-criteria"
+SERIOUSNESS_SYSTEM = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
 DATA_ABSENT = {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-performed"}
 
 
@@ -75,13 +76,16 @@ def result_text(t: Target, var, value: Any) -> None:
         number = None
     if number is not None and format_number(number) == value:
         t.write(var, _number_or_text(number), compile_path("valueQuantity.value"))
+        unit = var.params.get("unit")
+        if unit and not t.record.get(unit):  # a number without unit is dimensionless: UCUM "1"
+            t.resources["resource"]["valueQuantity"].update({"system": "http://unitsofmeasure.org", "code": "1"})
     else:
         t.write(var, str(value), compile_path("valueString"))
 
 
 @reverse("assign_ct")
 def assign_ct(t: Target, var, value: Any) -> None:
-    coding = t.mappings.codelists.fhir_coding(var.codelist, var.map, str(value))
+    coding = t.mappings.codelists.fhir_coding(var.codelist, var.map, str(value), t.version)
     if coding is None:
         return
     if var.params.get("system"):  # a primitive code (Patient.gender)
@@ -166,7 +170,11 @@ def arm_null_reason(t: Target, var, value: Any) -> None:
 
 @reverse("country")
 def country(t: Target, var, value: Any) -> None:
-    t.write(var, {"system": ISO3166_SYSTEM, "code": str(value)})
+    """The alpha-2 code, as FHIR's own jurisdiction and address elements have it."""
+    import pycountry
+
+    hit = pycountry.countries.get(alpha_3=str(value))
+    t.write(var, {"system": ISO3166_SYSTEM, "code": hit.alpha_2 if hit else str(value)})
 
 
 @reverse("visit")
@@ -199,6 +207,12 @@ def seriousness_criterion(t: Target, var, value: Any) -> None:
     coding = t.mappings.codelists.fhir_coding(var.codelist, var.map, "Y")
     if coding is None:
         return
+    if t.version == "R4":  # R4's own way: one seriousness code names the (first) criterion
+        r4_code = next((k.rpartition("|")[2] for k in t.mappings.codelists.maps[var.map]
+                        if k.startswith(SERIOUSNESS_SYSTEM + "|")), None)
+        for c in (t.resources["resource"].get("seriousness") or {}).get("coding", []):
+            if c.get("system") == SERIOUSNESS_SYSTEM and c.get("code") == "Serious" and r4_code:
+                c["code"] = r4_code
     t.resources["resource"].setdefault("extension", []).append({"url": SERIOUSNESS_CRITERIA_URL, "extension": [
         {"url": "criterionCode", "valueCodeableConcept": {"coding": [coding]}},
         {"url": "criterionPresent", "valueBoolean": True}]})

@@ -99,8 +99,10 @@ class Builder:
             self.sites[key] = self.out.add(site)
         return self.sites[key]
 
-    def _encounter(self, usubjid: str, visitnum: Any) -> dict | None:
-        visit = next((v for v in self.ms.study.get("visits", []) if float(v["visitnum"]) == float(visitnum)), None)
+    def _encounter(self, usubjid: str, visitnum: Any, visit_name: Any) -> dict | None:
+        """The subject's Encounter for a visit of the study's schedule (number and name both match)."""
+        visit = next((v for v in self.ms.study.get("visits", []) if float(v["visitnum"]) == float(visitnum)
+                      and (not _present(visit_name) or v["visit"] == visit_name)), None)
         if visit is None:
             return None
         key = (usubjid, visit["code"])
@@ -220,7 +222,7 @@ class Builder:
         seq = record.get(f"{spec.domain}SEQ")
         resource["id"] = resource_id(record["STUDYID"], spec.domain, usubjid, seq if _present(seq) else f"row{i}")
         target = Target(self.version, {**roles, "resource": resource}, self.ms, record,
-                        encounter_for=lambda vn: self._encounter(usubjid, vn))
+                        encounter_for=lambda vn: self._encounter(usubjid, vn, record.get("VISIT")))
         self._apply(spec, target)
         self._link(spec, resource, "patient", roles["patient"])
         self._link(spec, resource, "site", roles["site"])

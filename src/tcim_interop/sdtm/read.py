@@ -18,7 +18,9 @@ XPT_V5 = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
 XPT_V8 = b"HEADER RECORD*******LIBV8   HEADER RECORD!!!!!!!"
 SAS7BDAT = bytes.fromhex("000000000000000000000000c2ea8160b31411cfbd92080009c7318c181f1011")
 REQUIRED = {"": ("STUDYID", "DOMAIN", "USUBJID"), "SUPP": ("STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL",
-                                                            "QNAM", "QLABEL", "QVAL")}
+                                                            "QNAM", "QLABEL", "QVAL"),
+            "TRIAL": ("STUDYID", "DOMAIN")}
+TRIAL_DESIGN = {"TA", "TD", "TE", "TI", "TM", "TS", "TV"}  # about the study, not a subject: no USUBJID
 
 
 def discover_sdtm(directory: Path) -> list[Path]:
@@ -46,15 +48,22 @@ def read_xpt(path: Path) -> Dataset:
         raise InputError(f"{path}: SAS XPORT v8, not v5 (submissions use v5); export it as XPT v5")
     if not head.startswith(XPT_V5):
         raise InputError(f"{path}: not a SAS XPORT v5 file")
+    size = path.stat().st_size
+    if size % 80:  # XPT v5 is written in 80-byte records, the last one padded
+        raise InputError(f"{path}: truncated XPT ({size} bytes is not a whole number of 80-byte records)")
     try:
-        frame, meta = pyreadstat.read_xport(str(path))
+        try:
+            frame, meta = pyreadstat.read_xport(str(path))
+        except UnicodeDecodeError:
+            # XPT v5 records no encoding; files written on Windows SAS are often cp1252 ("’" = 0x92)
+            frame, meta = pyreadstat.read_xport(str(path), encoding="windows-1252")
     except Exception as e:  # pyreadstat's ReadstatError for truncated or damaged files
         raise InputError(f"{path}: unreadable XPT (truncated or damaged): {' '.join(str(e).split())}") from None
     name = (meta.table_name or path.stem).upper()
     types = meta.readstat_variable_types
     variables = [VariableMeta(c, meta.column_names_to_labels.get(c) or "", "Char" if types[c] == "string" else "Num")
                  for c in frame.columns]
-    required = REQUIRED["SUPP" if name.startswith("SUPP") else ""]
+    required = REQUIRED["SUPP" if name.startswith("SUPP") else "TRIAL" if name in TRIAL_DESIGN else ""]
     missing = [v for v in required if v not in frame.columns]
     if missing:
         raise InputError(f"{path}: dataset {name} has no {', '.join(missing)}: not an SDTM dataset")

@@ -38,6 +38,7 @@ class Codelists:
     codelists: dict[str, Codelist]
     maps: dict[str, dict[str, str]]  # map name -> {"system|code": submission value}
     dictionaries: dict[str, dict] = field(default_factory=dict)
+    reverse_choice: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)  # map -> release -> value -> key
 
     @classmethod
     def from_yaml(cls, doc: dict, file: str) -> "Codelists":
@@ -48,8 +49,11 @@ class Codelists:
                               bool(t.get("sponsor", False))) for t in cl["terms"]]
                 lists[name] = Codelist(name, cl.get("name", name), str(cl.get("nci_code", "")),
                                        bool(cl.get("extensible", False)), bool(cl.get("sponsor", False)), terms)
-            maps = {name: {str(k): str(v) for k, v in (m or {}).items()} for name, m in (doc.get("maps") or {}).items()}
-            return cls(str(doc["nci_system"]), lists, maps, dict(doc.get("dictionaries") or {}))
+            raw_maps = doc.get("maps") or {}
+            maps = {name: {str(k): str(v) for k, v in (m or {}).items() if k != "_reverse"} for name, m in raw_maps.items()}
+            choice = {name: {str(rel): {str(v): str(k) for v, k in pick.items()} for rel, pick in m["_reverse"].items()}
+                      for name, m in raw_maps.items() if isinstance(m, dict) and "_reverse" in m}
+            return cls(str(doc["nci_system"]), lists, maps, dict(doc.get("dictionaries") or {}), choice)
         except (KeyError, TypeError, AttributeError) as e:
             raise SpecError(f"{file}: malformed codelist file: {e!r}") from None
 
@@ -68,8 +72,13 @@ class Codelists:
                     return t.value
         return None
 
-    def fhir_coding(self, codelist: str, map_name: str | None, value: str) -> dict | None:
-        """The canonical FHIR coding for a submission value (the first map key for it, else NCIt)."""
+    def fhir_coding(self, codelist: str, map_name: str | None, value: str, version: str | None = None) -> dict | None:
+        """The canonical FHIR coding for a submission value: the map's choice for the release, else
+        the first map key for it, else the NCI Thesaurus code."""
+        chosen = self.reverse_choice.get(map_name or "", {}).get(version or "", {}).get(value)
+        if chosen:
+            system, _, code = chosen.rpartition("|")
+            return {"system": system, "code": code}
         if map_name:
             for key, v in self.maps[map_name].items():
                 if v == value:
