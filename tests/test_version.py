@@ -88,7 +88,15 @@ def test_assign_versions_telling_and_file_majority():
     assign_versions(items)
     assert [r.version for r in items] == ["R5", "R5", "R4", "R5",  # the Patient follows a.json's majority
                                           "R4", "R4",
-                                          "R4"]  # nothing telling in c.json: the default
+                                          "R5"]  # nothing telling in c.json: the whole input's majority (3 R5 : 2 R4)
+
+
+def test_assign_versions_default_when_nothing_tells():
+    items = [res(PATIENT, "a.json", 0), res(PATIENT, "b.json", 0)]
+    assign_versions(items)
+    assert [r.version for r in items] == ["R4", "R4"]
+    assign_versions(items, default="R5")
+    assert [r.version for r in items] == ["R5", "R5"]
 
 
 def test_assign_versions_default():
