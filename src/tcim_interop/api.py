@@ -41,7 +41,7 @@ class SdtmResult:
 
 
 def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version: str | None = None,
-                progress: Callable[[int], None] | None = None) -> tuple[list[InputResource], dict]:
+                progress: Callable[..., None] | None = None) -> tuple[list[InputResource], dict]:
     """All resources of the inputs, releases assigned; and those rejected before mapping, by key."""
     if fhir_version and fhir_version not in VERSIONS:
         raise UsageError(f"--fhir-version must be one of {', '.join(VERSIONS)}, not {fhir_version!r}")
@@ -68,7 +68,7 @@ def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version
             else:
                 resources.append(rec)
         if progress:
-            progress(len(resources))
+            progress("reading", len(report.input_files), len(files))
     assign_versions(resources, forced=fhir_version)
     first_seen: dict[str, InputResource] = {}
     for r in resources:
@@ -86,13 +86,15 @@ def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version
 def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | None = None, *,
             mappings: MappingSet | str | os.PathLike | None = None, fhir_version: str | None = None,
             mune_domain: str | None = None, strict: bool = False, created: datetime | None = None,
-            progress: Callable[[int], None] | None = None) -> SdtmResult:
+            progress: Callable[..., None] | None = None) -> SdtmResult:
     """Convert FHIR inputs to SDTM datasets; with out_dir, write them as XPT v5 plus the run report."""
     ms = mappings if isinstance(mappings, MappingSet) else load_mapping_set(mappings, mune_domain=mune_domain)
     report = Report()
     resources, rejected = read_inputs(inputs, report, fhir_version, progress)
     mapped_types = {s.row_resource for s in ms.domains.values()} | set(engine.SUPPORTING_TYPES)
-    for r in resources:
+    for n, r in enumerate(resources):
+        if progress:
+            progress("validating", n + 1, len(resources))
         if r.key in rejected or r.data.get("resourceType") not in mapped_types:
             continue
         reason = validation_error(r.data, r.version)

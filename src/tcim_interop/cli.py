@@ -64,15 +64,19 @@ def to_sdtm_cmd(
     Example:  tcim-interop to-sdtm examples/tcim-elaii-100-r4.json --out sdtm/
     """
     from .api import to_sdtm
+    from .progress import Progress
     from .report_text import summary
 
+    progress = Progress()
     try:
         result = to_sdtm([str(p) for p in inputs], out, mappings=mappings,
                          fhir_version=fhir_version.value if fhir_version else None,
                          mune_domain=mune_domain.value if mune_domain else None, strict=strict,
-                         created=_created(created))
+                         created=_created(created), progress=progress)
     except TcimError as e:
+        progress.close()
         _fail(e)
+    progress.close()
     if not quiet:
         typer.echo(summary(result.report), err=True)
 

@@ -85,7 +85,8 @@ def _role(mappings: MappingSet, domain: str) -> str:
 def _rows(spec: DomainSpec, candidates: list[InputResource], run: RunContext,
           outcome: dict[str, tuple[str, str]]) -> list[Row]:
     select = registry.get(spec.row_select).fn
-    row_vars = in_dependency_order(spec, "row")
+    row_vars = [(v, registry.get(v.algorithm).fn) for v in in_dependency_order(spec, "row")]
+    supp_vars = [(sq, registry.get(sq.algorithm).fn) for sq in spec.supplemental]
     out = []
     for res in candidates:
         if res.key in outcome:  # already rejected upstream (invalid, duplicate)
@@ -94,10 +95,10 @@ def _rows(spec: DomainSpec, candidates: list[InputResource], run: RunContext,
         if isinstance(row, Skip):
             outcome[res.key] = (row.outcome, row.reason)
             continue
-        for var in row_vars:
-            row.values[var.name] = registry.get(var.algorithm).fn(row, var)
-        for sq in spec.supplemental:
-            value = registry.get(sq.algorithm).fn(row, sq)
+        for var, fn in row_vars:
+            row.values[var.name] = fn(row, var)
+        for sq, fn in supp_vars:
+            value = fn(row, sq)
             if value not in (None, ""):
                 row.supp[sq.qnam] = (value, sq)
         out.append(row)

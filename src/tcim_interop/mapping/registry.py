@@ -67,5 +67,12 @@ def known(kind: str) -> list[str]:
     return sorted(n for n, a in ALGORITHMS.items() if a.kind == kind)
 
 
+_loaded = False
+
+
 def _load_builtins() -> None:
-    from . import derivations, reverse_algorithms, row_algorithms, selectors  # noqa: F401  (registration)
+    global _loaded
+    if not _loaded:
+        from . import derivations, reverse_algorithms, row_algorithms, selectors  # noqa: F401  (registration)
+
+        _loaded = True

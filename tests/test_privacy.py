@@ -1,0 +1,83 @@
+"""No personal identifier reaches any output file: Synthea patients (real-looking EHR records with
+names, addresses, phones, SSNs, MRNs) enrolled in the trial and converted; every output byte searched.
+
+Synthea names its files after the patient; the files are copied under neutral names first, since the
+run report names its input files (that name is the user's choice, not record content)."""
+
+import json
+import shutil
+
+import pytest
+
+from conftest import need_external
+from tcim_interop import to_fhir, to_sdtm
+
+
+def identifying_strings(patient: dict) -> set[str]:
+    found = set()
+    for n in patient.get("name", []):
+        found.update(n.get("given", []))
+        found.add(n.get("family", ""))
+    for t in patient.get("telecom", []):
+        found.add(t.get("value", ""))
+    for a in patient.get("address", []):
+        found.update(a.get("line", []))
+        found.update({a.get("city", ""), a.get("postalCode", "")})
+    for i in patient.get("identifier", []):
+        found.add(i.get("value", ""))
+    found.add(patient.get("birthDate", ""))
+    return {s for s in found if len(s) >= 4}
+
+
+@pytest.fixture(scope="module")
+def enrolled_synthea(tmp_path_factory):
+    src = need_external("synthea")
+    d = tmp_path_factory.mktemp("synthea")
+    secrets, patients = set(), []
+    for n, f in enumerate(sorted(src.glob("*.json"))):
+        bundle = json.loads(f.read_text())
+        for e in bundle["entry"]:
+            if e["resource"]["resourceType"] == "Patient":
+                patients.append(e["resource"])
+                secrets |= identifying_strings(e["resource"])
+        shutil.copy(f, d / f"patient-{n}.json")
+    study = [{"resourceType": "ResearchStudy", "id": "s", "status": "active",
+              "identifier": [{"use": "official", "value": "TCIM-ELAII"}]},
+             {"resourceType": "ResearchStudy", "id": "site", "status": "active", "partOf": [{"reference": "ResearchStudy/s"}],
+              "identifier": [{"use": "official", "value": "01"}],
+              "location": [{"coding": [{"system": "urn:iso:std:iso:3166", "code": "US"}]}]}]
+    for k, p in enumerate(patients):
+        study.append({"resourceType": "ResearchSubject", "id": f"rs{k}", "status": "on-study",
+                      "study": {"reference": "ResearchStudy/site"}, "individual": {"reference": f"Patient/{p['id']}"},
+                      "identifier": [{"use": "official", "value": f"{k + 1:03d}"}]})
+    (d / "enrolment.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection",
+                                                  "entry": [{"resource": r} for r in study]}))
+    assert len(patients) == 5 and len(secrets) > 20
+    return d, secrets
+
+
+def test_synthea_patients_become_dm_records_without_identifiers(enrolled_synthea, tmp_path):
+    d, secrets = enrolled_synthea
+    out = tmp_path / "sdtm"
+    result = to_sdtm([d], out)
+    assert len(result.datasets["DM"]) == 5
+    c = result.report.counts()
+    assert c["input"] == c["converted"] + c["rejected"] + c["out_of_scope"] > 300
+    fhir_out = tmp_path / "back.json"
+    to_fhir(out, fhir_out)
+    files = list(out.iterdir()) + [fhir_out]
+    blob = b"".join(f.read_bytes() for f in files)
+    leaks = sorted(s for s in secrets if s.encode() in blob)
+    assert leaks == [], leaks
+    assert {p.name for p in out.iterdir()} >= {"dm.xpt", "run-report.json"}
+
+
+def test_hl7_examples_convert_or_are_reported(tmp_path):
+    for version in ("r4", "r5"):
+        src = need_external("fhir-examples", version)
+        files = sorted(p for p in src.glob("*.json") if "-" in p.name)
+        result = to_sdtm(files, tmp_path / version)
+        c = result.report.counts()
+        assert c["input"] == c["converted"] + c["rejected"] + c["out_of_scope"] > 25
+        for d in result.report.dispositions:
+            assert d.outcome == "converted" or d.reason, d
