@@ -414,7 +414,8 @@ XXE_DECLARED = XXE.replace(b'<family value="&xxe;"/>', b"")  # the entity in tex
 XXE_UNUSED = XXE.replace(b'<name><family value="&xxe;"/><text>&xxe;</text></name>', b"")
 
 
-@pytest.mark.parametrize("raw", [XXE, XXE_HTTP, LAUGHS, XXE_DECLARED, XXE_UNUSED])
+@pytest.mark.parametrize("raw", [XXE, XXE_HTTP, LAUGHS, XXE_DECLARED, XXE_UNUSED],
+                         ids=["xxe-attribute", "xxe-http-dtd", "laughs", "xxe-text", "xxe-unused"])
 def test_doctype_refused_after_parsing_too(raw, monkeypatch):
     """Should the first look miss a DOCTYPE (an exotic encoding), the parsed document is still refused,
     and nothing an entity points at is read or expanded on the way."""

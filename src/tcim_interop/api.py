@@ -151,12 +151,17 @@ def write_package(datasets: dict[str, Dataset], out: Path, ms: MappingSet, repor
             xpt.write(datasets[n], frame, path, created)
             staged.append(path)
         final = [out / p.name for p in staged]
-        report.outputs = [str(p) for p in final]
+        report.outputs = [p.name for p in final]  # relative: the same run elsewhere gives the same report
         for p, f in zip(staged, final):
             os.replace(p, f)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _write_report(out, report)
+    from .manifest import write_manifest
+
+    options = {"non_ascii": non_ascii, "strict": strict, "created": created.isoformat(),
+               "mune_domain": next((sp.domain for r, sp in ms.domains.items() if r == "mune"), "")}
+    write_manifest(out, final + [out / REPORT_FILE], report.input_files, ms.directory, options)
     return final
 
 

@@ -129,7 +129,7 @@ def _parse(raw: bytes, name: str):
     if root is None:
         raise InputError(f"{name}: not well-formed XML: no root element")
     info = root.getroottree().docinfo
-    if False:
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
         raise InputError(f"{name}: DOCTYPE not allowed in FHIR XML (no DTDs or entities are accepted)")
     stack = [(root, 1)]
     while stack:

@@ -1,0 +1,48 @@
+"""manifest.json: what a delivery is made of, so that a regulator can re-verify it by checksum.
+
+Lists every output file with its sha256 and size, every input file with its sha256, the tool's version,
+and the specs' version (a sha256 over every file of mappings/, in name order): the same inputs, options
+and specs give the same outputs, byte for byte, and therefore the same manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def specs_digest(directory: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(directory.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(directory).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def write_manifest(out: Path, outputs: list[Path], inputs: list[str], mappings_dir: Path, options: dict) -> Path:
+    from . import __version__
+
+    doc = {
+        "tool": {"name": "tcim-interop", "version": __version__},
+        "specs": {"directory": mappings_dir.name, "sha256": specs_digest(mappings_dir)},
+        "options": options,
+        "inputs": [{"path": str(p), "sha256": sha256(Path(p)), "bytes": Path(p).stat().st_size} for p in inputs],
+        "outputs": [{"path": p.name, "sha256": sha256(p), "bytes": p.stat().st_size} for p in sorted(outputs)],
+    }
+    path = out / MANIFEST
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
