@@ -141,8 +141,15 @@ def _parse(raw: bytes, name: str):
 
 
 def _qname(el) -> tuple[str | None, str]:
-    q = etree.QName(el)
-    return q.namespace, q.localname
+    return _split(el.tag)
+
+
+@lru_cache(maxsize=4096)
+def _split(tag: str) -> tuple[str | None, str]:
+    if tag[:1] == "{":
+        ns, _, local = tag[1:].partition("}")
+        return ns, local
+    return None, tag
 
 
 def _elements(el):
