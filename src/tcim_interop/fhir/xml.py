@@ -65,6 +65,9 @@ _PROLOG_TEXT = re.compile(r"(?:\s|<\?.*?\?>|<!--.*?-->)*", re.S)
 _INTEGER = re.compile(r"[-+]?[0-9]{1,32}")
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,63})(\.[0-9]+)?([eE][-+]?[0-9]{1,4})?")
 _LINE_SUFFIX = re.compile(r",? line \d+, column \d+\s*$")
+_TOO_DEEP = etree.XPath("/*" * (MAX_DEPTH + 1) + "[1]")  # the first element below MAX_DEPTH levels
+_RESOURCES = etree.XPath("//*[namespace-uri() = $ns and contains($upper, substring(local-name(), 1, 1))]",
+                         smart_strings=False).__call__
 
 
 def parse_xml(raw: bytes, name: str) -> dict:
@@ -131,12 +134,9 @@ def _parse(raw: bytes, name: str):
     info = root.getroottree().docinfo
     if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
         raise InputError(f"{name}: DOCTYPE not allowed in FHIR XML (no DTDs or entities are accepted)")
-    stack = [(root, 1)]
-    while stack:
-        el, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise InputError(f"{name}: line {el.sourceline}: XML nested deeper than {MAX_DEPTH} levels; refused")
-        stack.extend((c, depth + 1) for c in el)
+    too_deep = _TOO_DEEP(root)
+    if too_deep:
+        raise InputError(f"{name}: line {too_deep[0].sourceline}: XML nested deeper than {MAX_DEPTH} levels; refused")
     return root
 
 
@@ -153,7 +153,7 @@ def _split(tag: str) -> tuple[str | None, str]:
 
 
 def _elements(el):
-    return (c for c in el if isinstance(c.tag, str))
+    return el.iterchildren(etree.Element)  # elements only: no comments, no entity references
 
 
 # --- the models: what each element is ---------------------------------------------------------------
@@ -163,7 +163,7 @@ def _fields(cls) -> dict:
     return {(f.alias or n): f for n, f in cls.model_fields.items() if not n.endswith("__ext") and n != "fhir_comments"}
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=65536)  # names come from the input: bounded
 def _field(version: str, cls, name: str) -> tuple[bool, str, object] | None:
     """(is_list, kind, class of a complex type) of element `name` of cls; None if cls has no such element.
     kind: complex, resource, xhtml, boolean, integer, decimal, string."""
@@ -228,25 +228,21 @@ def _told(el) -> str | None:
 
 def _document_release(root) -> str:
     """The release most resources of the document tell, R4 when none does."""
-    votes = Counter()
-    for el in root.iter():
-        if isinstance(el.tag, str) and el.tag.startswith("{" + FHIR_NS + "}") and el.tag[len(FHIR_NS) + 2:][:1].isupper():
-            v = _told(el)
-            if v:
-                votes[v] += 1
+    votes = Counter(filter(None, map(_told, _RESOURCES(root, ns=FHIR_NS, upper="ABCDEFGHIJKLMNOPQRSTUVWXYZ"))))
     return "R5" if votes["R5"] > votes["R4"] else "R4"
 
 
 def _misses(el, version: str, cls) -> int:
     """How many elements under el (nested resources not counted) the release's models do not take."""
     n = 0
-    counts = Counter()
+    seen = set()
     element_cls = None
     for c in _elements(el):
         ns, key = _qname(c)
         if ns != FHIR_NS:
             continue
-        counts[key] += 1
+        again = key in seen
+        seen.add(key)
         info = _field(version, cls, key)
         if info is None:
             n += 1
@@ -261,7 +257,7 @@ def _misses(el, version: str, cls) -> int:
         else:
             element_cls = element_cls or _class(version, "Element")
             n += _misses(c, version, element_cls)
-        if not is_list and counts[key] == 2:
+        if again and not is_list:
             n += 1
     return n
 
@@ -301,9 +297,9 @@ class _Converter:
             is_list, kind, sub = info if info else (False, None, None)
             many = is_list or len(items) > 1
             first = items[0]
-            if _qname(first)[0] == XHTML_NS or kind == "xhtml":
+            if kind == "xhtml" or _qname(first)[0] == XHTML_NS:
                 values = [self.xhtml(c) for c in items]
-            elif kind == "resource" or any(_RESOURCE_NAME.fullmatch(_qname(g)[1]) for g in _elements(first)):
+            elif kind == "resource" or (kind is None and any(_qname(g)[1][:1].isupper() for g in _elements(first))):
                 values = [self.wrapped(c, version) for c in items]
             elif (kind is not None and kind != "complex") or (kind is None and first.get("value") is not None):
                 self.primitives(out, key, items, kind or "string", many, version)
@@ -316,9 +312,10 @@ class _Converter:
         out = {}
         if el.get("id") is not None:
             out["id"] = el.get("id")
-        if _qname(el)[1] in _EXTENSIONS and el.get("url") is not None:
+        if el.get("url") is not None and _qname(el)[1] in _EXTENSIONS:
             out["url"] = el.get("url")
-        self.children(out, el, version, cls)
+        if len(el):
+            self.children(out, el, version, cls)
         return out
 
     def primitives(self, out: dict, key: str, items: list, kind: str, many: bool, version: str) -> None:
@@ -329,7 +326,8 @@ class _Converter:
             extra = {}
             if c.get("id") is not None:
                 extra["id"] = c.get("id")
-            self.children(extra, c, version, _class(version, "Element"))
+            if len(c):
+                self.children(extra, c, version, _class(version, "Element"))
             extras.append(extra or None)
         if many:
             if any(v is not None for v in values):
