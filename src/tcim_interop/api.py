@@ -73,7 +73,9 @@ def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version
     first_seen: dict[str, InputResource] = {}
     for r in resources:
         if r.key in first_seen and r.full_url and first_seen[r.key].full_url not in ("", r.full_url):
-            r.key = r.full_url  # same id on another server: a different resource (FHIR identity is the full URL)
+            # same id on another server: a different resource (FHIR identity is the full URL); the key
+            # keeps its "Type/" prefix, which the engine selects rows by and the report counts by
+            r.key = f"{r.key}@{r.full_url}"
         if r.key in first_seen:
             same = "identical" if r.data == first_seen[r.key].data else "different content"
             r.key = f"{r.key}#dup@{r.where}"
@@ -86,8 +88,11 @@ def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version
 def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | None = None, *,
             mappings: MappingSet | str | os.PathLike | None = None, fhir_version: str | None = None,
             mune_domain: str | None = None, strict: bool = False, created: datetime | None = None,
-            progress: Callable[..., None] | None = None) -> SdtmResult:
-    """Convert FHIR inputs to SDTM datasets; with out_dir, write them as XPT v5 plus the run report."""
+            formats: Iterable[str] = ("xpt",), progress: Callable[..., None] | None = None) -> SdtmResult:
+    """Convert FHIR inputs to SDTM datasets; with out_dir, write the submission package: each dataset as
+    XPT v5 (and Dataset-JSON v1.1 with formats=("xpt", "json")), define.xml and its HTML view, the run
+    report and the manifest."""
+    formats = _formats(formats)
     ms = mappings if isinstance(mappings, MappingSet) else load_mapping_set(mappings, mune_domain=mune_domain)
     report = Report()
     resources, rejected = read_inputs(inputs, report, fhir_version, progress)
@@ -108,7 +113,7 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
     written: list[Path] = []
     if out_dir is not None:
         written = write_package(datasets, Path(out_dir), ms, report, strict,
-                                created or input_timestamp(resources))
+                                created or input_timestamp(resources), formats)
     elif strict and report.errors:
         raise ConformanceError(f"{len(report.errors)} error finding(s); first: {report.errors[0].line()}")
     return SdtmResult({n: d.frame for n, d in datasets.items()}, report, datasets, written)
@@ -128,8 +133,16 @@ def input_timestamp(resources: list[InputResource]) -> datetime:
     return max(stamps) if stamps else datetime(2000, 1, 1)
 
 
+def _formats(formats: Iterable[str]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
+    unknown = [f for f in chosen if f not in ("xpt", "json")]
+    if unknown or not chosen:
+        raise UsageError(f"--format takes xpt, json or xpt,json, not {','.join(unknown) or 'nothing'}")
+    return chosen
+
+
 def write_package(datasets: dict[str, Dataset], out: Path, ms: MappingSet, report: Report, strict: bool,
-                  created: datetime) -> list[Path]:
+                  created: datetime, formats: tuple[str, ...] = ("xpt",)) -> list[Path]:
     """Check everything, then write everything, atomically: a failed run leaves no dataset behind."""
     non_ascii = ms.study.get("non_ascii", "fold")
     frames = {n: xpt.xpt_frame(d, non_ascii, report) for n, d in datasets.items() if len(d)}
@@ -147,9 +160,11 @@ def write_package(datasets: dict[str, Dataset], out: Path, ms: MappingSet, repor
     try:
         staged = []
         for n, frame in frames.items():
-            path = tmp / f"{datasets[n].file_stem}.xpt"
-            xpt.write(datasets[n], frame, path, created)
-            staged.append(path)
+            if "xpt" in formats:
+                path = tmp / f"{datasets[n].file_stem}.xpt"
+                xpt.write(datasets[n], frame, path, created)
+                staged.append(path)
+        staged += _write_metadata(datasets, frames, tmp, ms, report, created, formats)
         final = [out / p.name for p in staged]
         report.outputs = [p.name for p in final]  # relative: the same run elsewhere gives the same report
         for p, f in zip(staged, final):
@@ -163,6 +178,38 @@ def write_package(datasets: dict[str, Dataset], out: Path, ms: MappingSet, repor
                "mune_domain": next((sp.domain for r, sp in ms.domains.items() if r == "mune"), "")}
     write_manifest(out, final + [out / REPORT_FILE], report.input_files, ms.directory, options)
     return final
+
+
+def _write_metadata(datasets: dict[str, Dataset], frames: dict, tmp: Path, ms: MappingSet, report: Report,
+                    created: datetime, formats: tuple[str, ...]) -> list[Path]:
+    """Dataset-JSON (UTF-8, unfolded text), define.xml checked against the Define-XML 2.1 XSD, and its
+    HTML view. The define describes the datasets as written (lengths of the folded XPT text)."""
+    from .sdtm.dataset_json import write_dataset_json
+    from .sdtm.define import build_define, dataset_keys, define_oids, validate_define
+    from .sdtm.define_html import define_html
+
+    written = {n: d for n, d in datasets.items() if n in frames}
+    studyid = next((str(d.frame.at[0, "STUDYID"]) for d in written.values() if "STUDYID" in d.frame and len(d)),
+                   ms.study.get("study", {}).get("studyid", "STUDY"))
+    study_oid, mdv_oid = define_oids(studyid)
+    paths = []
+    if "json" in formats:
+        for n, d in written.items():
+            path = tmp / f"{d.file_stem}.json"
+            write_dataset_json(d, path, study_oid=study_oid, created=created, keys=dataset_keys(ms, n),
+                               metadata_version_oid=mdv_oid)
+            paths.append(path)
+    stem = "xpt" if "xpt" in formats else "json"
+    define = build_define(ms, written, study_name=studyid, created=created,
+                          dataset_files={n: f"{d.file_stem}.{stem}" for n, d in written.items()})
+    errors = validate_define(define)
+    for e in errors:
+        report.error("DEFINE_XSD", f"define.xml does not validate against the Define-XML 2.1 XSD: {e}")
+    if errors:
+        raise ConformanceError(f"define.xml does not validate: {errors[0]}")
+    (tmp / "define.xml").write_bytes(define)
+    (tmp / "define.html").write_text(define_html(define), encoding="utf-8")
+    return paths + [tmp / "define.xml", tmp / "define.html"]
 
 
 def _prepare_dir(out: Path) -> None:
@@ -192,12 +239,13 @@ class FhirResult:
 
 def read_sdtm(path: str | os.PathLike) -> dict[str, Dataset]:
     """The SDTM datasets of a directory (or one file), by dataset name."""
+    from .sdtm.dataset_json import read_dataset_json
     from .sdtm.read import discover_sdtm, read_xpt
 
     datasets = {}
     for f in discover_sdtm(Path(path)):
-        ds = read_xpt(f)
-        datasets[ds.name] = ds
+        ds = read_dataset_json(f) if f.suffix.lower() in (".json", ".ndjson") else read_xpt(f)
+        datasets.setdefault(ds.name, ds)  # the same dataset as .xpt and .json: the first (XPT, by name order) wins
     return datasets
 
 

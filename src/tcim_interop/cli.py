@@ -57,9 +57,11 @@ def to_sdtm_cmd(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 and write no dataset if any error is found."),
     created: Optional[str] = typer.Option(None, "--created",
                                           help="Creation time for XPT headers (default: latest meta.lastUpdated)."),
+    formats: str = typer.Option("xpt", "--format", help="xpt, json (Dataset-JSON v1.1) or xpt,json."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
 ) -> None:
-    """Convert FHIR records to SDTM DM, EX, AE, XM (or NV) and SUPPxx as SAS XPORT v5.
+    """Convert FHIR records to SDTM DM, EX, AE, XM (or NV) and SUPPxx: SAS XPORT v5 (and Dataset-JSON),
+    define.xml and define.html, run-report.json, manifest.json.
 
     Example:  tcim-interop to-sdtm examples/tcim-elaii-100-r4.json --out sdtm/
     """
@@ -72,7 +74,7 @@ def to_sdtm_cmd(
         result = to_sdtm([str(p) for p in inputs], out, mappings=mappings,
                          fhir_version=fhir_version.value if fhir_version else None,
                          mune_domain=mune_domain.value if mune_domain else None, strict=strict,
-                         created=_created(created), progress=progress)
+                         created=_created(created), formats=formats.split(","), progress=progress)
     except TcimError as e:
         progress.close()
         _fail(e)

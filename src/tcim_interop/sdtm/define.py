@@ -52,6 +52,16 @@ def define_oids(study_name: str) -> tuple[str, str]:
     return f"STDY.{study_name}", f"MDV.{study_name}.SDTMIG.{SDTMIG}"
 
 
+def dataset_keys(ms: MappingSet, name: str) -> list[str]:
+    """A dataset's key variables, in order, as the define gives them (for Dataset-JSON's keySequence)."""
+    specs = {s.domain: s for s in ms.domains.values()}
+    if name.startswith("SUPP") and name[4:] in specs:
+        return list(_SUPP_KEYS)
+    if name in specs:
+        return list(specs[name].keys)
+    return list(_TRIAL_DESIGN[name][1]) if name in _TRIAL_DESIGN else []
+
+
 def build_define(ms: MappingSet, datasets: dict[str, Dataset], *, study_name: str, created: datetime,
                  dataset_files: dict[str, str], ct_version: str | None = None) -> bytes:
     """define.xml (UTF-8 bytes) describing `datasets`, whose files are dataset_files[name] (else
@@ -101,12 +111,13 @@ def _description(parent, text: str, tag: str = "Description"):
 
 
 def _num_profile(values: list) -> tuple[str, int, int | None]:
-    """(DataType, Length, SignificantDigits) of numbers, from their shortest decimal text."""
-    texts = sorted({np.format_float_positional(float(v), trim="-") for v in present(values)})
+    """(DataType, Length, SignificantDigits) of numbers, from their shortest decimal text: Length is
+    its width with sign and point (SAS w.d), SignificantDigits the most decimals."""
+    texts = {np.format_float_positional(float(v), trim="-") for v in present(values)}
+    width = max([1] + [len(t) for t in texts])
     if is_integral(values):
-        return "integer", max([1] + [len(t.lstrip("-")) for t in texts]), None
-    decimals = max([0] + [len(t.partition(".")[2]) for t in texts])
-    return "float", max([1] + [len(t.lstrip("-")) for t in texts]), decimals
+        return "integer", width, None
+    return "float", width, max([0] + [len(t.partition(".")[2]) for t in texts])
 
 
 def _numbers(texts: list) -> list[float] | None:
@@ -127,7 +138,7 @@ class _Builder:
         self.mune = ms.domains["mune"].domain if "mune" in ms.domains else None
         self.groups, self.items, self.value_lists, self.where = [], [], [], {}
         self.codelists: dict[str, etree._Element] = {}
-        self.methods: dict[tuple, tuple[str, list[str]]] = {}
+        self.methods: dict[tuple, tuple[tuple[str, str], list[str]]] = {}  # (algorithm, params) -> ((OID, text), users)
         self.comments: dict[str, str] = {}
 
     # -- the document -----------------------------------------------------------------------
@@ -222,15 +233,15 @@ class _Builder:
                               sv.comment if sv else "", f"COM.{ds.name}.{var.name}")
         codelist = (sv.codelist or sv.dictionary) if sv else None
         if codelist:
-            self._codelist_ref(item, codelist, var, values)
-        if supp and var.name == "QVAL":
-            self._supp_values(ds, spec)
-            _el(item, _d("ValueListRef"), {"ValueListOID": f"VL.{ds.name}.QVAL"})
+            self._codelist_ref(item, codelist)
+        if supp and var.name == "QVAL":  # its origins are per QNAM, in the value list
+            if self._supp_values(ds, spec):
+                _el(item, _d("ValueListRef"), {"ValueListOID": f"VL.{ds.name}.QVAL"})
             return origin, None
         self._origin(item, origin, sv, spec)
         if ds.name == self.mune and var.name in (f"{ds.name}ORRES", f"{ds.name}STRESN"):
-            self._mune_values(ds, var, sv, method)
-            _el(item, _d("ValueListRef"), {"ValueListOID": f"VL.{ds.name}.{var.name}"})
+            if self._mune_values(ds, var, sv, method):
+                _el(item, _d("ValueListRef"), {"ValueListOID": f"VL.{ds.name}.{var.name}"})
         return origin, method
 
     def _item_def(self, oid: str, name: str, var: VariableMeta, values: list, label: str, comment: str,
@@ -268,16 +279,20 @@ class _Builder:
             algo = registry.get(sv.algorithm)
             params = "; ".join(f"{k} = {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sv.params.items())
             doc = algo.doc + (f" Parameters: {params}." if params else "")
-            same_algo = sum(1 for k in self.methods if k[0] == sv.algorithm)
-            oid = f"MT.{sv.algorithm.upper()}" + (f".{dataset}.{sv.name}" if same_algo else "")
+            first = next(iter(sv.params.values()), None)  # MT.STUDY_DAY.AESTDTC reads better than a number
+            first = first[0] if isinstance(first, list) and first else first
+            oid = f"MT.{sv.algorithm.upper()}" + (f".{re.sub(r'[^A-Za-z0-9_-]', '_', str(first))}" if first is not None else "")
+            if any(o == oid for (o, _), _ in self.methods.values()):
+                oid += f".{dataset}.{sv.name}"
             self.methods[key] = (oid, doc), []
         (oid, doc), names = self.methods[key]
         names.append(f"{dataset}.{sv.name}")
         return oid
 
     # -- value-level metadata -----------------------------------------------------------------
-    def _mune_values(self, ds: Dataset, var: VariableMeta, sv, method: str | None) -> None:
-        """One ItemRef per test code, WHERE --TESTCD EQ code, with the test's own type and unit."""
+    def _mune_values(self, ds: Dataset, var: VariableMeta, sv, method: str | None) -> bool:
+        """One ItemRef per test code, WHERE --TESTCD EQ code, with the test's own type and unit;
+        False when there is no test (a value list cannot be empty)."""
         d, frame = ds.name, ds.frame
         testcd, unit_var = f"{d}TESTCD", f"{d}STRESU" if var.name.endswith("STRESN") else f"{d}ORRESU"
         codes = [c for c in dict.fromkeys(frame[testcd].dropna().tolist())]
@@ -297,9 +312,11 @@ class _Builder:
             item = self._item_def(f"{item_oid(d, var.name)}.{code}", var.name, var, rows[var.name].tolist(), label,
                                   "", "", numeric_text=var.type == "Char")
             self._origin(item, sv.origin if sv else "Collected", sv, self.specs[d])
-        self.value_lists.append(vl)
+        if codes:
+            self.value_lists.append(vl)
+        return bool(codes)
 
-    def _supp_values(self, ds: Dataset, parent: DomainSpec | None) -> None:
+    def _supp_values(self, ds: Dataset, parent: DomainSpec | None) -> bool:
         """One ItemRef per QNAM present: the spec's supplemental qualifiers, and text continuations."""
         frame = ds.frame
         qnams = list(dict.fromkeys(frame["QNAM"].dropna().tolist()))
@@ -316,12 +333,14 @@ class _Builder:
             _el(ref, _d("WhereClauseRef"), {"WhereClauseOID": wc})
             item = self._item_def(f"IT.{ds.name}.QVAL.{qnam}", qnam, qval, rows["QVAL"].tolist(), label, "", "")
             if sq and sq.codelist:
-                self._codelist_ref(item, sq.codelist, qval, rows["QVAL"].tolist())
+                self._codelist_ref(item, sq.codelist)
             if sq:
                 self._origin(item, sq.qorig, sq, parent)
             else:
                 self._origin(item, cont.origin if cont else "Collected", cont, parent)
-        self.value_lists.append(vl)
+        if qnams:
+            self.value_lists.append(vl)
+        return bool(qnams)
 
     def _where(self, dataset: str, var: str, value: str) -> str:
         oid = f"WC.{dataset}.{var}.{value}"
@@ -333,7 +352,7 @@ class _Builder:
         return oid
 
     # -- codelists ----------------------------------------------------------------------------
-    def _codelist_ref(self, item, name: str, var: VariableMeta, values: list) -> None:
+    def _codelist_ref(self, item, name: str) -> None:
         data_type = item.get("DataType")
         oid = f"CL.{name}" + ("" if data_type == "text" else f".{data_type.upper()}")
         # a CodeListRef comes right after the Description (ODM order)
@@ -347,9 +366,9 @@ class _Builder:
             dictionary, href = _DICTIONARIES.get(name, (str(cts.dictionaries[name].get("name", name)), None))
             comment = str(cts.dictionaries[name].get("comment") or "")
             if comment:
-                self.comments[f"COM.{oid}"] = comment
+                self.comments[f"COM.CL.{name}"] = comment
             cl = _el(None, _o("CodeList"), {"OID": oid, "Name": str(cts.dictionaries[name].get("name", name)),
-                                            "DataType": data_type, _d("CommentOID"): f"COM.{oid}" if comment else None})
+                                            "DataType": data_type, _d("CommentOID"): f"COM.CL.{name}" if comment else None})
             version = cts.dictionaries[name].get("version")
             _el(cl, _o("ExternalCodeList"), {"Dictionary": dictionary, "Version": version, "href": href})
             return cl

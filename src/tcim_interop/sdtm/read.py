@@ -29,8 +29,12 @@ def discover_sdtm(directory: Path) -> list[Path]:
     if directory.is_file():
         return [directory]
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".xpt", ".sas7bdat"))
+    # Dataset-JSON beside them (define.xml, run-report.json and manifest.json are not datasets)
+    files += sorted(p for p in directory.iterdir() if p.suffix.lower() in (".json", ".ndjson")
+                    and p.stem.isalnum() and len(p.stem) <= 8 and p.stem.lower() == p.stem
+                    and p.stem not in ("manifest", "define"))
     if not files:
-        raise InputError(f"{directory}: no .xpt files")
+        raise InputError(f"{directory}: no .xpt or Dataset-JSON files")
     return files
 
 
