@@ -8,6 +8,7 @@ fhir.resources, lxml) are imported inside the commands, so that --help answers a
 from __future__ import annotations
 
 import sys
+import tempfile
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -47,7 +48,8 @@ def _created(value: Optional[str]) -> Optional[datetime]:
 
 @app.command("to-sdtm")
 def to_sdtm_cmd(
-    inputs: List[Path] = typer.Argument(..., help="FHIR JSON bundles or resources, NDJSON files, or directories."),
+    inputs: Optional[List[Path]] = typer.Argument(
+        None, help="FHIR JSON/XML bundles or resources, NDJSON files, or directories (or use --server)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the .xpt files and run-report.json."),
     fhir_version: Optional[FhirVersion] = typer.Option(None, "--fhir-version",
                                                        help="Force R4 or R5 (default: detected per resource)."),
@@ -58,6 +60,8 @@ def to_sdtm_cmd(
     created: Optional[str] = typer.Option(None, "--created",
                                           help="Creation time for XPT headers (default: latest meta.lastUpdated)."),
     formats: str = typer.Option("xpt", "--format", help="xpt, json (Dataset-JSON v1.1) or xpt,json."),
+    server: Optional[str] = typer.Option(None, "--server", help="Pull the study from this FHIR server instead."),
+    study: Optional[str] = typer.Option(None, "--study", help="With --server: the study's identifier."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
 ) -> None:
     """Convert FHIR records to SDTM DM, EX, AE, XM (or NV) and SUPPxx: SAS XPORT v5 (and Dataset-JSON),
@@ -71,10 +75,18 @@ def to_sdtm_cmd(
 
     progress = Progress()
     try:
-        result = to_sdtm([str(p) for p in inputs], out, mappings=mappings,
-                         fhir_version=fhir_version.value if fhir_version else None,
-                         mune_domain=mune_domain.value if mune_domain else None, strict=strict,
-                         created=_created(created), formats=formats.split(","), progress=progress)
+        if bool(server) == bool(inputs) or bool(server) != bool(study):
+            raise UsageError("give INPUT files, or --server URL with --study IDENTIFIER")
+        with tempfile.TemporaryDirectory(prefix="tcim-pull-") as tmp:
+            if server:  # credentials from the environment: TCIM_FHIR_TOKEN or SMART backend settings
+                from .server import pull_to_directory
+
+                pull_to_directory(server, study, Path(tmp) / "fhir", progress=progress)
+                inputs = [Path(tmp) / "fhir"]
+            result = to_sdtm([str(p) for p in inputs], out, mappings=mappings,
+                             fhir_version=fhir_version.value if fhir_version else None,
+                             mune_domain=mune_domain.value if mune_domain else None, strict=strict,
+                             created=_created(created), formats=formats.split(","), progress=progress)
     except TcimError as e:
         progress.close()
         _fail(e)
@@ -138,6 +150,9 @@ def synth_cmd(
     except OSError as e:
         _fail(UsageError(f"{out}: cannot write: {e.strerror or e}"))
     typer.echo(f"{len(resources)} resources for {subjects} subjects written to {out}", err=True)
+
+
+from . import cli_server  # noqa: E402,F401  (pull and push register on app)
 
 
 def main() -> None:

@@ -6,7 +6,8 @@ data itself are findings (see findings.py), collected through the run and report
     ├── SpecError              a mapping spec or codelist that cannot be loaded (exit code 2)
     ├── InputError             an input file that cannot be read as what it claims to be (exit code 2)
     ├── OutputError            an output location that cannot be written (exit code 2)
-    └── ConformanceError       --strict run with error findings (exit code 1)
+    ├── ConformanceError       --strict run with error findings (exit code 1)
+    └── ServerError            a FHIR server that cannot be reached or answers wrongly (fhir/rest.py; exit code 2)
 
 Every message is one line and names the file, and where it can, the resource or row.
 """

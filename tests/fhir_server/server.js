@@ -101,39 +101,54 @@ function issueToken(form, res) {
     { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
 }
 
-function authorized(req) {
-  if (!config.token && !config.smart) return true;
-  const m = /^Bearer (.+)$/.exec(req.headers.authorization || '');
-  return Boolean(m && (m[1] === config.token || issuedTokens.has(m[1])));
+// The bearer token given, or null when it is right (or none is needed).
+function wrongToken(req) {
+  if (!config.token && !config.smart) return null;
+  const given = (/^Bearer (.+)$/.exec(req.headers.authorization || '') || [])[1] || '';
+  return given === config.token || issuedTokens.has(given) ? null : given;
 }
 
-// A search: impose the page size, and add the `next` link MemoryRepository does not write.
-function pageQuery(url) {
-  const count = Math.min(parseInt(url.searchParams.get('_count') || DEFAULT_COUNT, 10) || DEFAULT_COUNT, MAX_COUNT);
-  const offset = Math.max(parseInt(url.searchParams.get('_offset') || '0', 10) || 0, 0);
-  url.searchParams.set('_count', String(count));
-  url.searchParams.set('_offset', String(offset));
-  return { count, offset };
-}
+// A search: all matches are computed once and kept for the following pages (as real servers keep a
+// search's results), then served a page at a time with the standard `next` link MemoryRepository does
+// not write. Any write starts a new generation of results.
+let generation = 0;
+const searchCache = new Map();
 
-function addLinks(bundle, url, { count, offset }) {
-  const self = `${base}${url.pathname.slice('/fhir'.length)}?${url.searchParams}`;
-  bundle.link = [{ relation: 'self', url: self }];
-  if (offset + count < (bundle.total || 0)) {
-    const next = new URL(self);
-    next.searchParams.set('_offset', String(offset + count));
-    bundle.link.push({ relation: 'next', url: next.toString() });
+async function search(res, path, url) {
+  const count = Math.min(parseInt(url.searchParams.get('_count'), 10) || DEFAULT_COUNT, MAX_COUNT);
+  const offset = Math.max(parseInt(url.searchParams.get('_offset'), 10) || 0, 0);
+  const query = new URLSearchParams(url.searchParams);
+  query.delete('_count');
+  query.delete('_offset');
+  const key = `${generation} ${path}?${query}`;
+  let all = searchCache.get(key);
+  if (!all) {
+    const [oo, bundle] = await router.handleRequest(fhirRequest('GET', `${path}?${query}`), repo);
+    if (!bundle) return send(res, getStatus(oo), oo);
+    all = bundle;
+    searchCache.set(key, all);
+    if (searchCache.size > 50) searchCache.delete(searchCache.keys().next().value);
   }
+  const link = (at) => `${base}/${path}?${query}${query.size ? '&' : ''}_count=${count}&_offset=${at}`;
+  const page = { ...all, entry: (all.entry || []).slice(offset, offset + count), link: [{ relation: 'self', url: link(offset) }] };
+  if (offset + count < (all.total || 0)) page.link.push({ relation: 'next', url: link(offset + count) });
+  send(res, 200, page);
+}
+
+function fhirRequest(method, url, body, headers = {}) {
+  return { method, url, pathname: '', params: {}, query: {}, body, headers, config: { transactions: true } };
 }
 
 async function handleFhir(req, res, url, body) {
-  if (!authorized(req)) {
-    send(res, 401, outcome('error', 'login', 'Invalid or missing bearer token'), { 'WWW-Authenticate': 'Bearer' });
+  const wrong = wrongToken(req);
+  if (wrong !== null) {
+    // Echoes the token, as careless servers do: the client must not show it.
+    send(res, 401, outcome('error', 'login', `Invalid bearer token "${wrong}"`), { 'WWW-Authenticate': 'Bearer' });
     return;
   }
   const path = url.pathname.slice('/fhir'.length).replace(/^\/+/, '');
-  const isSearch = req.method === 'GET' && path && !path.includes('/');
-  const paging = isSearch ? pageQuery(url) : null;
+  if (req.method === 'GET' && path && !path.includes('/')) return search(res, path, url);
+  if (req.method !== 'GET') generation++;
   let parsed;
   if (body) {
     try {
@@ -143,18 +158,13 @@ async function handleFhir(req, res, url, body) {
       return;
     }
   }
-  const fhirReq = {
-    method: req.method, url: `${path}${url.search}`, pathname: '', params: {}, query: {}, body: parsed,
-    headers: req.headers, config: { transactions: true },
-  };
   let result;
   try {
-    result = await router.handleRequest(fhirReq, repo);
+    result = await router.handleRequest(fhirRequest(req.method, `${path}${url.search}`, parsed, req.headers), repo);
   } catch (err) {
     result = [normalizeOperationOutcome(err)];
   }
   const [oo, resource] = result;
-  if (paging && resource && resource.resourceType === 'Bundle') addLinks(resource, url, paging);
   send(res, getStatus(oo), resource || oo);
 }
 
@@ -164,6 +174,7 @@ function testControl(req, res, url, body) {
     return;
   }
   const c = body ? JSON.parse(body) : {};
+  generation++; // forget kept search results
   if (c.reset) {
     repo = new MemoryRepository();
     issuedTokens.clear();

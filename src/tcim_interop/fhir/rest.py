@@ -44,6 +44,10 @@ ENV = {"token": "TCIM_FHIR_TOKEN", "client_id": "TCIM_FHIR_CLIENT_ID", "private_
 class ServerError(TcimError):
     """The server cannot be reached, refuses the credentials, or answers what cannot be used (exit 2)."""
 
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status  # the HTTP status when the server answered one
+
 
 @dataclass(frozen=True)
 class ServerOptions:
@@ -236,33 +240,35 @@ class FhirClient:
                 text = text.replace(secret, "[redacted]")
         return text
 
-    def error(self, message: str) -> ServerError:
-        return ServerError(self.redact(" ".join(message.split())))
+    def error(self, message: str, status: int | None = None) -> ServerError:
+        return ServerError(self.redact(" ".join(message.split())), status)
 
     def http_error(self, what: str, resp: httpx.Response) -> ServerError:
         detail = "; ".join(outcome_lines(_json_or_none(resp)))
         if resp.status_code in (401, 403):
             hint = ("the server refused the credentials" if self.auth else
                     "the server wants credentials: set TCIM_FHIR_TOKEN or the SMART options")
-            return self.error(f"{what}: HTTP {resp.status_code}: {hint}" + (f" ({detail})" if detail else ""))
-        return self.error(f"{what}: HTTP {resp.status_code} {resp.reason_phrase}" + (f": {detail}" if detail else ""))
+            return self.error(f"{what}: HTTP {resp.status_code}: {hint}" + (f" ({detail})" if detail else ""),
+                              resp.status_code)
+        return self.error(f"{what}: HTTP {resp.status_code} {resp.reason_phrase}" + (f": {detail}" if detail else ""),
+                          resp.status_code)
 
     # -- requests -----------------------------------------------------------------------------------
     def request(self, method: str, url: str, *, json_body: object = None, form: dict | None = None,
-                idempotent: bool = True, auth: bool = True) -> httpx.Response:
+                headers: dict | None = None, idempotent: bool = True, auth: bool = True) -> httpx.Response:
         """One request, retried on 429/5xx and lost connections; 4xx and the final answer are returned."""
         what = f"{method} {_short(url)}"
+        content = None if json_body is None else orjson.dumps(json_body)
+        headers = {**(headers or {}), **({"Content-Type": "application/fhir+json"} if content else {})}
         renewed = False
         attempt = 0
         while True:
-            headers = {"Authorization": self.auth.header(self)} if auth and self.auth else {}
-            if json_body is not None:
-                headers["Content-Type"] = "application/fhir+json"
+            if auth and self.auth:
+                headers["Authorization"] = self.auth.header(self)
             with self._count_lock:
                 self.requests += 1
             try:
-                resp = self._http.request(method, url, headers=headers, data=form,
-                                          content=None if json_body is None else orjson.dumps(json_body))
+                resp = self._http.request(method, url, headers=headers, data=form, content=content)
             except httpx.TransportError as e:
                 tls = _tls_failure(e)
                 if tls:
@@ -289,8 +295,8 @@ class FhirClient:
     def _backoff(self, attempt: int) -> float:
         return min(self.options.backoff * 2 ** attempt, MAX_WAIT) * random.uniform(0.5, 1.0)
 
-    def get_json(self, url: str) -> dict:
-        resp = self.request("GET", url)
+    def get_json(self, url: str, headers: dict | None = None) -> dict:
+        resp = self.request("GET", url, headers=headers)
         if resp.status_code != 200:
             raise self.http_error(f"GET {_short(url)}", resp)
         body = _json_or_none(resp)
@@ -313,7 +319,8 @@ class FhirClient:
         url = str(httpx.URL(f"{self.base}/{resource_type}", params=params))
         seen = set()
         for _ in range(MAX_PAGES):
-            page = self.get_json(url)
+            # Strict handling: a server that does not know a parameter says so (400) instead of ignoring it.
+            page = self.get_json(url, {"Prefer": "handling=strict"})
             if page.get("resourceType") != "Bundle":
                 raise self.error(f"GET {_short(url)}: the answer is a {page.get('resourceType')}, not a searchset Bundle")
             yield page

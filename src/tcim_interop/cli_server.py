@@ -1,0 +1,112 @@
+"""The pull and push commands (registered on tcim_interop.cli.app when cli.py imports this module).
+
+Credentials never appear on the command line: a bearer token comes from TCIM_FHIR_TOKEN; SMART Backend
+Services needs a client id, a private key file and the token URL (options, or TCIM_FHIR_CLIENT_ID,
+TCIM_FHIR_PRIVATE_KEY, TCIM_FHIR_TOKEN_URL). See docs/fhir-server.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .cli import _fail, app
+from .errors import TcimError
+
+SERVER = typer.Option(..., "--server", help="FHIR base URL, e.g. https://fhir.example.org/R4")
+CLIENT_ID = typer.Option(None, "--client-id", help="SMART Backend Services client id (or TCIM_FHIR_CLIENT_ID).")
+PRIVATE_KEY = typer.Option(None, "--private-key",
+                           help="PEM private key signing the SMART JWT: RSA (RS384) or EC P-384 (ES384) "
+                                "(or TCIM_FHIR_PRIVATE_KEY).")
+TOKEN_URL = typer.Option(None, "--token-url", help="SMART token endpoint (or TCIM_FHIR_TOKEN_URL).")
+SCOPE = typer.Option(None, "--scope", help="SMART scopes (default system/*.read for pull, system/*.write for push).")
+KEY_ID = typer.Option(None, "--key-id", help="kid of the SMART JWT (default: the key's JWK thumbprint).")
+CA_BUNDLE = typer.Option(None, "--ca-bundle", help="PEM file of the CA(s) to trust instead of the system store.")
+TIMEOUT = typer.Option(30.0, "--timeout", help="Seconds to wait for a connection or an answer.")
+RETRIES = typer.Option(4, "--retries", min=0, max=10, help="Retries on 429, 5xx and lost connections.")
+WORKERS = typer.Option(4, "--workers", min=1, max=16, help="Requests in flight at most.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No summary on the terminal.")
+
+
+def server_options(client_id, private_key, token_url, scope, key_id, ca_bundle, timeout, retries, workers):
+    from .fhir.rest import ServerOptions
+
+    return ServerOptions(client_id=client_id, private_key=private_key, token_url=token_url, scope=scope,
+                         key_id=key_id, ca_bundle=ca_bundle, timeout=timeout, retries=retries, workers=workers)
+
+
+@app.command("pull")
+def pull_cmd(
+    server: str = SERVER,
+    study: str = typer.Option(..., "--study", help="The overall study's identifier: value, or system|value."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the NDJSON files (new, empty, or a previous pull)."),
+    page_size: int = typer.Option(500, "--page-size", min=1, max=10000, help="_count asked of the server per page."),
+    client_id: Optional[str] = CLIENT_ID, private_key: Optional[Path] = PRIVATE_KEY,
+    token_url: Optional[str] = TOKEN_URL, scope: Optional[str] = SCOPE, key_id: Optional[str] = KEY_ID,
+    ca_bundle: Optional[Path] = CA_BUNDLE, timeout: float = TIMEOUT, retries: int = RETRIES,
+    workers: int = WORKERS, quiet: bool = QUIET,
+) -> None:
+    """Download a study's records from a FHIR server as NDJSON, the input to-sdtm reads.
+
+    Example:  tcim-interop pull --server https://fhir.example.org/R4 --study TCIM-ELAII --out export/
+    """
+    from .progress import Progress
+    from .server import pull_to_directory
+
+    progress = Progress()
+    try:
+        result = pull_to_directory(server, study, out, page_size=page_size, progress=progress, options=server_options(
+            client_id, private_key, token_url, scope, key_id, ca_bundle, timeout, retries, workers))
+    except TcimError as e:
+        progress.close()
+        _fail(e)
+    progress.close()
+    for w in result.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    if not quiet:
+        kinds = ", ".join(f"{n} {t}" for t, n in sorted(result.counts.items()))
+        typer.echo(f"{result.resources} resources ({kinds}) pulled to {out} in {result.seconds:.1f} s, "
+                   f"{result.requests} requests", err=True)
+
+
+@app.command("push")
+def push_cmd(
+    bundle: Path = typer.Argument(..., help="A transaction (or batch) Bundle, e.g. written by to-fhir."),
+    server: str = SERVER,
+    batch_size: int = typer.Option(50, "--batch-size", min=1, max=10000,
+                                   help="Entries per transaction (some servers refuse more than 50 updates in one)."),
+    client_id: Optional[str] = CLIENT_ID, private_key: Optional[Path] = PRIVATE_KEY,
+    token_url: Optional[str] = TOKEN_URL, scope: Optional[str] = SCOPE, key_id: Optional[str] = KEY_ID,
+    ca_bundle: Optional[Path] = CA_BUNDLE, timeout: float = TIMEOUT, retries: int = RETRIES,
+    workers: int = WORKERS, quiet: bool = QUIET,
+) -> None:
+    """Load a to-fhir transaction bundle into a FHIR server, in transactions of --batch-size entries.
+
+    Exit 1 when the server refused anything (each issue is one line on stderr).
+
+    Example:  tcim-interop push study.json --server https://fhir.example.org/R4
+    """
+    from .progress import Progress
+    from .server import push_bundle
+
+    progress = Progress()
+    try:
+        result = push_bundle(bundle, server, batch_size=batch_size, progress=progress, options=server_options(
+            client_id, private_key, token_url, scope, key_id, ca_bundle, timeout, retries, workers))
+    except TcimError as e:
+        progress.close()
+        _fail(e)
+    progress.close()
+    for line in result.messages:
+        typer.echo(line, err=True)
+    if result.not_sent:
+        typer.echo(f"not sent: {result.not_sent} entries of later dependency levels, after a refusal", err=True)
+    if not quiet:
+        typer.echo(f"{result.created + result.updated + result.refused + result.not_sent} entries in "
+                   f"{result.transactions} transaction(s): {result.created} created, {result.updated} updated, "
+                   f"{result.refused} refused, {result.not_sent} not sent ({result.seconds:.1f} s, "
+                   f"{result.requests} requests)", err=True)
+    if not result.ok:
+        raise typer.Exit(1)
