@@ -110,7 +110,7 @@ def _ndjson(raw: bytes, name: str) -> Iterator[InputResource | UnreadableRecord]
         except orjson.JSONDecodeError as e:
             yield UnreadableRecord(name, place, f"not valid JSON: {e}")
             continue
-        if not isinstance(doc, dict) or "resourceType" not in doc:
+        if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str) or not doc["resourceType"]:
             yield UnreadableRecord(name, place, "not a FHIR resource (a JSON object with resourceType)")
             continue
         yield from _document(doc, name, place)
@@ -118,8 +118,8 @@ def _ndjson(raw: bytes, name: str) -> Iterator[InputResource | UnreadableRecord]
 
 def _document(doc: object, name: str, place: str = "") -> Iterator[InputResource | UnreadableRecord]:
     if not isinstance(doc, dict):
-        kind = type(doc).__name__.replace("dict", "object").replace("list", "array").replace("str", "string")
-        raise InputError(f"{name}{':' + place if place else ''}: a JSON {kind} where a FHIR resource or Bundle was expected")
+        kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(doc), "null")
+        raise NotFhirError(f"{name}{':' + place if place else ''}: a JSON {kind} where a FHIR resource or Bundle was expected")
     rtype = doc.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
         raise NotFhirError(f"{name}{':' + place if place else ''}: no resourceType: not a FHIR resource")
@@ -134,12 +134,17 @@ def _document(doc: object, name: str, place: str = "") -> Iterator[InputResource
         where = f"{prefix}entry[{i}]"
         res = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(res, dict):
-            # A transaction entry that only deletes, or a response entry: nothing to convert.
+            if res is None and isinstance(entry, dict) and (entry.get("request") or entry.get("response")):
+                continue  # a transaction entry that only deletes, or a response entry: nothing to convert
+            # bdl-5: an entry must hold a resource unless it has a request or response; never drop it silently
+            what = "entry is not a JSON object" if not isinstance(entry, dict) else \
+                "entry has no resource" if res is None else "entry.resource is not a JSON object"
+            yield UnreadableRecord(name, where, what)
             continue
         if res.get("resourceType") == "Bundle":
             yield from _document(res, name, where)
             continue
-        if "resourceType" not in res:
+        if not isinstance(res.get("resourceType"), str) or not res["resourceType"]:
             yield UnreadableRecord(name, where, "entry.resource has no resourceType")
             continue
         yield InputResource(res, name, where, full_url=str(entry.get("fullUrl") or ""))

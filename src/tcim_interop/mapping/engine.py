@@ -94,6 +94,8 @@ def _rows(spec: DomainSpec, candidates: list[InputResource], run: RunContext,
         row = select(res, run, spec.domain)
         if isinstance(row, Skip):
             outcome[res.key] = (row.outcome, row.reason)
+            if row.outcome == "rejected":  # a record lost: an error, so that --strict fails on it
+                run.report.error("REJECTED", row.reason, domain=spec.domain, source=res.key, file=res.where)
             continue
         for var, fn in row_vars:
             row.values[var.name] = fn(row, var)
@@ -114,10 +116,12 @@ def _link_subjects(dm_rows: list[Row], run: RunContext, outcome: dict) -> None:
         missing = [v for v in IDENTIFIERS if not row.values.get(v)]
         if missing:
             outcome[row.resource.key] = ("rejected", f"cannot identify the subject: no {', '.join(missing)}")
+            row.finding("error", "REJECTED", outcome[row.resource.key][1])
             continue
         usubjid = row.values["USUBJID"]
         if usubjid in seen:
             outcome[row.resource.key] = ("rejected", f"USUBJID {usubjid} already given by {seen[usubjid]}")
+            row.finding("error", "REJECTED", outcome[row.resource.key][1])
             continue
         seen[usubjid] = row.resource.key
         patient = row.refs["patient"]
@@ -197,8 +201,9 @@ def _split_long_text(spec: DomainSpec, frame: pd.DataFrame, report: Report) -> l
                 chunks = split_text(value)
                 frame.at[i, v.name] = chunks[0]
                 for n, chunk in enumerate(chunks[1:], start=1):
-                    qnam = f"{v.name[:7]}{n}" if n < 10 else f"{v.name[:6]}{n}"
-                    out.append({"row": i, "qnam": qnam, "value": chunk, "label": f"{v.label[:37]} {n}",
+                    qnam = f"{v.name[:8 - len(str(n))]}{n}"  # QNAM <= 8: AETERM1, AETERM10, AETER100
+                    label = f"{v.label[:min(37, 39 - len(str(n)))]} {n}"  # QLABEL <= 40
+                    out.append({"row": i, "qnam": qnam, "value": chunk, "label": label,
                                 "spec": None})
                 report.add("info", "TEXT_SPLIT", f"{len(chunks) - 1} continuation record(s) in SUPP{spec.domain}",
                            domain=spec.domain, variable=v.name, usubjid=frame.at[i, "USUBJID"])

@@ -8,7 +8,7 @@ carries in the sdtm-record extension whatever does not come back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from ..fhir.path import Path, compile_path, set_value
@@ -53,6 +53,9 @@ def _fhir_datetime(dtc: str, tz_name: str | None) -> str:
         from zoneinfo import ZoneInfo
 
         local = local.replace(tzinfo=ZoneInfo(tz_name))
+        offset = local.utcoffset().total_seconds()
+        if offset % 60:  # a local mean time (Madrid before 1901, Monrovia before 1972): FHIR offsets are hh:mm
+            local = local.replace(tzinfo=timezone(timedelta(minutes=round(offset / 60))))
         return local.isoformat(timespec="seconds")
     return local.isoformat(timespec="seconds") + "Z"
 

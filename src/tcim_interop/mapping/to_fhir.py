@@ -123,7 +123,7 @@ class Builder:
             if not v.is_char or not isinstance(record.get(v.name), str):
                 continue
             n, tail = 1, []
-            while (qnam := f"{v.name[:7]}{n}" if n < 10 else f"{v.name[:6]}{n}") in supp:
+            while (qnam := f"{v.name[:8 - len(str(n))]}{n}") in supp:  # as engine._split_long_text names them
                 tail.append(supp[qnam])
                 n += 1
             record[v.name] += "".join(tail)

@@ -33,8 +33,8 @@ def xpt_length(text: str) -> int:
 def split_text(text: str, limit: int = MAX_BYTES) -> list[str]:
     """Chunks of at most `limit` bytes once folded; their concatenation is the text."""
     chunks = []
-    while xpt_length(text) > limit:
-        cut = _longest_prefix(text, limit)
+    while (fits := _fitting(text, limit)) < len(text):  # not xpt_length(text) > limit: linear, not quadratic
+        cut = max(fits, 1)
         space = text.rfind(" ", 1, cut + 1)
         while space > 0 and text[space - 1] == " ":  # break before the whole run of blanks: XPT would drop
             space -= 1                                # the ones left at the end of this chunk
@@ -46,13 +46,14 @@ def split_text(text: str, limit: int = MAX_BYTES) -> list[str]:
     return chunks
 
 
-def _longest_prefix(text: str, limit: int) -> int:
-    """The largest n with xpt_length(text[:n]) <= limit (folding is per character, so monotone)."""
+def _fitting(text: str, limit: int) -> int:
+    """The largest n with xpt_length(text[:n]) <= limit (folding is per character, so monotone);
+    len(text) when the whole text fits. Reads only as far as the limit reaches."""
     total, n = 0, 0
     for ch in text:
-        w = xpt_length(ch)
+        w = 1 if " " <= ch <= "~" else xpt_length(ch)
         if total + w > limit:
             break
         total += w
         n += 1
-    return max(n, 1)
+    return n

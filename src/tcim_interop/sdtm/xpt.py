@@ -21,6 +21,8 @@ from .text import MAX_BYTES, fold_ascii
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
 _SAS_DATETIME = re.compile(rb"\d{2}[A-Z]{3}\d{2}:\d{2}:\d{2}:\d{2}")
+IBM_MAX = 16.0 ** 63 * (1 - 16.0 ** -14)  # the largest IBM 370 double, ~7.237e75
+IBM_MIN = 16.0 ** -65  # the smallest normalized one, ~5.398e-79
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
@@ -66,6 +68,10 @@ def check(ds: Dataset, frame: pd.DataFrame, report: Report) -> int:
         if len(v.label) > 40 or not v.label.isascii():
             bad("XPT_LABEL", f"label {v.label!r} is not <= 40 ASCII characters", variable=v.name)
         if v.type != "Char":
+            for i, x in enumerate(frame[v.name]):  # IBM floating point: ~5.4e-79 <= |x| <= ~7.2e75, or 0
+                if isinstance(x, (int, float)) and x == x and x != 0 and not IBM_MIN <= abs(x) <= IBM_MAX:
+                    bad("XPT_NUM_RANGE", f"value {float(x)!r} cannot be stored in XPT v5 (IBM floating point: "
+                        "|x| from 5.4E-79 to 7.2E+75)", variable=v.name, source=_source(ds, i), value=repr(float(x)))
             continue
         for i, text in enumerate(frame[v.name]):
             if not (text.isascii() and text.isprintable()):

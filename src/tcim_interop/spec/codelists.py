@@ -59,7 +59,7 @@ class Codelists:
 
     def lookup(self, codelist: str, map_name: str | None, system: str | None, code: str | None) -> str | None:
         """The submission value for a FHIR code, or None when nothing maps it (never a guess)."""
-        if code is None:
+        if code is None or code == "":
             return None
         if map_name:
             hit = self.maps[map_name].get(f"{system}|{code}")
