@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -35,6 +36,21 @@ class MuneDomain(str, Enum):
 def _fail(e: TcimError) -> None:
     typer.echo(f"error: {e}", err=True)
     raise typer.Exit(e.exit_code)
+
+
+@contextmanager
+def running():
+    """A command's body: a progress line for long runs, and user errors as one line and an exit code."""
+    from .progress import Progress
+
+    progress = Progress()
+    try:
+        yield progress
+    except TcimError as e:
+        progress.close()
+        _fail(e)
+    finally:
+        progress.close()
 
 
 def _created(value: Optional[str]) -> Optional[datetime]:
@@ -70,11 +86,9 @@ def to_sdtm_cmd(
     Example:  tcim-interop to-sdtm examples/tcim-elaii-100-r4.json --out sdtm/
     """
     from .api import to_sdtm
-    from .progress import Progress
     from .report_text import summary
 
-    progress = Progress()
-    try:
+    with running() as progress:
         if bool(server) == bool(inputs) or bool(server) != bool(study):
             raise UsageError("give INPUT files, or --server URL with --study IDENTIFIER")
         with tempfile.TemporaryDirectory(prefix="tcim-pull-") as tmp:
@@ -87,10 +101,6 @@ def to_sdtm_cmd(
                              fhir_version=fhir_version.value if fhir_version else None,
                              mune_domain=mune_domain.value if mune_domain else None, strict=strict,
                              created=_created(created), formats=formats.split(","), progress=progress)
-    except TcimError as e:
-        progress.close()
-        _fail(e)
-    progress.close()
     if not quiet:
         typer.echo(summary(result.report), err=True)
 
@@ -118,11 +128,9 @@ def to_fhir_cmd(
     from .api import to_fhir
     from .report_text import fhir_summary
 
-    try:
+    with running():
         result = to_fhir(sdtm_dir, out, fhir_version=fhir_version.value, bundle_type=bundle_type.value,
                          ndjson=ndjson, mappings=mappings, strict=strict)
-    except TcimError as e:
-        _fail(e)
     if not quiet:
         typer.echo(fhir_summary(result), err=True)
 

@@ -12,8 +12,7 @@ from typing import Optional
 
 import typer
 
-from .cli import _fail, app
-from .errors import TcimError
+from .cli import app, running
 
 SERVER = typer.Option(..., "--server", help="FHIR base URL, e.g. https://fhir.example.org/R4")
 CLIENT_ID = typer.Option(None, "--client-id", help="SMART Backend Services client id (or TCIM_FHIR_CLIENT_ID).")
@@ -52,17 +51,11 @@ def pull_cmd(
 
     Example:  tcim-interop pull --server https://fhir.example.org/R4 --study TCIM-ELAII --out export/
     """
-    from .progress import Progress
     from .server import pull_to_directory
 
-    progress = Progress()
-    try:
+    with running() as progress:
         result = pull_to_directory(server, study, out, page_size=page_size, progress=progress, options=server_options(
             client_id, private_key, token_url, scope, key_id, ca_bundle, timeout, retries, workers))
-    except TcimError as e:
-        progress.close()
-        _fail(e)
-    progress.close()
     for w in result.warnings:
         typer.echo(f"warning: {w}", err=True)
     if not quiet:
@@ -88,17 +81,11 @@ def push_cmd(
 
     Example:  tcim-interop push study.json --server https://fhir.example.org/R4
     """
-    from .progress import Progress
     from .server import push_bundle
 
-    progress = Progress()
-    try:
+    with running() as progress:
         result = push_bundle(bundle, server, batch_size=batch_size, progress=progress, options=server_options(
             client_id, private_key, token_url, scope, key_id, ca_bundle, timeout, retries, workers))
-    except TcimError as e:
-        progress.close()
-        _fail(e)
-    progress.close()
     for line in result.messages:
         typer.echo(line, err=True)
     if result.not_sent:

@@ -37,3 +37,4 @@ class Progress:
         if self.drawn:
             self.stream.write("\r" + " " * 70 + "\r")
             self.stream.flush()
+            self.drawn = False

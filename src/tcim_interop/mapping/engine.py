@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import pandas as pd
 import yaml

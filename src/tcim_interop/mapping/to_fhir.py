@@ -14,7 +14,6 @@ Ids are UUIDv5 of the study, dataset and record, so the same SDTM gives the same
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from copy import deepcopy
 from dataclasses import dataclass, field
