@@ -5,6 +5,7 @@
 For each corpus (R4 JSON bundle, and R4 NDJSON) it runs, each in a fresh process, `--repeat` times, and
 prints medians of wall time, resources/s and peak RSS for:
     to-sdtm      the full command (fhir.resources validation of every mapped resource)
+    fast         to-sdtm --fast (validates only what the mapping reads)
     floor        (a) orjson parsing of the same input + pyreadstat.write_xport of the same output frames
     validate     (b) fhir.resources validation alone of the same resources
     fhiry        (c) fhiry, the FHIR-to-DataFrame flattener, on the same bundle (bundle corpora only)
@@ -145,6 +146,7 @@ def main() -> None:
             out = args.work / f"out-{subjects}-{int(ndjson)}"
             res = {}
             res["to-sdtm"] = median_of(CLI + ["to-sdtm", str(src), "--out", str(out), "-q"], args.repeat)
+            res["fast"] = median_of(CLI + ["to-sdtm", str(src), "--out", str(out), "-q", "--fast"], args.repeat)
             frames_of(out, args.work / "frames.pkl")
             floor_out = Path(tempfile.mkdtemp(dir=args.work))
             res["floor"] = median_of([PY, "-c", FLOOR, str(src), str(args.work / "frames.pkl"), str(floor_out)], args.repeat)
@@ -161,6 +163,8 @@ def main() -> None:
                 ratio = ""
                 if method in ("floor", "validate", "fhiry"):
                     ratio = f"to-sdtm / {method} = {res['to-sdtm'][0] / wall:.2f}"
+                    if method != "validate":
+                        ratio += f", fast / {method} = {res['fast'][0] / wall:.2f}"
                 if method == "xpt+orjson":
                     ratio = f"to-fhir / {method} = {res['to-fhir'][0] / wall:.2f}"
                 print(f"{name:<16}{method:<12}{wall:9.2f}{count / wall:10.0f}{rss:10d}   {ratio}")

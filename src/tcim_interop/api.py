@@ -88,10 +88,15 @@ def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version
 def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | None = None, *,
             mappings: MappingSet | str | os.PathLike | None = None, fhir_version: str | None = None,
             mune_domain: str | None = None, strict: bool = False, created: datetime | None = None,
-            formats: Iterable[str] = ("xpt",), progress: Callable[..., None] | None = None) -> SdtmResult:
+            formats: Iterable[str] = ("xpt",), fast: bool = False,
+            progress: Callable[..., None] | None = None) -> SdtmResult:
     """Convert FHIR inputs to SDTM datasets; with out_dir, write the submission package: each dataset as
     XPT v5 (and Dataset-JSON v1.1 with formats=("xpt", "json")), define.xml and its HTML view, the run
-    report and the manifest."""
+    report and the manifest.
+
+    fast=True skips the fhir.resources validation of whole resources and validates only what the
+    mapping reads: every value a row algorithm takes is checked by it (dates, numbers, codes,
+    references), and a resource whose shape the mapping cannot read is rejected with the reason."""
     formats = _formats(formats)
     ms = mappings if isinstance(mappings, MappingSet) else load_mapping_set(mappings, mune_domain=mune_domain)
     report = Report()
@@ -100,7 +105,7 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
     for n, r in enumerate(resources):
         if progress:
             progress("validating", n + 1, len(resources))
-        if r.key in rejected or r.data.get("resourceType") not in mapped_types:
+        if fast or r.key in rejected or r.data.get("resourceType") not in mapped_types:
             continue
         reason = validation_error(r.data, r.version)
         if reason:

@@ -76,6 +76,7 @@ def to_sdtm_cmd(
     created: Optional[str] = typer.Option(None, "--created",
                                           help="Creation time for XPT headers (default: latest meta.lastUpdated)."),
     formats: str = typer.Option("xpt", "--format", help="xpt, json (Dataset-JSON v1.1) or xpt,json."),
+    fast: bool = typer.Option(False, "--fast", help="Validate only what the mapping reads, not whole resources."),
     server: Optional[str] = typer.Option(None, "--server", help="Pull the study from this FHIR server instead."),
     study: Optional[str] = typer.Option(None, "--study", help="With --server: the study's identifier."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
@@ -100,7 +101,8 @@ def to_sdtm_cmd(
             result = to_sdtm([str(p) for p in inputs], out, mappings=mappings,
                              fhir_version=fhir_version.value if fhir_version else None,
                              mune_domain=mune_domain.value if mune_domain else None, strict=strict,
-                             created=_created(created), formats=formats.split(","), progress=progress)
+                             created=_created(created), formats=formats.split(","), fast=fast,
+                             progress=progress)
     if not quiet:
         typer.echo(summary(result.report), err=True)
 

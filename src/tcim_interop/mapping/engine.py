@@ -90,18 +90,25 @@ def _rows(spec: DomainSpec, candidates: list[InputResource], run: RunContext,
     for res in candidates:
         if res.key in outcome:  # already rejected upstream (invalid, duplicate)
             continue
-        row = select(res, run, spec.domain)
+        try:
+            row = select(res, run, spec.domain)
+            if not isinstance(row, Skip):
+                for var, fn in row_vars:
+                    row.values[var.name] = fn(row, var)
+                for sq, fn in supp_vars:
+                    value = fn(row, sq)
+                    if value not in (None, ""):
+                        row.supp[sq.qnam] = (value, sq)
+        except (AttributeError, TypeError, KeyError, ValueError) as e:
+            # an element of the wrong shape (a string where FHIR has an object): only possible without
+            # the whole-resource validation (--fast); the resource is rejected, the run goes on
+            row = Skip("rejected", f"malformed {res.data.get('resourceType')}: an element the mapping reads "
+                                   f"has the wrong shape ({type(e).__name__})")
         if isinstance(row, Skip):
             outcome[res.key] = (row.outcome, row.reason)
             if row.outcome == "rejected":  # a record lost: an error, so that --strict fails on it
                 run.report.error("REJECTED", row.reason, domain=spec.domain, source=res.key, file=res.where)
             continue
-        for var, fn in row_vars:
-            row.values[var.name] = fn(row, var)
-        for sq, fn in supp_vars:
-            value = fn(row, sq)
-            if value not in (None, ""):
-                row.supp[sq.qnam] = (value, sq)
         out.append(row)
         outcome[res.key] = ("converted", "")
     return out
