@@ -49,7 +49,6 @@ def _ref(resource: dict) -> dict:
 class Built:
     resources: list[dict] = field(default_factory=list)
     rows: dict[tuple[str, int], dict] = field(default_factory=dict)  # (dataset, row) -> its resource
-    supp_parent: dict[tuple[str, str, str, str], dict] = field(default_factory=dict)
 
     def add(self, resource: dict) -> dict:
         self.resources.append(resource)
