@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ..findings import Report
+from ..sdtm.dataset import present
 from ..sdtm.dates import complete_date, study_day as _study_day
 from .registry import algorithm
 
@@ -29,10 +30,6 @@ class DeriveContext:
         if dm is None or dm.empty or name not in dm:
             return {}
         return dict(zip(dm["USUBJID"], dm[name]))
-
-
-def _present(v: Any) -> bool:
-    return v is not None and not (isinstance(v, float) and pd.isna(v)) and v != ""
 
 
 @algorithm("sequence", "derive", origin="Derived")
@@ -62,7 +59,7 @@ def _exposure(data: DeriveContext, var, pick) -> list[str | None]:
     by_subject: dict[str, list[str]] = {}
     if ex is not None and not ex.empty:
         for u, d in zip(ex["USUBJID"], ex[var.params["var"]]):
-            if _present(d):
+            if present(d):
                 by_subject.setdefault(u, []).append(d)
     return [pick(by_subject[u]) if u in by_subject else None for u in data.frame["USUBJID"]]
 
@@ -91,7 +88,7 @@ def numeric(data: DeriveContext, var) -> list[float | None]:
     out = []
     for v in data.frame[var.params["of"]]:
         try:
-            out.append(float(v) if _present(v) else None)
+            out.append(float(v) if present(v) else None)
         except (TypeError, ValueError):
             out.append(None)
     return out
@@ -116,7 +113,7 @@ def baseline_flag(data: DeriveContext, var) -> list[str | None]:
     best: dict[tuple, tuple[str, int]] = {}
     for i, (u, d, res) in enumerate(zip(frame["USUBJID"], frame[var.params["date"]], frame[var.params["result"]])):
         ref = rfx.get(u)
-        if not (_present(res) and _present(d) and _present(ref) and _before_exposure(d, ref)):
+        if not (present(res) and present(d) and present(ref) and _before_exposure(d, ref)):
             continue
         key = tuple(frame[k].iat[i] for k in var.params["by"])
         if key not in best or d >= best[key][0]:

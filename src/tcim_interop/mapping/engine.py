@@ -16,7 +16,7 @@ from ..findings import Report
 from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource
 from ..sdtm.dataset import Dataset, VariableMeta
-from ..sdtm.text import split_text, xpt_length, MAX_BYTES
+from ..sdtm.text import MAX_BYTES, continuation_qnam, split_text, xpt_length
 from ..spec.load import MappingSet
 from ..spec.model import DomainSpec
 from . import registry
@@ -207,7 +207,7 @@ def _split_long_text(spec: DomainSpec, frame: pd.DataFrame, report: Report) -> l
                 chunks = split_text(value)
                 frame.at[i, v.name] = chunks[0]
                 for n, chunk in enumerate(chunks[1:], start=1):
-                    qnam = f"{v.name[:8 - len(str(n))]}{n}"  # QNAM <= 8: AETERM1, AETERM10, AETER100
+                    qnam = continuation_qnam(v.name, n)
                     label = f"{v.label[:min(37, 39 - len(str(n)))]} {n}"  # QLABEL <= 40
                     out.append({"row": i, "qnam": qnam, "value": chunk, "label": label,
                                 "spec": None})

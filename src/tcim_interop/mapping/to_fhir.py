@@ -24,7 +24,8 @@ from ..fhir.extensions import SDTM_RECORD, dataset_extension, record_extension, 
 from ..fhir.path import compile_path, set_value
 from ..fhir.read import InputResource
 from ..findings import Report
-from ..sdtm.dataset import Dataset
+from ..sdtm.dataset import Dataset, present
+from ..sdtm.text import continuation_qnam
 from ..spec.load import MappingSet
 from ..spec.model import DomainSpec
 from . import registry
@@ -35,10 +36,6 @@ NAMESPACE = uuid.UUID("6f1b2a52-6c2e-5b8e-9a43-7c1d4e0f2a11")
 
 def resource_id(*parts: Any) -> str:
     return str(uuid.uuid5(NAMESPACE, "/".join(map(str, parts))))
-
-
-def _present(v: Any) -> bool:
-    return v is not None and v != "" and not (isinstance(v, float) and math.isnan(v))
 
 
 def _ref(resource: dict) -> dict:
@@ -100,7 +97,7 @@ class Builder:
     def _encounter(self, usubjid: str, visitnum: Any, visit_name: Any) -> dict | None:
         """The subject's Encounter for a visit of the study's schedule (number and name both match)."""
         visit = next((v for v in self.ms.study.get("visits", []) if float(v["visitnum"]) == float(visitnum)
-                      and (not _present(visit_name) or v["visit"] == visit_name)), None)
+                      and (not present(visit_name) or v["visit"] == visit_name)), None)
         if visit is None:
             return None
         key = (usubjid, visit["code"])
@@ -121,7 +118,7 @@ class Builder:
             if not v.is_char or not isinstance(record.get(v.name), str):
                 continue
             n, tail = 1, []
-            while (qnam := f"{v.name[:8 - len(str(n))]}{n}") in supp:  # as engine._split_long_text names them
+            while (qnam := continuation_qnam(v.name, n)) in supp:
                 tail.append(supp[qnam])
                 n += 1
             record[v.name] += "".join(tail)
@@ -131,17 +128,17 @@ class Builder:
         for var in spec.variables:
             value = target.record.get(var.name)
             fn = registry.get_reverse(var.algorithm)
-            if fn is not None and _present(value):
+            if fn is not None and present(value):
                 fn(target, var, value)
         supp = self.supp_index.get((spec.domain, str(target.record["USUBJID"]), _idvarval(spec, target.record)), {})
         for sq in spec.supplemental:
             value = supp.get(sq.qnam)
             fn = registry.get_reverse(sq.algorithm)
-            if fn is not None and _present(value):
+            if fn is not None and present(value):
                 fn(target, sq, value)
         resource = target.resources["resource"]
         for path, var in spec.reverse.get("fallback", {}).get(self.version, {}).items():
-            if not compile_path(path).values(lambda v: resource) and _present(target.record.get(var)):
+            if not compile_path(path).values(lambda v: resource) and present(target.record.get(var)):
                 set_value(resource, compile_path(path), str(target.record[var]), self.version, resource["resourceType"])
 
     def build(self) -> Built:
@@ -182,7 +179,7 @@ class Builder:
         patient = self._template(spec, "patient")
         subject["id"], patient["id"] = resource_id(studyid, "DM", usubjid), resource_id(studyid, "Patient", usubjid)
         roles = {"resource": subject, "patient": patient, "site": site, "study": study}
-        if _present(record.get("RFICDTC")):
+        if present(record.get("RFICDTC")):
             consent = self._template(spec, "consent")
             consent["id"] = resource_id(studyid, "Consent", usubjid)
             path = spec.reverse.get("consent_link", {}).get(self.version)
@@ -218,7 +215,7 @@ class Builder:
             raise InputError(f"{ds.name} row {i + 1}: USUBJID {usubjid} is not in DM")
         resource = self._template(spec, "resource")
         seq = record.get(f"{spec.domain}SEQ")
-        resource["id"] = resource_id(record["STUDYID"], spec.domain, usubjid, seq if _present(seq) else f"row{i}")
+        resource["id"] = resource_id(record["STUDYID"], spec.domain, usubjid, seq if present(seq) else f"row{i}")
         target = Target(self.version, {**roles, "resource": resource}, self.ms, record,
                         encounter_for=lambda vn: self._encounter(usubjid, vn, record.get("VISIT")))
         self._apply(spec, target)
@@ -248,7 +245,7 @@ class Builder:
 
 def _idvarval(spec: DomainSpec, record: dict) -> str:
     seq = record.get(f"{spec.domain}SEQ")
-    return f"{int(seq)}" if _present(seq) else ""
+    return f"{int(seq)}" if present(seq) else ""
 
 
 # -- verify: to-sdtm of what was built must give the input back ---------------------------------------

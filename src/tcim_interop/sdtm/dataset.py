@@ -3,9 +3,16 @@ record the FHIR resource(s) it came from."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
+
+
+def present(value: Any) -> bool:
+    """An SDTM value that is not null: None, "" and NaN are SDTM's nulls."""
+    return value is not None and value != "" and not (isinstance(value, float) and math.isnan(value))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,11 @@ import unicodedata
 MAX_BYTES = 200
 
 
+def continuation_qnam(name: str, n: int) -> str:
+    """QNAM of the n-th continuation of a variable's text, within 8 characters: AETERM1, AETERM10, AETER100."""
+    return f"{name[:8 - len(str(n))]}{n}"
+
+
 def fold_ascii(text: str) -> str:
     """Diacritics removed ("inyección" -> "inyeccion"); anything else not printable ASCII -> "?"."""
     if text.isascii() and text.isprintable():
