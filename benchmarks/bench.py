@@ -11,14 +11,18 @@ prints medians of wall time, resources/s and peak RSS for:
     fhiry        (c) fhiry, the FHIR-to-DataFrame flattener, on the same bundle (bundle corpora only)
     to-fhir      SDTM -> FHIR of the datasets to-sdtm wrote (with its self-check)
     xpt+orjson   reading the same XPT files + serialising as many resources with orjson
-and the ratios the targets are stated in. Also the latency of `tcim-interop --help` against
-`python -c pass`. Figures vary with the machine's load: compare ratios measured in one run.
+and the ratios the targets are stated in; then, across sizes, the 10x scaling ratio of each method and
+the peak RSS of to-sdtm on NDJSON against the input size. Also the latency of `tcim-interop --help`
+against `python -c pass`. Figures vary with the machine's load: compare ratios measured in one run.
+A method that runs longer than --timeout seconds is skipped with the reason printed (fhiry on 10,000
+subjects); --repeat-large sets the repeats for corpora of --large (5,000) subjects or more.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -79,20 +83,42 @@ pathlib.Path(sys.argv[3]).write_bytes(b"\n".join(out))
 """
 
 
-def run(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MiB) of a child process."""
+class Skipped(Exception):
+    """A method not measured: it ran past --timeout, or failed."""
+
+
+GNU_TIME = Path("/usr/bin/time").exists()
+
+
+def run(cmd: list[str], timeout: float | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MiB) of one child process; killed after timeout seconds.
+
+    The peak RSS is GNU time's report when it is installed: Linux carries a process's peak RSS over
+    fork and exec, so wait4 on a child of this (large) process would report at least this one's size."""
     start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - start
-    err = p.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{err}")
-    return wall, usage.ru_maxrss // 1024
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as rss:  # files: a chatty child cannot block
+        timed = ["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd] if GNU_TIME else cmd
+        p = subprocess.Popen(timed, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        while True:
+            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if timeout is not None and time.perf_counter() - start > timeout:
+                os.killpg(p.pid, signal.SIGKILL)  # the group: GNU time and the command it runs
+                os.wait4(p.pid, 0)
+                raise Skipped(f"skipped: still running after {timeout:.0f} s (--timeout)")
+            time.sleep(0.02)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            last = (err.read().decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+            raise Skipped(f"skipped: failed with exit code {os.waitstatus_to_exitcode(status)}: {last}")
+        kib = int(rss.read().strip().splitlines()[-1]) if GNU_TIME else usage.ru_maxrss
+    return wall, kib // 1024
 
 
-def median_of(cmd: list[str], repeat: int) -> tuple[float, int]:
-    results = [run(cmd) for _ in range(repeat)]
+def median_of(cmd: list[str], repeat: int, timeout: float | None = None) -> tuple[float, int]:
+    results = [run(cmd, timeout) for _ in range(repeat)]
     return statistics.median(r[0] for r in results), max(r[1] for r in results)
 
 
@@ -112,6 +138,11 @@ def count_resources(path: Path) -> int:
     return len(orjson.loads(path.read_bytes())["entry"])
 
 
+def size_mib(path: Path) -> float:
+    files = path.glob("*.ndjson") if path.is_dir() else [path]
+    return sum(f.stat().st_size for f in files) / 2 ** 20
+
+
 def frames_of(sdtm_dir: Path, pickle_path: Path) -> None:
     import pickle
 
@@ -124,12 +155,62 @@ def frames_of(sdtm_dir: Path, pickle_path: Path) -> None:
     pickle_path.write_bytes(pickle.dumps(frames))
 
 
+def bench_corpus(args, subjects: int, ndjson: bool) -> dict[str, tuple[float, int]]:
+    src = corpus(args.work, subjects, ndjson)
+    n = count_resources(src)
+    name = f"{subjects}{' ndjson' if ndjson else ' bundle'}"
+    out = args.work / f"out-{subjects}-{int(ndjson)}"
+    repeat = args.repeat_large if subjects >= args.large and args.repeat_large else args.repeat
+    res: dict[str, tuple[float, int]] = {}
+
+    def measure(method: str, cmd: list[str]) -> None:
+        try:
+            res[method] = median_of(cmd, repeat, args.timeout)
+        except Skipped as e:
+            print(f"{name:<16}{method:<12}{e}")
+
+    measure("to-sdtm", CLI + ["to-sdtm", str(src), "--out", str(out), "-q"])
+    measure("fast", CLI + ["to-sdtm", str(src), "--out", str(out), "-q", "--fast"])
+    if not (out / "dm.xpt").exists():
+        return res
+    frames_of(out, args.work / "frames.pkl")
+    floor_out = Path(tempfile.mkdtemp(dir=args.work))
+    measure("floor", [PY, "-c", FLOOR, str(src), str(args.work / "frames.pkl"), str(floor_out)])
+    measure("validate", [PY, "-c", VALIDATE, str(src)])
+    if not ndjson and not args.skip_fhiry:
+        measure("fhiry", [PY, "-c", FHIRY, str(src)])
+    n_fhir = 0
+    if not (ndjson and args.skip_ndjson_fhir):  # to-fhir reads the same SDTM from either corpus
+        fhir_out = args.work / f"fhir-{subjects}.json"
+        measure("to-fhir", CLI + ["to-fhir", str(out), "--out", str(fhir_out), "-q"])
+        if fhir_out.exists():
+            n_fhir = count_resources(fhir_out)
+            measure("xpt+orjson", [PY, "-c", XPT_ORJSON, str(out), str(n_fhir), str(args.work / "x.ndjson")])
+    for method, (wall, rss) in res.items():
+        count = n_fhir if method in ("to-fhir", "xpt+orjson") else n
+        ratio = ""
+        if method in ("floor", "validate", "fhiry") and "to-sdtm" in res:
+            ratio = f"to-sdtm / {method} = {res['to-sdtm'][0] / wall:.2f}"
+            if method != "validate" and "fast" in res:
+                ratio += f", fast / {method} = {res['fast'][0] / wall:.2f}"
+        if method == "xpt+orjson" and "to-fhir" in res:
+            ratio = f"to-fhir / {method} = {res['to-fhir'][0] / wall:.2f}"
+        print(f"{name:<16}{method:<12}{wall:9.2f}{count / wall:10.0f}{rss:10d}   {ratio}")
+    print(f"{name:<16}input       {size_mib(src):9.1f} MiB, {n} resources")
+    sys.stdout.flush()
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--subjects", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat-large", type=int, default=0, help="repeats for corpora of >= --large subjects")
+    ap.add_argument("--large", type=int, default=5000)
+    ap.add_argument("--timeout", type=float, default=None, help="skip a method running longer (seconds)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tcim-bench")
     ap.add_argument("--skip-fhiry", action="store_true")
+    ap.add_argument("--skip-ndjson-fhir", action="store_true", help="run to-fhir on the bundle corpus only")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 
@@ -138,37 +219,21 @@ def main() -> None:
     print(f"latency: tcim-interop --help {lat_cli * 1000:.0f} ms, python -c pass {lat_py * 1000:.0f} ms "
           f"(ratio {lat_cli / lat_py:.1f})")
     print(f"{'corpus':<16}{'method':<12}{'wall s':>9}{'res/s':>10}{'peak MiB':>10}   ratio")
-    for subjects in args.subjects:
-        for ndjson in (False, True):
-            src = corpus(args.work, subjects, ndjson)
-            n = count_resources(src)
-            name = f"{subjects}{' ndjson' if ndjson else ' bundle'}"
-            out = args.work / f"out-{subjects}-{int(ndjson)}"
-            res = {}
-            res["to-sdtm"] = median_of(CLI + ["to-sdtm", str(src), "--out", str(out), "-q"], args.repeat)
-            res["fast"] = median_of(CLI + ["to-sdtm", str(src), "--out", str(out), "-q", "--fast"], args.repeat)
-            frames_of(out, args.work / "frames.pkl")
-            floor_out = Path(tempfile.mkdtemp(dir=args.work))
-            res["floor"] = median_of([PY, "-c", FLOOR, str(src), str(args.work / "frames.pkl"), str(floor_out)], args.repeat)
-            res["validate"] = median_of([PY, "-c", VALIDATE, str(src)], args.repeat)
-            if not ndjson and not args.skip_fhiry:
-                res["fhiry"] = median_of([PY, "-c", FHIRY, str(src)], args.repeat)
-            fhir_out = args.work / f"fhir-{subjects}.json"
-            res["to-fhir"] = median_of(CLI + ["to-fhir", str(out), "--out", str(fhir_out), "-q"], args.repeat)
-            n_fhir = count_resources(fhir_out)
-            res["xpt+orjson"] = median_of([PY, "-c", XPT_ORJSON, str(out), str(n_fhir), str(args.work / "x.ndjson")],
-                                          args.repeat)
-            for method, (wall, rss) in res.items():
-                count = n_fhir if method in ("to-fhir", "xpt+orjson") else n
-                ratio = ""
-                if method in ("floor", "validate", "fhiry"):
-                    ratio = f"to-sdtm / {method} = {res['to-sdtm'][0] / wall:.2f}"
-                    if method != "validate":
-                        ratio += f", fast / {method} = {res['fast'][0] / wall:.2f}"
-                if method == "xpt+orjson":
-                    ratio = f"to-fhir / {method} = {res['to-fhir'][0] / wall:.2f}"
-                print(f"{name:<16}{method:<12}{wall:9.2f}{count / wall:10.0f}{rss:10d}   {ratio}")
-            sys.stdout.flush()
+    results = {(s, nd): bench_corpus(args, s, nd) for s in args.subjects for nd in (False, True)}
+
+    sizes = sorted(args.subjects)
+    for small, large in zip(sizes, sizes[1:]):
+        for nd in (False, True):
+            a, b = results[(small, nd)], results[(large, nd)]
+            kind = "ndjson" if nd else "bundle"
+            for method in (m for m in a if m in b):
+                print(f"scaling {kind} {method:<11}{small} -> {large} subjects: time x{b[method][0] / a[method][0]:.2f} "
+                      f"for x{large / small:g} subjects")
+            if "to-sdtm" in a and "to-sdtm" in b:
+                ia, ib = size_mib(corpus(args.work, small, nd)), size_mib(corpus(args.work, large, nd))
+                print(f"peak RSS {kind} to-sdtm {small} -> {large} subjects: {a['to-sdtm'][1]} -> "
+                      f"{b['to-sdtm'][1]} MiB (x{b['to-sdtm'][1] / a['to-sdtm'][1]:.2f}) for input "
+                      f"{ia:.0f} -> {ib:.0f} MiB (x{ib / ia:.2f})")
 
 
 if __name__ == "__main__":

@@ -27,3 +27,13 @@ def mappings():
 @pytest.fixture
 def mini_bundle() -> Path:
     return DATA / "mini-r4.json"
+
+
+@pytest.fixture(scope="session")
+def example_package(tmp_path_factory) -> Path:
+    """The shipped example converted once per test session: the package to-sdtm writes."""
+    from tcim_interop import to_sdtm
+
+    out = tmp_path_factory.mktemp("example-package")
+    to_sdtm([ROOT / "examples" / "tcim-elaii-100-r4.json"], out)
+    return out

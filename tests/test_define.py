@@ -14,6 +14,7 @@ from lxml import etree
 from tcim_interop import SpecError, load_mapping_set, to_sdtm
 from tcim_interop.sdtm.dataset import Dataset
 from tcim_interop.sdtm.dataset_json import text_length
+from tcim_interop.trial_design.build import TRIAL_DESIGN
 from tcim_interop.sdtm.define import build_define, dataset_keys, define_oids, schema_path, validate_define
 from tcim_interop.sdtm.define_html import define_html
 
@@ -93,7 +94,8 @@ def test_every_dataset_and_variable_in_order_with_types_and_lengths(doc, example
         assert [r.get("ItemOID") for r in refs] == [f"IT.{name}.{v.name}" for v in ds.variables]
         assert [r.get("OrderNumber") for r in refs] == [str(n) for n in range(1, len(refs) + 1)]
         assert g.find("def:leaf", NS).get(f"{{{NS['xlink']}}}href") == f"{name.lower()}.xpt"
-        assert g.find("def:Class", NS).get("Name") == (specs[name].klass if name in specs else "RELATIONSHIP")
+        assert g.find("def:Class", NS).get("Name") == (specs[name].klass if name in specs else
+                                                            "TRIAL DESIGN" if name in TRIAL_DESIGN else "RELATIONSHIP")
         for ref, var in zip(refs, ds.variables):
             item = items[ref.get("ItemOID")]
             assert item.get("Name") == var.name and ref.get("Mandatory") == ("Yes" if var.core == "Req" else "No")

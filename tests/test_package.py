@@ -22,9 +22,10 @@ def package(tmp_path_factory):
 
 def test_every_part_is_written_and_in_the_manifest(package):
     names = {p.name for p in package.iterdir()}
-    for stem in ("dm", "ex", "ae", "suppae", "xm"):
+    for stem in ("dm", "ex", "ae", "suppae", "xm", "ts", "ta", "te", "tv"):
         assert {f"{stem}.xpt", f"{stem}.json"} <= names
-    assert {"define.xml", "define.html", "run-report.json", "manifest.json"} <= names
+    assert {"define.xml", "define.html", "run-report.json", "manifest.json", "validation-report.json",
+            "validation-report.csv"} <= names
     listed = {o["path"] for o in json.loads((package / "manifest.json").read_text())["outputs"]}
     assert listed == names - {"manifest.json"}
 
@@ -55,3 +56,29 @@ def test_format_option_is_checked(tmp_path, mini_bundle):
     assert r.exit_code == 2 and "--format" in r.output
     r = CliRunner().invoke(app, ["to-sdtm", str(mini_bundle), "--out", str(tmp_path), "--format", "json", "-q"])
     assert r.exit_code == 0 and (tmp_path / "dm.json").is_file() and not (tmp_path / "dm.xpt").exists()
+
+
+def test_the_package_carries_its_own_validation_report(package):
+    """The checks of `validate` ran on the package as written; the mini bundle's first AE has no MedDRA
+    coding, so AEDECOD (Req) is null: the one error, in the report and in the run report's counts."""
+    report = json.loads((package / "validation-report.json").read_text(encoding="utf-8"))
+    errors = [(f["rule"], f["dataset"], f["row"], f["variable"]) for f in report["findings"] if f["severity"] == "error"]
+    assert errors == [("CORE-000356/CG0014", "AE", 1, "AEDECOD")]
+    run = json.loads((package / "run-report.json").read_text(encoding="utf-8"))
+    assert run["validation"] == report["findings_by_severity"]
+    csv_lines = (package / "validation-report.csv").read_text(encoding="utf-8").splitlines()
+    assert len(csv_lines) == 1 + len(report["findings"])
+
+
+def test_strict_stops_on_a_conformance_error_and_writes_no_dataset(tmp_path, mini_bundle):
+    from tcim_interop import ConformanceError
+
+    with pytest.raises(ConformanceError, match=r"CORE-000356/CG0014\] AE row 1"):
+        to_sdtm([mini_bundle], tmp_path / "out", strict=True)
+    assert not list((tmp_path / "out").glob("*.xpt"))
+
+
+def test_the_shipped_example_package_has_no_conformance_error(example_package):
+    report = json.loads((example_package / "validation-report.json").read_text(encoding="utf-8"))
+    assert report["findings_by_severity"]["error"] == 0, report["findings"][:3]
+    assert set(report["datasets"]) == {"DM", "EX", "AE", "SUPPAE", "XM", "TS", "TA", "TE", "TI", "TV"}

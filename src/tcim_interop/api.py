@@ -88,7 +88,7 @@ def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version
 def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | None = None, *,
             mappings: MappingSet | str | os.PathLike | None = None, fhir_version: str | None = None,
             mune_domain: str | None = None, strict: bool = False, created: datetime | None = None,
-            formats: Iterable[str] = ("xpt",), fast: bool = False,
+            formats: Iterable[str] = ("xpt",), fast: bool = False, masked: bool = False,
             progress: Callable[..., None] | None = None) -> SdtmResult:
     """Convert FHIR inputs to SDTM datasets; with out_dir, write the submission package: each dataset as
     XPT v5 (and Dataset-JSON v1.1 with formats=("xpt", "json")), define.xml and its HTML view, the run
@@ -96,9 +96,17 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
 
     fast=True skips the fhir.resources validation of whole resources and validates only what the
     mapping reads: every value a row algorithm takes is checked by it (dates, numbers, codes,
-    references), and a resource whose shape the mapping cannot read is rejected with the reason."""
+    references), and a resource whose shape the mapping cannot read is rejected with the reason.
+
+    masked=True: a delivery before unblinding: exposure in EC with ECTRT = MASKED, no EX, DM without
+    arms (ARMNRS = MASKED); see study.yaml masked_domains and the specs' `masked:` entries."""
     formats = _formats(formats)
-    ms = mappings if isinstance(mappings, MappingSet) else load_mapping_set(mappings, mune_domain=mune_domain)
+    if isinstance(mappings, MappingSet):
+        if masked and not mappings.masked:  # would write the arms: refuse rather than unmask
+            raise UsageError("masked=True needs a mapping set loaded with load_mapping_set(..., masked=True)")
+        ms = mappings
+    else:
+        ms = load_mapping_set(mappings, mune_domain=mune_domain, masked=masked)
     report = Report()
     resources, rejected = read_inputs(inputs, report, fhir_version, progress)
     mapped_types = {s.row_resource for s in ms.domains.values()} | set(engine.SUPPORTING_TYPES)
@@ -169,7 +177,7 @@ def write_package(datasets: dict[str, Dataset], out: Path, ms: MappingSet, repor
                 path = tmp / f"{datasets[n].file_stem}.xpt"
                 xpt.write(datasets[n], frame, path, created)
                 staged.append(path)
-        staged += _write_metadata(datasets, frames, tmp, ms, report, created, formats)
+        staged += _write_metadata(datasets, frames, tmp, ms, report, created, formats, strict)
         final = [out / p.name for p in staged]
         report.outputs = [p.name for p in final]  # relative: the same run elsewhere gives the same report
         for p, f in zip(staged, final):
@@ -180,15 +188,16 @@ def write_package(datasets: dict[str, Dataset], out: Path, ms: MappingSet, repor
     from .manifest import write_manifest
 
     options = {"non_ascii": non_ascii, "strict": strict, "created": created.isoformat(),
-               "mune_domain": next((sp.domain for r, sp in ms.domains.items() if r == "mune"), "")}
+               "mune_domain": next((sp.domain for r, sp in ms.domains.items() if r == "mune"), ""),
+               "masked": ms.masked}
     write_manifest(out, final + [out / REPORT_FILE], report.input_files, ms.directory, options)
     return final
 
 
 def _write_metadata(datasets: dict[str, Dataset], frames: dict, tmp: Path, ms: MappingSet, report: Report,
-                    created: datetime, formats: tuple[str, ...]) -> list[Path]:
-    """Dataset-JSON (UTF-8, unfolded text), define.xml checked against the Define-XML 2.1 XSD, and its
-    HTML view. The define describes the datasets as written (lengths of the folded XPT text)."""
+                    created: datetime, formats: tuple[str, ...], strict: bool = False) -> list[Path]:
+    """Dataset-JSON (UTF-8, unfolded text), define.xml checked against the Define-XML 2.1 XSD, its
+    HTML view, and the validation reports. The define describes the datasets as written (lengths of the folded XPT text)."""
     from .sdtm.dataset_json import write_dataset_json
     from .sdtm.define import build_define, dataset_keys, define_oids, validate_define
     from .sdtm.define_html import define_html
@@ -214,7 +223,32 @@ def _write_metadata(datasets: dict[str, Dataset], frames: dict, tmp: Path, ms: M
         raise ConformanceError(f"define.xml does not validate: {errors[0]}")
     (tmp / "define.xml").write_bytes(define)
     (tmp / "define.html").write_text(define_html(define), encoding="utf-8")
-    return paths + [tmp / "define.xml", tmp / "define.html"]
+    return paths + [tmp / "define.xml", tmp / "define.html"] + _validate_package(
+        written, frames, define, tmp, ms, report, strict, formats)
+
+
+def _validate_package(written: dict[str, Dataset], frames: dict, define: bytes, tmp: Path, ms: MappingSet,
+                      report: Report, strict: bool, formats: tuple[str, ...]) -> list[Path]:
+    """The conformance checks of `tcim-interop validate`, on the datasets as written (the XPT's folded
+    text when there is XPT) and the define.xml: validation-report.json and .csv join the package."""
+    from dataclasses import replace
+
+    from .validate import ValidationReport, validate_datasets
+    from .validate.output import write_reports
+    from .validate.registry import all_checks
+
+    stem = "xpt" if "xpt" in formats else "json"
+    as_written = {n: replace(d, frame=frames[n]) if stem == "xpt" else d for n, d in written.items()}
+    files = {n: f"{d.file_stem}.{stem}" for n, d in written.items()}
+    validation = ValidationReport(".", {n: len(d) for n, d in written.items()}, files, ms.masked, "define.xml",
+                                  [c.name for c in all_checks()])
+    validation.findings = validate_datasets(as_written, ms, define, ms.masked, files=files)
+    report.validation = validation.by_severity()
+    if strict and validation.errors:
+        first = validation.errors[0]
+        raise ConformanceError(f"nothing written: the package breaks {len(validation.errors)} conformance rule(s) "
+                               f"with --strict; first: [{first.rule}] {first.domain} row {first.row}: {first.message}")
+    return write_reports(validation, tmp)
 
 
 def _prepare_dir(out: Path) -> None:
@@ -268,7 +302,8 @@ def to_fhir(sdtm: str | os.PathLike | dict[str, Dataset], out: str | os.PathLike
         raise UsageError(f"--bundle-type must be transaction or collection, not {bundle_type!r}")
     datasets = sdtm if isinstance(sdtm, dict) else read_sdtm(sdtm)
     mune = "NV" if "NV" in datasets and "XM" not in datasets else None
-    ms = mappings if isinstance(mappings, MappingSet) else load_mapping_set(mappings, mune_domain=mune)
+    masked = "EC" in datasets and "EX" not in datasets  # a masked delivery (to-sdtm --masked)
+    ms = mappings if isinstance(mappings, MappingSet) else load_mapping_set(mappings, mune_domain=mune, masked=masked)
     report = Report()
     resources = build_fhir(datasets, ms, fhir_version, report, verify=verify)
     for r in resources:

@@ -77,6 +77,8 @@ def to_sdtm_cmd(
                                           help="Creation time for XPT headers (default: latest meta.lastUpdated)."),
     formats: str = typer.Option("xpt", "--format", help="xpt, json (Dataset-JSON v1.1) or xpt,json."),
     fast: bool = typer.Option(False, "--fast", help="Validate only what the mapping reads, not whole resources."),
+    masked: bool = typer.Option(False, "--masked", help="Before unblinding: exposure in EC (ECTRT MASKED), "
+                                                         "no EX, no arm in DM (ARMNRS MASKED)."),
     server: Optional[str] = typer.Option(None, "--server", help="Pull the study from this FHIR server instead."),
     study: Optional[str] = typer.Option(None, "--study", help="With --server: the study's identifier."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
@@ -102,7 +104,7 @@ def to_sdtm_cmd(
                              fhir_version=fhir_version.value if fhir_version else None,
                              mune_domain=mune_domain.value if mune_domain else None, strict=strict,
                              created=_created(created), formats=formats.split(","), fast=fast,
-                             progress=progress)
+                             masked=masked, progress=progress)
     if not quiet:
         typer.echo(summary(result.report), err=True)
 
@@ -160,6 +162,30 @@ def synth_cmd(
     except OSError as e:
         _fail(UsageError(f"{out}: cannot write: {e.strerror or e}"))
     typer.echo(f"{len(resources)} resources for {subjects} subjects written to {out}", err=True)
+
+
+@app.command("validate")
+def validate_cmd(
+    sdtm_dir: Path = typer.Argument(..., help="SDTM package directory (.xpt or Dataset-JSON, define.xml, manifest.json)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for the reports (default: SDTM_DIR)."),
+    mappings: Optional[Path] = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
+) -> None:
+    """Check an SDTM package against SDTMIG 3.4, CDISC CT, the specs and its define.xml (CDISC CORE
+    rules): writes validation-report.json and .csv; exit code 1 if any error is found.
+
+    Example:  tcim-interop validate sdtm/
+    """
+    from .validate import validate_package
+    from .validate.output import summary, write_reports
+
+    with running():
+        report = validate_package(sdtm_dir, mappings)
+        written = write_reports(report, out or sdtm_dir)
+    if not quiet:
+        typer.echo(summary(report) + "\nwritten: " + ", ".join(str(p) for p in written), err=True)
+    if report.errors:
+        raise typer.Exit(1)
 
 
 from . import cli_server  # noqa: E402,F401  (pull and push register on app)

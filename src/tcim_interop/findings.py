@@ -27,6 +27,8 @@ class Finding:
     file: str = ""
     value: str = ""
     hint: str = ""
+    rule: str = ""  # the conformance rule broken: "CORE-000201/CG0029" (validate)
+    row: int | None = None  # 1-based record number in the dataset (validate)
 
     def line(self) -> str:
         where = " ".join(p for p in (self.file, self.source, self._dv()) if p)
@@ -58,9 +60,11 @@ class Report:
     input_files: list[str] = field(default_factory=list)
     records_per_domain: dict[str, int] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
+    validation: dict[str, int] = field(default_factory=dict)  # the package's conformance findings by severity
 
     def add(self, severity: str, code: str, message: str, **where: Any) -> Finding:
-        f = Finding(severity, code, message, **{k: ("" if v is None else str(v)) for k, v in where.items()})
+        f = Finding(severity, code, message, **{k: (v if k == "row" else "" if v is None else str(v))
+                                                for k, v in where.items()})
         self.findings.append(f)
         return f
 
@@ -101,6 +105,7 @@ class Report:
             "resources": self.counts(),
             "records_per_domain": self.records_per_domain,
             "outputs": self.outputs,
+            "validation": self.validation,
             "findings_by_severity": {s: sev.get(s, 0) for s in SEVERITIES},
             "findings": [asdict(f) for f in self.findings],
             "not_converted": [asdict(d) for d in self.dispositions if d.outcome != "converted"],

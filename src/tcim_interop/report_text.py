@@ -21,6 +21,10 @@ def summary(report: Report, most: int = 5) -> str:
     for (s, code), n in by_code.most_common(most):
         example = next(f for f in report.findings if f.code == code)
         lines.append(f"  {n:>5} x {s} {code}: e.g. {example.line()}")
+    if report.validation:
+        v = report.validation
+        lines.append(f"validation: {v.get('error', 0)} error(s), {v.get('warning', 0)} warning(s) "
+                     "(validation-report.json; `tcim-interop validate DIR` checks a package again)")
     if report.outputs:
         lines.append("written: " + ", ".join(p.rsplit("/", 1)[-1] for p in report.outputs))
     return "\n".join(lines)

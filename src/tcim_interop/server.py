@@ -35,7 +35,8 @@ from .fhir.rest import FhirClient, ServerError, ServerOptions, outcome_lines
 # What to-sdtm reads (a test checks this against the mapping specs), and for the records of a subject,
 # the search parameter that finds them by patient (the same in R4 and R5) and the elements it searches.
 PULLED_TYPES = ("ResearchStudy", "ResearchSubject", "Patient", "Consent", "Encounter",
-                "MedicationAdministration", "AdverseEvent", "Observation")
+                "MedicationAdministration", "AdverseEvent", "Observation",
+                "Group", "Organization")  # the study's eligibility criteria and sponsor (trial design)
 BY_PATIENT = {
     "Consent": ("patient", ("patient", "subject")),
     "Encounter": ("subject", ("subject",)),

@@ -5,6 +5,8 @@
                   re-derivation would change); a cell without "value" is an empty SDTM value
     sdtm-supp     a SUPPxx record, on its parent's resource
     sdtm-dataset  on the overall ResearchStudy: a dataset's label and its variables (order, label, type)
+The overall ResearchStudy also carries the trial design records (TS, TA, TE, TI, TV) as sdtm-record
+extensions, every cell of each: most of TS has no FHIR element.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ def record_extension(dataset: str, row: int, cells: dict[str, Any]) -> dict:
 
 def read_record(resource: dict) -> tuple[str, int, dict[str, Any]] | None:
     """(dataset, row, cells) of a resource's sdtm-record extension, or None."""
+    return next(iter(read_records(resource)), None)
+
+
+def read_records(resource: dict) -> list[tuple[str, int, dict[str, Any]]]:
+    """Every sdtm-record extension of a resource (a ResearchStudy carries its trial design records)."""
+    out = []
     for ext in resource.get("extension") or []:
         if isinstance(ext, dict) and ext.get("url") == SDTM_RECORD:
             dataset, row, cells = "", -1, {}
@@ -59,8 +67,8 @@ def read_record(resource: dict) -> tuple[str, int, dict[str, Any]] | None:
                     name = parts.get("name", {}).get("valueString")
                     if name:
                         cells[name] = _read(parts["value"]) if "value" in parts else None
-            return dataset, row, cells
-    return None
+            out.append((dataset, row, cells))
+    return out
 
 
 def supp_extension(row: int, record: dict[str, Any]) -> dict:

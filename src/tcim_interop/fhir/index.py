@@ -18,6 +18,7 @@ class ResourceIndex:
     def __init__(self, resources: Iterable[InputResource]):
         self.by_key: dict[str, InputResource] = {}
         self.by_full_url: dict[str, InputResource] = {}
+        self._resolved: dict[str, InputResource | None] = {}  # every event row resolves its subject and visit
         for r in resources:
             self.by_key.setdefault(r.key, r)
             if r.full_url:
@@ -31,11 +32,15 @@ class ResourceIndex:
         ref = reference.get("reference") if isinstance(reference, dict) else reference
         if not isinstance(ref, str) or not ref or ref.startswith("#"):
             return None
-        found = self.by_full_url.get(ref)
-        if found is None:
-            m = _TYPE_ID.search(ref)
-            if m:
-                found = self.by_key.get(f"{m.group(1)}/{m.group(2)}")
+        if ref in self._resolved:
+            found = self._resolved[ref]
+        else:
+            found = self.by_full_url.get(ref)
+            if found is None:
+                m = _TYPE_ID.search(ref)
+                if m:
+                    found = self.by_key.get(f"{m.group(1)}/{m.group(2)}")
+            self._resolved[ref] = found
         if found is not None and expected_type and found.data.get("resourceType") != expected_type:
             return None
         return found

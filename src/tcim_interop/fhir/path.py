@@ -53,7 +53,11 @@ class Path:
             start = roots(alt.var)
             if start is None:
                 continue
-            out = _walk([start], alt.steps)
+            steps = alt.steps
+            # most alternatives that yield nothing fail at their first element: no walk for them
+            if steps and steps[0].func is None and isinstance(start, dict) and start.get(steps[0].name) is None:
+                continue
+            out = _walk([start], steps)
             if out:
                 return out
         return []
@@ -131,20 +135,30 @@ def compile_path(text: str) -> Path:
 
 
 def _walk(items: list[Any], steps: tuple[Step, ...]) -> list[Any]:
+    # the innermost loop of to-sdtm (every variable of every row): kept to plain dict/list operations
     for step in steps:
-        nxt: list[Any] = []
-        if step.func == "where":
-            nxt = [i for i in items if isinstance(i, dict) and all(i.get(k) == v for k, v in step.args)]
-        elif step.func == "first":
-            nxt = items[:1]
-        else:
+        func = step.func
+        if func is None:
+            name = step.name
+            nxt: list[Any] = []
             for i in items:
-                if isinstance(i, dict) and step.name in i:
-                    v = i[step.name]
+                if isinstance(i, dict):
+                    v = i.get(name)
+                    if v is None:
+                        continue
                     if isinstance(v, list):
-                        nxt.extend(x for x in v if x is not None)
-                    elif v is not None:
+                        nxt.extend(v if None not in v else [x for x in v if x is not None])
+                    else:
                         nxt.append(v)
+        elif func == "where":
+            args = step.args
+            if len(args) == 1:  # extension('url'), where(system='...'): one comparison, no generator
+                (key, want), = args
+                nxt = [i for i in items if isinstance(i, dict) and i.get(key) == want]
+            else:
+                nxt = [i for i in items if isinstance(i, dict) and all(i.get(k) == v for k, v in args)]
+        else:  # first()
+            nxt = items[:1]
         items = nxt
         if not items:
             return []
@@ -155,42 +169,51 @@ def set_value(target: dict, path: Path, value: Any, version: str, resource_type:
     """Write value at the first alternative of path, creating what is missing: lists where FHIR has
     lists (fhir.shape), items satisfying where(k='v') filters. A list-valued leaf gets the value
     appended unless an equal item is there."""
-    from .shape import element
-
-    steps = path.alternatives[0].steps
     node: Any = target
-    names: list[str] = []
-    i = 0
-    while i < len(steps):
-        step = steps[i]
-        if step.func is not None:  # where()/first() after a list step are handled with that step
-            i += 1
-            continue
-        names.append(step.name)
-        is_list, _ = element(version, resource_type, tuple(names))
-        nxt = steps[i + 1] if i + 1 < len(steps) else None
-        match = dict(nxt.args) if nxt is not None and nxt.func == "where" else {}
-        last = all(s.func is not None for s in steps[i + 1:])
+    for name, is_list, match, last in _write_plan(path.alternatives[0], version, resource_type):
         if last:
             leaf = {**match, **value} if isinstance(value, dict) and match else value
             if is_list:
-                items = node.setdefault(step.name, [])
+                items = node.setdefault(name, [])
                 if leaf not in items:
                     items.append(leaf)
             else:
-                node[step.name] = leaf
+                node[name] = leaf
             return
         if is_list:
-            items = node.setdefault(step.name, [])
+            items = node.setdefault(name, [])
             found = next((x for x in items if isinstance(x, dict) and all(x.get(k) == v for k, v in match.items())), None)
             if found is None:
                 found = dict(match)
                 items.append(found)
             node = found
         else:
-            child = node.get(step.name)
+            child = node.get(name)
             if not isinstance(child, dict):
                 child = dict(match)
-                node[step.name] = child
+                node[name] = child
             node = child
-        i += 1
+
+
+@lru_cache(maxsize=None)
+def _write_plan(alt: Alternative, version: str, resource_type: str) -> tuple[tuple[str, bool, dict, bool], ...]:
+    """(element, is it a list, the where() filter its item must satisfy, is it the leaf) per named step:
+    worked out once per path, not once per value written (to-fhir writes every cell). The filter
+    dicts are shared: read, never changed."""
+    from .shape import element
+
+    steps = alt.steps
+    plan = []
+    names: list[str] = []
+    for i, step in enumerate(steps):
+        if step.func is not None:  # where()/first() after a list step are handled with that step
+            continue
+        names.append(step.name)
+        is_list, _ = element(version, resource_type, tuple(names))
+        nxt = steps[i + 1] if i + 1 < len(steps) else None
+        match = dict(nxt.args) if nxt is not None and nxt.func == "where" else {}
+        last = all(s.func is not None for s in steps[i + 1:])
+        plan.append((step.name, is_list, match, last))
+        if last:
+            break
+    return tuple(plan)

@@ -77,17 +77,17 @@ def discover(paths: Iterable[str | os.PathLike]) -> tuple[list[tuple[Path, bool]
 
 
 def read_file(path: Path) -> Iterator[InputResource | UnreadableRecord]:
+    name = str(path)
+    suffix = path.suffix.lower()
+    if suffix in NDJSON_SUFFIXES:
+        yield from _ndjson(path, name)
+        return
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
-    name = str(path)
     if not raw.strip():
         raise InputError(f"{name}: the file is empty")
-    suffix = path.suffix.lower()
-    if suffix in NDJSON_SUFFIXES:
-        yield from _ndjson(raw, name)
-        return
     if suffix in XML_SUFFIXES or raw.lstrip()[:1] == b"<":
         from .xml import parse_xml  # lxml is imported only for XML input
 
@@ -100,20 +100,33 @@ def read_file(path: Path) -> Iterator[InputResource | UnreadableRecord]:
     yield from _document(doc, name)
 
 
-def _ndjson(raw: bytes, name: str) -> Iterator[InputResource | UnreadableRecord]:
-    for n, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        place = f"line {n}"
-        try:
-            doc = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            yield UnreadableRecord(name, place, f"not valid JSON: {e}")
-            continue
-        if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str) or not doc["resourceType"]:
-            yield UnreadableRecord(name, place, "not a FHIR resource (a JSON object with resourceType)")
-            continue
-        yield from _document(doc, name, place)
+def _ndjson(path: Path, name: str) -> Iterator[InputResource | UnreadableRecord]:
+    """The file read line by line, never whole: a bulk export's bytes are not all held at once."""
+    n, empty = 0, True
+    try:
+        with path.open("rb") as fh:
+            for chunk in fh:  # ends at \n; splitlines also breaks at a lone \r, as on the whole file
+                for line in chunk.splitlines():
+                    n += 1
+                    if line.strip():
+                        empty = False
+                        yield from _ndjson_line(line, name, f"line {n}")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    if empty:
+        raise InputError(f"{name}: the file is empty")
+
+
+def _ndjson_line(line: bytes, name: str, place: str) -> Iterator[InputResource | UnreadableRecord]:
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        yield UnreadableRecord(name, place, f"not valid JSON: {e}")
+        return
+    if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str) or not doc["resourceType"]:
+        yield UnreadableRecord(name, place, "not a FHIR resource (a JSON object with resourceType)")
+        return
+    yield from _document(doc, name, place)
 
 
 def _document(doc: object, name: str, place: str = "") -> Iterator[InputResource | UnreadableRecord]:

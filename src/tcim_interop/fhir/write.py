@@ -27,11 +27,13 @@ def _rewrite_references(node, ids: set[str]):
             if k == "reference" and isinstance(v, str):
                 m = _REF.match(v)
                 out[k] = f"urn:uuid:{m.group(2)}" if m and v in ids else v
-            else:
+            elif isinstance(v, (dict, list)):  # no call for the leaves, most of a resource
                 out[k] = _rewrite_references(v, ids)
+            else:
+                out[k] = v
         return out
     if isinstance(node, list):
-        return [_rewrite_references(x, ids) for x in node]
+        return [_rewrite_references(x, ids) if isinstance(x, (dict, list)) else x for x in node]
     return node
 
 

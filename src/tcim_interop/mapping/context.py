@@ -39,6 +39,9 @@ class Row:
     values: dict[str, Any] = field(default_factory=dict)
     supp: dict[str, Any] = field(default_factory=dict)
     subject_row: "Row | None" = None
+    # path text -> its values: variables sharing a source (--TESTCD and --TEST, VISITNUM and VISIT)
+    # walk it once. Sound because a row's resource and refs do not change once it is selected.
+    _seen: dict[str, list] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -51,8 +54,14 @@ class Row:
         return ref.data if ref is not None else None
 
     def values_of(self, variable) -> list[Any]:
+        """The source's values (the same list for every variable with that source: read, never change it)."""
         path = variable.path(self.version)
-        return path.values(self.root) if path is not None else []
+        if path is None:
+            return []
+        vals = self._seen.get(path.text)
+        if vals is None:
+            vals = self._seen[path.text] = path.values(self.root)
+        return vals
 
     def first_of(self, variable) -> Any:
         vals = self.values_of(variable)

@@ -111,11 +111,13 @@ def baseline_flag(data: DeriveContext, var) -> list[str | None]:
     rfx = data.dm_column("RFXSTDTC")
     frame = data.frame
     best: dict[tuple, tuple[str, int]] = {}
+    cols = [frame[k].tolist() for k in var.params["by"]]  # not frame[k].iat per row: slow
+    by = list(zip(*cols)) if cols else [()] * len(frame)
     for i, (u, d, res) in enumerate(zip(frame["USUBJID"], frame[var.params["date"]], frame[var.params["result"]])):
         ref = rfx.get(u)
         if not (present(res) and present(d) and present(ref) and _before_exposure(d, ref)):
             continue
-        key = tuple(frame[k].iat[i] for k in var.params["by"])
+        key = by[i]
         if key not in best or d >= best[key][0]:
             best[key] = (d, i)
     flagged = {i for _, i in best.values()}

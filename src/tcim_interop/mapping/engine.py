@@ -25,7 +25,7 @@ from .derivations import DeriveContext
 from .restore import restore
 
 IDENTIFIERS = ("STUDYID", "SITEID", "SUBJID", "USUBJID")
-SUPPORTING_TYPES = ("Patient", "ResearchStudy", "Consent", "Encounter")
+SUPPORTING_TYPES = ("Patient", "ResearchStudy", "Consent", "Encounter", "Group", "Organization")  # Group, Organization: trial design
 
 
 def build(resources: list[InputResource], mappings: MappingSet, report: Report,
@@ -49,6 +49,7 @@ def build(resources: list[InputResource], mappings: MappingSet, report: Report,
         if supp_rows:
             datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, supp_meta)
     restore(datasets, index, report, supp_meta[1])
+    datasets.update(_trial_design(rows.get("DM", []), datasets, mappings, run))
     _account(resources, outcome, run, report)
     for name, ds in datasets.items():
         report.records_per_domain[name] = len(ds)
@@ -203,7 +204,8 @@ def _split_long_text(spec: DomainSpec, frame: pd.DataFrame, report: Report) -> l
         if not v.is_char:
             continue
         for i, value in enumerate(frame[v.name]):
-            if isinstance(value, str) and xpt_length(value) > MAX_BYTES:
+            # ASCII text keeps its length when folded: only other text needs folding to be measured
+            if isinstance(value, str) and (len(value) if value.isascii() else xpt_length(value)) > MAX_BYTES:
                 chunks = split_text(value)
                 frame.at[i, v.name] = chunks[0]
                 for n, chunk in enumerate(chunks[1:], start=1):
@@ -240,6 +242,18 @@ def _supp_dataset(spec: DomainSpec, parent: pd.DataFrame, supp_rows: list[dict],
     return Dataset(f"SUPP{spec.domain}", label_tpl.format(domain=spec.domain), variables, frame)
 
 
+def _trial_design(dm_rows: list[Row], datasets: dict[str, Dataset], mappings: MappingSet,
+                  run: RunContext) -> dict[str, Dataset]:
+    """TS, TA, TE, TI, TV of every overall study with subjects in DM."""
+    from ..trial_design.build import build_trial_design
+
+    studies = {}
+    for row in dm_rows:
+        studies.setdefault(row.refs["study"].key, (row.refs["study"], row.values["STUDYID"]))
+    dm = datasets["DM"].frame if "DM" in datasets else pd.DataFrame()
+    return build_trial_design(list(studies.values()), mappings, dm, run.index, run.report, run.used)
+
+
 def _account(resources: list[InputResource], outcome: dict, run: RunContext, report: Report) -> None:
     for res in resources:
         kind, reason = outcome.get(res.key, ("", ""))
@@ -248,7 +262,7 @@ def _account(resources: list[InputResource], outcome: dict, run: RunContext, rep
         elif kind == "converted":
             report.dispose(res.key, res.where, "converted")
         elif res.key in run.used:
-            report.dispose(res.key, res.where, "converted", "feeds DM/visits")
+            report.dispose(res.key, res.where, "converted", "feeds DM, visits or the trial design")
         elif res.data.get("resourceType") in SUPPORTING_TYPES:
             report.dispose(res.key, res.where, "out_of_scope", "not referenced by any converted record")
         else:

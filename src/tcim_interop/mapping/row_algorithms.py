@@ -210,7 +210,10 @@ _SCREEN_FAILED = {"ineligible", "not-registered"}
 def arm_null_reason(row: Row, var) -> str | None:
     """ARMNRS (SDTMIG 3.4): why ARMCD or ACTARMCD is empty. Not assigned and ineligible ->
     SCREEN FAILURE; not assigned otherwise -> NOT ASSIGNED; assigned, no actual arm ->
-    ASSIGNED, NOT TREATED."""
+    ASSIGNED, NOT TREATED. With params.value (a masked delivery, dm.yaml `masked:`), every subject
+    with an arm (assigned or actual) gets that value (MASKED) instead: its arm is withheld."""
+    if var.params.get("value") is not None and (_arm_ids(row, "assigned") or _arm_ids(row, "actual")):
+        return var.params["value"]
     if _arm_ids(row, "assigned"):
         return None if _arm_ids(row, "actual") else "ASSIGNED, NOT TREATED"
     data = row.resource.data

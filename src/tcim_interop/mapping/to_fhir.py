@@ -114,7 +114,7 @@ class Builder:
         """The record's values, text split into SUPP continuation records (AETERM1, ...) joined back."""
         record = dict(self.records[ds.name][i])
         supp = self.supp_index.get((spec.domain, str(record["USUBJID"]), _idvarval(spec, record)), {})
-        for v in spec.variables:
+        for v in spec.variables if supp else ():  # most records have no SUPP record, so no continuation
             if not v.is_char or not isinstance(record.get(v.name), str):
                 continue
             n, tail = 1, []
@@ -154,8 +154,11 @@ class Builder:
             raise InputError("no DM dataset: every other domain's records need their subject in DM")
         for i in range(len(dm.frame)):
             self._dm_record(dm_spec, dm, i)
+        from ..trial_design.build import TRIAL_DESIGN
+        from ..trial_design.to_fhir import add_trial_design
+
         for name, ds in self.sdtm.items():
-            if name in ("DM",) or name.startswith("SUPP"):
+            if name in ("DM", *TRIAL_DESIGN) or name.startswith("SUPP"):
                 continue
             spec = self.specs.get(name)
             if spec is None:
@@ -164,6 +167,7 @@ class Builder:
                 continue
             for i in range(len(ds.frame)):
                 self._event_record(spec, ds, i)
+        add_trial_design(self)
         for studyid, arms in self.arms.items():
             self._write_arms(self.studies[studyid], arms)
         return self.out
@@ -263,25 +267,50 @@ def _forward(resources: list[dict], ms: MappingSet, version: str) -> tuple[dict[
     return engine.build(inputs, ms, report), report
 
 
+def _unequal(wants: list, haves: list, kind: str) -> list[int]:
+    """Positions where two aligned columns differ once normalised (_norm). A column that is plainly
+    equal (the same text, or the same numbers, with nulls in the same places) is told by one list
+    comparison instead of two _norm calls per cell."""
+    if kind == "Char":
+        w, h, plain = ["" if x is None else x for x in wants], ["" if x is None else x for x in haves], {str}
+    else:
+        w, h, plain = [None if x is None or x != x else x for x in wants], \
+            [None if x is None or x != x else x for x in haves], {float, int, type(None)}
+    if w == h and set(map(type, w)) <= plain:
+        return []
+    return [k for k, (a, b) in enumerate(zip(wants, haves)) if _norm(a, kind) != _norm(b, kind)]
+
+
 def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: MappingSet, version: str) -> None:
     forward, _ = _forward(built.resources, ms, version)
-    by_resource: dict[str, tuple[list[dict], int]] = {}
-    for ds in forward.values():
-        rows = ds.frame.to_dict("records")
+    where: dict[str, tuple[str, int]] = {}  # resource key -> (forward dataset, row)
+    for fname, ds in forward.items():
         for j, key in enumerate(ds.sources):
-            by_resource[key] = (rows, j)
-    originals = {name: ds.frame.to_dict("records") for name, ds in sdtm.items()}
+            where[key] = (fname, j)
+    by_dataset: dict[str, list[tuple[int, dict]]] = {}
     for (name, i), resource in built.rows.items():
-        want_row = originals[name][i]
-        rows, j = by_resource.get(f"{resource['resourceType']}/{resource['id']}", (None, -1))
-        have_row = rows[j] if rows is not None else {}
-        cells = {}
-        for v in sdtm[name].variables:
-            want, have = _norm(want_row[v.name], v.type), _norm(have_row.get(v.name), v.type)
-            if want != have:
-                cells[v.name] = want
-        resource["extension"] = [e for e in resource["extension"] if e.get("url") != SDTM_RECORD]
-        resource["extension"].append(record_extension(name, i, cells))
+        by_dataset.setdefault(name, []).append((i, resource))
+    columns: dict[tuple[str, str], list] = {}  # forward (dataset, variable) -> its values
+    for name, items in by_dataset.items():
+        frame, locs = sdtm[name].frame, [where.get(f"{r['resourceType']}/{r['id']}") for _, r in items]
+        cells: list[dict] = [{} for _ in items]
+        for v in sdtm[name].variables:  # column by column: what each resource's row gives back
+            col = frame[v.name].tolist()
+            wants, haves = [col[i] for i, _ in items], []
+            for loc in locs:
+                if loc is not None and (loc[0], v.name) not in columns:
+                    f = forward[loc[0]].frame
+                    columns[(loc[0], v.name)] = f[v.name].tolist() if v.name in f.columns else [None] * len(f)
+                haves.append(columns[(loc[0], v.name)][loc[1]] if loc is not None else None)
+            for k in _unequal(wants, haves, v.type):
+                cells[k][v.name] = _norm(wants[k], v.type)
+        for (i, resource), carried in zip(items, cells):
+            resource["extension"] = [e for e in resource["extension"] if e.get("url") != SDTM_RECORD]
+            resource["extension"].append(record_extension(name, i, carried))
+    supp_names = [n for n in sdtm if n.startswith("SUPP")]
+    originals = {n: sdtm[n].frame.to_dict("records") for n in supp_names}  # SUPP and their parents only
+    parent_names = {"DM"} | {r["RDOMAIN"] for n in supp_names for r in originals[n]}
+    originals.update({n: sdtm[n].frame.to_dict("records") for n in parent_names if n in sdtm and n not in originals})
     study = next(r for r in built.resources if r["resourceType"] == "ResearchStudy" and "partOf" not in r)
     names = {name for name, _ in built.rows}
     for name, ds in sdtm.items():
@@ -338,19 +367,19 @@ def differences(sdtm: dict[str, Dataset], resources: list[dict], ms: MappingSet,
             continue
         if [v.name for v in got.variables] != [v.name for v in ds.variables]:
             diffs.append(f"{name}: variables differ")
-        wants, haves = ds.frame.to_dict("records"), got.frame.to_dict("records")
         for v in ds.variables:
             glabel = next((g.label for g in got.variables if g.name == v.name), None)
             if glabel != v.label and len(diffs) < limit:
                 diffs.append(f"{name}.{v.name}: label {glabel!r} != {v.label!r}")
-            for i, want_row in enumerate(wants):
-                compared += 1
-                want = _norm(want_row[v.name], v.type)
-                have = _norm(haves[i][v.name], v.type) if i < len(haves) and v.name in haves[i] else "<missing>"
-                if want == have:
-                    equal += 1
-                elif len(diffs) < limit:
-                    diffs.append(f"{name} row {i + 1} {v.name}: {have!r} != {want!r}")
+            wants = ds.frame[v.name].tolist()
+            haves = got.frame[v.name].tolist()[:len(wants)] if v.name in got.frame.columns else []
+            unequal = _unequal(wants[:len(haves)], haves, v.type)
+            unequal += [i for i in range(len(haves), len(wants)) if _norm(wants[i], v.type) != "<missing>"]
+            compared += len(wants)
+            equal += len(wants) - len(unequal)
+            for i in unequal[:max(0, limit - len(diffs))]:
+                have = _norm(haves[i], v.type) if i < len(haves) else "<missing>"
+                diffs.append(f"{name} row {i + 1} {v.name}: {have!r} != {_norm(wants[i], v.type)!r}")
         if len(got.frame) != len(ds.frame):
             diffs.append(f"{name}: {len(got.frame)} rows given back, {len(ds.frame)} in the input")
     return compared, equal, diffs
@@ -360,7 +389,10 @@ def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: R
                verify: bool = True) -> list[dict]:
     builder = Builder(sdtm, ms, version, report)
     built = builder.build()
-    mapped = {n: d for n, d in sdtm.items() if n in builder.specs or (n.startswith("SUPP") and n[4:] in builder.specs)}
+    from ..trial_design.build import TRIAL_DESIGN
+
+    mapped = {n: d for n, d in sdtm.items()
+              if n in builder.specs or n in TRIAL_DESIGN or (n.startswith("SUPP") and n[4:] in builder.specs)}
     carry_what_does_not_come_back(mapped, built, ms, version)
     if verify:
         compared, equal, diffs = differences(mapped, built.resources, ms, version)

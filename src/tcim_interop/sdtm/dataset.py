@@ -30,6 +30,7 @@ class Dataset:
     variables: list[VariableMeta]
     frame: pd.DataFrame
     sources: list[str] = field(default_factory=list)  # per record: "ResourceType/id"
+    notes: dict[str, str] = field(default_factory=dict)  # for define.xml: full texts SDTM had to shorten
 
     @property
     def file_stem(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import lru_cache
 
 _FHIR_DATETIME = re.compile(
     r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
@@ -24,6 +25,11 @@ def to_iso8601(value: object) -> str:
     """SDTM --DTC text for a FHIR date, dateTime or instant; DateError if it is none of them."""
     if not isinstance(value, str):
         raise DateError(f"not a date: {value!r}")
+    return _iso8601(value)
+
+
+@lru_cache(maxsize=1 << 16)  # a study's records share few distinct date-times (visits, doses)
+def _iso8601(value: str) -> str:
     m = _FHIR_DATETIME.match(value.strip())
     if not m:
         raise DateError(f"not an ISO 8601 date/time: {value!r}")

@@ -14,6 +14,7 @@ OIDs: IG.<dataset>, IT.<dataset>.<variable> (the Dataset-JSON itemOIDs), CL., MT
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from pathlib import Path
@@ -113,7 +114,10 @@ def _description(parent, text: str, tag: str = "Description"):
 def _num_profile(values: list) -> tuple[str, int, int | None]:
     """(DataType, Length, SignificantDigits) of numbers, from their shortest decimal text: Length is
     its width with sign and point (SAS w.d), SignificantDigits the most decimals."""
-    texts = {np.format_float_positional(float(v), trim="-") for v in present(values)}
+    numbers = [float(v) for v in present(values)]
+    # each distinct number formatted once; a set holds one of 0.0 and -0.0, whose texts differ ("0", "-0")
+    zeros = [math.copysign(0.0, s) for s in {math.copysign(1.0, x) for x in numbers if x == 0}]
+    texts = {np.format_float_positional(x, trim="-") for x in [*set(numbers), *zeros]}
     width = max([1] + [len(t) for t in texts])
     if is_integral(values):
         return "integer", width, None
@@ -230,8 +234,9 @@ class _Builder:
         origin = sv.origin if sv else "Assigned"
         method = self._method(sv, ds.name) if sv and origin == "Derived" else None
         item = self._item_def(item_oid(ds.name, var.name), var.name, var, values, var.label,
-                              sv.comment if sv else "", f"COM.{ds.name}.{var.name}")
-        codelist = (sv.codelist or sv.dictionary) if sv else None
+                              sv.comment if sv else _full_texts(ds, var), f"COM.{ds.name}.{var.name}")
+        design = self.ms.trial_design.codelist_of if self.ms.trial_design is not None else {}
+        codelist = (sv.codelist or sv.dictionary) if sv else design.get((ds.name, var.name))
         if codelist:
             self._codelist_ref(item, codelist)
         if supp and var.name == "QVAL":  # its origins are per QNAM, in the value list
@@ -387,6 +392,13 @@ class _Builder:
         if spec.nci_code and not spec.sponsor:
             _el(cl, _o("Alias"), {"Context": "nci:ExtCodeID", "Name": spec.nci_code})
         return cl
+
+
+def _full_texts(ds: Dataset, var: VariableMeta) -> str:
+    """TI assumption 5: a criterion over 200 characters is shortened in IETEST, its full text is here."""
+    if var.name != "IETEST" or not ds.notes:
+        return ""
+    return "Full text of the criteria shortened in IETEST: " + "; ".join(f"{k}: {v}" for k, v in ds.notes.items())
 
 
 def _fhir_source(sv, spec: DomainSpec | None) -> str:

@@ -12,6 +12,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import OutputError
@@ -33,8 +34,12 @@ def xpt_frame(ds: Dataset, non_ascii: str, report: Report) -> pd.DataFrame:
     for v in ds.variables:
         if v.type != "Char":
             continue
+        values = frame[v.name].tolist()
+        if _plain_text(values):  # the usual column: nothing to fold, nothing to report
+            frame[v.name] = pd.Series(values, index=frame.index, dtype="object")
+            continue
         col = []
-        for i, value in enumerate(frame[v.name]):
+        for i, value in enumerate(values):
             text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
             if non_ascii == "fold" and not (text.isascii() and text.isprintable()):
                 folded = fold_ascii(text)
@@ -45,6 +50,14 @@ def xpt_frame(ds: Dataset, non_ascii: str, report: Report) -> pd.DataFrame:
             col.append(text)
         frame[v.name] = pd.Series(col, index=frame.index, dtype="object")
     return frame
+
+
+def _plain_text(values: list) -> bool:
+    """Every value is text of printable ASCII (one C-level test over the joined column, not one per cell)."""
+    if not set(map(type, values)) <= {str}:
+        return False
+    joined = "".join(values)
+    return joined.isascii() and joined.isprintable()
 
 
 def _source(ds: Dataset, i: int) -> str:
@@ -68,12 +81,20 @@ def check(ds: Dataset, frame: pd.DataFrame, report: Report) -> int:
         if len(v.label) > 40 or not v.label.isascii():
             bad("XPT_LABEL", f"label {v.label!r} is not <= 40 ASCII characters", variable=v.name)
         if v.type != "Char":
-            for i, x in enumerate(frame[v.name]):  # IBM floating point: ~5.4e-79 <= |x| <= ~7.2e75, or 0
+            col = frame[v.name]
+            if col.dtype == "float64":  # vectorised: the per-value loop below only when a value is out of range
+                a = np.abs(col.to_numpy())
+                if not ((a == a) & (a != 0) & ~((a >= IBM_MIN) & (a <= IBM_MAX))).any():
+                    continue
+            for i, x in enumerate(col):  # IBM floating point: ~5.4e-79 <= |x| <= ~7.2e75, or 0
                 if isinstance(x, (int, float)) and x == x and x != 0 and not IBM_MIN <= abs(x) <= IBM_MAX:
                     bad("XPT_NUM_RANGE", f"value {float(x)!r} cannot be stored in XPT v5 (IBM floating point: "
                         "|x| from 5.4E-79 to 7.2E+75)", variable=v.name, source=_source(ds, i), value=repr(float(x)))
             continue
-        for i, text in enumerate(frame[v.name]):
+        texts = frame[v.name].tolist()
+        if _plain_text(texts) and max(map(len, texts), default=0) <= MAX_BYTES:
+            continue
+        for i, text in enumerate(texts):
             if not (text.isascii() and text.isprintable()):
                 bad("XPT_NOT_ASCII", "value is not printable ASCII", variable=v.name, source=_source(ds, i),
                     value=text)

@@ -38,6 +38,8 @@ class MappingSet:
     study: dict[str, Any]
     codelists: Codelists
     domains: dict[str, DomainSpec] = field(default_factory=dict)  # role (dm, ex, ae, mune) -> spec
+    trial_design: Any = None  # trial_design/spec.py TrialDesignSpec, from trial_design.yaml when present
+    masked: bool = False  # a masked delivery (to-sdtm --masked): study.yaml masked_domains, variables' masked:
 
     def spec(self, role: str) -> DomainSpec:
         return self.domains[role]
@@ -59,7 +61,11 @@ def _read_yaml(path: FsPath) -> dict:
     return doc
 
 
-def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | None = None) -> MappingSet:
+def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | None = None,
+                     masked: bool = False) -> MappingSet:
+    """masked=True: the mapping set of a delivery before unblinding. The roles of study.yaml
+    `masked_domains` are served by those specs (ex: ec.yaml, EC with ECTRT = MASKED), and every
+    variable's `masked:` entry replaces the keys it names (DM's arm variables, RFXSTDTC read from EC)."""
     directory = FsPath(directory) if directory else default_mappings_dir()
     study = _read_yaml(directory / "study.yaml")
     codelists = Codelists.from_yaml(_read_yaml(directory / "codelists.yaml"), str(directory / "codelists.yaml"))
@@ -70,13 +76,46 @@ def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | N
         files["mune"] = f"{mune_domain.lower()}.yaml"
     if not files:
         raise SpecError(f"{directory / 'study.yaml'}: no domains listed")
-    ms = MappingSet(directory, study, codelists)
+    if masked:
+        swaps = study.get("masked_domains")
+        if not isinstance(swaps, dict) or not swaps:
+            raise SpecError(f"{directory / 'study.yaml'}: a masked delivery needs `masked_domains` "
+                            "(the specs that replace a role's spec before unblinding, e.g. ex: ec.yaml)")
+        unknown = sorted(set(swaps) - set(files))
+        if unknown:
+            raise SpecError(f"{directory / 'study.yaml'}: masked_domains names roles not in domains: {', '.join(unknown)}")
+        files.update(swaps)
+    ms = MappingSet(directory, study, codelists, masked=masked)
     for role, fname in files.items():
         path = directory / fname
         if not path.is_file():
             raise SpecError(f"{directory / 'study.yaml'}: domain {role!r} names {fname}, which does not exist")
-        ms.domains[role] = load_domain(path, codelists)
+        ms.domains[role] = load_domain(path, codelists, masked=masked)
+    _check_exposure_reads(ms)
+    if (directory / "trial_design.yaml").is_file():
+        from ..trial_design.spec import load_trial_design
+
+        ms.trial_design = load_trial_design(directory / "trial_design.yaml", codelists)
     return ms
+
+
+def _check_exposure_reads(ms: MappingSet) -> None:
+    """A derivation reading another domain (DM RFXSTDTC from EX, or from EC when masked) must name a
+    domain of this mapping set and one of its variables: a masked set whose DM still read EX would
+    leave the reference dates empty without a word."""
+    produced = {s.domain: s for s in ms.domains.values()}
+    for spec in ms.domains.values():
+        for v in spec.variables:
+            algo = registry.get(v.algorithm)
+            if algo.kind != "derive" or "domain" not in algo.required_params:
+                continue
+            other = produced.get(str(v.params["domain"]))
+            if other is None:
+                raise SpecError(f"{spec.file}: {v.name}: params.domain {v.params['domain']!r} is not a domain of "
+                                f"this mapping set ({', '.join(produced)})")
+            ref = v.params.get("var")
+            if isinstance(ref, str) and ref not in other.by_name:
+                raise SpecError(f"{spec.file}: {v.name}: params.var {ref!r} is not a variable of {other.domain}")
 
 
 def _merged(path: FsPath, seen: tuple = ()) -> dict:
@@ -90,19 +129,23 @@ def _merged(path: FsPath, seen: tuple = ()) -> dict:
     return {**_merged(ppath, seen + (path,)), **doc}
 
 
-def load_domain(path: FsPath, codelists: Codelists) -> DomainSpec:
+def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> DomainSpec:
     doc = _merged(path)
     where = str(path)
     try:
         domain = str(doc["domain"]).upper()
         rows = doc["rows"]
-        raw_vars = doc["variables"]
+        raw_vars = [_masking(v, masked, where) for v in doc["variables"]]
     except KeyError as e:
         raise SpecError(f"{where}: missing {e.args[0]!r}") from None
     if not _NAME.match(domain) or len(domain) > 4:
         raise SpecError(f"{where}: domain {domain!r} is not a valid SDTM domain code")
     sub = (lambda s: s.replace("--", domain) if isinstance(s, str) else s)
     variables = [_variable(_subst(v, sub), where, codelists) for v in raw_vars]
+    if not masked:  # the masked variants are checked too, so that a broken one fails on every load
+        for v in doc["variables"]:
+            if isinstance(v, dict) and "masked" in v:
+                _variable(_subst(_masking(v, True, where), sub), where, codelists)
     names = [v.name for v in variables]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -116,6 +159,21 @@ def load_domain(path: FsPath, codelists: Codelists) -> DomainSpec:
         reverse=_reverse_section(doc.get("reverse") or {}, sub, where))
     _check_domain(spec)
     return spec
+
+
+def _masking(entry: Any, masked: bool, where: str) -> Any:
+    """A variable's `masked:` entry: the keys it names replace the variable's own in a masked delivery
+    (e.g. ARMCD `masked: {algorithm: hardcode, params: {value: null}}`); ignored otherwise."""
+    if not isinstance(entry, dict) or "masked" not in entry:
+        return entry
+    override = entry["masked"]
+    name = entry.get("name", "a variable")
+    if not isinstance(override, dict) or not override:
+        raise SpecError(f"{where}: {name}: 'masked' must be a mapping of the keys it replaces")
+    if "name" in override:
+        raise SpecError(f"{where}: {name}: 'masked' cannot rename the variable")
+    base = {k: v for k, v in entry.items() if k != "masked"}
+    return {**base, **override} if masked else base
 
 
 def _reverse_section(raw: dict, sub, where: str) -> dict:

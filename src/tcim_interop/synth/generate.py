@@ -57,6 +57,24 @@ ARMS = {
     "MNC": ("Autologous bone marrow mononuclear cells, one side; placebo contralateral", "experimental"),
     "PLACEBO": ("Placebo both sides", "placebo-comparator"),
 }
+SPONSOR_ID, CRITERIA_ID = "ffis-murcia", "tcim-elaii-eligibility"
+SYS_CRITERION = f"{TCIM}/CodeSystem/ie-criterion"
+ELIGIBILITY = (  # invented from the public summary of the trial; INCL04 is longer than IETEST can hold
+    ("INCL01", "Men and women aged 18 to 70 years."),
+    ("INCL02", "Definite or probable amyotrophic lateral sclerosis by the revised El Escorial criteria of "
+               "the World Federation of Neurology."),
+    ("INCL03", "Foot dorsiflexion strength of 3 to 5 on the Medical Research Council scale in both legs."),
+    ("INCL04", "Able to understand the study and to give written informed consent or, when the disease "
+               "prevents writing, consent given orally before an impartial witness and signed by a legal "
+               "representative on the patient's behalf, as Spanish law on clinical trials allows."),
+    ("INCL05", "Forced vital capacity of at least 50% of the predicted value."),
+    ("EXCL01", "Pregnancy or breastfeeding."),
+    ("EXCL02", "Invasive or non-invasive ventilation, or gastrostomy."),
+    ("EXCL03", "Another neurological, haematological or oncological disease that could interfere with the "
+               "bone marrow aspiration or the assessments."),
+    ("EXCL04", "Participation in another interventional clinical trial in the previous 3 months."),
+)
+PLANNED_SUBJECTS = 100  # the protocol's, whatever the size of the synthetic corpus
 MNC_SHARE = 0.74  # 74 of 100 patients in the MNC arm (BRIEF)
 
 
@@ -669,7 +687,7 @@ def _injection_id(s: Subject, inj: Injection) -> str:
 
 
 def _render_trial(trial: Trial, v: str) -> list[dict]:
-    resources = [_render_study(trial, v), _render_site(trial, v)]
+    resources = [_render_sponsor(), _render_criteria(v), _render_study(trial, v), _render_site(trial, v)]
     for s in trial.subjects:
         resources += _render_subject(s, v)
     return resources
@@ -693,7 +711,8 @@ def _render_study(trial: Trial, v: str) -> dict:
     r = {
         "resourceType": "ResearchStudy", "id": STUDY_ID,
         "identifier": [{"use": "official", "system": SID_STUDY, "value": "TCIM-ELAII"},
-                       {"system": "http://clinicaltrials.gov", "value": "NCT04849065"}],
+                       {"system": "http://clinicaltrials.gov", "value": "NCT04849065"},
+                       {"system": "http://www.clinicaltrialsregister.eu", "value": "2019-002302-46"}],
         "title": "Ensayo clínico fase II, aleatorizado, doble ciego y controlado con placebo, de inyección "
                  "intramuscular de células mononucleares autólogas de médula ósea en la esclerosis lateral "
                  "amiotrófica (TCIM-ELAII)",
@@ -703,6 +722,14 @@ def _render_study(trial: Trial, v: str) -> dict:
         "condition": [_cc(SNOMED, "86044005", "Amyotrophic lateral sclerosis", "Esclerosis lateral amiotrófica")],
         "period": {"start": trial.start.isoformat(), "end": trial.end.isoformat()},
     }
+    criteria = _ref("Group", CRITERIA_ID)
+    if v == "R4":
+        r["sponsor"] = _ref("Organization", SPONSOR_ID)
+        r["enrollment"] = [criteria]
+    else:
+        r["associatedParty"] = [{"role": _cc(THO + "research-study-party-role", "sponsor"),
+                                 "party": _ref("Organization", SPONSOR_ID)}]
+        r["recruitment"] = {"targetNumber": PLANNED_SUBJECTS, "eligibility": criteria}
     arm_type = THO + "research-study-arm-type"
     if v == "R4":
         r["arm"] = [{"name": name, "type": _cc(arm_type, kind), "description": text}
@@ -711,6 +738,22 @@ def _render_study(trial: Trial, v: str) -> dict:
         r["comparisonGroup"] = [{"linkId": ARM_LINK[name], "name": name, "type": _cc(arm_type, kind),
                                  "description": text} for name, (text, kind) in ARMS.items()]
     return r
+
+
+def _render_sponsor() -> dict:
+    return {"resourceType": "Organization", "id": SPONSOR_ID, "active": True,
+            "name": "Fundación para la Formación e Investigación Sanitarias de la Región de Murcia"}
+
+
+def _render_criteria(v: str) -> dict:
+    """The eligibility criteria (TI): one characteristic each, the criterion's text and number."""
+    group = {"resourceType": "Group", "id": CRITERIA_ID, "type": "person",
+             "name": "TCIM-ELAII eligibility criteria",
+             "characteristic": [{"code": {"coding": [{"system": SYS_CRITERION, "code": code}], "text": text},
+                                 "valueBoolean": True, "exclude": code.startswith("EXCL")}
+                                for code, text in ELIGIBILITY]}
+    group.update({"actual": False} if v == "R4" else {"membership": "definitional"})
+    return group
 
 
 def _render_site(trial: Trial, v: str) -> dict:

@@ -1,0 +1,7 @@
+"""Trial design datasets (SDTMIG 3.4 section 7): TS, TA, TE, TI, TV, both directions.
+
+    spec      mappings/trial_design.yaml: the datasets' variables and the TS parameters' sources
+    summary   the named sources of TS parameter values (ResearchStudy elements, the data, study.yaml)
+    build     FHIR -> TS, TA, TE, TI, TV (or the records to-fhir carried, given back exactly)
+    to_fhir   TS, TA, TE, TI, TV -> ResearchStudy elements, an eligibility Group, carried records
+"""

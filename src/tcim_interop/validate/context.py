@@ -1,0 +1,166 @@
+"""What every check reads: the datasets, their metadata (the spec of mappings/ where there is one,
+SDTMIG 3.4 otherwise), the package's define.xml and options, and how a finding is made."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, Iterator
+
+from ..findings import Finding
+from ..sdtm.dataset import Dataset, present
+from ..spec.load import MappingSet
+from ..spec.model import DomainSpec
+from . import sdtmig34
+from .sdtmig34 import StdVariable
+
+GENERAL_CLASSES = ("INTERVENTIONS", "EVENTS", "FINDINGS")
+
+
+class Context:
+    def __init__(self, datasets: dict[str, Dataset], mappings: MappingSet, define_xml: bytes | None = None,
+                 masked: bool = False, files: dict[str, str] | None = None):
+        self.datasets = {n.upper(): d for n, d in datasets.items()}
+        self.mappings = mappings
+        self.define_xml = define_xml
+        self.masked = masked
+        self.files = files or {}  # dataset -> file name, when read from a directory
+        self.specs: dict[str, DomainSpec] = {s.domain: s for s in mappings.domains.values()}
+
+    # -- datasets and records ---------------------------------------------------------------
+    def has(self, name: str, *variables: str) -> bool:
+        ds = self.datasets.get(name)
+        return ds is not None and all(v in ds.frame.columns for v in variables)
+
+    def records(self, name: str) -> list[dict[str, Any]]:
+        if name not in self._records:
+            self._records[name] = self.datasets[name].frame.to_dict("records")
+        return self._records[name]
+
+    def rows(self, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(1-based record number, record) of a dataset."""
+        return enumerate(self.records(name), start=1)
+
+    @cached_property
+    def _records(self) -> dict[str, list[dict[str, Any]]]:
+        return {}
+
+    @cached_property
+    def dm(self) -> dict[str, dict[str, Any]]:
+        """DM's records by USUBJID (the first one of a USUBJID given twice)."""
+        if not self.has("DM", "USUBJID"):
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for _, rec in self.rows("DM"):
+            out.setdefault(text(rec.get("USUBJID")), rec)
+        return out
+
+    @staticmethod
+    def is_supp(name: str) -> bool:
+        return name.startswith("SUPP") and len(name) > 4
+
+    def prefix(self, name: str) -> str:
+        """The --variable prefix of a dataset: its domain code (a SUPPxx or RELREC has none)."""
+        return "" if self.is_supp(name) or name == "RELREC" else name
+
+    def domain_class(self, name: str) -> str:
+        spec = self.specs.get(name)
+        if spec is not None and spec.klass:
+            return spec.klass.upper()
+        known = sdtmig34.domain_class(name)
+        if known:
+            return known
+        cols = set(self.datasets[name].frame.columns) if name in self.datasets else set()
+        for suffix, klass in (("TESTCD", "FINDINGS"), ("TRT", "INTERVENTIONS"), ("TERM", "EVENTS")):
+            if f"{name}{suffix}" in cols:  # a custom domain: its topic variable tells the class
+                return klass
+        return ""
+
+    def subject_datasets(self) -> list[str]:
+        """Datasets with one record (or more) per subject: every one with USUBJID."""
+        return [n for n, d in self.datasets.items() if "USUBJID" in d.frame.columns]
+
+    # -- metadata -----------------------------------------------------------------------------
+    def variable_metadata(self, name: str) -> list[StdVariable]:
+        """The variables a dataset should have, in order, with their core: the spec's where mappings/
+        describes the domain, else SDTMIG 3.4's; () when neither knows the dataset."""
+        spec = self.specs.get(name)
+        standard = {v.name: v for v in sdtmig34.variables(name)}
+        if spec is not None:
+            # SDTMIG 3.4 relaxed ARMCD/ARM/ACTARMCD/ACTARM to Exp (null, with ARMNRS, for a subject
+            # without an arm): where the spec says Req and SDTMIG 3.4 does not, SDTMIG wins
+            return [StdVariable(v.name, v.type, "Exp" if v.core == "Req" and v.name in standard
+                                and standard[v.name].core != "Req" else v.core) for v in spec.variables]
+        if self.is_supp(name):
+            supp = self._suppqual
+            if supp:
+                return supp
+        return list(standard.values())
+
+    @cached_property
+    def _suppqual(self) -> list[StdVariable]:
+        import yaml
+
+        path = self.mappings.directory / "suppqual.yaml"
+        if not path.is_file():
+            return []
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return [StdVariable(str(v["name"]), str(v["type"]), str(v["core"])) for v in doc.get("variables") or []]
+
+    def codelist_of(self, name: str, variable: str):
+        """The spec's codelist (codelists.yaml) of a variable, or None."""
+        spec = self.specs.get(name)
+        var = spec.by_name.get(variable) if spec is not None else None
+        if var is None or not var.codelist:
+            return None
+        return self.mappings.codelists.codelists.get(var.codelist)
+
+    @cached_property
+    def own_study(self) -> bool:
+        """Whether the package is this trial's (STUDYID of study.yaml): sponsor codelists apply to it only."""
+        ours = str((self.mappings.study.get("study") or {}).get("studyid") or "")
+        ids = {text(v) for d in self.datasets.values() if "STUDYID" in d.frame.columns
+               for v in d.frame["STUDYID"].unique() if present(v)}
+        return not ours or not ids or ids == {ours}
+
+    # -- findings -------------------------------------------------------------------------------
+    def finding(self, severity: str, rule: str, code: str, message: str, dataset: str = "", *,
+                row: int | None = None, variable: str = "", value: Any = None, record: dict | None = None,
+                usubjid: str | None = None) -> Finding:
+        if usubjid is None:
+            usubjid = text(record.get("USUBJID")) if record is not None else ""
+        return Finding(severity, code, message, domain=dataset, variable=variable, usubjid=usubjid,
+                       source=f"row {row}" if row else "", file=self.files.get(dataset, ""),
+                       value="" if value is None else text(value), rule=rule, row=row)
+
+
+def one_to_one(ctx: "Context", name: str, key: str, value: str, rule: str, code: str):
+    """Findings where `key` has another `value` than in its first record."""
+    first: dict[str, tuple[str, int]] = {}
+    for row, rec in ctx.rows(name):
+        k, v = text(rec.get(key)), text(rec.get(value))
+        if not k:
+            continue
+        seen = first.setdefault(k, (v, row))
+        if seen[0] != v:
+            yield ctx.finding("error", rule, code, f"{key} {k} has {value} {v!r} here and {seen[0]!r} in row {seen[1]}",
+                              name, row=row, variable=value, value=v, record=rec)
+
+
+def unique(ctx: "Context", name: str, keys: tuple[str, ...], rule: str, code: str):
+    """Findings where the combination of `keys` repeats an earlier record's."""
+    seen: dict[tuple, int] = {}
+    for row, rec in ctx.rows(name):
+        key = tuple(text(rec.get(k)) for k in keys)
+        if key in seen:
+            yield ctx.finding("error", rule, code, f"{', '.join(keys)} {' / '.join(key)} is also row {seen[key]}",
+                              name, row=row, variable=keys[-1], value=key[-1], record=rec)
+        seen.setdefault(key, row)
+
+
+def text(value: Any) -> str:
+    """A cell as text: "" for SDTM's nulls, integral numbers without ".0"."""
+    if not present(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,104 @@
+"""Run the registered checks on datasets in memory, or on an SDTM package directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..findings import Finding
+from ..sdtm.dataset import Dataset
+from ..spec.load import MappingSet, load_mapping_set
+from . import registry
+from .context import Context
+
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass
+class ValidationReport:
+    """The findings of one validation, with what was validated."""
+
+    directory: str
+    datasets: dict[str, int]  # name -> records
+    files: dict[str, str]  # name -> file
+    masked: bool
+    define: str  # "define.xml" when one was read, else ""
+    checks: list[str]
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    def by_severity(self) -> dict[str, int]:
+        return {s: sum(f.severity == s for f in self.findings) for s in SEVERITY_ORDER}
+
+    def by_rule(self) -> dict[str, dict[str, int]]:
+        """{rule: {severity: count}}, rules in order of their first finding."""
+        out: dict[str, dict[str, int]] = {}
+        for f in self.findings:
+            counts = out.setdefault(f.rule, {})
+            counts[f.severity] = counts.get(f.severity, 0) + 1
+        return out
+
+
+def validate_datasets(datasets: dict[str, Dataset], mappings: MappingSet, define_xml: bytes | None = None,
+                      masked: bool = False, *, files: dict[str, str] | None = None,
+                      checks: list[str] | None = None) -> list[Finding]:
+    """Every finding of the named checks (default: all) on the datasets, in a stable order: dataset,
+    row, then the order the checks ran. `files` names the file each dataset was read from (the XPT
+    rules and file-name rule apply to .xpt files only; without it, every dataset is held to them)."""
+    ctx = Context(datasets, mappings, define_xml, masked, files)
+    selected = [registry.get(n) for n in checks] if checks is not None else registry.all_checks()
+    findings: list[Finding] = []
+    for c in selected:
+        findings.extend(c.run(ctx))
+    order = {n: i for i, n in enumerate(ctx.datasets)}
+    return sorted(findings, key=lambda f: (order.get(f.domain, -1), f.row or 0))
+
+
+def validate_package(path: str | os.PathLike, mappings: MappingSet | str | os.PathLike | None = None,
+                     checks: list[str] | None = None) -> ValidationReport:
+    """Validate an SDTM directory: its datasets (.xpt or Dataset-JSON), its define.xml when there is
+    one, and the options of its manifest.json (a masked delivery)."""
+    from ..sdtm.dataset_json import read_dataset_json
+    from ..sdtm.read import discover_sdtm, read_xpt
+
+    directory = Path(path)
+    if not directory.is_dir():
+        raise InputError(f"{directory}: not a directory" if directory.exists() else f"{directory}: no such directory")
+    datasets: dict[str, Dataset] = {}
+    files: dict[str, str] = {}
+    for f in discover_sdtm(directory):
+        ds = read_dataset_json(f) if f.suffix.lower() in (".json", ".ndjson") else read_xpt(f)
+        if ds.name not in datasets:  # a dataset as .xpt and .json: the XPT (listed first) is validated
+            datasets[ds.name], files[ds.name] = ds, f.name
+    masked = _manifest_options(directory).get("masked") is True
+    if not isinstance(mappings, MappingSet):
+        mune = "NV" if "NV" in datasets and "XM" not in datasets else None
+        mappings = load_mapping_set(mappings, mune_domain=mune, masked=masked)
+    define = directory / "define.xml"
+    define_xml = define.read_bytes() if define.is_file() else None
+    selected = checks if checks is not None else [c.name for c in registry.all_checks()]
+    report = ValidationReport(str(directory), {n: len(d) for n, d in datasets.items()}, files, masked,
+                              "define.xml" if define_xml is not None else "", selected)
+    report.findings = validate_datasets(datasets, mappings, define_xml, masked, files=files, checks=selected)
+    if define_xml is None:
+        report.findings.insert(0, Finding("warning", "NO_DEFINE", "the package has no define.xml: its metadata "
+                                          "cannot be checked against the datasets", rule="TCIM-DEFINE"))
+    return report
+
+
+def _manifest_options(directory: Path) -> dict:
+    path = directory / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not a readable manifest: {e}") from None
+    options = doc.get("options") if isinstance(doc, dict) else None
+    return options if isinstance(options, dict) else {}

@@ -1,0 +1,53 @@
+"""The registry of named checks: one small function per check, looked up by name.
+
+A check takes the Context (context.py) and yields Findings, each naming the CDISC CORE rule (and the
+SDTMIG conformance rule, CGnnnn) it applies. `rules` lists every rule a check can report, for the
+documentation (docs/validate.md) and for `tcim-interop validate --help`'s readers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from ..findings import Finding
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    rules: tuple[str, ...]
+    summary: str
+    run: Callable[..., Iterable[Finding]]
+
+
+_CHECKS: dict[str, Check] = {}
+
+
+def check(name: str, *rules: str):
+    """Register the decorated function as the check `name`, covering `rules`."""
+
+    def register(fn: Callable[..., Iterable[Finding]]) -> Callable[..., Iterable[Finding]]:
+        if name in _CHECKS:
+            raise ValueError(f"check {name!r} registered twice")
+        summary = " ".join((fn.__doc__ or name).split())
+        _CHECKS[name] = Check(name, tuple(rules), summary, fn)
+        return fn
+
+    return register
+
+
+def get(name: str) -> Check:
+    _load()
+    return _CHECKS[name]
+
+
+def all_checks() -> list[Check]:
+    _load()
+    return list(_CHECKS.values())
+
+
+def _load() -> None:
+    """Import the modules that register checks (once), in the order the checks run and are reported."""
+    from . import checks_variables, checks_records, checks_dm, checks_ae  # noqa: F401,I001
+    from . import checks_supp, checks_trial_design, checks_xpt, checks_define  # noqa: F401,I001

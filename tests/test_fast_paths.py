@@ -1,0 +1,96 @@
+"""The shortcuts of the hot paths give what the plain per-cell code gives, edge cases included."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tcim_interop.fhir.index import ResourceIndex
+from tcim_interop.fhir.path import compile_path
+from tcim_interop.fhir.read import InputResource
+from tcim_interop.findings import Report
+from tcim_interop.mapping.to_fhir import _norm, _unequal
+from tcim_interop.sdtm import xpt
+from tcim_interop.sdtm.dataset import Dataset, VariableMeta
+from tcim_interop.sdtm.define import _num_profile
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("kind, wants, haves", [
+    ("Char", ["a", "b", ""], ["a", "b", None]),             # "" and None are both SDTM's null
+    ("Char", ["a", "b"], ["a", "c"]),
+    ("Char", ["1", NAN], [1, ""]),                           # not plain text: told cell by cell
+    ("Num", [1.0, NAN, None, 3], [1.0, None, NAN, 3.0]),     # NaN and None are both null
+    ("Num", [1.0, 2.0], [1.0, 2.5]),
+    ("Num", ["", 2.0], [None, "2"]),
+])
+def test_unequal_is_the_cell_by_cell_comparison(kind, wants, haves):
+    by_cell = [k for k, (a, b) in enumerate(zip(wants, haves)) if _norm(a, kind) != _norm(b, kind)]
+    assert _unequal(wants, haves, kind) == by_cell
+
+
+def test_num_profile_keeps_negative_zero_apart():
+    # distinct numbers are formatted once; -0.0 equals 0.0 but is written "-0", one character wider
+    assert _num_profile([0.0, -0.0, 0.0]) == ("integer", 2, None)
+    assert _num_profile([0.0, 0.0]) == ("integer", 1, None)
+    assert _num_profile([1.25, 1.25, NAN, -10.5]) == ("float", 5, 2)
+
+
+def test_resolve_remembers_the_target_not_the_expected_type():
+    patient = InputResource({"resourceType": "Patient", "id": "p1"}, "f.json", "entry[0]")
+    index = ResourceIndex([patient])
+    assert index.resolve({"reference": "Patient/p1"}, "Encounter") is None
+    assert index.resolve({"reference": "Patient/p1"}, "Patient") is patient
+    assert index.resolve("https://host/fhir/Patient/p1") is patient
+    assert index.resolve("Patient/p2") is None
+
+
+def test_path_walk_flattens_lists_drops_nulls_and_filters():
+    data = {"coding": [None, {"system": "a", "code": "1"}, {"system": "b", "code": "2", "v": "x"}],
+            "extension": [{"url": "u", "valueCode": "c"}, {"url": "w", "valueCode": "d"}]}
+    root = {None: data}.get
+    assert compile_path("coding.code").values(root) == ["1", "2"]
+    assert compile_path("coding.where(system='b', v='x').code").values(root) == ["2"]
+    assert compile_path("coding.where(system='b', v='y').code").values(root) == []
+    assert compile_path("extension('w').valueCode").values(root) == ["d"]
+    assert compile_path("missing | coding.first().code").values(root) == ["1"]
+
+
+def _dataset(frame: pd.DataFrame, types: dict[str, str]) -> Dataset:
+    return Dataset("XX", "Test", [VariableMeta(n, n, t) for n, t in types.items()], frame)
+
+
+def test_xpt_checks_still_see_every_bad_cell():
+    frame = pd.DataFrame({"USUBJID": ["S1", "S2", "S3"], "TXT": ["ok", "caf\u00e9", "x" * 201],
+                          "NUM": [1.0, 1e80, NAN]})
+    ds = _dataset(frame, {"USUBJID": "Char", "TXT": "Char", "NUM": "Num"})
+    report = Report()
+    out = xpt.xpt_frame(ds, "error", report)
+    assert xpt.check(ds, out, report) == 3
+    assert sorted(f.code for f in report.errors) == ["XPT_NOT_ASCII", "XPT_NUM_RANGE", "XPT_TOO_LONG"]
+
+
+def test_xpt_frame_folds_and_reports_only_non_ascii_cells():
+    frame = pd.DataFrame({"USUBJID": ["S1", "S2"], "TXT": ["plain", "inyecci\u00f3n"], "OTHER": [None, "y"]})
+    ds = _dataset(frame, {"USUBJID": "Char", "TXT": "Char", "OTHER": "Char"})
+    report = Report()
+    out = xpt.xpt_frame(ds, "fold", report)
+    assert out["TXT"].tolist() == ["plain", "inyeccion"] and out["OTHER"].tolist() == ["", "y"]
+    assert [(f.code, f.usubjid) for f in report.findings] == [("ASCII_FOLDED", "S2")]
+    assert xpt.check(ds, out, report) == 0
+
+
+def test_ndjson_read_line_by_line_numbers_lines_as_the_whole_file_would(tmp_path):
+    from tcim_interop.errors import InputError
+    from tcim_interop.fhir.read import read_file
+
+    f = tmp_path / "x.ndjson"
+    f.write_bytes(b'{"resourceType":"Patient","id":"a"}\r\n\n  \n{bad\r{"resourceType":"Patient","id":"b"}\n[1]')
+    got = [(r.place, getattr(r, "key", "")) for r in read_file(f)]
+    assert got == [("line 1", "Patient/a"), ("line 4", "?/#x.ndjson:line 4"), ("line 5", "Patient/b"),
+                   ("line 6", "?/#x.ndjson:line 6")]
+    blank = tmp_path / "blank.ndjson"
+    blank.write_bytes(b" \n\x0b\n")
+    with pytest.raises(InputError, match="the file is empty"):
+        list(read_file(blank))

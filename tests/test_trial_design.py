@@ -1,0 +1,197 @@
+"""Trial design datasets: TS, TA, TE, TI, TV from the ResearchStudy and study.yaml, and back to FHIR."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from conftest import need_external
+from tcim_interop import SpecError, load_mapping_set, read_sdtm, to_fhir, to_sdtm
+from tcim_interop.synth import generate, write_bundle
+from test_to_fhir import compare_datasets
+
+DESIGN = ("TS", "TA", "TE", "TI", "TV")
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory):
+    """A small synthetic trial in R4 and R5, converted to SDTM in memory."""
+    out = {}
+    for version in ("R4", "R5"):
+        path = tmp_path_factory.mktemp("td") / f"trial-{version}.json"
+        write_bundle(generate(8, seed=4, fhir_version=version), path)
+        out[version] = to_sdtm([path])
+    return out
+
+
+def ts_rows(result) -> dict[tuple[str, int], dict]:
+    return {(r["TSPARMCD"], int(r["TSSEQ"])): r for r in result.datasets["TS"].to_dict("records")}
+
+
+def test_ts_parameters_from_the_research_study_the_data_and_study_yaml(trial):
+    ts = ts_rows(trial["R4"])
+    dm = trial["R4"].datasets["DM"]
+
+    def cells(parm, seq=1):
+        r = ts[(parm, seq)]
+        return r["TSVAL"], r["TSVALCD"], r["TSVCDREF"]
+
+    assert cells("TPHASE") == ("PHASE II TRIAL", "C15601", "CDISC CT")
+    assert cells("REGID", 1) == ("NCT04849065", "NCT04849065", "ClinicalTrials.gov")
+    assert cells("REGID", 2) == ("2019-002302-46", "2019-002302-46", "EudraCT")
+    assert cells("SPONSOR")[0] == "Fundación para la Formación e Investigación Sanitarias de la Región de Murcia"
+    assert cells("INDIC") == ("Amyotrophic lateral sclerosis", "86044005", "SNOMED")
+    assert cells("TINDTP") == ("TREATMENT", "C49656", "CDISC CT")
+    assert cells("AGEMIN") == ("P18Y", None, "ISO 8601")
+    assert cells("AGEMAX") == ("P70Y", None, "ISO 8601")
+    assert cells("TBLIND") == ("DOUBLE BLIND", "C15228", "CDISC CT")
+    assert [ts[("TTYPE", n)]["TSVAL"] for n in (1, 2)] == ["EFFICACY", "SAFETY"]
+    assert ts[("TTYPE", 1)]["TSVCDVER"] == load_mapping_set().study["ct_version"]
+    assert cells("NARMS")[0] == "2"
+    assert cells("FCNTRY") == ("ESP", None, "ISO 3166-1 Alpha-3")
+    # SSTDTC: the earliest informed consent (CT C69208), ACTSUB: subjects who were not screen failures
+    assert cells("SSTDTC")[0] == min(dm["RFICDTC"])[:10]
+    assert cells("ACTSUB")[0] == str(int((dm["ARMNRS"].fillna("") != "SCREEN FAILURE").sum()))
+    assert cells("PLANSUB")[0] == "100"  # R4 has no element: study.yaml
+    for r in ts.values():
+        assert r["TSPARM"] and len(r["TSPARM"]) <= 40
+        assert r["TSVALNF"] is None
+
+
+def test_a_title_over_200_characters_continues_in_tsval1(trial):
+    ts = trial["R4"].datasets["TS"]
+    title = ts[ts["TSPARMCD"] == "TITLE"].iloc[0]
+    assert "TSVAL1" in ts.columns and list(ts.columns).index("TSVAL1") == list(ts.columns).index("TSVAL") + 1
+    assert len(title["TSVAL"].encode()) <= 200
+    assert (title["TSVAL"] + title["TSVAL1"]).startswith("Ensayo clínico fase II")
+    assert (title["TSVAL"] + title["TSVAL1"]).endswith("(TCIM-ELAII)")
+
+
+def test_ta_arms_match_dm_and_te_elements_match_ta(trial):
+    for result in trial.values():
+        ta, te, dm = (result.datasets[n] for n in ("TA", "TE", "DM"))
+        assert set(dm["ARMCD"].dropna()) <= set(ta["ARMCD"]) == {"MNC", "PLACEBO"}
+        assert set(dm["ACTARMCD"].dropna()) <= set(ta["ARMCD"])
+        assert ta[["ARMCD", "TAETORD", "ETCD", "EPOCH"]].values.tolist() == [
+            ["MNC", 1.0, "SCRN", "SCREENING"], ["MNC", 2.0, "MNC", "TREATMENT"], ["MNC", 3.0, "FU", "FOLLOW-UP"],
+            ["PLACEBO", 1.0, "SCRN", "SCREENING"], ["PLACEBO", 2.0, "PBO", "TREATMENT"],
+            ["PLACEBO", 3.0, "FU", "FOLLOW-UP"]]
+        # the branch is on the last element both arms share (screening)
+        assert ta["TABRANCH"].tolist() == ["Randomized to MNC", None, None, "Randomized to PLACEBO", None, None]
+        arms = dict(zip(dm["ARMCD"], dm["ARM"]))
+        assert all(arms.get(code, arm) == arm for code, arm in zip(ta["ARMCD"], ta["ARM"]))
+        assert set(te["ETCD"]) == set(ta["ETCD"])
+        assert te["TESTRL"].notna().all()
+
+
+def test_ti_from_the_eligibility_group_with_long_criteria_shortened(trial, tmp_path):
+    ti = trial["R4"].datasets["TI"]
+    assert ti["IETESTCD"].tolist() == [f"INCL0{n}" for n in range(1, 6)] + [f"EXCL0{n}" for n in range(1, 5)]
+    assert ti["IECAT"].tolist() == ["INCLUSION"] * 5 + ["EXCLUSION"] * 4
+    assert all(len(t.encode()) <= 200 for t in ti["IETEST"])
+    incl04 = ti[ti["IETESTCD"] == "INCL04"].iloc[0]["IETEST"]
+    assert incl04.startswith("Able to understand the study") and not incl04.endswith("allows.")
+    assert ti.equals(trial["R5"].datasets["TI"])  # R5 recruitment.eligibility: the same criteria
+    # the full text is kept in the study metadata (TI assumption 5): define.xml's comment on IETEST
+    src = tmp_path / "in.json"
+    write_bundle(generate(3, seed=2), src)
+    to_sdtm([src], tmp_path / "out")
+    define = etree.parse(str(tmp_path / "out" / "define.xml"))
+    texts = [t for t in define.xpath("//*[local-name()='CommentDef']//*[local-name()='TranslatedText']/text()")
+             if "INCL04" in t]
+    assert len(texts) == 1 and texts[0].rstrip().endswith("as Spanish law on clinical trials allows.")
+
+
+def test_tv_is_the_visit_schedule_of_study_yaml(trial, mappings):
+    tv = trial["R4"].datasets["TV"]
+    visits = sorted(mappings.study["visits"], key=lambda v: v["visitnum"])
+    assert tv["VISITNUM"].tolist() == [float(v["visitnum"]) for v in visits]
+    assert tv["VISIT"].tolist() == [v["visit"] for v in visits]
+    assert tv["VISITDY"].tolist() == [float(v["day"]) for v in visits]
+    assert tv["TVSTRL"].notna().all()
+
+
+def test_r4_and_r5_give_the_same_trial_design(trial):
+    for name in DESIGN:
+        assert trial["R4"].datasets[name].equals(trial["R5"].datasets[name]), name
+
+
+def test_r5_planned_subjects_come_from_recruitment(tmp_path):
+    resources = generate(3, seed=4, fhir_version="R5")
+    study = next(r for r in resources if r["resourceType"] == "ResearchStudy" and "recruitment" in r)
+    study["recruitment"]["targetNumber"] = 120
+    write_bundle(resources, tmp_path / "r5.json")
+    assert ts_rows(to_sdtm([tmp_path / "r5.json"]))[("PLANSUB", 1)]["TSVAL"] == "120"
+
+
+def test_group_and_organization_are_accounted_for(trial):
+    counts = trial["R4"].report.counts()
+    for kind in ("Group", "Organization"):
+        assert counts["by_resource_type"][kind] == {"input": 1, "converted": 1, "rejected": 0, "out_of_scope": 0}
+
+
+def test_a_missing_required_parameter_gets_a_null_flavor(mini_bundle):
+    result = to_sdtm([mini_bundle])  # its ResearchStudy has no phase and no sponsor
+    ts = ts_rows(result)
+    assert ts[("TPHASE", 1)]["TSVAL"] is None and ts[("TPHASE", 1)]["TSVALNF"] == "NI"
+    assert ts[("SPONSOR", 1)]["TSVALNF"] == "NI"
+    missing = {f.message.split()[0] for f in result.report.findings if f.code == "TS_PARAMETER_MISSING"}
+    assert missing == {"TPHASE", "SPONSOR"}
+
+
+def test_example_trial_design_survives_sdtm_fhir_sdtm(trial, tmp_path):
+    sdtm = tmp_path / "sdtm"
+    src = tmp_path / "in.json"
+    write_bundle(generate(6, seed=5), src)
+    to_sdtm([src], sdtm, formats=("json",))  # Dataset-JSON: the UTF-8 text, no folding
+    for version in ("R4", "R5"):
+        result = to_fhir(sdtm, tmp_path / f"{version}.json", fhir_version=version)
+        assert not result.report.errors, result.report.errors[:3]
+        study = next(r for r in result.resources if r["resourceType"] == "ResearchStudy" and "partOf" not in r)
+        assert study["title"].endswith("(TCIM-ELAII)")
+        assert {i["value"] for i in study["identifier"]} >= {"NCT04849065", "2019-002302-46"}
+        assert study["phase"]["coding"][0]["code"] == "phase-2"
+        assert study["condition"][0]["coding"][0]["code"] == "86044005"
+        group = next(r for r in result.resources if r["resourceType"] == "Group")
+        assert len(group["characteristic"]) == 9
+        ref = study["enrollment"][0] if version == "R4" else study["recruitment"]["eligibility"]
+        assert ref["reference"] == f"Group/{group['id']}"
+        back = to_sdtm([tmp_path / f"{version}.json"], tmp_path / f"back-{version}", formats=("json",))
+        assert not back.report.errors
+        original = {n: d for n, d in read_sdtm(sdtm).items() if n in DESIGN}
+        compared, equal, diffs = compare_datasets(original, read_sdtm(tmp_path / f"back-{version}"))
+        assert compared == equal and compared > 500, diffs[:5]
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_pilot_trial_design_comes_back_cell_for_cell(tmp_path, version):
+    src = need_external("cdiscpilot01")
+    pilot = tmp_path / "pilot"
+    pilot.mkdir()
+    for f in ("dm", "ts", "ta", "te", "ti", "tv"):
+        shutil.copy(src / f"{f}.xpt", pilot / f"{f}.xpt")
+    result = to_fhir(pilot, tmp_path / "pilot.json", fhir_version=version)
+    assert not result.report.errors, result.report.errors[:3]
+    study = next(r for r in result.resources if r["resourceType"] == "ResearchStudy" and "partOf" not in r)
+    assert study["title"].startswith("Safety and Efficacy of the Xanomeline")
+    # TA's arms, and the pilot DM's own "Scrnfail" (an arm code of SDTMIG 3.1, not in TA)
+    assert {a.get("name") for a in study["arm" if version == "R4" else "comparisonGroup"]} == {
+        "Pbo", "Xan_Hi", "Xan_Lo", "Scrnfail"}
+    to_sdtm([tmp_path / "pilot.json"], tmp_path / "back", formats=("json",))
+    original = {n: d for n, d in read_sdtm(pilot).items() if n in DESIGN}
+    compared, equal, diffs = compare_datasets(original, read_sdtm(tmp_path / "back"))
+    print(f"pilot trial design {version}: {equal}/{compared} cells equal")
+    assert compared == equal == 702, diffs[:5]
+
+
+def test_an_unknown_ts_source_is_a_spec_error(tmp_path):
+    from tcim_interop.spec.load import default_mappings_dir
+
+    mdir = tmp_path / "mappings"
+    shutil.copytree(default_mappings_dir(), mdir)
+    spec = mdir / "trial_design.yaml"
+    spec.write_text(spec.read_text().replace("{parmcd: TITLE, from: title", "{parmcd: TITLE, from: titel"))
+    with pytest.raises(SpecError, match="trial_design.yaml: TS parameter 'TITLE': unknown source 'titel'"):
+        load_mapping_set(mdir)

@@ -1,0 +1,422 @@
+"""tcim-interop validate: the shipped example's package is clean; each check finds the defect put into
+a copy of it (dataset, row, variable, USUBJID and rule exactly); the CDISC pilot's known issues are found."""
+
+import json
+import shutil
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ROOT, need_external
+from tcim_interop import read_sdtm, to_sdtm
+from tcim_interop.cli import app
+from tcim_interop.sdtm import xpt
+from tcim_interop.sdtm.dataset import Dataset, VariableMeta
+from tcim_interop.validate import validate_datasets, validate_package
+from tcim_interop.validate import registry
+
+EXAMPLE = ROOT / "examples" / "tcim-elaii-100-r4.json"
+CREATED = datetime(2024, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("validate") / "sdtm"
+    to_sdtm([EXAMPLE], out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean(package) -> dict[str, Dataset]:
+    return read_sdtm(package)
+
+
+@pytest.fixture(scope="module")
+def define(package) -> bytes:
+    return (package / "define.xml").read_bytes()
+
+
+def edited(clean: dict[str, Dataset], name: str, edit=None, variables=None) -> dict[str, Dataset]:
+    """A copy of the datasets whose `name` went through edit(frame)."""
+    ds = clean[name]
+    frame = ds.frame.copy()
+    if edit is not None:
+        edit(frame)
+    out = dict(clean)
+    out[name] = Dataset(ds.name, ds.label, list(variables or [v for v in ds.variables if v.name in frame.columns]),
+                        frame)
+    return out
+
+
+def where(findings, rule):
+    return [(f.domain, f.row, f.variable, f.usubjid) for f in findings if f.rule == rule]
+
+
+def subject(clean, name, row):
+    return clean[name].frame.at[row - 1, "USUBJID"]
+
+
+# -- the clean package ------------------------------------------------------------------------------
+
+def test_clean_package_has_no_finding(package):
+    report = validate_package(package)
+    assert report.datasets["DM"] == 100 and {"AE", "EX", "XM", "SUPPAE", "TS", "TA"} <= set(report.datasets)
+    assert report.define == "define.xml" and not report.masked
+    assert report.errors == [], [f.line() for f in report.errors[:5]]
+    assert report.findings == [], [f.line() for f in report.findings[:5]]
+
+
+def test_every_check_is_registered_with_its_rules_and_documented():
+    doc = (ROOT / "docs" / "validate.md").read_text(encoding="utf-8")
+    checks = registry.all_checks()
+    assert len(checks) >= 25
+    for c in checks:
+        assert c.rules and c.summary and registry.get(c.name) is c
+        assert f"`{c.name}`" in doc, c.name
+        for rule in c.rules:
+            assert rule in doc, (c.name, rule)
+    with pytest.raises(KeyError):
+        registry.get("no_such_check")
+
+
+# -- variables ---------------------------------------------------------------------------------------
+
+def test_required_variable_missing_and_null(clean, mappings):
+    findings = validate_datasets(edited(clean, "AE", lambda f: f.drop(columns=["AETERM"], inplace=True)), mappings)
+    assert where(findings, "CORE-000355/CG0014") == [("AE", None, "AETERM", "")]
+
+    findings = validate_datasets(edited(clean, "AE", lambda f: f.__setitem__("AEDECOD", f["AEDECOD"].where(f.index != 2, ""))),
+                                 mappings)
+    assert where(findings, "CORE-000356/CG0014") == [("AE", 3, "AEDECOD", subject(clean, "AE", 3))]
+
+
+def test_arm_variables_relaxed_to_expected_as_in_sdtmig_34(clean, mappings):
+    # the screen failure has no ARMCD: SDTMIG 3.4 makes the arm variables Exp, the spec's Req gives way
+    dm = clean["DM"].frame
+    assert (dm["ARMCD"] == "").any()
+    assert where(validate_datasets(clean, mappings, checks=["required_values"]), "CORE-000356/CG0014") == []
+
+
+def test_expected_variable_missing(clean, mappings):
+    findings = validate_datasets(edited(clean, "DM", lambda f: f.drop(columns=["RFICDTC"], inplace=True)), mappings)
+    assert where(findings, "CORE-000334/CG0016") == [("DM", None, "RFICDTC", "")]
+
+
+def test_controlled_terminology_non_extensible_error_extensible_warning(clean, mappings):
+    data = edited(clean, "DM", lambda f: f.__setitem__("SEX", f["SEX"].where(f.index != 0, "X")))
+    data = edited(data, "EX", lambda f: f.__setitem__("EXROUTE", f["EXROUTE"].where(f.index != 4, "ORAL")))
+    findings = [f for f in validate_datasets(data, mappings) if f.rule == "SDTMIG-4.3/CT"]
+    assert [(f.severity, f.domain, f.row, f.variable, f.value) for f in findings] == [
+        ("error", "DM", 1, "SEX", "X"), ("warning", "EX", 5, "EXROUTE", "ORAL")]
+    assert findings[0].usubjid == subject(clean, "DM", 1)
+
+
+def test_iso8601_dates(clean, mappings):
+    data = edited(clean, "AE", lambda f: f.__setitem__("AEENDTC", f["AEENDTC"].where(f.index != 1, "2021-13-01")))
+    assert where(validate_datasets(data, mappings), "CORE-000547") == [("AE", 2, "AEENDTC", subject(clean, "AE", 2))]
+
+
+# -- records -----------------------------------------------------------------------------------------
+
+def test_seq_unique_per_subject(clean, mappings):
+    ae = clean["AE"].frame
+    assert ae.at[0, "USUBJID"] == ae.at[1, "USUBJID"]
+    data = edited(clean, "AE", lambda f: f.__setitem__("AESEQ", f["AESEQ"].where(f.index != 1, f.at[0, "AESEQ"])))
+    assert where(validate_datasets(data, mappings), "CORE-000750") == [("AE", 2, "AESEQ", subject(clean, "AE", 2))]
+
+
+def test_usubjid_not_in_dm(clean, mappings):
+    data = edited(clean, "XM", lambda f: f.__setitem__("USUBJID", f["USUBJID"].where(f.index != 9, "TCIM-ELAII-01-999")))
+    assert where(validate_datasets(data, mappings), "CORE-000201/CG0029") == [("XM", 10, "USUBJID", "TCIM-ELAII-01-999")]
+
+
+def test_dm_present_and_one_record_per_subject(clean, mappings):
+    without = {n: d for n, d in clean.items() if n != "DM"}
+    assert where(validate_datasets(without, mappings), "CORE-000581/CG0368") == [("", None, "", "")]
+    twice = edited(clean, "DM", lambda f: f.__setitem__("USUBJID", f["USUBJID"].where(f.index != 4, f.at[3, "USUBJID"])))
+    assert where(validate_datasets(twice, mappings), "CORE-000351/CG0151") == [("DM", 5, "USUBJID", subject(clean, "DM", 4))]
+
+
+def test_study_day(clean, mappings):
+    data = edited(clean, "EX", lambda f: f.__setitem__("EXSTDY", f["EXSTDY"].where(f.index != 0, 0.0)))
+    assert where(validate_datasets(data, mappings), "CORE-000529/CG0006") == [("EX", 1, "EXSTDY", subject(clean, "EX", 1))]
+
+
+def test_study_day_from_a_partial_date(clean, mappings):
+    def partial(f):
+        f.at[0, "AESTDTC"] = f.at[0, "AESTDTC"][:7]  # "2021-07": AESTDY must be null
+    findings = validate_datasets(edited(clean, "AE", partial), mappings)
+    assert where(findings, "CORE-000138/CG0221") == [("AE", 1, "AESTDY", subject(clean, "AE", 1))]
+    assert where(findings, "CORE-000529/CG0006") == []
+
+
+def test_start_after_end(clean, mappings):
+    ae = clean["AE"].frame
+    row = int(ae.index[ae["AEENDTC"] != ""][0])
+    data = edited(clean, "AE", lambda f: f.__setitem__("AEENDTC", f["AEENDTC"].where(f.index != row, "2000-01-01")))
+    findings = validate_datasets(data, mappings)
+    assert where(findings, "CORE-000718/FB3209") == [("AE", row + 1, "AEENDTC", subject(clean, "AE", row + 1))]
+
+
+def test_studyid_and_domain(clean, mappings):
+    data = edited(clean, "EX", lambda f: f.__setitem__("STUDYID", f["STUDYID"].where(f.index != 2, "OTHER")))
+    assert where(validate_datasets(data, mappings), "CORE-000172/CG0409") == [("EX", 3, "STUDYID", subject(clean, "EX", 3))]
+    data = edited(clean, "EX", lambda f: f.__setitem__("DOMAIN", f["DOMAIN"].where(f.index != 2, "AE")))
+    assert where(validate_datasets(data, mappings), "CORE-000598/CG0413") == [("EX", 3, "DOMAIN", subject(clean, "EX", 3))]
+
+
+# -- AE ----------------------------------------------------------------------------------------------
+
+def test_serious_criteria_both_ways(clean, mappings):
+    ae = clean["AE"].frame
+    serious = int(ae.index[ae["AESER"] == "Y"][0])
+    mild = int(ae.index[ae["AESER"] == "N"][0])
+
+    def edit(f):
+        for c in ("AESCONG", "AESDISAB", "AESDTH", "AESHOSP", "AESLIFE", "AESMIE"):
+            f.at[serious, c] = "N"
+        f.at[mild, "AESLIFE"] = "Y"
+    findings = validate_datasets(edited(clean, "AE", edit), mappings)
+    assert where(findings, "CORE-000266/CG0042") == [("AE", serious + 1, "AESER", subject(clean, "AE", serious + 1))]
+    assert where(findings, "CORE-000022/CG0041") == [("AE", mild + 1, "AESER", subject(clean, "AE", mild + 1))]
+
+
+# -- DM ----------------------------------------------------------------------------------------------
+
+def test_arm_not_in_ta_and_no_ta(clean, mappings):
+    data = edited(clean, "DM", lambda f: f.__setitem__("ACTARMCD", f["ACTARMCD"].where(f.index != 0, "XYZ")))
+    assert where(validate_datasets(data, mappings), "CORE-000208/CG0512") == [("DM", 1, "ACTARMCD", subject(clean, "DM", 1))]
+    no_ta = {n: d for n, d in clean.items() if n != "TA"}
+    findings = [f for f in validate_datasets(no_ta, mappings) if f.code == "NO_TA"]
+    assert [(f.severity, f.rule, f.domain) for f in findings] == [("warning", "CORE-000210/CG0516", "DM")]
+
+
+def test_armnrs_if_and_only_if_an_arm_is_null(clean, mappings):
+    dm = clean["DM"].frame
+    failure = int(dm.index[dm["ARMNRS"] == "SCREEN FAILURE"][0])
+    data = edited(clean, "DM", lambda f: (f.__setitem__("ARMNRS", f["ARMNRS"].where(f.index != failure, "")),
+                                          f.__setitem__("ARMNRS", f["ARMNRS"].where(f.index != 0, "NOT ASSIGNED"))))
+    findings = validate_datasets(data, mappings)
+    assert where(findings, "CORE-000045/CG0517") == [("DM", failure + 1, "ARMNRS", subject(clean, "DM", failure + 1))]
+    assert where(findings, "CORE-000121/CG0520") == [("DM", 1, "ARMNRS", subject(clean, "DM", 1))]
+
+
+def test_death_and_age(clean, mappings):
+    def edit(f):
+        f.at[0, "DTHDTC"] = "2022-01-01"
+        f.at[1, "AGEU"] = ""
+    findings = validate_datasets(edited(clean, "DM", edit), mappings)
+    assert where(findings, "CORE-000007/CG0435") == [("DM", 1, "DTHFL", subject(clean, "DM", 1))]
+    assert where(findings, "CORE-000189/CG0665") == [("DM", 2, "AGEU", subject(clean, "DM", 2))]
+
+
+def test_reference_start_is_first_exposure(clean, mappings):
+    data = edited(clean, "DM", lambda f: f.__setitem__("RFXSTDTC", f["RFXSTDTC"].where(f.index != 0, "2021-06-30")))
+    assert where(validate_datasets(data, mappings), "CORE-000239/CG0148") == [("DM", 1, "RFXSTDTC", subject(clean, "DM", 1))]
+
+
+# -- masked packages ---------------------------------------------------------------------------------
+
+def test_masked_package_with_ex_is_an_error(clean, mappings):
+    findings = validate_datasets(clean, mappings, masked=True, checks=["masking"])
+    assert any(f.code == "MASKED_WITH_EX" and f.domain == "EX" and f.severity == "error" for f in findings)
+
+
+def test_masked_arms_expected_in_a_masked_package_only(clean, mappings):
+    def mask(f):
+        arms = f["ARMNRS"] == ""
+        for v in ("ARMCD", "ARM", "ACTARMCD", "ACTARM"):
+            f[v] = ""
+        f.loc[arms, "ARMNRS"] = "MASKED"
+    data = {n: d for n, d in edited(clean, "DM", mask).items() if n != "EX"}
+    checks = ["controlled_terminology", "arm_null_reason", "masking", "required_values"]
+    assert [f for f in validate_datasets(data, mappings, masked=True, checks=checks) if f.severity == "error"] == []
+    unmasked = validate_datasets(data, mappings, masked=False, checks=checks)
+    assert {(f.code, f.variable) for f in unmasked} == {("MASKED_VALUE_UNMASKED", "ARMNRS")}
+
+
+def test_manifest_option_masked_is_read(package, tmp_path, clean):
+    copy = tmp_path / "sdtm"
+    shutil.copytree(package, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["options"]["masked"] = True
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    report = validate_package(copy, checks=["masking"])
+    assert report.masked
+    assert Counter(f.code for f in report.errors) == {"MASKED_WITH_EX": 1,
+                                                      "MASKED_ARM_SHOWN": (clean["DM"].frame["ARMCD"] != "").sum()}
+
+
+def test_masked_package_from_to_sdtm_is_clean(tmp_path):
+    import inspect
+
+    if "masked" not in inspect.signature(to_sdtm).parameters:
+        pytest.skip("to_sdtm has no masked option in this version")
+    out = tmp_path / "masked"
+    to_sdtm([ROOT / "tests" / "data" / "mini-r4.json"], out, masked=True)
+    report = validate_package(out)
+    assert report.masked and "EC" in report.datasets and "EX" not in report.datasets
+    # the mini bundle's first adverse event has no MedDRA coding: AEDECOD (Req) is null, nothing else is wrong
+    assert [(f.rule, f.domain, f.row, f.variable) for f in report.errors] == [("CORE-000356/CG0014", "AE", 1, "AEDECOD")]
+
+
+# -- SUPPxx ------------------------------------------------------------------------------------------
+
+def test_supp_parent_record_and_qnam_unique(clean, mappings):
+    data = edited(clean, "SUPPAE", lambda f: f.__setitem__("IDVARVAL", f["IDVARVAL"].where(f.index != 0, "999")))
+    assert where(validate_datasets(data, mappings), "CORE-000206/CG0371") == [("SUPPAE", 1, "IDVARVAL", subject(clean, "SUPPAE", 1))]
+
+    import pandas as pd
+
+    dup = edited(clean, "SUPPAE", lambda f: None)
+    frame = pd.concat([dup["SUPPAE"].frame, dup["SUPPAE"].frame.iloc[[1]]], ignore_index=True)
+    dup["SUPPAE"] = Dataset("SUPPAE", clean["SUPPAE"].label, clean["SUPPAE"].variables, frame)
+    n = len(frame)
+    assert where(validate_datasets(dup, mappings), "CORE-000203/CG0411") == [("SUPPAE", n, "QNAM", subject(clean, "SUPPAE", 2))]
+
+
+def test_supp_rdomain_must_name_the_dataset(clean, mappings):
+    data = edited(clean, "SUPPAE", lambda f: f.__setitem__("RDOMAIN", f["RDOMAIN"].where(f.index != 0, "EX")))
+    assert where(validate_datasets(data, mappings), "CORE-000538/CG0334") == [("SUPPAE", 1, "RDOMAIN", subject(clean, "SUPPAE", 1))]
+
+
+# -- trial design ------------------------------------------------------------------------------------
+
+def test_trial_design_rules(clean, mappings):
+    data = edited(clean, "TS", lambda f: f.__setitem__("TSVAL", f["TSVAL"].where(f.index != 1, "")))
+    assert where(validate_datasets(data, mappings), "CORE-000583") == [("TS", 2, "TSVAL", "")]
+    data = edited(clean, "TA", lambda f: f.__setitem__("ETCD", f["ETCD"].where(f.index != 1, "ZZZ")))
+    findings = validate_datasets(data, mappings)
+    assert where(findings, "CORE-000173/CG0414") == [("TA", 2, "ETCD", "")]
+    data = edited(clean, "TV", lambda f: f.__setitem__("VISITNUM", f["VISITNUM"].where(f.index != 1, f.at[0, "VISITNUM"])))
+    assert where(validate_datasets(data, mappings), "TCIM-TVKEY") == [("TV", 2, "VISITNUM", "")]
+    data = edited(clean, "TE", lambda f: (f.__setitem__("TEENRL", ""), f.__setitem__("TEDUR", f["TEDUR"].where(f.index != 2, ""))))
+    assert where(validate_datasets(data, mappings), "CORE-000027/CG0328") == [("TE", 3, "TEENRL", "")]
+
+
+def test_epoch_must_be_an_epoch_of_ta(clean, mappings):
+    data = edited(clean, "AE", lambda f: f.__setitem__("EPOCH", ["TREATMENT"] + ["NO SUCH EPOCH"] + [""] * (len(f) - 2)))
+    epochs = set(clean["TA"].frame["EPOCH"])
+    findings = where(validate_datasets(data, mappings, checks=["epoch_in_ta"]), "CORE-000271/CG0009")
+    assert ("AE", 2, "EPOCH", subject(clean, "AE", 2)) in findings
+    assert (("AE", 1, "EPOCH", subject(clean, "AE", 1)) in findings) == ("TREATMENT" not in epochs)
+
+
+# -- XPT and define.xml ------------------------------------------------------------------------------
+
+def test_xpt_constraints_reuse_the_writers_checks(clean, mappings):
+    long_label = [VariableMeta(v.name, "An AE term label that is far longer than forty" if v.name == "AETERM" else v.label,
+                               v.type, v.core) for v in clean["AE"].variables]
+    data = edited(clean, "AE", lambda f: f.__setitem__("AETERM", f["AETERM"].where(f.index != 3, "x" * 201)),
+                  variables=long_label)
+    findings = [f for f in validate_datasets(data, mappings, checks=["xpt_constraints"])]
+    assert [(f.rule, f.code, f.row, f.variable) for f in findings] == [
+        ("CORE-000019/CG0311", "XPT_LABEL", None, "AETERM"), ("TCIM-XPT", "XPT_TOO_LONG", 4, "AETERM")]
+    assert findings[1].usubjid == subject(clean, "AE", 4)
+    named = validate_datasets(clean, mappings, files={"DM": "demog.xpt"}, checks=["xpt_constraints"])
+    assert [(f.code, f.domain, f.value) for f in named] == [("XPT_FILE_NAME", "DM", "demog.xpt")]
+
+
+def test_define_consistency(clean, mappings, define):
+    assert validate_datasets(clean, mappings, define, checks=["define_datasets", "define_variables"]) == []
+    data = {n: d for n, d in edited(clean, "AE", lambda f: f.drop(columns=["AESPID"], inplace=True)).items() if n != "TI"}
+    findings = validate_datasets(data, mappings, define, checks=["define_datasets", "define_variables"])
+    assert sorted((f.code, f.domain, f.variable) for f in findings) == [
+        ("DEFINE_DATASET_ABSENT", "TI", ""), ("DEFINE_VARIABLE_ABSENT", "AE", "AESPID")]
+
+    def longer(f):
+        f.at[0, "AETERM"] = "y" * 300
+    findings = validate_datasets(edited(clean, "AE", longer), mappings, define, checks=["define_variables"])
+    assert [(f.code, f.variable, f.severity) for f in findings] == [("DEFINE_LENGTH_SHORT", "AETERM", "error")]
+
+    ae = clean["AE"]
+    order = [ae.variables[1], ae.variables[0]] + ae.variables[2:]
+    swapped = dict(clean, AE=Dataset("AE", ae.label, order, ae.frame[[v.name for v in order]]))
+    findings = validate_datasets(swapped, mappings, define, checks=["define_variables"])
+    assert [f.code for f in findings] == ["DEFINE_VARIABLE_ORDER"]
+
+
+# -- files on disk: XPT rewritten, Dataset-JSON, the command ------------------------------------------
+
+def broken_copy(package: Path, tmp_path: Path, name: str, edit) -> Path:
+    """A copy of the package whose `name`.xpt is rewritten after edit(frame)."""
+    from tcim_interop.sdtm.read import read_xpt
+
+    copy = tmp_path / "broken"
+    shutil.copytree(package, copy)
+    ds = read_xpt(copy / f"{name.lower()}.xpt")
+    edit(ds.frame)
+    xpt.write(ds, ds.frame, copy / f"{name.lower()}.xpt", CREATED)
+    return copy
+
+
+def test_command_exit_codes_and_reports(package, tmp_path, clean):
+    runner = CliRunner()
+    out = tmp_path / "reports"
+    own = (package / "validation-report.json").read_bytes()  # the one to-sdtm wrote into the package
+    result = runner.invoke(app, ["validate", str(package), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "validation-report.json").read_text())
+    assert doc["findings_by_severity"] == {"error": 0, "warning": 0, "info": 0}
+    assert (package / "validation-report.json").read_bytes() == own  # --out leaves the package alone
+
+    broken = broken_copy(package, tmp_path, "AE", lambda f: f.__setitem__("AESER", f["AESER"].where(f.index != 0, "Y")))
+    result = runner.invoke(app, ["validate", str(broken)])
+    assert result.exit_code == 1
+    assert "CORE-000266/CG0042" in result.output and "1 error(s)" in result.output
+    rows = (broken / "validation-report.csv").read_text().splitlines()
+    assert rows[0] == "severity,rule,code,dataset,row,usubjid,variable,value,message,file"
+    assert rows[1].startswith(f"error,CORE-000266/CG0042,SERIOUS_WITHOUT_CRITERION,AE,1,{subject(clean, 'AE', 1)},AESER,Y,")
+    assert rows[1].endswith(",ae.xpt")
+
+    result = runner.invoke(app, ["validate", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "nowhere" in result.output and "Traceback" not in result.output
+
+
+def test_dataset_json_package(package, tmp_path, clean, mappings):
+    from tcim_interop.sdtm.dataset_json import write_dataset_json
+
+    copy = tmp_path / "json"
+    copy.mkdir()
+    for n, ds in clean.items():
+        if n == "DM":
+            frame = ds.frame.copy()
+            frame.at[2, "RFICDTC"] = "02/07/2021"
+            frame.at[3, "SEX"] = "Hombre"
+            ds = Dataset(ds.name, ds.label, ds.variables, frame)
+        write_dataset_json(ds, copy / f"{n.lower()}.json", study_oid="S", created=CREATED)
+    report = validate_package(copy)
+    errors = sorted((f.rule, f.domain, f.row, f.variable, f.file) for f in report.errors)
+    assert errors == [("CORE-000547", "DM", 3, "RFICDTC", "dm.json"), ("SDTMIG-4.3/CT", "DM", 4, "SEX", "dm.json")]
+    assert [f.code for f in report.findings if f.severity == "warning"] == ["NO_DEFINE"]
+
+
+# -- the CDISC pilot ---------------------------------------------------------------------------------
+
+# What validate reports on ../shared/external/cdiscpilot01 (SDTMIG 3.1.2 data held to 3.4), per rule
+PILOT_COUNTS = {
+    ("CORE-000210/CG0516", "error"): 52,   # screen failures with ARMCD Scrnfail, not an arm of TA
+    ("CORE-000208/CG0512", "error"): 52,
+    ("CORE-000022/CG0041", "error"): 36,   # a criterion flag Y but AESER = N
+    ("CORE-000334/CG0016", "error"): 6,    # 3.4's Expected variables absent: ARMNRS, SVPRESP, SVOCCUR, TSVALCD...
+    ("CORE-000238/CG0147", "error"): 6,    # RFXENDTC is not the last EX date
+    ("TCIM-XPT", "error"): 3,              # TSVAL with cp1252 quotes: not ASCII
+    ("CORE-000529/CG0006", "error"): 1,    # AESTDY 366 for an AE on day 1
+    ("TCIM-DEFINE", "error"): 9,           # define.xml describes datasets the folder does not have
+    ("TCIM-DEFINE", "warning"): 57,        # define lengths longer than the longest value
+    ("TCIM-TSPARM", "warning"): 1,
+}
+
+
+def test_cdisc_pilot():
+    pilot = need_external("cdiscpilot01")
+    report = validate_package(pilot)
+    counts = Counter((f.rule, f.severity) for f in report.findings)
+    assert dict(counts) == PILOT_COUNTS
+    day = [f for f in report.findings if f.rule == "CORE-000529/CG0006"][0]
+    assert (day.domain, day.row, day.usubjid, day.variable, day.value) == ("AE", 971, "01-716-1063", "AESTDY", "366")
+    assert sorted(f.row for f in report.findings if f.rule == "TCIM-XPT") == [9, 14, 29]
+    assert ("DM", None, "ARMNRS", "") in where(report.findings, "CORE-000334/CG0016")
