@@ -2,8 +2,10 @@
 
     python benchmarks/bench.py --subjects 100 1000 --repeat 3
 
-For each corpus (R4 JSON bundle, and R4 NDJSON) it runs, each in a fresh process, `--repeat` times, and
-prints medians of wall time, resources/s and peak RSS for:
+For each corpus (R4 JSON bundle, and R4 NDJSON) it runs each method in a fresh process, `--repeat` rounds
+of every method once (so that a change of the machine's load hits all methods alike), and prints medians
+of wall time, CPU time (user + system: the steadier figure on a shared machine), resources/s and the
+largest peak RSS for:
     to-sdtm      the full command (fhir.resources validation of every mapped resource)
     fast         to-sdtm --fast (validates only what the mapping reads)
     floor        (a) orjson parsing of the same input + pyreadstat.write_xport of the same output frames
@@ -11,11 +13,12 @@ prints medians of wall time, resources/s and peak RSS for:
     fhiry        (c) fhiry, the FHIR-to-DataFrame flattener, on the same bundle (bundle corpora only)
     to-fhir      SDTM -> FHIR of the datasets to-sdtm wrote (with its self-check)
     xpt+orjson   reading the same XPT files + serialising as many resources with orjson
-and the ratios the targets are stated in; then, across sizes, the 10x scaling ratio of each method and
-the peak RSS of to-sdtm on NDJSON against the input size. Also the latency of `tcim-interop --help`
-against `python -c pass`. Figures vary with the machine's load: compare ratios measured in one run.
-A method that runs longer than --timeout seconds is skipped with the reason printed (fhiry on 10,000
-subjects); --repeat-large sets the repeats for corpora of --large (5,000) subjects or more.
+and the ratios the targets are stated in (of wall times; of CPU times in brackets); then, across sizes,
+the time ratio of each method for 10x the subjects and the peak RSS of to-sdtm against the input size.
+Also the latency of `tcim-interop --help` against `python -c pass`. Figures vary with the machine's
+load: compare ratios measured in one run. A method that runs longer than --timeout seconds, or fails,
+is skipped with the reason printed (fhiry on 10,000 subjects); --repeat-large sets the repeats for
+corpora of --large (5,000) subjects or more.
 """
 
 from __future__ import annotations
@@ -90,8 +93,9 @@ class Skipped(Exception):
 GNU_TIME = Path("/usr/bin/time").exists()
 
 
-def run(cmd: list[str], timeout: float | None = None) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MiB) of one child process; killed after timeout seconds.
+def run(cmd: list[str], timeout: float | None = None) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one child process; killed after
+    timeout seconds. On a busy machine the CPU time is the steadier figure of the two.
 
     The peak RSS is GNU time's report when it is installed: Linux carries a process's peak RSS over
     fork and exec, so wait4 on a child of this (large) process would report at least this one's size."""
@@ -114,12 +118,17 @@ def run(cmd: list[str], timeout: float | None = None) -> tuple[float, int]:
             last = (err.read().decode(errors="replace").strip().splitlines() or ["no message"])[-1]
             raise Skipped(f"skipped: failed with exit code {os.waitstatus_to_exitcode(status)}: {last}")
         kib = int(rss.read().strip().splitlines()[-1]) if GNU_TIME else usage.ru_maxrss
-    return wall, kib // 1024
+    return wall, usage.ru_utime + usage.ru_stime, kib // 1024  # wait4 counts the child's waited-for children
 
 
-def median_of(cmd: list[str], repeat: int, timeout: float | None = None) -> tuple[float, int]:
-    results = [run(cmd, timeout) for _ in range(repeat)]
-    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+def median_of(cmd: list[str], repeat: int, timeout: float | None = None) -> tuple[float, float, int]:
+    return summary([run(cmd, timeout) for _ in range(repeat)])
+
+
+def summary(results: list[tuple[float, float, int]]) -> tuple[float, float, int]:
+    """Median wall, median CPU, largest peak RSS."""
+    return (statistics.median(r[0] for r in results), statistics.median(r[1] for r in results),
+            max(r[2] for r in results))
 
 
 def corpus(work: Path, subjects: int, ndjson: bool) -> Path:
@@ -161,41 +170,47 @@ def bench_corpus(args, subjects: int, ndjson: bool) -> dict[str, tuple[float, in
     name = f"{subjects}{' ndjson' if ndjson else ' bundle'}"
     out = args.work / f"out-{subjects}-{int(ndjson)}"
     repeat = args.repeat_large if subjects >= args.large and args.repeat_large else args.repeat
-    res: dict[str, tuple[float, int]] = {}
-
-    def measure(method: str, cmd: list[str]) -> None:
-        try:
-            res[method] = median_of(cmd, repeat, args.timeout)
-        except Skipped as e:
-            print(f"{name:<16}{method:<12}{e}")
-
-    measure("to-sdtm", CLI + ["to-sdtm", str(src), "--out", str(out), "-q"])
-    measure("fast", CLI + ["to-sdtm", str(src), "--out", str(out), "-q", "--fast"])
-    if not (out / "dm.xpt").exists():
-        return res
-    frames_of(out, args.work / "frames.pkl")
+    runs: dict[str, list[tuple[float, float, int]]] = {}
+    skipped: set[str] = set()
+    fhir_out = args.work / f"fhir-{subjects}.json"
     floor_out = Path(tempfile.mkdtemp(dir=args.work))
-    measure("floor", [PY, "-c", FLOOR, str(src), str(args.work / "frames.pkl"), str(floor_out)])
-    measure("validate", [PY, "-c", VALIDATE, str(src)])
-    if not ndjson and not args.skip_fhiry:
-        measure("fhiry", [PY, "-c", FHIRY, str(src)])
-    n_fhir = 0
-    if not (ndjson and args.skip_ndjson_fhir):  # to-fhir reads the same SDTM from either corpus
-        fhir_out = args.work / f"fhir-{subjects}.json"
-        measure("to-fhir", CLI + ["to-fhir", str(out), "--out", str(fhir_out), "-q"])
-        if fhir_out.exists():
-            n_fhir = count_resources(fhir_out)
-            measure("xpt+orjson", [PY, "-c", XPT_ORJSON, str(out), str(n_fhir), str(args.work / "x.ndjson")])
-    for method, (wall, rss) in res.items():
+    plan = {  # commands made when their turn comes: floor needs to-sdtm's frames, xpt+orjson to-fhir's count
+        "to-sdtm": lambda: CLI + ["to-sdtm", str(src), "--out", str(out), "-q"],
+        "fast": lambda: CLI + ["to-sdtm", str(src), "--out", str(out), "-q", "--fast"],
+        "floor": lambda: [PY, "-c", FLOOR, str(src), str(args.work / "frames.pkl"), str(floor_out)],
+        "validate": lambda: [PY, "-c", VALIDATE, str(src)],
+        "fhiry": lambda: [PY, "-c", FHIRY, str(src)],
+        "to-fhir": lambda: CLI + ["to-fhir", str(out), "--out", str(fhir_out), "-q"],
+        "xpt+orjson": lambda: [PY, "-c", XPT_ORJSON, str(out), str(count_resources(fhir_out)),
+                               str(args.work / "x.ndjson")],
+    }
+    if ndjson or args.skip_fhiry:
+        del plan["fhiry"]
+    if ndjson and args.skip_ndjson_fhir:  # to-fhir reads the same SDTM from either corpus
+        del plan["to-fhir"], plan["xpt+orjson"]
+    # Rounds: every method once per round, so that a change of the machine's load hits all methods alike.
+    for _ in range(repeat):
+        for method, cmd in plan.items():
+            if method in skipped or (method == "floor" and "to-sdtm" not in runs) or \
+                    (method == "xpt+orjson" and "to-fhir" not in runs):
+                continue
+            try:
+                runs.setdefault(method, []).append(run(cmd(), args.timeout))
+            except Skipped as e:
+                skipped.add(method)
+                print(f"{name:<16}{method:<12}{e}")
+            if method == "to-sdtm" and len(runs.get(method, ())) == 1:
+                frames_of(out, args.work / "frames.pkl")
+    res = {m: summary(r) for m, r in runs.items()}
+    n_fhir = count_resources(fhir_out) if "to-fhir" in res else 0
+    for method, (wall, cpu, rss) in res.items():
         count = n_fhir if method in ("to-fhir", "xpt+orjson") else n
-        ratio = ""
-        if method in ("floor", "validate", "fhiry") and "to-sdtm" in res:
-            ratio = f"to-sdtm / {method} = {res['to-sdtm'][0] / wall:.2f}"
-            if method != "validate" and "fast" in res:
-                ratio += f", fast / {method} = {res['fast'][0] / wall:.2f}"
-        if method == "xpt+orjson" and "to-fhir" in res:
-            ratio = f"to-fhir / {method} = {res['to-fhir'][0] / wall:.2f}"
-        print(f"{name:<16}{method:<12}{wall:9.2f}{count / wall:10.0f}{rss:10d}   {ratio}")
+        ratios = []
+        for mine, floor in (("to-sdtm", "floor"), ("fast", "floor"), ("to-sdtm", "validate"), ("fast", "validate"),
+                            ("to-sdtm", "fhiry"), ("fast", "fhiry"), ("to-fhir", "xpt+orjson")):
+            if method == floor and mine in res:
+                ratios.append(f"{mine}/{floor} {res[mine][0] / wall:.2f} (cpu {res[mine][1] / cpu:.2f})")
+        print(f"{name:<16}{method:<12}{wall:9.2f}{cpu:9.2f}{count / wall:10.0f}{rss:10d}   {'; '.join(ratios)}")
     print(f"{name:<16}input       {size_mib(src):9.1f} MiB, {n} resources")
     sys.stdout.flush()
     return res
@@ -214,11 +229,11 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 
-    lat_cli, _ = median_of(CLI + ["--help"], max(5, args.repeat))
-    lat_py, _ = median_of([PY, "-c", "pass"], max(5, args.repeat))
+    lat_cli = median_of(CLI + ["--help"], max(5, args.repeat))[0]
+    lat_py = median_of([PY, "-c", "pass"], max(5, args.repeat))[0]
     print(f"latency: tcim-interop --help {lat_cli * 1000:.0f} ms, python -c pass {lat_py * 1000:.0f} ms "
           f"(ratio {lat_cli / lat_py:.1f})")
-    print(f"{'corpus':<16}{'method':<12}{'wall s':>9}{'res/s':>10}{'peak MiB':>10}   ratio")
+    print(f"{'corpus':<16}{'method':<12}{'wall s':>9}{'cpu s':>9}{'res/s':>10}{'peak MiB':>10}   ratios: wall (cpu)")
     results = {(s, nd): bench_corpus(args, s, nd) for s in args.subjects for nd in (False, True)}
 
     sizes = sorted(args.subjects)
@@ -228,11 +243,11 @@ def main() -> None:
             kind = "ndjson" if nd else "bundle"
             for method in (m for m in a if m in b):
                 print(f"scaling {kind} {method:<11}{small} -> {large} subjects: time x{b[method][0] / a[method][0]:.2f} "
-                      f"for x{large / small:g} subjects")
+                      f"(cpu x{b[method][1] / a[method][1]:.2f}) for x{large / small:g} subjects")
             if "to-sdtm" in a and "to-sdtm" in b:
                 ia, ib = size_mib(corpus(args.work, small, nd)), size_mib(corpus(args.work, large, nd))
-                print(f"peak RSS {kind} to-sdtm {small} -> {large} subjects: {a['to-sdtm'][1]} -> "
-                      f"{b['to-sdtm'][1]} MiB (x{b['to-sdtm'][1] / a['to-sdtm'][1]:.2f}) for input "
+                print(f"peak RSS {kind} to-sdtm {small} -> {large} subjects: {a['to-sdtm'][2]} -> "
+                      f"{b['to-sdtm'][2]} MiB (x{b['to-sdtm'][2] / a['to-sdtm'][2]:.2f}) for input "
                       f"{ia:.0f} -> {ib:.0f} MiB (x{ib / ia:.2f})")
 
 

@@ -22,6 +22,8 @@ from tcim_interop.sdtm.text import MAX_BYTES, fold_ascii, split_text, xpt_length
     ("ß", "?"),
     ("a\tb\nc", "a?b?c"),
     ("e\u0301", "e"),  # decomposed accent
+    ("Alzheimer\u2019s \u201cmild\u201d \u2013 moderate", "Alzheimer's \"mild\" - moderate"),  # typographic
+    ("10\u00a0mg", "10 mg"),
 ])
 def test_fold_ascii(text, folded):
     assert fold_ascii(text) == folded

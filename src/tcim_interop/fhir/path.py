@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Callable
 
 _STEP = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*?)\))?\s*$")
@@ -40,6 +40,13 @@ class Step:
 class Alternative:
     var: str | None
     steps: tuple[Step, ...]
+
+    def __hash__(self) -> int:  # a cache key of every value to-fhir writes: hashed once, not per write
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> int:
+        return hash((self.var, self.steps))
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,10 @@ class Row:
             vals = self._seen[path.text] = path.values(self.root)
         return vals
 
+    def forget_sources(self) -> None:
+        """Drop the walked sources once the row's values are set: rows are kept until the frames are built."""
+        self._seen.clear()
+
     def first_of(self, variable) -> Any:
         vals = self.values_of(variable)
         return vals[0] if vals else None

@@ -100,6 +100,7 @@ def _rows(spec: DomainSpec, candidates: list[InputResource], run: RunContext,
                     value = fn(row, sq)
                     if value not in (None, ""):
                         row.supp[sq.qnam] = (value, sq)
+                row.forget_sources()
         except (AttributeError, TypeError, KeyError, ValueError) as e:
             # an element of the wrong shape (a string where FHIR has an object): only possible without
             # the whole-resource validation (--fast); the resource is rejected, the run goes on

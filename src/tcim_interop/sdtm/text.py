@@ -19,12 +19,21 @@ def continuation_qnam(name: str, n: int) -> str:
     return f"{name[:8 - len(str(n))]}{n}"
 
 
+# Typographic punctuation (Word's quotes and dashes, common in protocol text) has a plain ASCII twin
+# that keeps the meaning; "?" would not ("Alzheimer’s" -> "Alzheimer's", not "Alzheimer?s").
+_PUNCTUATION = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+                              "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"',
+                              "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+                              "\u2212": "-", "\u00a0": " ", "\u2009": " ", "\u202f": " "})
+
+
 def fold_ascii(text: str) -> str:
-    """Diacritics removed ("inyección" -> "inyeccion"); anything else not printable ASCII -> "?"."""
+    """Diacritics removed ("inyección" -> "inyeccion"), typographic quotes and dashes made plain;
+    anything else not printable ASCII -> "?"."""
     if text.isascii() and text.isprintable():
         return text
     out = []
-    for ch in unicodedata.normalize("NFKD", text):
+    for ch in unicodedata.normalize("NFKD", text.translate(_PUNCTUATION)):
         if unicodedata.combining(ch):
             continue
         out.append(ch if " " <= ch <= "~" else "?")
