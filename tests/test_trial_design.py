@@ -1,8 +1,6 @@
 """Trial design datasets: TS, TA, TE, TI, TV from the ResearchStudy and study.yaml, and back to FHIR."""
 
-import json
 import shutil
-from pathlib import Path
 
 import pytest
 from lxml import etree

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from ..sdtm.dataset import present
 from .context import Context, text
 from .registry import check
 
@@ -35,11 +34,13 @@ def required_values(ctx: Context):
     """A Req variable is never null."""
     for name, ds in ctx.datasets.items():
         required = [v.name for v in ctx.variable_metadata(name) if v.core == "Req" and v.name in ds.frame.columns]
-        for row, rec in ctx.rows(name):
-            for var in required:
-                if not present(rec.get(var)):
-                    yield ctx.finding("error", "CORE-000356/CG0014", "NULL_REQUIRED_VALUE",
-                                      f"required variable {var} is null", name, row=row, variable=var, record=rec)
+        # column-wise: only the records that hold a null are visited (a clean package has none)
+        null = [(i, var) for var in required
+                for i in ((ds.frame[var].isna()) | (ds.frame[var].astype("object") == "")).to_numpy().nonzero()[0]]
+        records = ctx.records(name) if null else []
+        for i, var in sorted(null, key=lambda iv: (iv[0], required.index(iv[1]))):
+            yield ctx.finding("error", "CORE-000356/CG0014", "NULL_REQUIRED_VALUE",
+                              f"required variable {var} is null", name, row=int(i) + 1, variable=var, record=records[i])
 
 
 @check("expected_variables", "CORE-000334/CG0016")
