@@ -85,7 +85,7 @@ def test_every_check_is_registered_with_its_rules_and_documented():
 # -- variables ---------------------------------------------------------------------------------------
 
 def test_required_variable_missing_and_null(clean, mappings):
-    findings = validate_datasets(edited(clean, "AE", lambda f: f.drop(columns=["AETERM"], inplace=True)), mappings)
+    findings = validate_datasets(edited(clean, "AE", lambda f: f.pop("AETERM")), mappings)
     assert where(findings, "CORE-000355/CG0014") == [("AE", None, "AETERM", "")]
 
     findings = validate_datasets(edited(clean, "AE", lambda f: f.__setitem__("AEDECOD", f["AEDECOD"].where(f.index != 2, ""))),
@@ -101,7 +101,7 @@ def test_arm_variables_relaxed_to_expected_as_in_sdtmig_34(clean, mappings):
 
 
 def test_expected_variable_missing(clean, mappings):
-    findings = validate_datasets(edited(clean, "DM", lambda f: f.drop(columns=["RFICDTC"], inplace=True)), mappings)
+    findings = validate_datasets(edited(clean, "DM", lambda f: f.pop("RFICDTC")), mappings)
     assert where(findings, "CORE-000334/CG0016") == [("DM", None, "RFICDTC", "")]
 
 
@@ -322,7 +322,7 @@ def test_xpt_constraints_reuse_the_writers_checks(clean, mappings):
 
 def test_define_consistency(clean, mappings, define):
     assert validate_datasets(clean, mappings, define, checks=["define_datasets", "define_variables"]) == []
-    data = {n: d for n, d in edited(clean, "AE", lambda f: f.drop(columns=["AESPID"], inplace=True)).items() if n != "TI"}
+    data = {n: d for n, d in edited(clean, "AE", lambda f: f.pop("AESPID")).items() if n != "TI"}
     findings = validate_datasets(data, mappings, define, checks=["define_datasets", "define_variables"])
     assert sorted((f.code, f.domain, f.variable) for f in findings) == [
         ("DEFINE_DATASET_ABSENT", "TI", ""), ("DEFINE_VARIABLE_ABSENT", "AE", "AESPID")]
