@@ -139,6 +139,15 @@ def death_flag(t: Target, var, value: Any) -> None:
         patient["deceasedBoolean"] = True
 
 
+def declare_arm(arms: dict[str, dict], code: str, description: str | None = None) -> dict:
+    """The study's arm of this code, declared on first sight (DM's ARMCD or TA's): R5 linkIds are FHIR
+    ids, so they are numbered, not made from ARMCD (which may hold "_" or spaces)."""
+    arm_def = arms.setdefault(code, {"name": code, "linkId": f"arm-{len(arms) + 1}"})
+    if description:
+        arm_def.setdefault("description", description)
+    return arm_def
+
+
 @reverse("arm")
 def arm(t: Target, var, value: Any) -> None:
     """ARMCD/ACTARMCD name the subject's arm; ARM/ACTARM describe it in the overall study."""
@@ -147,10 +156,8 @@ def arm(t: Target, var, value: Any) -> None:
     code = t.record.get(code_var)
     if not code:
         return
-    # R5 linkIds are FHIR ids, so they are numbered, not made from ARMCD (which may hold "_" or spaces)
-    arm_def = t.arms.setdefault(code, {"name": code, "linkId": f"arm-{len(t.arms) + 1}"})
+    arm_def = declare_arm(t.arms, code, str(value) if fld == "name" else None)
     if fld == "name":
-        arm_def.setdefault("description", str(value))
         return
     subject = t.resources["resource"]
     if t.version == "R4":

@@ -178,11 +178,16 @@ def _arm_ids(row: Row, which: str) -> str | None:
     return data.get("assignedComparisonGroup" if which == "assigned" else "actualComparisonGroup")
 
 
+def study_arms(study: dict, version: str) -> list[dict]:
+    """A ResearchStudy's arms, each {name, description, ...}: R4 arm, R5 comparisonGroup."""
+    return [a for a in study.get("arm" if version == "R4" else "comparisonGroup") or [] if isinstance(a, dict)]
+
+
 def _arm_definition(row: Row, ident: str) -> dict | None:
-    key, field = ("arm", "name") if row.version == "R4" else ("comparisonGroup", "linkId")
+    field = "name" if row.version == "R4" else "linkId"  # how a subject names its arm
     for study in (row.refs.get("site"), row.refs.get("study")):
-        for arm in (study.data.get(key) or []) if study is not None else []:
-            if isinstance(arm, dict) and arm.get(field) == ident:
+        for arm in study_arms(study.data, row.version) if study is not None else []:
+            if arm.get(field) == ident:
                 return arm
     return None
 

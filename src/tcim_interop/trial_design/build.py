@@ -27,7 +27,8 @@ from ..sdtm.dataset import Dataset, VariableMeta, present
 from ..sdtm.text import split_text, xpt_length, MAX_BYTES
 from ..spec.load import MappingSet
 from .spec import TrialDesignSpec
-from .summary import SOURCES, DesignContext, arm_list, config, registry_name
+from ..mapping.row_algorithms import study_arms
+from .summary import SOURCES, DesignContext, config, registry_name
 
 TRIAL_DESIGN = ("TS", "TA", "TE", "TI", "TV")
 IE_SYSTEM = "http://tcim-interop.org/fhir/CodeSystem/ie-criterion"
@@ -133,7 +134,7 @@ def _split(name: str, value: str) -> dict[str, str]:
 def _ta(ctx: DesignContext, spec: TrialDesignSpec) -> list[dict]:
     configured = ctx.configured.get("arms") or {}
     elements = {e["etcd"]: e for e in ctx.configured.get("elements") or []}
-    arms = [a for a in arm_list(ctx.data, ctx.version) if present(a.get("name"))]
+    arms = [a for a in study_arms(ctx.data, ctx.version) if present(a.get("name"))]
     sequences = {a["name"]: (configured.get(a["name"]) or {}).get("elements") or [] for a in arms}
     branch_at = _shared_prefix(list(s for s in sequences.values() if s))
     rows = []
@@ -162,7 +163,7 @@ def _shared_prefix(sequences: list[list[str]]) -> int:
 
 
 def _te(ctx: DesignContext, spec: TrialDesignSpec) -> list[dict]:
-    if not arm_list(ctx.data, ctx.version):
+    if not study_arms(ctx.data, ctx.version):
         return []
     return [{"ETCD": e["etcd"], "ELEMENT": e.get("element"), "TESTRL": e.get("testrl"), "TEENRL": e.get("teenrl"),
              "TEDUR": e.get("tedur")} for e in ctx.configured.get("elements") or []]

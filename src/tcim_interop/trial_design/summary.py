@@ -14,6 +14,7 @@ import pandas as pd
 from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource
 from ..findings import Report
+from ..mapping.row_algorithms import study_arms
 from ..sdtm.dataset import present
 
 if TYPE_CHECKING:
@@ -168,14 +169,9 @@ def actual_subjects(ctx: DesignContext, param) -> list[TsValue]:
     return [TsValue(str(int((reasons != "SCREEN FAILURE").sum())))]
 
 
-def arm_list(data: dict, version: str) -> list[dict]:
-    """The study's arms as {name, description, type}: R4 arm, R5 comparisonGroup."""
-    return [a for a in data.get("arm" if version == "R4" else "comparisonGroup") or [] if isinstance(a, dict)]
-
-
 @source("arms")
 def arms(ctx: DesignContext, param) -> list[TsValue]:
-    n = len(arm_list(ctx.data, ctx.version))
+    n = len(study_arms(ctx.data, ctx.version))
     return [TsValue(str(n))] if n else []
 
 

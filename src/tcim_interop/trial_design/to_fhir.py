@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from ..fhir.extensions import dataset_extension, record_extension
+from ..mapping.reverse_algorithms import declare_arm
 from ..sdtm.dataset import Dataset, present
 from .build import IE_SYSTEM, TRIAL_DESIGN
 from .summary import REGISTRIES, SNOMED, SPONSOR_ROLES
@@ -43,10 +44,7 @@ def add_trial_design(builder) -> None:
         mine = {n: [r for r in builder.records.get(n, []) if str(r["STUDYID"]) == studyid] for n in TRIAL_DESIGN}
         _summary(study, mine["TS"], builder)
         for r in mine["TA"]:
-            builder.arms[studyid].setdefault(str(r["ARMCD"]), {"name": str(r["ARMCD"]),
-                                                               "linkId": f"arm-{len(builder.arms[studyid]) + 1}"})
-            if present(r.get("ARM")):
-                builder.arms[studyid][str(r["ARMCD"])].setdefault("description", str(r["ARM"]))
+            declare_arm(builder.arms[studyid], str(r["ARMCD"]), str(r["ARM"]) if present(r.get("ARM")) else None)
         if mine["TI"]:
             _criteria(study, studyid, mine["TI"], builder)
 
