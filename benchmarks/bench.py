@@ -6,19 +6,24 @@ For each corpus (R4 JSON bundle, and R4 NDJSON) it runs each method in a fresh p
 of every method once (so that a change of the machine's load hits all methods alike), and prints medians
 of wall time, CPU time (user + system: the steadier figure on a shared machine), resources/s and the
 largest peak RSS for:
-    to-sdtm      the full command (fhir.resources validation of every mapped resource)
+    to-sdtm      the full command (fhir.resources validation of every mapped resource, in one worker
+                 process per core while the datasets are built)
+    to-sdtm -j1  the same in one process (--jobs 1)
     fast         to-sdtm --fast (validates only what the mapping reads)
     floor        (a) orjson parsing of the same input + pyreadstat.write_xport of the same output frames
     validate     (b) fhir.resources validation alone of the same resources
     fhiry        (c) fhiry, the FHIR-to-DataFrame flattener, on the same bundle (bundle corpora only)
-    to-fhir      SDTM -> FHIR of the datasets to-sdtm wrote (with its self-check)
+    to-fhir      SDTM -> FHIR of the datasets to-sdtm wrote (with its self-check; the output validated
+                 in one worker per core); to-fhir -j1 the same in one process
     xpt+orjson   reading the same XPT files + serialising as many resources with orjson
 and the ratios the targets are stated in (of wall times; of CPU times in brackets); then, across sizes,
 the time ratio of each method for 10x the subjects and the peak RSS of to-sdtm against the input size.
 Also the latency of `tcim-interop --help` against `python -c pass`. Figures vary with the machine's
 load: compare ratios measured in one run. A method that runs longer than --timeout seconds, or fails,
 is skipped with the reason printed (fhiry on 10,000 subjects); --repeat-large sets the repeats for
-corpora of --large (5,000) subjects or more.
+corpora of --large (5,000) subjects or more; --methods runs some methods only. CPU time counts the
+worker processes; peak RSS is the largest process's (the workers share the parent's parsed input
+copy-on-write).
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ resource = {"resourceType": "Observation", "id": "x", "status": "final", "code":
 out = [orjson.dumps({**resource, "id": str(i), "valueString": str(rows[i % len(rows)].get("USUBJID"))}) for i in range(n)]
 pathlib.Path(sys.argv[3]).write_bytes(b"\n".join(out))
 """
+
+
+METHODS = ("to-sdtm", "to-sdtm -j1", "fast", "floor", "validate", "fhiry", "to-fhir", "to-fhir -j1", "xpt+orjson")
 
 
 class Skipped(Exception):
@@ -176,41 +184,51 @@ def bench_corpus(args, subjects: int, ndjson: bool) -> dict[str, tuple[float, in
     floor_out = Path(tempfile.mkdtemp(dir=args.work))
     plan = {  # commands made when their turn comes: floor needs to-sdtm's frames, xpt+orjson to-fhir's count
         "to-sdtm": lambda: CLI + ["to-sdtm", str(src), "--out", str(out), "-q"],
+        "to-sdtm -j1": lambda: CLI + ["to-sdtm", str(src), "--out", str(out), "-q", "--jobs", "1"],
         "fast": lambda: CLI + ["to-sdtm", str(src), "--out", str(out), "-q", "--fast"],
         "floor": lambda: [PY, "-c", FLOOR, str(src), str(args.work / "frames.pkl"), str(floor_out)],
         "validate": lambda: [PY, "-c", VALIDATE, str(src)],
         "fhiry": lambda: [PY, "-c", FHIRY, str(src)],
         "to-fhir": lambda: CLI + ["to-fhir", str(out), "--out", str(fhir_out), "-q"],
+        "to-fhir -j1": lambda: CLI + ["to-fhir", str(out), "--out", str(fhir_out), "-q", "--jobs", "1"],
         "xpt+orjson": lambda: [PY, "-c", XPT_ORJSON, str(out), str(count_resources(fhir_out)),
                                str(args.work / "x.ndjson")],
     }
     if ndjson or args.skip_fhiry:
         del plan["fhiry"]
     if ndjson and args.skip_ndjson_fhir:  # to-fhir reads the same SDTM from either corpus
-        del plan["to-fhir"], plan["xpt+orjson"]
+        for method in ("to-fhir", "to-fhir -j1", "xpt+orjson"):
+            del plan[method]
+    plan = {m: c for m, c in plan.items() if m in args.methods}
+    frames = False
+    fhir_out.unlink(missing_ok=True)
     # Rounds: every method once per round, so that a change of the machine's load hits all methods alike.
     for _ in range(repeat):
         for method, cmd in plan.items():
-            if method in skipped or (method == "floor" and "to-sdtm" not in runs) or \
-                    (method == "xpt+orjson" and "to-fhir" not in runs):
+            if method in skipped or (method == "floor" and not frames) or \
+                    (method in ("to-fhir", "to-fhir -j1") and not frames) or \
+                    (method == "xpt+orjson" and not fhir_out.exists()):
                 continue
             try:
                 runs.setdefault(method, []).append(run(cmd(), args.timeout))
             except Skipped as e:
                 skipped.add(method)
-                print(f"{name:<16}{method:<12}{e}")
-            if method == "to-sdtm" and len(runs.get(method, ())) == 1:
-                frames_of(out, args.work / "frames.pkl")
+                print(f"{name:<16}{method:<13}{e}")
+            if method in ("to-sdtm", "to-sdtm -j1", "fast") and not frames and method in runs:
+                frames_of(out, args.work / "frames.pkl")  # every to-sdtm method writes the same datasets
+                frames = True
     res = {m: summary(r) for m, r in runs.items()}
     n_fhir = count_resources(fhir_out) if "to-fhir" in res else 0
     for method, (wall, cpu, rss) in res.items():
-        count = n_fhir if method in ("to-fhir", "xpt+orjson") else n
+        count = n_fhir if method in ("to-fhir", "to-fhir -j1", "xpt+orjson") else n
         ratios = []
-        for mine, floor in (("to-sdtm", "floor"), ("fast", "floor"), ("to-sdtm", "validate"), ("fast", "validate"),
-                            ("to-sdtm", "fhiry"), ("fast", "fhiry"), ("to-fhir", "xpt+orjson")):
+        for mine, floor in (("to-sdtm", "floor"), ("to-sdtm -j1", "floor"), ("fast", "floor"),
+                            ("to-sdtm", "validate"), ("to-sdtm -j1", "validate"), ("fast", "validate"),
+                            ("to-sdtm", "fhiry"), ("fast", "fhiry"), ("to-fhir", "xpt+orjson"),
+                            ("to-fhir -j1", "xpt+orjson")):
             if method == floor and mine in res:
                 ratios.append(f"{mine}/{floor} {res[mine][0] / wall:.2f} (cpu {res[mine][1] / cpu:.2f})")
-        print(f"{name:<16}{method:<12}{wall:9.2f}{cpu:9.2f}{count / wall:10.0f}{rss:10d}   {'; '.join(ratios)}")
+        print(f"{name:<16}{method:<13}{wall:8.2f}{cpu:9.2f}{count / wall:10.0f}{rss:10d}   {'; '.join(ratios)}")
     print(f"{name:<16}input       {size_mib(src):9.1f} MiB, {n} resources")
     sys.stdout.flush()
     return res
@@ -226,6 +244,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tcim-bench")
     ap.add_argument("--skip-fhiry", action="store_true")
     ap.add_argument("--skip-ndjson-fhir", action="store_true", help="run to-fhir on the bundle corpus only")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, metavar="METHOD",
+                    help=f"the methods to run (default all: {', '.join(METHODS)})")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 
@@ -233,7 +253,7 @@ def main() -> None:
     lat_py = median_of([PY, "-c", "pass"], max(5, args.repeat))[0]
     print(f"latency: tcim-interop --help {lat_cli * 1000:.0f} ms, python -c pass {lat_py * 1000:.0f} ms "
           f"(ratio {lat_cli / lat_py:.1f})")
-    print(f"{'corpus':<16}{'method':<12}{'wall s':>9}{'cpu s':>9}{'res/s':>10}{'peak MiB':>10}   ratios: wall (cpu)")
+    print(f"{'corpus':<16}{'method':<13}{'wall s':>8}{'cpu s':>9}{'res/s':>10}{'peak MiB':>10}   ratios: wall (cpu)")
     results = {(s, nd): bench_corpus(args, s, nd) for s in args.subjects for nd in (False, True)}
 
     sizes = sorted(args.subjects)
@@ -244,10 +264,10 @@ def main() -> None:
             for method in (m for m in a if m in b):
                 print(f"scaling {kind} {method:<11}{small} -> {large} subjects: time x{b[method][0] / a[method][0]:.2f} "
                       f"(cpu x{b[method][1] / a[method][1]:.2f}) for x{large / small:g} subjects")
-            if "to-sdtm" in a and "to-sdtm" in b:
-                ia, ib = size_mib(corpus(args.work, small, nd)), size_mib(corpus(args.work, large, nd))
-                print(f"peak RSS {kind} to-sdtm {small} -> {large} subjects: {a['to-sdtm'][2]} -> "
-                      f"{b['to-sdtm'][2]} MiB (x{b['to-sdtm'][2] / a['to-sdtm'][2]:.2f}) for input "
+            ia, ib = size_mib(corpus(args.work, small, nd)), size_mib(corpus(args.work, large, nd))
+            for method in (m for m in ("to-sdtm", "to-sdtm -j1", "fast") if m in a and m in b):
+                print(f"peak RSS {kind} {method} {small} -> {large} subjects: {a[method][2]} -> "
+                      f"{b[method][2]} MiB (x{b[method][2] / a[method][2]:.2f}) for input "
                       f"{ia:.0f} -> {ib:.0f} MiB (x{ib / ia:.2f})")
 
 

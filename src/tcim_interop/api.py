@@ -8,21 +8,23 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable
 
 import pandas as pd
 
 from .errors import ConformanceError, OutputError, UsageError
 from .findings import Report
-from .fhir.read import InputResource, NotFhirError, UnreadableRecord, discover, read_file
-from .fhir.validate import validation_error
+from .gc_pause import paused_gc
+from .fhir.read import InputResource, LineResource, NotFhirError, UnreadableRecord, discover, read_file
+from .fhir.validate import Validation
 from .fhir.version import VERSIONS, assign_versions
 from .mapping import engine
 from .sdtm import xpt
@@ -41,8 +43,10 @@ class SdtmResult:
 
 
 def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version: str | None = None,
-                progress: Callable[..., None] | None = None) -> tuple[list[InputResource], dict]:
-    """All resources of the inputs, releases assigned; and those rejected before mapping, by key."""
+                progress: Callable[..., None] | None = None,
+                keep: Collection[str] | None = None) -> tuple[list[InputResource | LineResource], dict]:
+    """All resources of the inputs, releases assigned; and those rejected before mapping, by key.
+    keep: the types an NDJSON line keeps parsed (fhir.read.read_file); None keeps all."""
     if fhir_version and fhir_version not in VERSIONS:
         raise UsageError(f"--fhir-version must be one of {', '.join(VERSIONS)}, not {fhir_version!r}")
     files, skipped = discover(paths)
@@ -50,11 +54,11 @@ def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version
         raise UsageError("no FHIR input files (.json, .ndjson, .xml) found in " + ", ".join(map(str, paths)))
     for f in skipped:
         report.add("info", "NOT_FHIR_FILE", "skipped: not a .json, .ndjson or .xml file", file=f)
-    resources: list[InputResource] = []
+    resources: list[InputResource | LineResource] = []
     rejected: dict[str, tuple[str, str]] = {}
     for f, in_directory in files:
         try:
-            records = list(read_file(f))
+            records = list(read_file(f, keep))
         except NotFhirError as e:
             if not in_directory:
                 raise
@@ -70,13 +74,14 @@ def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version
         if progress:
             progress("reading", len(report.input_files), len(files))
     assign_versions(resources, forced=fhir_version)
-    first_seen: dict[str, InputResource] = {}
+    first_seen: dict[str, InputResource | LineResource] = {}
     for r in resources:
         if r.key in first_seen and r.full_url and first_seen[r.key].full_url not in ("", r.full_url):
             # same id on another server: a different resource (FHIR identity is the full URL); the key
             # keeps its "Type/" prefix, which the engine selects rows by and the report counts by
             r.key = f"{r.key}@{r.full_url}"
         if r.key in first_seen:
+            # rare: the two may be NDJSON lines, read again here
             same = "identical" if r.data == first_seen[r.key].data else "different content"
             r.key = f"{r.key}#dup@{r.where}"
             rejected[r.key] = ("rejected", f"duplicate id ({same}) of the resource at {first_seen[r.key.split('#dup@')[0]].where}")
@@ -85,11 +90,12 @@ def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version
     return resources, rejected
 
 
+@paused_gc
 def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | None = None, *,
             mappings: MappingSet | str | os.PathLike | None = None, fhir_version: str | None = None,
             mune_domain: str | None = None, strict: bool = False, created: datetime | None = None,
             formats: Iterable[str] = ("xpt",), fast: bool = False, masked: bool = False,
-            progress: Callable[..., None] | None = None) -> SdtmResult:
+            progress: Callable[..., None] | None = None, jobs: int | None = None) -> SdtmResult:
     """Convert FHIR inputs to SDTM datasets; with out_dir, write the submission package: each dataset as
     XPT v5 (and Dataset-JSON v1.1 with formats=("xpt", "json")), define.xml and its HTML view, the run
     report and the manifest.
@@ -99,7 +105,9 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
     references), and a resource whose shape the mapping cannot read is rejected with the reason.
 
     masked=True: a delivery before unblinding: exposure in EC with ECTRT = MASKED, no EX, DM without
-    arms (ARMNRS = MASKED); see study.yaml masked_domains and the specs' `masked:` entries."""
+    arms (ARMNRS = MASKED); see study.yaml masked_domains and the specs' `masked:` entries.
+
+    jobs: processes validating resources (default: one per core); the output does not depend on it."""
     formats = _formats(formats)
     if isinstance(mappings, MappingSet):
         if masked and not mappings.masked:  # would write the arms: refuse rather than unmask
@@ -108,21 +116,8 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
     else:
         ms = load_mapping_set(mappings, mune_domain=mune_domain, masked=masked)
     report = Report()
-    resources, rejected = read_inputs(inputs, report, fhir_version, progress)
-    mapped_types = {s.row_resource for s in ms.domains.values()} | set(engine.SUPPORTING_TYPES)
-    for n, r in enumerate(resources):
-        if progress:
-            progress("validating", n + 1, len(resources))
-        if fast or r.key in rejected or r.data.get("resourceType") not in mapped_types:
-            continue
-        reason = validation_error(r.data, r.version)
-        if reason:
-            rejected[r.key] = ("rejected", reason)
-            report.error("INVALID_RESOURCE", reason, source=r.key, file=r.where)
-    for key, (_, reason) in rejected.items():
-        if "duplicate id" in reason:
-            report.error("DUPLICATE_ID", reason, source=key.split("#dup@")[0], file=key.split("#dup@")[1])
-    datasets = engine.build(resources, ms, report, rejected)
+    resources, rejected = read_inputs(inputs, report, fhir_version, progress, engine.whole_types(ms))
+    datasets, report = _validate_and_build(resources, rejected, ms, report, fast, jobs, progress)
     written: list[Path] = []
     if out_dir is not None:
         written = write_package(datasets, Path(out_dir), ms, report, strict,
@@ -132,17 +127,54 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
     return SdtmResult({n: d.frame for n, d in datasets.items()}, report, datasets, written)
 
 
-def input_timestamp(resources: list[InputResource]) -> datetime:
-    """The creation time stamped into outputs: the latest meta.lastUpdated of the input, else a
-    fixed date. Never the clock: the same input must give the same bytes."""
+def _validate_and_build(resources: list, rejected: dict[str, tuple[str, str]], ms: MappingSet, report: Report,
+                        fast: bool, jobs: int | None, progress: Callable[..., None] | None
+                        ) -> tuple[dict[str, Dataset], Report]:
+    """Validate every resource of a mapped type (not with fast), reject the invalid ones, then build.
+
+    When the validation runs in worker processes, the datasets are built meanwhile on the guess that
+    every resource is valid, as nearly always; should one be invalid, that build and its findings are
+    dropped and the datasets built again without it. Either way the result is the one-process result."""
+    mapped_types = {s.row_resource for s in ms.domains.values()} | set(engine.SUPPORTING_TYPES)
+    todo = [] if fast else [r for r in resources if r.key not in rejected and r.resource_type in mapped_types]
+    with Validation(len(todo), lambda i: (todo[i].payload, todo[i].version), jobs,
+                    progress=(lambda n: progress("validating", n, len(todo))) if progress else None,
+                    kinds={(r.version, r.resource_type) for r in todo}) as validation:
+        as_read = copy.deepcopy(report) if validation.in_background else None
+        if as_read is not None:
+            _report_duplicates(rejected, report)
+            datasets = engine.build(resources, ms, report, rejected)
+        invalid = validation.reasons()
+    if as_read is None or invalid:
+        report = as_read if as_read is not None else report
+        for i, reason in invalid.items():
+            rejected[todo[i].key] = ("rejected", reason)
+            report.error("INVALID_RESOURCE", reason, source=todo[i].key, file=todo[i].where)
+        _report_duplicates(rejected, report)
+        datasets = engine.build(resources, ms, report, rejected)
+    return datasets, report
+
+
+def _report_duplicates(rejected: dict[str, tuple[str, str]], report: Report) -> None:
+    for key, (_, reason) in rejected.items():
+        if "duplicate id" in reason:
+            report.error("DUPLICATE_ID", reason, source=key.split("#dup@")[0], file=key.split("#dup@")[1])
+
+
+def input_timestamp(resources: list[InputResource | LineResource]) -> datetime:
+    """The creation time stamped into outputs: the latest meta.lastUpdated of the input, in UTC (instants
+    with other offsets are compared as instants, not as clock readings), else a fixed date. Never the
+    clock: the same input must give the same bytes."""
     stamps = []
     for r in resources:
-        value = (r.data.get("meta") or {}).get("lastUpdated")
+        value = r.last_updated
         if isinstance(value, str):
             try:
-                stamps.append(datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None))
+                stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
-                pass
+                continue
+            # a FHIR instant has an offset; one without is taken as UTC
+            stamps.append(stamp.astimezone(timezone.utc).replace(tzinfo=None) if stamp.tzinfo else stamp)
     return max(stamps) if stamps else datetime(2000, 1, 1)
 
 
@@ -289,12 +321,14 @@ def read_sdtm(path: str | os.PathLike) -> dict[str, Dataset]:
     return datasets
 
 
+@paused_gc
 def to_fhir(sdtm: str | os.PathLike | dict[str, Dataset], out: str | os.PathLike | None = None, *,
             fhir_version: str = "R4", bundle_type: str = "transaction", ndjson: bool = False,
             mappings: MappingSet | str | os.PathLike | None = None, strict: bool = False,
-            verify: bool = True) -> FhirResult:
+            verify: bool = True, jobs: int | None = None) -> FhirResult:
     """SDTM datasets -> FHIR resources (ResearchStudy, Patient, ResearchSubject, Consent, Encounter,
-    MedicationAdministration, AdverseEvent, Observation); with out, also written as a Bundle or NDJSON."""
+    MedicationAdministration, AdverseEvent, Observation); with out, also written as a Bundle or NDJSON.
+    jobs: worker processes validating the output (default: one per core)."""
     from .mapping.to_fhir import build_fhir
 
     if fhir_version not in VERSIONS:
@@ -306,11 +340,7 @@ def to_fhir(sdtm: str | os.PathLike | dict[str, Dataset], out: str | os.PathLike
     masked = "EC" in datasets and "EX" not in datasets  # a masked delivery (to-sdtm --masked)
     ms = mappings if isinstance(mappings, MappingSet) else load_mapping_set(mappings, mune_domain=mune, masked=masked)
     report = Report()
-    resources = build_fhir(datasets, ms, fhir_version, report, verify=verify)
-    for r in resources:
-        reason = validation_error(r, fhir_version)
-        if reason:
-            report.error("INVALID_OUTPUT", reason, source=f"{r['resourceType']}/{r['id']}")
+    resources = build_fhir(datasets, ms, fhir_version, report, verify=verify, jobs=jobs)
     if strict and report.errors:
         raise ConformanceError(f"{len(report.errors)} error finding(s), nothing written; first: {report.errors[0].line()}")
     written: list[Path] = []

@@ -81,6 +81,8 @@ def to_sdtm_cmd(
                                                          "no EX, no arm in DM (ARMNRS MASKED)."),
     server: Optional[str] = typer.Option(None, "--server", help="Pull the study from this FHIR server instead."),
     study: Optional[str] = typer.Option(None, "--study", help="With --server: the study's identifier."),
+    jobs: int = typer.Option(0, "--jobs", "-j", min=0,
+                             help="Processes validating resources with fhir.resources (0: one per core)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
 ) -> None:
     """Convert FHIR records to SDTM DM, EX, AE, XM (or NV) and SUPPxx: SAS XPORT v5 (and Dataset-JSON),
@@ -104,7 +106,7 @@ def to_sdtm_cmd(
                              fhir_version=fhir_version.value if fhir_version else None,
                              mune_domain=mune_domain.value if mune_domain else None, strict=strict,
                              created=_created(created), formats=formats.split(","), fast=fast,
-                             masked=masked, progress=progress)
+                             masked=masked, progress=progress, jobs=jobs or None)
     if not quiet:
         typer.echo(summary(result.report), err=True)
 
@@ -123,6 +125,8 @@ def to_fhir_cmd(
     ndjson: bool = typer.Option(False, "--ndjson", help="Write bulk-data NDJSON, one file per resource type."),
     mappings: Optional[Path] = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 and write nothing if any error is found."),
+    jobs: int = typer.Option(0, "--jobs", "-j", min=0,
+                             help="Processes validating resources with fhir.resources (0: one per core)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
 ) -> None:
     """Convert SDTM datasets to FHIR, losslessly: to-sdtm of the output gives the datasets back.
@@ -134,7 +138,7 @@ def to_fhir_cmd(
 
     with running():
         result = to_fhir(sdtm_dir, out, fhir_version=fhir_version.value, bundle_type=bundle_type.value,
-                         ndjson=ndjson, mappings=mappings, strict=strict)
+                         ndjson=ndjson, mappings=mappings, strict=strict, jobs=jobs or None)
     if not quiet:
         typer.echo(fhir_summary(result), err=True)
 

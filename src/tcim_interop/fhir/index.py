@@ -41,7 +41,7 @@ class ResourceIndex:
                 if m:
                     found = self.by_key.get(f"{m.group(1)}/{m.group(2)}")
             self._resolved[ref] = found
-        if found is not None and expected_type and found.data.get("resourceType") != expected_type:
+        if found is not None and expected_type and found.resource_type != expected_type:
             return None
         return found
 

@@ -3,18 +3,25 @@
 Every resource found becomes an InputResource that remembers its file and place in it, so that any
 finding about it can point there. A file that cannot be parsed at all is an InputError (exit 2, no
 output); a bad line of an NDJSON file is one rejected record, and the other lines still convert.
+
+An NDJSON line of a type the caller does not keep (the row resources of the event domains: one
+record each, most of a bulk export) becomes a LineResource: its place and the little the run needs
+without its JSON; its .data reads the line again. Peak memory then follows the output, not the input.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Collection, Iterable, Iterator
 
 import orjson
 
 from ..errors import InputError
+from .extensions import SDTM_DATASET, SDTM_RECORD, SDTM_SUPP
+from .version import telling_version
 
 JSON_SUFFIXES = (".json",)
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
@@ -25,8 +32,16 @@ class NotFhirError(InputError):
     """A JSON document that is no FHIR resource: an error when named, skipped when met in a directory."""
 
 
+class _Located:
+    __slots__ = ()
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.place}" if self.place else self.file
+
+
 @dataclass
-class InputResource:
+class InputResource(_Located):
     data: dict
     file: str
     place: str  # "entry[3]", "line 12", "" for a single-resource file
@@ -36,13 +51,93 @@ class InputResource:
 
     def __post_init__(self) -> None:
         if not self.key:
-            rtype = self.data.get("resourceType", "?")
-            rid = self.data.get("id")
-            self.key = f"{rtype}/{rid}" if rid else f"{rtype}/#{Path(self.file).name}:{self.place or 'resource'}"
+            self.key = _key(self.data, self.file, self.place)
+
+    # What a LineResource keeps without its dict, read here from the dict.
+    @property
+    def resource_type(self) -> str:
+        return self.data.get("resourceType")
 
     @property
-    def where(self) -> str:
-        return f"{self.file}:{self.place}" if self.place else self.file
+    def told(self) -> str | None:
+        return telling_version(self.data)
+
+    @property
+    def last_updated(self) -> object:
+        return _last_updated(self.data)
+
+    may_carry_sdtm = True  # the dict is at hand: readers of the sdtm-* extensions look for themselves
+
+    @property
+    def payload(self) -> dict:
+        """What validation reads: the parsed JSON (a LineResource gives its line's bytes)."""
+        return self.data
+
+    def loaded(self) -> InputResource:
+        return self
+
+
+@dataclass(slots=True, eq=False)
+class LineResource(_Located):
+    """An NDJSON line kept as where to read it again: no parsed JSON is held. `.data` parses the line
+    anew on each call (no cache, which would bring the memory back): take it once per use."""
+
+    file: str
+    line: int
+    offset: int  # of the line's bytes in the file, without its line break
+    length: int
+    key: str
+    resource_type: str
+    told: str | None  # the release this resource alone tells (fhir.version), read while its dict was there
+    last_updated: object  # meta.lastUpdated, for the outputs' creation time
+    may_carry_sdtm: bool  # has an sdtm-* extension (made by to-fhir): restore reads those lines again
+    version: str = ""
+    full_url = ""  # NDJSON references are Type/id: a line has no fullUrl
+
+    @property
+    def place(self) -> str:
+        return f"line {self.line}"
+
+    @property
+    def data(self) -> dict:
+        return orjson.loads(self.payload)
+
+    @property
+    def payload(self) -> bytes:
+        """The line's JSON as it is in the file: what a validation worker parses."""
+        # os-level calls: opening a Python file object per read costs more than parsing the line
+        fd = os.open(self.file, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            os.lseek(fd, self.offset, os.SEEK_SET)
+            return os.read(fd, self.length)
+        finally:
+            os.close(fd)
+
+    def loaded(self) -> InputResource:
+        """The resource with its dict, to hold while one record is built from it."""
+        return InputResource(self.data, self.file, self.place, version=self.version, key=self.key)
+
+
+_OWN_EXTENSIONS = (SDTM_RECORD, SDTM_SUPP, SDTM_DATASET)
+
+
+def _line_resource(doc: dict, name: str, line: int, offset: int, length: int) -> LineResource:
+    ext = doc.get("extension") or []
+    # anything but a list of extensions is left for the extension readers to judge, as for a parsed resource
+    own = not isinstance(ext, list) or any(isinstance(e, dict) and e.get("url") in _OWN_EXTENSIONS for e in ext)
+    return LineResource(name, line, offset, length, _key(doc, name, f"line {line}"),
+                        sys.intern(doc["resourceType"]), telling_version(doc), _last_updated(doc), own)
+
+
+def _key(doc: dict, file: str, place: str) -> str:
+    rtype = doc.get("resourceType", "?")
+    rid = doc.get("id")
+    return f"{rtype}/{rid}" if rid else f"{rtype}/#{Path(file).name}:{place or 'resource'}"
+
+
+def _last_updated(doc: dict) -> object:
+    meta = doc.get("meta")
+    return meta.get("lastUpdated") if isinstance(meta, dict) else None
 
 
 @dataclass
@@ -76,11 +171,13 @@ def discover(paths: Iterable[str | os.PathLike]) -> tuple[list[tuple[Path, bool]
     return files, skipped
 
 
-def read_file(path: Path) -> Iterator[InputResource | UnreadableRecord]:
+def read_file(path: Path, keep: Collection[str] | None = None) -> Iterator[InputResource | LineResource | UnreadableRecord]:
+    """keep: the resource types an NDJSON line keeps parsed; a line of another type becomes a
+    LineResource. None keeps all. Bundles, single resources and XML are one document: always parsed."""
     name = str(path)
     suffix = path.suffix.lower()
     if suffix in NDJSON_SUFFIXES:
-        yield from _ndjson(path, name)
+        yield from _ndjson(path, name, keep)
         return
     try:
         raw = path.read_bytes()
@@ -100,24 +197,28 @@ def read_file(path: Path) -> Iterator[InputResource | UnreadableRecord]:
     yield from _document(doc, name)
 
 
-def _ndjson(path: Path, name: str) -> Iterator[InputResource | UnreadableRecord]:
+def _ndjson(path: Path, name: str, keep: Collection[str] | None) -> Iterator[InputResource | LineResource | UnreadableRecord]:
     """The file read line by line, never whole: a bulk export's bytes are not all held at once."""
-    n, empty = 0, True
+    n, empty, offset = 0, True, 0
     try:
         with path.open("rb") as fh:
             for chunk in fh:  # ends at \n; splitlines also breaks at a lone \r, as on the whole file
-                for line in chunk.splitlines():
+                for piece in chunk.splitlines(keepends=True):
                     n += 1
+                    line = piece.rstrip(b"\r\n")  # a piece ends with one line break at most
                     if line.strip():
                         empty = False
-                        yield from _ndjson_line(line, name, f"line {n}")
+                        yield from _ndjson_line(line, name, n, offset, keep)
+                    offset += len(piece)
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
     if empty:
         raise InputError(f"{name}: the file is empty")
 
 
-def _ndjson_line(line: bytes, name: str, place: str) -> Iterator[InputResource | UnreadableRecord]:
+def _ndjson_line(line: bytes, name: str, n: int, offset: int,
+                 keep: Collection[str] | None) -> Iterator[InputResource | LineResource | UnreadableRecord]:
+    place = f"line {n}"
     try:
         doc = orjson.loads(line)
     except orjson.JSONDecodeError as e:
@@ -126,7 +227,10 @@ def _ndjson_line(line: bytes, name: str, place: str) -> Iterator[InputResource |
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str) or not doc["resourceType"]:
         yield UnreadableRecord(name, place, "not a FHIR resource (a JSON object with resourceType)")
         return
-    yield from _document(doc, name, place)
+    if keep is None or doc["resourceType"] in keep or doc["resourceType"] == "Bundle":
+        yield from _document(doc, name, place)
+    else:
+        yield _line_resource(doc, name, n, offset, len(line))
 
 
 def _document(doc: object, name: str, place: str = "") -> Iterator[InputResource | UnreadableRecord]:

@@ -6,7 +6,12 @@ cannot change what we validate against.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from functools import lru_cache
+from typing import Callable, Iterable, Iterator
+
+import orjson
 
 
 @lru_cache(maxsize=None)
@@ -45,3 +50,99 @@ def validation_error(resource: dict, version: str) -> str | None:
 def _short(text: str, limit: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- many resources, on every core ---------------------------------------------------------------
+# Validation is most of a full to-sdtm run and of to-fhir, and each resource is validated on its own:
+# it spreads over forked worker processes. Each resource goes to its worker serialised (orjson), not
+# by copy-on-write: reading the parent's dicts would write their reference counts and copy every page
+# of the parsed input into every worker. Resources are serialised as the workers take them, so at any
+# time only a few chunks are in flight; only the reasons of the invalid ones come back.
+
+MIN_PARALLEL = 2000  # below this a fork costs more than it saves
+CHUNK = 256  # resources per task: few pipe round trips, a short tail
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Validation:
+    """The validation of resources item(0) .. item(count - 1), each `(resource, release)` where the
+    resource is its dict or its JSON bytes (an NDJSON line as read: not parsed in this process), running
+    in the background in `jobs` forked workers while the caller goes on; `reasons()` waits for it and
+    gives {index: one-line reason} of the invalid ones. With one job, too few resources, or no fork
+    (Windows, macOS's default), the work is done in this process when `reasons()` is called."""
+
+    def __init__(self, count: int, item: Callable[[int], tuple[dict | bytes, str]], jobs: int | None = None,
+                 min_parallel: int | None = None, progress: Callable[[int], None] | None = None,
+                 kinds: Iterable[tuple[str, str]] = ()):
+        """kinds: the (release, resource type) pairs met, whose models are imported here once rather than
+        in every worker."""
+        self.count, self.item, self.progress = count, item, progress
+        jobs = jobs or default_jobs()
+        self._pool = self._pending = None
+        if jobs > 1 and count >= (MIN_PARALLEL if min_parallel is None else min_parallel) and \
+                "fork" in multiprocessing.get_all_start_methods():
+            for version, resource_type in set(kinds):
+                model_class(version, resource_type)
+            self._pool = multiprocessing.get_context("fork").Pool(jobs)
+            # the pool's feeder thread serialises each chunk when a worker is ready for it
+            self._pending = self._pool.imap_unordered(_validate_chunk, self._chunks())
+
+    @property
+    def in_background(self) -> bool:
+        return self._pool is not None
+
+    def __enter__(self) -> "Validation":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers (also when the caller failed before asking for the reasons)."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+
+    def _chunks(self) -> Iterator[list[tuple[int, str, bytes]]]:
+        for start in range(0, self.count, CHUNK):
+            chunk = []
+            for i in range(start, min(start + CHUNK, self.count)):
+                resource, version = self.item(i)
+                chunk.append((i, version, resource if isinstance(resource, bytes) else orjson.dumps(resource)))
+            yield chunk
+
+    def reasons(self) -> dict[int, str]:
+        out: dict[int, str] = {}
+        if self._pool is None:
+            for i in range(self.count):
+                resource, version = self.item(i)
+                reason = validation_error(orjson.loads(resource) if isinstance(resource, bytes) else resource, version)
+                if reason:
+                    out[i] = reason
+                if self.progress:
+                    self.progress(i + 1)
+            return out
+        try:
+            for done, found in enumerate(self._pending, start=1):
+                out.update(found)
+                if self.progress:
+                    self.progress(min(self.count, done * CHUNK))
+        finally:
+            self.close()
+        return dict(sorted(out.items()))
+
+
+def _validate_chunk(chunk: list[tuple[int, str, bytes]]) -> list[tuple[int, str]]:
+    found = []
+    for i, version, raw in chunk:
+        reason = validation_error(orjson.loads(raw), version)
+        if reason:
+            found.append((i, reason))
+    return found

@@ -61,7 +61,7 @@ def assign_versions(resources: Iterable, default: str = "R4", forced: str | None
         return
     told: dict[str, Counter] = {}
     for r in items:
-        v = telling_version(r.data)
+        v = r.told  # an NDJSON line kept without its dict told it while it was read
         r.version = v or ""
         if v:
             told.setdefault(r.file, Counter())[v] += 1

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..findings import Report
 from ..fhir.index import ResourceIndex
-from ..fhir.read import InputResource
+from ..fhir.read import InputResource, LineResource
 from ..spec.load import MappingSet
 
 CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter")
@@ -32,7 +32,7 @@ class RunContext:
 
 @dataclass
 class Row:
-    resource: InputResource
+    resource: InputResource | LineResource  # parsed while the row is built; as the input holds it after
     run: RunContext
     domain: str
     refs: dict[str, InputResource | None] = field(default_factory=dict)
@@ -63,9 +63,13 @@ class Row:
             vals = self._seen[path.text] = path.values(self.root)
         return vals
 
-    def forget_sources(self) -> None:
-        """Drop the walked sources once the row's values are set: rows are kept until the frames are built."""
+    def forget_sources(self, stored: InputResource | LineResource | None = None) -> None:
+        """Drop the walked sources once the row's values are set: rows are kept until the frames are built.
+        stored: the resource as the input holds it (an NDJSON line without its dict), kept instead of
+        the parsed one the row was built from."""
         self._seen.clear()
+        if stored is not None:
+            self.resource = stored
 
     def first_of(self, variable) -> Any:
         vals = self.values_of(variable)

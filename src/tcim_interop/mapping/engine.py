@@ -8,16 +8,16 @@
 
 from __future__ import annotations
 
+from operator import methodcaller
 
 import pandas as pd
-import yaml
 
 from ..findings import Report
 from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource
 from ..sdtm.dataset import Dataset, VariableMeta
 from ..sdtm.text import MAX_BYTES, continuation_qnam, split_text, xpt_length
-from ..spec.load import MappingSet
+from ..spec.load import MappingSet, load_yaml
 from ..spec.model import DomainSpec
 from . import registry
 from .context import Row, RunContext, Skip
@@ -26,6 +26,12 @@ from .restore import restore
 
 IDENTIFIERS = ("STUDYID", "SITEID", "SUBJID", "USUBJID")
 SUPPORTING_TYPES = ("Patient", "ResearchStudy", "Consent", "Encounter", "Group", "Organization")  # Group, Organization: trial design
+
+
+def whole_types(mappings: MappingSet) -> set[str]:
+    """The types read parsed from NDJSON: those every record is joined with (the supporting types and
+    DM's row resource, each event row's %subject). The others, one record each, are read again per use."""
+    return set(SUPPORTING_TYPES) | {mappings.spec("dm").row_resource}
 
 
 def build(resources: list[InputResource], mappings: MappingSet, report: Report,
@@ -91,8 +97,9 @@ def _rows(spec: DomainSpec, candidates: list[InputResource], run: RunContext,
     for res in candidates:
         if res.key in outcome:  # already rejected upstream (invalid, duplicate)
             continue
+        loaded = res.loaded()  # an NDJSON line parsed once for its row, dropped once the row is built
         try:
-            row = select(res, run, spec.domain)
+            row = select(loaded, run, spec.domain)
             if not isinstance(row, Skip):
                 for var, fn in row_vars:
                     row.values[var.name] = fn(row, var)
@@ -100,11 +107,11 @@ def _rows(spec: DomainSpec, candidates: list[InputResource], run: RunContext,
                     value = fn(row, sq)
                     if value not in (None, ""):
                         row.supp[sq.qnam] = (value, sq)
-                row.forget_sources()
+                row.forget_sources(res)
         except (AttributeError, TypeError, KeyError, ValueError) as e:
             # an element of the wrong shape (a string where FHIR has an object): only possible without
             # the whole-resource validation (--fast); the resource is rejected, the run goes on
-            row = Skip("rejected", f"malformed {res.data.get('resourceType')}: an element the mapping reads "
+            row = Skip("rejected", f"malformed {res.resource_type}: an element the mapping reads "
                                    f"has the wrong shape ({type(e).__name__})")
         if isinstance(row, Skip):
             outcome[res.key] = (row.outcome, row.reason)
@@ -143,13 +150,15 @@ def _link_subjects(dm_rows: list[Row], run: RunContext, outcome: dict) -> None:
 
 
 def _sort_key(values: dict, keys: list[str]) -> tuple:
-    return tuple((values.get(k) is None, values.get(k) if values.get(k) is not None else "") for k in keys)
+    """Nulls last, per key."""
+    return tuple([(v is None, "" if v is None else v) for v in map(values.get, keys)])
 
 
 def _frame(spec: DomainSpec, rows: list[Row]) -> tuple[pd.DataFrame, list[str], list[dict]]:
     rows = sorted(rows, key=lambda r: _sort_key(r.values, spec.sort))
+    records = [r.values for r in rows]
     # Char columns hold str or None (object dtype, never pandas' NaN-filled string dtype); Num float64.
-    frame = pd.DataFrame({v.name: pd.Series([r.values.get(v.name) for r in rows],
+    frame = pd.DataFrame({v.name: pd.Series(list(map(methodcaller("get", v.name), records)),
                                             dtype="object" if v.is_char else "float64")
                           for v in spec.variables}, columns=spec.names)
     supp = [{"row": i, "qnam": q, "value": val, "spec": sq} for i, r in enumerate(rows) for q, (val, sq) in r.supp.items()]
@@ -220,7 +229,7 @@ def _split_long_text(spec: DomainSpec, frame: pd.DataFrame, report: Report) -> l
 
 
 def _supp_structure(mappings: MappingSet) -> tuple[str, list[VariableMeta]]:
-    doc = yaml.safe_load((mappings.directory / "suppqual.yaml").read_text(encoding="utf-8"))
+    doc = load_yaml((mappings.directory / "suppqual.yaml").read_text(encoding="utf-8"))
     return doc["label"], [VariableMeta(v["name"], v["label"], v["type"], v["core"]) for v in doc["variables"]]
 
 
@@ -264,8 +273,7 @@ def _account(resources: list[InputResource], outcome: dict, run: RunContext, rep
             report.dispose(res.key, res.where, "converted")
         elif res.key in run.used:
             report.dispose(res.key, res.where, "converted", "feeds DM, visits or the trial design")
-        elif res.data.get("resourceType") in SUPPORTING_TYPES:
+        elif res.resource_type in SUPPORTING_TYPES:
             report.dispose(res.key, res.where, "out_of_scope", "not referenced by any converted record")
         else:
-            report.dispose(res.key, res.where, "out_of_scope",
-                           f"{res.data.get('resourceType')} is not mapped to SDTM")
+            report.dispose(res.key, res.where, "out_of_scope", f"{res.resource_type} is not mapped to SDTM")

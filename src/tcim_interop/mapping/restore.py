@@ -21,15 +21,22 @@ def restore(datasets: dict[str, Dataset], index: ResourceIndex, report: Report,
             supp_variables: list[VariableMeta]) -> None:
     described: dict[str, tuple[str, list]] = {}
     supps: dict[str, list[tuple[int, dict]]] = {}
+    by_source: dict[str, tuple | None] = {}
+    sources = {k for n, ds in datasets.items() if not n.startswith("SUPP") for k in ds.sources}
     for res in index.by_key.values():
-        if res.data.get("resourceType") == "ResearchStudy":
-            described.update(read_datasets(res.data))
-        for row, rec in read_supps(res.data):
+        if not res.may_carry_sdtm:  # an NDJSON line with no sdtm-* extension: not read again
+            continue
+        data = res.data  # once per resource: an NDJSON line is parsed anew on each .data
+        if res.resource_type == "ResearchStudy":
+            described.update(read_datasets(data))
+        for row, rec in read_supps(data):
             supps.setdefault(rec["RDOMAIN"], []).append((row, rec))
+        if res.key in sources:
+            by_source[res.key] = read_record(data)
     overridden: set[tuple[str, str]] = set()
     for name in [n for n in datasets if not n.startswith("SUPP")]:
         ds = datasets[name]
-        records = [read_record(index.by_key[k].data) if k in index.by_key else None for k in ds.sources]
+        records = [by_source.get(k) for k in ds.sources]
         if not any(r is not None and r[0] == name for r in records):
             continue
         frame = ds.frame

@@ -7,6 +7,7 @@ they cannot determine is left empty (None), never guessed.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 from ..sdtm.dates import DateError, age_in_years, to_iso8601
@@ -73,9 +74,12 @@ def _codes(row: Row, var, values: list[Any]) -> list[tuple[str | None, str | Non
 def assign_ct(row: Row, var) -> str | None:
     """The submission value the first mappable code maps to (the var's map, or its codelist's NCI
     codes); codes present but unmapped are reported and the value left empty."""
+    values = row.values_of(var)
+    if not values:
+        return None
     codelists = row.run.mappings.codelists
-    codes = _codes(row, var, row.values_of(var))
-    dimensionless = set(var.params.get("dimensionless", ()))
+    codes = _codes(row, var, values)
+    dimensionless = _frozen(tuple(var.params.get("dimensionless", ())))
     for system, code, _ in codes:
         if code in dimensionless and system in (None, "http://unitsofmeasure.org"):
             return None
@@ -86,6 +90,11 @@ def assign_ct(row: Row, var) -> str | None:
         shown = ", ".join(c[2] for c in codes)
         row.finding("warning", "CT_UNMAPPED", f"no {var.codelist} term for {shown}", var.name, shown)
     return None
+
+
+@lru_cache(maxsize=None)
+def _frozen(items: tuple) -> frozenset:
+    return frozenset(items)
 
 
 @algorithm("hardcode", "row", origin="Assigned", params=("value",))

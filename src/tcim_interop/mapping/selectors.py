@@ -17,13 +17,13 @@ _NOT_HAPPENED = {"entered-in-error", "not-done", "cancelled", "stopped", "unknow
 def _subject_context(resource, run: RunContext, domain: str, subject_ref) -> Row | Skip:
     """For event/intervention/finding rows: the Patient, then the study subject enrolled with it."""
     if not subject_ref:
-        return Skip("rejected", f"{resource.data['resourceType']}.subject is missing")
+        return Skip("rejected", f"{resource.resource_type}.subject is missing")
     patient = run.index.resolve(subject_ref)
     ref = subject_ref.get("reference") if isinstance(subject_ref, dict) else subject_ref
     if patient is None:
         return Skip("rejected", f"subject references {ref!r}, which is not in the input")
-    if patient.data.get("resourceType") != "Patient":
-        return Skip("out_of_scope", f"subject is a {patient.data.get('resourceType')}, not a Patient")
+    if patient.resource_type != "Patient":
+        return Skip("out_of_scope", f"subject is a {patient.resource_type}, not a Patient")
     subjects = run.subjects_by_patient.get(patient.key)
     if not subjects:
         return Skip("out_of_scope", f"{patient.key} is not a subject of a study in the input")

@@ -23,6 +23,7 @@ from ..errors import InputError
 from ..fhir.extensions import SDTM_RECORD, dataset_extension, record_extension, supp_extension
 from ..fhir.path import compile_path, set_value
 from ..fhir.read import InputResource
+from ..fhir.validate import Validation
 from ..findings import Report
 from ..sdtm.dataset import Dataset, present
 from ..sdtm.text import continuation_qnam
@@ -386,7 +387,9 @@ def differences(sdtm: dict[str, Dataset], resources: list[dict], ms: MappingSet,
 
 
 def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report,
-               verify: bool = True) -> list[dict]:
+               verify: bool = True, jobs: int | None = None) -> list[dict]:
+    """The resources of the datasets, each validated with fhir.resources (in `jobs` workers, while the
+    round trip is checked here): an invalid one is an INVALID_OUTPUT error."""
     builder = Builder(sdtm, ms, version, report)
     built = builder.build()
     from ..trial_design.build import TRIAL_DESIGN
@@ -394,9 +397,15 @@ def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: R
     mapped = {n: d for n, d in sdtm.items()
               if n in builder.specs or n in TRIAL_DESIGN or (n.startswith("SUPP") and n[4:] in builder.specs)}
     carry_what_does_not_come_back(mapped, built, ms, version)
-    if verify:
-        compared, equal, diffs = differences(mapped, built.resources, ms, version)
-        report.add("info", "ROUND_TRIP", f"to-sdtm of the output gives back {equal} of {compared} cells")
-        for d in diffs:
-            report.error("ROUND_TRIP_MISMATCH", d)
-    return built.resources
+    resources = built.resources  # final from here on: the round trip only reads them
+    with Validation(len(resources), lambda i: (resources[i], version), jobs,
+                    kinds={(version, r["resourceType"]) for r in resources}) as validation:
+        if verify:
+            compared, equal, diffs = differences(mapped, built.resources, ms, version)
+            report.add("info", "ROUND_TRIP", f"to-sdtm of the output gives back {equal} of {compared} cells")
+            for d in diffs:
+                report.error("ROUND_TRIP_MISMATCH", d)
+        invalid = validation.reasons()
+    for i, reason in invalid.items():
+        report.error("INVALID_OUTPUT", reason, source=f"{resources[i]['resourceType']}/{resources[i]['id']}")
+    return resources

@@ -46,16 +46,21 @@ def present(values: Iterable[Any]) -> list[Any]:
     return [v for v in values if not is_missing(v)]
 
 
+def distinct(values: Iterable[Any]) -> list[Any]:
+    """The distinct non-missing values: what a column's define metadata depends on (tested once each)."""
+    return [v for v in set(values) if not is_missing(v)]
+
+
 def text_length(values: Iterable[Any]) -> int:
     """The longest value, at least 1: in characters, or in bytes once folded for XPT when that is
     more ("ﬁ" -> "fi"), so that the define's length holds the value in both files."""
-    texts = {str(v) for v in present(values)}
+    texts = {str(v) for v in distinct(values)}
     return max([1] + [len(t) if t.isascii() else max(len(t), xpt_length(t)) for t in texts])
 
 
 def is_integral(values: Iterable[Any]) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) and float(v).is_integer()
-               and abs(v) < _MAX_EXACT_INT for v in present(values))
+               and abs(v) < _MAX_EXACT_INT for v in distinct(values))
 
 
 def column_type(var: VariableMeta, values: Iterable[Any]) -> str:
@@ -64,7 +69,7 @@ def column_type(var: VariableMeta, values: Iterable[Any]) -> str:
     if var.type == "Num":
         return "integer" if is_integral(values) else "double"
     if var.name.endswith("DTC"):
-        return "datetime" if any("T" in str(v) for v in present(values)) else "date"
+        return "datetime" if any("T" in str(v) for v in distinct(values)) else "date"
     return "string"
 
 

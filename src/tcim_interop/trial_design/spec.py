@@ -34,10 +34,11 @@ class TrialDesignSpec:
 
 
 def load_trial_design(path: Path, codelists: Codelists) -> TrialDesignSpec:
+    from ..spec.load import load_yaml
     from .summary import SOURCES
 
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path.read_text(encoding="utf-8"))
         datasets, codelist_of = {}, {}
         for name, ds in doc["datasets"].items():
             datasets[name] = (ds["label"], [VariableMeta(v["name"], v["label"], v["type"], v["core"])

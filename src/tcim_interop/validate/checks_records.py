@@ -33,12 +33,10 @@ def usubjid_in_dm(ctx: Context):
     for name in ctx.subject_datasets():
         if name == "DM":
             continue
-        for row, rec in ctx.rows(name):
-            usubjid = text(rec.get("USUBJID"))
-            if usubjid and usubjid not in ctx.dm:
-                yield ctx.finding("error", "CORE-000201/CG0029", "USUBJID_NOT_IN_DM",
-                                  f"USUBJID {usubjid} is not in DM", name, row=row, variable="USUBJID",
-                                  value=usubjid, record=rec)
+        for row, rec, usubjid in ctx.failing(name, "USUBJID", ctx.dm.__contains__):
+            yield ctx.finding("error", "CORE-000201/CG0029", "USUBJID_NOT_IN_DM",
+                              f"USUBJID {usubjid} is not in DM", name, row=row, variable="USUBJID",
+                              value=usubjid, record=rec)
 
 
 @check("studyid_consistent", "CORE-000172/CG0409")
@@ -51,12 +49,10 @@ def studyid_consistent(ctx: Context):
     for name, ds in ctx.datasets.items():
         if "STUDYID" not in ds.frame.columns:
             continue
-        for row, rec in ctx.rows(name):
-            value = text(rec.get("STUDYID"))
-            if value and value != expected:
-                yield ctx.finding("error", "CORE-000172/CG0409", "STUDYID_MISMATCH",
-                                  f"STUDYID {value!r} is not DM's {expected!r}", name, row=row,
-                                  variable="STUDYID", value=value, record=rec)
+        for row, rec, value in ctx.failing(name, "STUDYID", expected.__eq__):
+            yield ctx.finding("error", "CORE-000172/CG0409", "STUDYID_MISMATCH",
+                              f"STUDYID {value!r} is not DM's {expected!r}", name, row=row,
+                              variable="STUDYID", value=value, record=rec)
 
 
 @check("domain_value", "CORE-000598/CG0413", "CORE-000180/CG0308")

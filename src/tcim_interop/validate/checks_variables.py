@@ -65,10 +65,7 @@ def controlled_terminology(ctx: Context):
                     (not ctx.own_study and (cl.sponsor or cl.extensible)):
                 continue
             error = not cl.extensible and ctx.own_study
-            for row, rec in ctx.rows(name):
-                value = text(rec.get(var.name))
-                if not value or value in cl:
-                    continue
+            for row, rec, value in ctx.failing(name, var.name, cl.__contains__):
                 kind = "extensible" if cl.extensible else "non-extensible"
                 yield ctx.finding("error" if error else "warning", "SDTMIG-4.3/CT", "CT_VALUE",
                                   f"{value!r} is not a term of the {kind} codelist {cl.name} ({cl.nci_code or 'sponsor'})",
@@ -80,14 +77,10 @@ def iso8601_dates(ctx: Context):
     """Every --DTC value is ISO 8601 (SDTMIG 4.4.2): a date-time right-truncated or with "-" for a
     missing component, or an interval of two such values; the calendar date exists."""
     for name, ds in ctx.datasets.items():
-        dtc = [c for c in ds.frame.columns if c.endswith("DTC")]
-        for row, rec in ctx.rows(name):
-            for var in dtc:
-                value = text(rec.get(var))
-                if value and not all(_valid_dtc(part) for part in value.split("/")):
-                    yield ctx.finding("error", "CORE-000547", "ISO8601",
-                                      f"{value!r} is not an ISO 8601 date/time", name, row=row, variable=var,
-                                      value=value, record=rec)
+        for var in [c for c in ds.frame.columns if c.endswith("DTC")]:
+            for row, rec, value in ctx.failing(name, var, lambda v: all(_valid_dtc(part) for part in v.split("/"))):
+                yield ctx.finding("error", "CORE-000547", "ISO8601", f"{value!r} is not an ISO 8601 date/time",
+                                  name, row=row, variable=var, value=value, record=rec)
 
 
 def _valid_dtc(value: str) -> bool:

