@@ -244,6 +244,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tcim-bench")
     ap.add_argument("--skip-fhiry", action="store_true")
     ap.add_argument("--skip-ndjson-fhir", action="store_true", help="run to-fhir on the bundle corpus only")
+    ap.add_argument("--forms", nargs="+", default=["bundle", "ndjson"], choices=["bundle", "ndjson"],
+                    help="the corpora to run: the R4 bundle, the R4 NDJSON directory, or both")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, metavar="METHOD",
                     help=f"the methods to run (default all: {', '.join(METHODS)})")
     args = ap.parse_args()
@@ -254,11 +256,12 @@ def main() -> None:
     print(f"latency: tcim-interop --help {lat_cli * 1000:.0f} ms, python -c pass {lat_py * 1000:.0f} ms "
           f"(ratio {lat_cli / lat_py:.1f})")
     print(f"{'corpus':<16}{'method':<13}{'wall s':>8}{'cpu s':>9}{'res/s':>10}{'peak MiB':>10}   ratios: wall (cpu)")
-    results = {(s, nd): bench_corpus(args, s, nd) for s in args.subjects for nd in (False, True)}
+    forms = [nd for nd, form in ((False, "bundle"), (True, "ndjson")) if form in args.forms]
+    results = {(s, nd): bench_corpus(args, s, nd) for s in args.subjects for nd in forms}
 
     sizes = sorted(args.subjects)
     for small, large in zip(sizes, sizes[1:]):
-        for nd in (False, True):
+        for nd in forms:
             a, b = results[(small, nd)], results[(large, nd)]
             kind = "ndjson" if nd else "bundle"
             for method in (m for m in a if m in b):

@@ -25,3 +25,20 @@ def test_silent_during_the_first_seconds_then_draws_and_clears():
     assert "validating" in out.getvalue() and "5/10" in out.getvalue()
     p.close()
     assert out.getvalue().endswith("\r")
+
+
+def test_every_stage_of_a_run_reports_progress(tmp_path, mini_bundle):
+    """Reading, validating, mapping (once per resource of a row type) and writing all move the line,
+    in --fast too, so that a long run never looks stuck."""
+    from tcim_interop import to_sdtm
+
+    for fast in (False, True):
+        calls = []
+        to_sdtm([mini_bundle], tmp_path / f"out-{fast}", fast=fast, jobs=1,
+                progress=lambda stage, done, total=None: calls.append((stage, done, total)))
+        stages = list(dict.fromkeys(c[0] for c in calls))
+        assert stages == ["reading", "mapping", "writing"] if fast else ["reading", "validating", "mapping", "writing"]
+        mapping = [c for c in calls if c[0] == "mapping"]
+        assert [c[1] for c in mapping] == list(range(1, len(mapping) + 1)) and mapping[-1][2] == len(mapping)
+        writing = [c for c in calls if c[0] == "writing"]
+        assert writing[-1][1] == writing[-1][2] > 1

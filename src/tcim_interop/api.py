@@ -121,7 +121,7 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
     written: list[Path] = []
     if out_dir is not None:
         written = write_package(datasets, Path(out_dir), ms, report, strict,
-                                created or input_timestamp(resources), formats)
+                                created or input_timestamp(resources), formats, progress)
     elif strict and report.errors:
         raise ConformanceError(f"{len(report.errors)} error finding(s); first: {report.errors[0].line()}")
     return SdtmResult({n: d.frame for n, d in datasets.items()}, report, datasets, written)
@@ -143,7 +143,7 @@ def _validate_and_build(resources: list, rejected: dict[str, tuple[str, str]], m
         as_read = copy.deepcopy(report) if validation.in_background else None
         if as_read is not None:
             _report_duplicates(rejected, report)
-            datasets = engine.build(resources, ms, report, rejected)
+            datasets = engine.build(resources, ms, report, rejected, progress)
         invalid = validation.reasons()
     if as_read is None or invalid:
         report = as_read if as_read is not None else report
@@ -151,7 +151,7 @@ def _validate_and_build(resources: list, rejected: dict[str, tuple[str, str]], m
             rejected[todo[i].key] = ("rejected", reason)
             report.error("INVALID_RESOURCE", reason, source=todo[i].key, file=todo[i].where)
         _report_duplicates(rejected, report)
-        datasets = engine.build(resources, ms, report, rejected)
+        datasets = engine.build(resources, ms, report, rejected, progress)
     return datasets, report
 
 
@@ -187,7 +187,8 @@ def _formats(formats: Iterable[str]) -> tuple[str, ...]:
 
 
 def write_package(datasets: dict[str, Dataset], out: Path, ms: MappingSet, report: Report, strict: bool,
-                  created: datetime, formats: tuple[str, ...] = ("xpt",)) -> list[Path]:
+                  created: datetime, formats: tuple[str, ...] = ("xpt",),
+                  progress: Callable[..., None] | None = None) -> list[Path]:
     """Check everything, then write everything, atomically: a failed run leaves no dataset behind."""
     non_ascii = ms.study.get("non_ascii", "fold")
     frames = {n: xpt.xpt_frame(d, non_ascii, report) for n, d in datasets.items() if len(d)}
@@ -204,11 +205,15 @@ def write_package(datasets: dict[str, Dataset], out: Path, ms: MappingSet, repor
     tmp = Path(tempfile.mkdtemp(prefix=".tcim-", dir=out))
     try:
         staged = []
-        for n, frame in frames.items():
+        for i, (n, frame) in enumerate(frames.items(), start=1):
+            if progress:
+                progress("writing", i, len(frames) + 1)  # + 1: Dataset-JSON, define and the conformance checks
             if "xpt" in formats:
                 path = tmp / f"{datasets[n].file_stem}.xpt"
                 xpt.write(datasets[n], frame, path, created)
                 staged.append(path)
+        if progress:
+            progress("writing", len(frames) + 1, len(frames) + 1)
         staged += _write_metadata(datasets, frames, tmp, ms, report, created, formats, strict)
         final = [out / p.name for p in staged]
         report.outputs = [p.name for p in final]  # relative: the same run elsewhere gives the same report

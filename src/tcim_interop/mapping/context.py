@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..findings import Report
 from ..fhir.index import ResourceIndex
@@ -28,6 +28,7 @@ class RunContext:
     report: Report
     subjects_by_patient: dict[str, list["Row"]] = field(default_factory=dict)  # filled by DM
     used: set[str] = field(default_factory=set)  # keys of supporting resources that fed a record
+    progress: Callable[[], None] | None = None  # called once per resource of a row type
 
 
 @dataclass

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from operator import methodcaller
+from typing import Callable
 
 import pandas as pd
 
@@ -35,9 +36,11 @@ def whole_types(mappings: MappingSet) -> set[str]:
 
 
 def build(resources: list[InputResource], mappings: MappingSet, report: Report,
-          outcome: dict[str, tuple[str, str]] | None = None) -> dict[str, Dataset]:
-    """outcome: resources already rejected upstream (invalid, duplicate), by key."""
-    rows, run, outcome = _select_rows(resources, mappings, report, outcome)
+          outcome: dict[str, tuple[str, str]] | None = None,
+          progress: Callable[..., None] | None = None) -> dict[str, Dataset]:
+    """outcome: resources already rejected upstream (invalid, duplicate), by key. progress: called
+    ("mapping", done, total) once per resource of a row type."""
+    rows, run, outcome = _select_rows(resources, mappings, report, outcome, progress)
     index = run.index
     frames = {d: _frame(mappings.domains[_role(mappings, d)], rs) for d, rs in rows.items()}
     derive_order = ["DM"] + [d for d in frames if d != "DM"]
@@ -62,15 +65,19 @@ def build(resources: list[InputResource], mappings: MappingSet, report: Report,
     return datasets
 
 
-def _select_rows(resources, mappings: MappingSet, report: Report, outcome=None):
+def _select_rows(resources, mappings: MappingSet, report: Report, outcome=None, progress=None):
     index = ResourceIndex(r for r in resources if r.key not in (outcome or {}))
     run = RunContext(mappings, index, report)
     outcome = dict(outcome or {})
     rows: dict[str, list[Row]] = {}
     order = ["dm"] + [r for r in mappings.domains if r != "dm"]
+    candidates = {role: index.of_type(mappings.spec(role).row_resource) for role in order}
+    if progress:
+        total, done = sum(map(len, candidates.values())), iter(range(1, 1 << 62))
+        run.progress = lambda: progress("mapping", next(done), total)
     for role in order:
         spec = mappings.spec(role)
-        rows[spec.domain] = _rows(spec, index.of_type(spec.row_resource), run, outcome)
+        rows[spec.domain] = _rows(spec, candidates[role], run, outcome)
         if role == "dm":
             _link_subjects(rows[spec.domain], run, outcome)
     return rows, run, outcome
@@ -95,6 +102,8 @@ def _rows(spec: DomainSpec, candidates: list[InputResource], run: RunContext,
     supp_vars = [(sq, registry.get(sq.algorithm).fn) for sq in spec.supplemental]
     out = []
     for res in candidates:
+        if run.progress:
+            run.progress()
         if res.key in outcome:  # already rejected upstream (invalid, duplicate)
             continue
         loaded = res.loaded()  # an NDJSON line parsed once for its row, dropped once the row is built
