@@ -122,8 +122,7 @@ class Validation:
         out: dict[int, str] = {}
         if self._pool is None:
             for i in range(self.count):
-                resource, version = self.item(i)
-                reason = validation_error(orjson.loads(resource) if isinstance(resource, bytes) else resource, version)
+                reason = _reason(*self.item(i))
                 if reason:
                     out[i] = reason
                 if self.progress:
@@ -142,7 +141,11 @@ class Validation:
 def _validate_chunk(chunk: list[tuple[int, str, bytes]]) -> list[tuple[int, str]]:
     found = []
     for i, version, raw in chunk:
-        reason = validation_error(orjson.loads(raw), version)
+        reason = _reason(raw, version)
         if reason:
             found.append((i, reason))
     return found
+
+
+def _reason(resource: dict | bytes, version: str) -> str | None:
+    return validation_error(orjson.loads(resource) if isinstance(resource, bytes) else resource, version)
