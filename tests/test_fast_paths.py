@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import orjson
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcim_interop.fhir.index import ResourceIndex
 from tcim_interop.fhir.path import compile_path
 from tcim_interop.fhir.read import InputResource
+from tcim_interop.fhir.write import _entry, bundle_chunks
 from tcim_interop.findings import Report
 from tcim_interop.mapping.to_fhir import _norm, _unequal
 from tcim_interop.sdtm import xpt
@@ -94,3 +98,18 @@ def test_ndjson_read_line_by_line_numbers_lines_as_the_whole_file_would(tmp_path
     blank.write_bytes(b" \n\x0b\n")
     with pytest.raises(InputError, match="the file is empty"):
         list(read_file(blank))
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                     max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(bodies=st.lists(_json, max_size=4), bundle_type=st.sampled_from(["transaction", "collection"]))
+def test_bundle_written_entry_by_entry_is_the_whole_bundle_dumped_at_once(bodies, bundle_type):
+    resources = [{"resourceType": "Observation", "id": f"o{k}", "subject": {"reference": "Observation/o0"},
+                  "note": [{"text": "line\nbreak \u00e9"}], "x": body} for k, body in enumerate(bodies)]
+    ids = {f"Observation/o{k}" for k in range(len(bodies))}
+    whole = {"resourceType": "Bundle", "type": bundle_type, "entry": [_entry(r, ids, bundle_type) for r in resources]}
+    assert b"".join(bundle_chunks(resources, bundle_type)) == orjson.dumps(whole, option=orjson.OPT_INDENT_2)

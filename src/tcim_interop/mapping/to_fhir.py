@@ -171,6 +171,7 @@ class Builder:
         add_trial_design(self)
         for studyid, arms in self.arms.items():
             self._write_arms(self.studies[studyid], arms)
+        del self.records, self.supp_index  # every record as a dict: as large as the frames, not needed now
         return self.out
 
     def _dm_record(self, spec: DomainSpec, ds: Dataset, i: int) -> None:
