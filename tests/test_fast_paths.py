@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import orjson
 import pandas as pd
 import pytest
@@ -11,7 +14,7 @@ from hypothesis import strategies as st
 from tcim_interop.fhir.index import ResourceIndex
 from tcim_interop.fhir.path import compile_path
 from tcim_interop.fhir.read import InputResource
-from tcim_interop.fhir.write import _entry, bundle_chunks
+from tcim_interop.fhir.write import bundle, bundle_chunks, write_bundle, write_ndjson
 from tcim_interop.findings import Report
 from tcim_interop.mapping.to_fhir import _norm, _unequal
 from tcim_interop.sdtm import xpt
@@ -110,6 +113,27 @@ _json = st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st
 def test_bundle_written_entry_by_entry_is_the_whole_bundle_dumped_at_once(bodies, bundle_type):
     resources = [{"resourceType": "Observation", "id": f"o{k}", "subject": {"reference": "Observation/o0"},
                   "note": [{"text": "line\nbreak \u00e9"}], "x": body} for k, body in enumerate(bodies)]
-    ids = {f"Observation/o{k}" for k in range(len(bodies))}
-    whole = {"resourceType": "Bundle", "type": bundle_type, "entry": [_entry(r, ids, bundle_type) for r in resources]}
-    assert b"".join(bundle_chunks(resources, bundle_type)) == orjson.dumps(whole, option=orjson.OPT_INDENT_2)
+    whole = orjson.dumps(bundle(resources, bundle_type), option=orjson.OPT_INDENT_2)
+    assert b"".join(bundle_chunks(resources, bundle_type)) == whole
+
+
+def test_ndjson_written_type_by_type_holds_each_type_in_input_order(tmp_path):
+    resources = [{"resourceType": t, "id": str(k), "note": [{"text": "\u00e9\n"}]}
+                 for k, t in enumerate(["Patient", "Observation", "Patient", "AdverseEvent", "Observation"])]
+    paths = write_ndjson(resources, tmp_path / "out")
+    assert [p.name for p in paths] == ["AdverseEvent.ndjson", "Observation.ndjson", "Patient.ndjson"]
+    for p in paths:
+        mine = [r for r in resources if r["resourceType"] == p.stem]
+        assert p.read_bytes() == b"\n".join(map(orjson.dumps, mine)) + b"\n"
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary file left behind
+
+
+def test_fhir_output_files_take_the_users_umask_not_mkstemps_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        bundle_path = write_bundle([{"resourceType": "Patient", "id": "p"}], tmp_path / "b.json", "collection")[0]
+        ndjson_path = write_ndjson([{"resourceType": "Patient", "id": "p"}], tmp_path / "nd")[0]
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(bundle_path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(ndjson_path.stat().st_mode) == 0o644
