@@ -98,7 +98,7 @@ def test_same_input_same_bytes_and_keys_lengths(example, tmp_path):
                                                    lengths={"USUBJID": 40}).read_text(encoding="utf-8"))["columns"]}
     assert cols["USUBJID"]["length"] == 40 and cols["USUBJID"]["keySequence"] == 2
     assert cols["SEX"]["length"] == 1 and "keySequence" not in cols["SEX"]
-    assert not list(a.glob(".*.tmp"))
+    assert not list(a.glob(".*"))  # no temporary file left behind
 
 
 def test_a_value_json_cannot_hold_is_refused_and_nothing_is_left(tmp_path):

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tcim_interop.atomic import write_atomic
+from tcim_interop.errors import OutputError
 from tcim_interop.fhir.index import ResourceIndex
 from tcim_interop.fhir.path import compile_path
 from tcim_interop.fhir.read import InputResource
@@ -128,12 +130,26 @@ def test_ndjson_written_type_by_type_holds_each_type_in_input_order(tmp_path):
     assert not list((tmp_path / "out").glob(".*"))  # no temporary file left behind
 
 
-def test_fhir_output_files_take_the_users_umask_not_mkstemps_0600(tmp_path):
+def test_output_files_take_the_users_umask_not_mkstemps_0600(tmp_path):
     old = os.umask(0o022)
     try:
         bundle_path = write_bundle([{"resourceType": "Patient", "id": "p"}], tmp_path / "b.json", "collection")[0]
         ndjson_path = write_ndjson([{"resourceType": "Patient", "id": "p"}], tmp_path / "nd")[0]
+        text_path = write_atomic(tmp_path / "r.json", "{}")
     finally:
         os.umask(old)
-    assert stat.S_IMODE(bundle_path.stat().st_mode) == 0o644
-    assert stat.S_IMODE(ndjson_path.stat().st_mode) == 0o644
+    for path in (bundle_path, ndjson_path, text_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
+    path = write_atomic(tmp_path / "out.ndjson", b"old\n")
+
+    def chunks():
+        yield b"new, half written"
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OutputError, match=r"out\.ndjson: cannot write: No space left on device"):
+        write_atomic(path, chunks())
+    assert path.read_bytes() == b"old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.ndjson"]

@@ -20,6 +20,7 @@ from typing import Callable, Collection, Iterable
 
 import pandas as pd
 
+from .atomic import write_atomic
 from .errors import ConformanceError, OutputError, UsageError
 from .findings import Report
 from .gc_pause import paused_gc
@@ -301,10 +302,7 @@ def _prepare_dir(out: Path) -> None:
 
 
 def _write_report(out: Path, report: Report) -> None:
-    path = out / REPORT_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(out / REPORT_FILE, json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
 
 
 @dataclass

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
+
+from .atomic import write_atomic
 
 MANIFEST = "manifest.json"
 
@@ -41,8 +42,4 @@ def write_manifest(out: Path, outputs: list[Path], inputs: list[str], mappings_d
         "inputs": [{"path": str(p), "sha256": sha256(Path(p)), "bytes": Path(p).stat().st_size} for p in inputs],
         "outputs": [{"path": p.name, "sha256": sha256(p), "bytes": p.stat().st_size} for p in sorted(outputs)],
     }
-    path = out / MANIFEST
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(out / MANIFEST, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

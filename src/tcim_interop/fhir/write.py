@@ -8,14 +8,13 @@ PUT Type/id, so loading the same output twice updates rather than duplicates. ND
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 
+from ..atomic import write_atomic
 from ..errors import OutputError
 
 _REF = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
@@ -65,35 +64,10 @@ def bundle_chunks(resources: list[dict], bundle_type: str) -> Iterator[bytes]:
     yield b"\n  ]\n}" if resources else b"]\n}"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
-    """Write to a temporary file beside path, then rename: a failed run leaves no partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the output from the user's group
-        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            for chunk in (data,) if isinstance(data, bytes) else data:
-                f.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_bundle(resources: list[dict], path: Path, bundle_type: str) -> list[Path]:
     if path.is_dir():
         raise OutputError(f"{path}: is a directory; give a file name for the bundle")
-    try:
-        _atomic(path, bundle_chunks(resources, bundle_type))
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
-    return [path]
+    return [write_atomic(path, bundle_chunks(resources, bundle_type))]
 
 
 def write_ndjson(resources: list[dict], directory: Path) -> list[Path]:
@@ -101,14 +75,10 @@ def write_ndjson(resources: list[dict], directory: Path) -> list[Path]:
         raise OutputError(f"{directory}: exists and is not a directory")
     # One pass over the resources per type, each line written as it is made: holding every type's
     # lines until the end would be another copy of the output (1.5 GB at 10,000 subjects).
-    types = sorted({r["resourceType"] for r in resources})
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for rtype in types:
-            path = directory / f"{rtype}.ndjson"
-            _atomic(path, (orjson.dumps(r) + b"\n" for r in resources if r["resourceType"] == rtype))
-            paths.append(path)
     except OSError as e:
         raise OutputError(f"{directory}: cannot write: {e.strerror or e}") from None
-    return paths
+    return [write_atomic(directory / f"{rtype}.ndjson",
+                         (orjson.dumps(r) + b"\n" for r in resources if r["resourceType"] == rtype))
+            for rtype in sorted({r["resourceType"] for r in resources})]

@@ -23,6 +23,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from ..atomic import write_atomic
 from ..errors import InputError, OutputError
 from .dataset import Dataset, VariableMeta
 from .text import xpt_length
@@ -111,7 +112,7 @@ def write_dataset_json(ds: Dataset, path: str | os.PathLike, *, study_oid: str, 
     except ValueError as e:
         raise OutputError(f"{path}: {ds.name}: {e}") from None
     text = _dumps(header)[:-1] + ',"rows":[' + ("\n" + ",\n".join(lines) + "\n" if lines else "") + "]}\n"
-    _atomic_write(path, text.encode("utf-8"))
+    write_atomic(path, text)
 
 
 def _dumps(obj: Any) -> str:
@@ -129,16 +130,6 @@ def _cell(value: Any, kind: str) -> Any:
             raise ValueError(f"{number} cannot be written (SDTM numbers are finite)")
         return number
     return value if isinstance(value, str) else str(value)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
 def package_version() -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
+from ..atomic import write_atomic
 from ..errors import OutputError
 from .engine import ValidationReport
 
@@ -38,17 +38,7 @@ def write_reports(report: ValidationReport, out: Path) -> list[Path]:
     writer.writeheader()
     writer.writerows(_row(f) for f in report.findings)
     texts = {JSON_FILE: json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n", CSV_FILE: buffer.getvalue()}
-    written = []
-    for name, content in texts.items():
-        path, tmp = out / name, out / f".{name}.tmp"
-        try:
-            tmp.write_text(content, encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
-        written.append(path)
-    return written
+    return [write_atomic(out / name, content) for name, content in texts.items()]
 
 
 def summary(report: ValidationReport, most: int = 5) -> str:
