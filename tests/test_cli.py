@@ -65,7 +65,8 @@ def test_strict_fails_on_error_findings_and_writes_no_dataset(tmp_path, mini_bun
     r = run("to-sdtm", src, "--out", tmp_path / "o", "--strict")
     assert r.exit_code == 1, r.output
     assert not list((tmp_path / "o").glob("*.xpt"))
-    report = json.loads((tmp_path / "o" / "run-report.json").read_text())
+    assert not (tmp_path / "o").exists()  # the failed run's report goes beside the package, never into it
+    report = json.loads((tmp_path / "o.failed-run-report.json").read_text())
     assert [f["code"] for f in report["findings"] if f["severity"] == "error"] == ["ARM_UNDECLARED"] * 2
     r = run("to-sdtm", src, "--out", tmp_path / "o2")  # without --strict: written, error reported
     assert r.exit_code == 0 and (tmp_path / "o2" / "dm.xpt").is_file() and "2 error(s)" in r.output

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from conftest import need_external
-from tcim_interop import to_fhir, to_sdtm
+from tcim_interop import NoSubjectError, to_fhir, to_sdtm
 
 
 def identifying_strings(patient: dict) -> set[str]:
@@ -76,8 +76,11 @@ def test_hl7_examples_convert_or_are_reported(tmp_path):
     for version in ("r4", "r5"):
         src = need_external("fhir-examples", version)
         files = sorted(p for p in src.glob("*.json") if "-" in p.name)
-        result = to_sdtm(files, tmp_path / version)
-        c = result.report.counts()
+        # no example is a subject of a study: no delivery, every resource accounted for in the error's report
+        with pytest.raises(NoSubjectError) as failed:
+            to_sdtm(files, tmp_path / version)
+        c = failed.value.report.counts()
         assert c["input"] == c["converted"] + c["rejected"] + c["out_of_scope"] > 25
-        for d in result.report.dispositions:
+        assert not (tmp_path / version).exists()
+        for d in failed.value.report.dispositions:
             assert d.outcome == "converted" or d.reason, d

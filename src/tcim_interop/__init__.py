@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "to_sdtm": "api", "SdtmResult": "api", "to_fhir": "api", "FhirResult": "api", "read_sdtm": "api", "load_mapping_set": "spec.load", "Report": "findings",
     "Finding": "findings", "TcimError": "errors", "UsageError": "errors", "SpecError": "errors",
-    "InputError": "errors", "OutputError": "errors", "ConformanceError": "errors",
+    "InputError": "errors", "NoSubjectError": "errors", "OutputError": "errors", "ConformanceError": "errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

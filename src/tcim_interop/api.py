@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
-import tempfile
+import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,13 +21,15 @@ from typing import Callable, Collection, Iterable
 import pandas as pd
 
 from .atomic import write_atomic
-from .errors import ConformanceError, OutputError, UsageError
+from .errors import ConformanceError, NoSubjectError, TcimError, UsageError
 from .findings import Report
 from .gc_pause import paused_gc
 from .fhir.read import InputResource, LineResource, NotFhirError, UnreadableRecord, discover, read_file
 from .fhir.validate import Validation
 from .fhir.version import VERSIONS, assign_versions
+from .manifest import write_manifest
 from .mapping import engine
+from .output_dir import PackageDir, failed_report_path
 from .sdtm import xpt
 from .sdtm.dataset import Dataset
 from .spec.load import MappingSet, load_mapping_set
@@ -99,7 +101,8 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
             progress: Callable[..., None] | None = None, jobs: int | None = None) -> SdtmResult:
     """Convert FHIR inputs to SDTM datasets; with out_dir, write the submission package: each dataset as
     XPT v5 (and Dataset-JSON v1.1 with formats=("xpt", "json")), define.xml and its HTML view, the run
-    report and the manifest.
+    report and the manifest. The package replaces out_dir whole, or a failed run leaves it as it was and
+    puts its report beside it (output_dir.py).
 
     fast=True skips the fhir.resources validation of whole resources and validates only what the
     mapping reads: every value a row algorithm takes is checked by it (dates, numbers, codes,
@@ -110,22 +113,42 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
 
     jobs: processes validating resources (default: one per core); the output does not depend on it."""
     formats = _formats(formats)
+    inputs = list(inputs)
     if isinstance(mappings, MappingSet):
         if masked and not mappings.masked:  # would write the arms: refuse rather than unmask
             raise UsageError("masked=True needs a mapping set loaded with load_mapping_set(..., masked=True)")
         ms = mappings
     else:
         ms = load_mapping_set(mappings, mune_domain=mune_domain, masked=masked)
-    report = Report()
-    resources, rejected = read_inputs(inputs, report, fhir_version, progress, engine.whole_types(ms))
-    datasets, report = _validate_and_build(resources, rejected, ms, report, fast, jobs, progress)
-    written: list[Path] = []
-    if out_dir is not None:
-        written = write_package(datasets, Path(out_dir), ms, report, strict,
-                                created or input_timestamp(resources), formats, progress)
-    elif strict and report.errors:
-        raise ConformanceError(f"{len(report.errors)} error finding(s); first: {report.errors[0].line()}")
+    package = PackageDir(Path(out_dir)) if out_dir is not None else None
+    with package or nullcontext():  # locked, checked and staged before any input is read
+        report = Report()
+        resources, rejected = read_inputs(inputs, report, fhir_version, progress, engine.whole_types(ms))
+        try:
+            datasets, report = _validate_and_build(resources, rejected, ms, report, fast, jobs, progress)
+            require_subjects(datasets, report, inputs)
+            written: list[Path] = []
+            if package is not None:
+                written = write_package(datasets, package, ms, report, strict,
+                                        creation_time(created, resources, datasets, report), formats, progress)
+            elif strict and report.errors:
+                raise ConformanceError(f"{len(report.errors)} error finding(s); first: {report.errors[0].line()}")
+        except TcimError:
+            if package is not None:
+                _write_report(failed_report_path(package.out), report)
+            raise
     return SdtmResult({n: d.frame for n, d in datasets.items()}, report, datasets, written)
+
+
+def require_subjects(datasets: dict[str, Dataset], report: Report, inputs: list) -> None:
+    """A package without a subject is no delivery, whatever else converted: the run fails (docs/bad-input.md)."""
+    if "DM" in datasets and len(datasets["DM"]):
+        return
+    c = report.counts()
+    first = report.errors[0].line() if report.errors else "no resource describes an enrolled subject"
+    named = str(inputs[0]) if len(inputs) == 1 else f"{len(inputs)} inputs"
+    raise NoSubjectError(f"{named}: no subject converted (no DM record): of {c['input']} input resource(s), {c['converted']} "
+                     f"converted, {c['rejected']} rejected, {c['out_of_scope']} out of scope; first: {first}", report)
 
 
 def _validate_and_build(resources: list, rejected: dict[str, tuple[str, str]], ms: MappingSet, report: Report,
@@ -162,10 +185,32 @@ def _report_duplicates(rejected: dict[str, tuple[str, str]], report: Report) -> 
             report.error("DUPLICATE_ID", reason, source=key.split("#dup@")[0], file=key.split("#dup@")[1])
 
 
-def input_timestamp(resources: list[InputResource | LineResource]) -> datetime:
-    """The creation time stamped into outputs: the latest meta.lastUpdated of the input, in UTC (instants
-    with other offsets are compared as instants, not as clock readings), else a fixed date. Never the
-    clock: the same input must give the same bytes."""
+def creation_time(created: datetime | None, resources: list[InputResource | LineResource],
+                  datasets: dict[str, Dataset], report: Report) -> datetime:
+    """The creation time stamped into the outputs (XPT headers, define.xml, Dataset-JSON), and where it
+    came from (run report `created`). Never the clock: the same input must give the same bytes."""
+    if created is not None:
+        value, source = created, "--created"
+    elif (value := input_timestamp(resources)) is not None:
+        source = "the latest meta.lastUpdated of the input"
+    elif (found := data_timestamp(datasets)) is not None:
+        value, where = found
+        source = f"no meta.lastUpdated in the input: the latest date in the data ({where})"
+    else:
+        value, source = SAS_EPOCH, "no meta.lastUpdated and no date in the input: the SAS epoch"
+        report.warning("NO_CREATION_DATE", f"the outputs' creation date is {value.date()}: {source}",
+                       hint="give --created, or send meta.lastUpdated")
+    report.created = {"value": value.isoformat(), "source": source}
+    return value
+
+
+SAS_EPOCH = datetime(1960, 1, 1)
+_ISO_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2}(?::\d{2})?))?")
+
+
+def input_timestamp(resources: list[InputResource | LineResource]) -> datetime | None:
+    """The latest meta.lastUpdated of the input, in UTC (instants with other offsets are compared as
+    instants, not as clock readings); None when no resource has one."""
     stamps = []
     for r in resources:
         value = r.last_updated
@@ -176,7 +221,26 @@ def input_timestamp(resources: list[InputResource | LineResource]) -> datetime:
                 continue
             # a FHIR instant has an offset; one without is taken as UTC
             stamps.append(stamp.astimezone(timezone.utc).replace(tzinfo=None) if stamp.tzinfo else stamp)
-    return max(stamps) if stamps else datetime(2000, 1, 1)
+    return max(stamps) if stamps else None
+
+
+def data_timestamp(datasets: dict[str, Dataset]) -> tuple[datetime, str] | None:
+    """The latest full date (or date-time, clock reading as written) of any --DTC variable, and which
+    variable holds it; partial dates are skipped."""
+    best: tuple[datetime, str] | None = None
+    for name, ds in sorted(datasets.items()):
+        for column in ds.frame.columns:
+            if not column.endswith("DTC"):
+                continue
+            for text in set(ds.frame[column].dropna().astype(str)):
+                m = _ISO_DATETIME.match(text)
+                try:
+                    stamp = datetime.fromisoformat(f"{m[1]}T{m[2]}" if m and m[2] else m[1]) if m else None
+                except ValueError:
+                    continue
+                if stamp is not None and (best is None or stamp > best[0]):
+                    best = (stamp, f"{name}.{column}")
+    return best
 
 
 def _formats(formats: Iterable[str]) -> tuple[str, ...]:
@@ -187,49 +251,40 @@ def _formats(formats: Iterable[str]) -> tuple[str, ...]:
     return chosen
 
 
-def write_package(datasets: dict[str, Dataset], out: Path, ms: MappingSet, report: Report, strict: bool,
-                  created: datetime, formats: tuple[str, ...] = ("xpt",),
+def write_package(datasets: dict[str, Dataset], package: PackageDir, ms: MappingSet, report: Report,
+                  strict: bool, created: datetime, formats: tuple[str, ...] = ("xpt",),
                   progress: Callable[..., None] | None = None) -> list[Path]:
-    """Check everything, then write everything, atomically: a failed run leaves no dataset behind."""
+    """Check everything, write everything into the staging folder, then swap it in as `package.out`."""
     non_ascii = ms.study.get("non_ascii", "fold")
     frames = {n: xpt.xpt_frame(d, non_ascii, report) for n, d in datasets.items() if len(d)}
     violations = sum(xpt.check(datasets[n], f, report) for n, f in frames.items())
     for n, d in datasets.items():
         if not len(d):
             report.add("info", "EMPTY_DATASET", "no records: dataset not written", domain=n)
-    _prepare_dir(out)
     if violations or (strict and report.errors):
-        _write_report(out, report)
         what = "XPT v5 constraint violation(s)" if violations else "error finding(s) with --strict"
-        raise ConformanceError(f"{out}: nothing written: {violations or len(report.errors)} {what}; "
-                               f"first: {report.errors[0].line()}; see {out / REPORT_FILE}")
-    tmp = Path(tempfile.mkdtemp(prefix=".tcim-", dir=out))
-    try:
-        staged = []
-        for i, (n, frame) in enumerate(frames.items(), start=1):
-            if progress:
-                progress("writing", i, len(frames) + 1)  # + 1: Dataset-JSON, define and the conformance checks
-            if "xpt" in formats:
-                path = tmp / f"{datasets[n].file_stem}.xpt"
-                xpt.write(datasets[n], frame, path, created)
-                staged.append(path)
+        raise ConformanceError(f"{package.out}: nothing written: {violations or len(report.errors)} {what}; "
+                               f"first: {report.errors[0].line()}; see {failed_report_path(package.out)}")
+    staging = package.staging
+    staged = []
+    for i, (n, frame) in enumerate(frames.items(), start=1):
         if progress:
-            progress("writing", len(frames) + 1, len(frames) + 1)
-        staged += _write_metadata(datasets, frames, tmp, ms, report, created, formats, strict)
-        final = [out / p.name for p in staged]
-        report.outputs = [p.name for p in final]  # relative: the same run elsewhere gives the same report
-        for p, f in zip(staged, final):
-            os.replace(p, f)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    _write_report(out, report)
-    from .manifest import write_manifest
-
+            progress("writing", i, len(frames) + 1)  # + 1: Dataset-JSON, define and the conformance checks
+        if "xpt" in formats:
+            path = staging / f"{datasets[n].file_stem}.xpt"
+            xpt.write(datasets[n], frame, path, created)
+            staged.append(path)
+    if progress:
+        progress("writing", len(frames) + 1, len(frames) + 1)
+    staged += _write_metadata(datasets, frames, staging, ms, report, created, formats, strict)
+    report.outputs = [p.name for p in staged]  # relative: the same run elsewhere gives the same report
+    _write_report(staging / REPORT_FILE, report)
     options = {"non_ascii": non_ascii, "strict": strict, "created": created.isoformat(),
                "mune_domain": next((sp.domain for r, sp in ms.domains.items() if r == "mune"), ""),
                "masked": ms.masked}
-    write_manifest(out, final + [out / REPORT_FILE], report.input_files, ms.directory, options)
-    return final
+    write_manifest(staging, staged + [staging / REPORT_FILE], report.input_files, ms.directory, options)
+    package.commit()
+    return [package.out / p.name for p in staged]
 
 
 def _write_metadata(datasets: dict[str, Dataset], frames: dict, tmp: Path, ms: MappingSet, report: Report,
@@ -290,19 +345,8 @@ def _validate_package(written: dict[str, Dataset], frames: dict, define: bytes, 
     return write_reports(validation, tmp)
 
 
-def _prepare_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"{out}: cannot create the output directory: {e.strerror or e}") from None
-    if not os.access(out, os.W_OK):
-        raise OutputError(f"{out}: the output directory is not writable")
-
-
-def _write_report(out: Path, report: Report) -> None:
-    write_atomic(out / REPORT_FILE, json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+def _write_report(path: Path, report: Report) -> None:
+    write_atomic(path, json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
 
 
 @dataclass

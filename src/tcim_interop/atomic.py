@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import OutputError
 
 
-def _umask() -> int:
+def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -32,7 +32,7 @@ def write_atomic(path: Path, data: bytes | str | Iterable[bytes]) -> Path:
     except OSError as e:
         raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             if isinstance(data, str):
                 data = data.encode("utf-8")

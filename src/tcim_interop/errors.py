@@ -5,6 +5,7 @@ data itself are findings (see findings.py), collected through the run and report
     ├── UsageError             bad arguments or options (exit code 2)
     ├── SpecError              a mapping spec or codelist that cannot be loaded (exit code 2)
     ├── InputError             an input file that cannot be read as what it claims to be (exit code 2)
+    │   └── NoSubjectError     inputs of which no subject converts: no DM record, no delivery (.report: the run's)
     ├── OutputError            an output location that cannot be written (exit code 2)
     ├── ConformanceError       --strict run with error findings (exit code 1)
     └── ServerError            a FHIR server that cannot be reached or answers wrongly (fhir/rest.py; exit code 2)
@@ -29,6 +30,12 @@ class SpecError(TcimError):
 
 class InputError(TcimError):
     pass
+
+
+class NoSubjectError(InputError):
+    def __init__(self, message: str, report):
+        super().__init__(message)
+        self.report = report  # the accounting of what was read, for the API user (the CLI writes it beside --out)
 
 
 class OutputError(TcimError):

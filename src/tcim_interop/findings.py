@@ -61,6 +61,7 @@ class Report:
     records_per_domain: dict[str, int] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     validation: dict[str, int] = field(default_factory=dict)  # the package's conformance findings by severity
+    created: dict[str, str] = field(default_factory=dict)  # the outputs' creation time and where it came from
 
     def add(self, severity: str, code: str, message: str, **where: Any) -> Finding:
         f = Finding(severity, code, message, **{k: (v if k == "row" else "" if v is None else str(v))
@@ -105,6 +106,7 @@ class Report:
             "resources": self.counts(),
             "records_per_domain": self.records_per_domain,
             "outputs": self.outputs,
+            "created": self.created,
             "validation": self.validation,
             "findings_by_severity": {s: sev.get(s, 0) for s in SEVERITIES},
             "findings": [asdict(f) for f in self.findings],

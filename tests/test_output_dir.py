@@ -1,0 +1,176 @@
+"""The output directory is one package: replaced whole by a run that succeeds, left byte for byte as
+it was by a run that fails or is killed, refused when it holds a user's files or another run holds it."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tcim_interop import OutputError, to_sdtm
+from tcim_interop.errors import ConformanceError, InputError
+from tcim_interop import output_dir
+
+from conftest import DATA
+
+MINI = DATA / "mini-r4.json"
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def assert_whole_package(out: Path) -> bytes:
+    """out holds exactly what its manifest lists, each file with the listed sha256; returns the manifest."""
+    manifest = (out / "manifest.json").read_bytes()
+    listed = {o["path"]: o["sha256"] for o in json.loads(manifest)["outputs"]}
+    assert set(snapshot(out)) == set(listed) | {"manifest.json"}
+    assert {n: h for n, h in snapshot(out).items() if n != "manifest.json"} == listed
+    return manifest
+
+
+def leftovers(out: Path) -> list[str]:
+    return sorted(p.name for p in out.parent.iterdir()
+                  if p.name.startswith(f".{out.name}.tcim-") and not p.name.endswith("-lock"))
+
+
+@pytest.mark.parametrize("first, second, gone", [
+    ({}, {"masked": True}, "ex.xpt"),                                # an unmasked EX under a masked delivery
+    ({}, {"mune_domain": "NV"}, "xm.xpt"),                           # the other MUNE domain
+    ({"formats": ("xpt", "json")}, {"formats": ("xpt",)}, "dm.json"),  # fewer formats
+])
+def test_a_run_replaces_the_whole_package(tmp_path, first, second, gone):
+    out = tmp_path / "sdtm"
+    to_sdtm([MINI], out, **first)
+    assert (out / gone).is_file()
+    to_sdtm([MINI], out, **second)
+    assert not (out / gone).exists()
+    assert_whole_package(out)
+    assert leftovers(out) == []
+
+
+def test_files_the_tool_did_not_write_are_refused_and_kept(tmp_path):
+    out = tmp_path / "sdtm"
+    to_sdtm([MINI], out)
+    (out / "my-notes.txt").write_text("mine")
+    before = snapshot(out)
+    with pytest.raises(OutputError, match="my-notes.txt"):
+        to_sdtm([MINI], out, masked=True)
+    assert snapshot(out) == before
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "data.csv").write_text("x")
+    with pytest.raises(OutputError, match="data.csv"):
+        to_sdtm([MINI], plain)
+
+
+def _empty_bundle(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.json"
+    path.write_text('{"resourceType": "Bundle", "type": "collection", "entry": []}')
+    return path
+
+
+@pytest.mark.parametrize("how", ["strict", "no-subject", "write-fails"])
+def test_a_failed_run_leaves_the_previous_package_and_reports_beside_it(tmp_path, monkeypatch, how):
+    out = tmp_path / "sdtm"
+    to_sdtm([MINI], out)
+    before = snapshot(out)
+    if how == "strict":  # the mini bundle's AE without AEDECOD is an error under --strict
+        with pytest.raises(ConformanceError):
+            to_sdtm([MINI], out, masked=True, strict=True)
+    elif how == "no-subject":
+        with pytest.raises(InputError, match="no subject converted"):
+            to_sdtm([_empty_bundle(tmp_path)], out)
+    else:  # a full disk at the last write before the swap
+        from tcim_interop import api
+
+        def full(*args, **kwargs):
+            raise OutputError("manifest.json: cannot write: No space left on device")
+        monkeypatch.setattr(api, "write_manifest", full)
+        with pytest.raises(OutputError, match="No space left"):
+            to_sdtm([MINI], out, masked=True)
+    assert snapshot(out) == before
+    assert leftovers(out) == []
+    failed = output_dir.failed_report_path(out)
+    assert failed.parent == out.parent and json.loads(failed.read_text())["resources"]["input"] >= 0
+    monkeypatch.undo()
+    to_sdtm([MINI], out)
+    assert not failed.exists(), "a successful run keeps the report of an earlier failure"
+
+
+def test_the_swap_without_an_atomic_exchange(tmp_path, monkeypatch):
+    monkeypatch.setattr(output_dir, "_exchange", lambda a, b: False)
+    out = tmp_path / "sdtm"
+    to_sdtm([MINI], out)
+    to_sdtm([MINI], out, mune_domain="NV")
+    assert (out / "nv.xpt").is_file() and not (out / "xm.xpt").exists()
+    assert leftovers(out) == []
+
+
+def test_leftovers_of_a_killed_run_are_cleaned_and_an_old_package_set_aside_is_restored(tmp_path):
+    out = tmp_path / "sdtm"
+    to_sdtm([MINI], out)
+    before = snapshot(out)
+    # killed between the two renames of the fallback swap: no package in place, the old one aside
+    os.rename(out, tmp_path / ".sdtm.tcim-old-1234")
+    (tmp_path / ".sdtm.tcim-staging-abcd").mkdir()
+    (tmp_path / ".sdtm.tcim-staging-abcd" / "dm.xpt").write_bytes(b"half")
+    with pytest.raises(InputError):  # even a run that fails puts the old package back first
+        to_sdtm([_empty_bundle(tmp_path)], out)
+    assert snapshot(out) == before
+    assert leftovers(out) == []
+
+
+def test_a_second_run_into_the_same_out_is_refused(tmp_path):
+    out = tmp_path / "sdtm"
+    to_sdtm([MINI], out)
+    before = snapshot(out)
+    with open(tmp_path / ".sdtm.tcim-lock", "a") as lock:  # what a running to-sdtm holds
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run([sys.executable, "-m", "tcim_interop", "to-sdtm", str(MINI), "--out", str(out)],
+                              capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "another tcim-interop run is writing this package" in done.stderr
+    assert snapshot(out) == before
+
+
+def test_kill_9_at_random_moments_leaves_the_old_package_or_the_new_one(tmp_path):
+    """SIGKILL a conversion at random moments: each time, --out is the old package or the new one, whole."""
+    kills = int(os.environ.get("TCIM_KILL_LOOPS", "20"))
+    out = tmp_path / "sdtm"
+    command = [sys.executable, "-m", "tcim_interop", "to-sdtm", str(MINI), "--out", str(out), "-q", "-j", "1"]
+    variants = {"XM": [], "NV": ["--mune-domain", "NV"]}
+    manifests = {}
+    started = time.monotonic()
+    for name, extra in variants.items():  # each variant's package, as a finished run writes it
+        subprocess.run(command + extra, check=True, capture_output=True)
+        manifests[name] = assert_whole_package(out)
+    duration = (time.monotonic() - started) / 2
+    rng = random.Random(1)
+    outcomes = {"old": 0, "new": 0}
+    state = "NV"
+    for _ in range(kills):
+        target = "XM" if state == "NV" else "NV"
+        proc = subprocess.Popen(command + variants[target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 1.2) * duration)  # mostly after the imports, around the writing and swap
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        manifest = assert_whole_package(out)
+        assert manifest in (manifests[state], manifests[target])
+        outcomes["new" if manifest == manifests[target] and target != state else "old"] += 1
+        state = target if manifest == manifests[target] else state
+        assert not [p for p in out.iterdir() if p.is_dir()], "a staging folder inside --out"
+    subprocess.run(command, check=True, capture_output=True)  # the next run cleans what the kills left
+    assert assert_whole_package(out) == manifests["XM"]
+    assert leftovers(out) == []
+    print(f"{kills} kills: {outcomes['old']} left the old package, {outcomes['new']} the new one")
