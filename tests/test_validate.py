@@ -366,11 +366,12 @@ def test_command_exit_codes_and_reports(package, tmp_path, clean):
     broken = broken_copy(package, tmp_path, "AE", lambda f: f.__setitem__("AESER", f["AESER"].where(f.index != 0, "Y")))
     result = runner.invoke(app, ["validate", str(broken)])
     assert result.exit_code == 1
-    assert "CORE-000266/CG0042" in result.output and "1 error(s)" in result.output
+    assert "CORE-000266/CG0042" in result.output and "2 error(s)" in result.output  # and ae.xpt's sha256
     rows = (broken / "validation-report.csv").read_text().splitlines()
     assert rows[0] == "severity,rule,code,dataset,row,usubjid,variable,value,message,file"
-    assert rows[1].startswith(f"error,CORE-000266/CG0042,SERIOUS_WITHOUT_CRITERION,AE,1,{subject(clean, 'AE', 1)},AESER,Y,")
-    assert rows[1].endswith(",ae.xpt")
+    assert rows[1].startswith("error,TCIM-MANIFEST,MANIFEST_SHA256,,,,,") and rows[1].endswith(",ae.xpt")
+    assert rows[2].startswith(f"error,CORE-000266/CG0042,SERIOUS_WITHOUT_CRITERION,AE,1,{subject(clean, 'AE', 1)},AESER,Y,")
+    assert rows[2].endswith(",ae.xpt")
 
     result = runner.invoke(app, ["validate", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "nowhere" in result.output and "Traceback" not in result.output
@@ -394,6 +395,60 @@ def test_dataset_json_package(package, tmp_path, clean, mappings):
     assert [f.code for f in report.findings if f.severity == "warning"] == ["NO_DEFINE"]
 
 
+# -- the manifest --------------------------------------------------------------------------------------
+
+def manifest_findings(directory):
+    return sorted((f.severity, f.code, f.file) for f in validate_package(directory, checks=["manifest"]).findings)
+
+
+def test_manifest_verifies_every_listed_file_and_lists_every_file(package, tmp_path):
+    copy = broken_copy(package, tmp_path, "AE", lambda f: f.__setitem__("AESER", f["AESER"].where(f.index != 0, "Y")))
+    assert (copy / "ae.xpt").stat().st_size == (package / "ae.xpt").stat().st_size  # same size, other bytes
+    (copy / "te.xpt").unlink()
+    with (copy / "define.html").open("a", encoding="utf-8") as f:
+        f.write("<!-- edited -->")
+    shutil.copy(copy / "dm.xpt", copy / "dm2.xpt")
+    for name in ("notes.csv", "extra.xml", "README.txt", ".ae.xpt.tmp"):
+        (copy / name).write_text("x")
+    assert manifest_findings(copy) == [
+        ("error", "MANIFEST_BYTES", "define.html"), ("error", "MANIFEST_MISSING", "te.xpt"),
+        ("error", "MANIFEST_SHA256", "ae.xpt"), ("error", "MANIFEST_UNLISTED", "dm2.xpt"),
+        ("error", "MANIFEST_UNLISTED", "extra.xml"), ("error", "MANIFEST_UNLISTED", "notes.csv")]
+    assert all(f.rule == "TCIM-MANIFEST" for f in validate_package(copy, checks=["manifest"]).findings)
+
+
+def test_manifest_never_leads_outside_the_package(package, tmp_path):
+    copy = tmp_path / "sdtm"
+    shutil.copytree(package, copy)
+    (tmp_path / "secret").write_text("x")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["outputs"].append({"path": "../secret", "sha256": "0" * 64, "bytes": 1})
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert manifest_findings(copy) == [("error", "MANIFEST_PATH", "../secret")]
+
+
+def test_package_without_manifest_cannot_be_verified_and_is_still_checked(package, tmp_path):
+    copy = broken_copy(package, tmp_path, "AE", lambda f: f.__setitem__("AESER", f["AESER"].where(f.index != 0, "Y")))
+    (copy / "manifest.json").unlink()
+    report = validate_package(copy)
+    assert [(f.severity, f.code, f.rule) for f in report.findings if f.code.startswith("MANIFEST")] == [
+        ("info", "MANIFEST_ABSENT", "TCIM-MANIFEST")]
+    assert [f.rule for f in report.errors] == ["CORE-000266/CG0042"]
+
+
+def test_manifest_without_a_list_of_outputs_is_unreadable(package, tmp_path):
+    copy = tmp_path / "sdtm"
+    shutil.copytree(package, copy)
+    (copy / "manifest.json").write_text(json.dumps({"options": {}, "outputs": [{"path": "ae.xpt"}]}))
+    result = CliRunner().invoke(app, ["validate", str(copy), "--out", str(tmp_path / "reports")])
+    assert result.exit_code == 2 and "manifest.json: not a readable manifest" in result.output
+
+
+def test_to_sdtm_does_not_check_a_manifest_it_has_not_written_yet(package):
+    doc = json.loads((package / "validation-report.json").read_text())
+    assert "manifest" not in doc["checks"] and "xpt_constraints" not in doc["checks"]
+
+
 # -- the CDISC pilot ---------------------------------------------------------------------------------
 
 # What validate reports on ../shared/external/cdiscpilot01 (SDTMIG 3.1.2 data held to 3.4), per rule
@@ -408,6 +463,7 @@ PILOT_COUNTS = {
     ("TCIM-DEFINE", "error"): 9,           # define.xml describes datasets the folder does not have
     ("TCIM-DEFINE", "warning"): 57,        # define lengths longer than the longest value
     ("TCIM-TSPARM", "warning"): 1,
+    ("TCIM-MANIFEST", "info"): 1,          # no manifest.json: the files cannot be verified by checksum
 }
 
 
