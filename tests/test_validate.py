@@ -367,7 +367,7 @@ def test_command_exit_codes_and_reports(package, tmp_path, clean):
     result = runner.invoke(app, ["validate", str(broken)])
     assert result.exit_code == 1
     assert "CORE-000266/CG0042" in result.output and "2 error(s)" in result.output  # and ae.xpt's sha256
-    rows = (broken / "validation-report.csv").read_text().splitlines()
+    rows = (tmp_path / "broken-validation" / "validation-report.csv").read_text().splitlines()
     assert rows[0] == "severity,rule,code,dataset,row,usubjid,variable,value,message,file"
     assert rows[1].startswith("error,TCIM-MANIFEST,MANIFEST_SHA256,,,,,") and rows[1].endswith(",ae.xpt")
     assert rows[2].startswith(f"error,CORE-000266/CG0042,SERIOUS_WITHOUT_CRITERION,AE,1,{subject(clean, 'AE', 1)},AESER,Y,")
@@ -476,6 +476,48 @@ def test_cdisc_pilot():
     assert (day.domain, day.row, day.usubjid, day.variable, day.value) == ("AE", 971, "01-716-1063", "AESTDY", "366")
     assert sorted(f.row for f in report.findings if f.rule == "TCIM-XPT") == [9, 14, 29]
     assert ("DM", None, "ARMNRS", "") in where(report.findings, "CORE-000334/CG0016")
+
+
+# -- where the reports go: never over the package's files -------------------------------------------------
+
+def checksums(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir()}
+
+
+def test_reports_go_beside_the_package_by_default(package, tmp_path):
+    copy = tmp_path / "sdtm"
+    shutil.copytree(package, copy)
+    before = checksums(copy)
+    result = CliRunner().invoke(app, ["validate", f"{copy}/"])
+    assert result.exit_code == 0, result.output
+    assert checksums(copy) == before  # not a byte of the package changed, no file added
+    reports = tmp_path / "sdtm-validation"
+    assert sorted(p.name for p in reports.iterdir()) == ["validation-report.csv", "validation-report.json"]
+    assert json.loads((reports / "validation-report.json").read_text())["findings_by_severity"]["error"] == 0
+
+
+def test_out_the_package_itself_is_refused_when_it_would_overwrite_a_listed_file(package, tmp_path):
+    copy = tmp_path / "sdtm"
+    shutil.copytree(package, copy)
+    before = checksums(copy)
+    result = CliRunner().invoke(app, ["validate", str(copy), "--out", str(copy / ".")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert len(result.output.splitlines()) == 1 and "validation-report.json" in result.output, result.output
+    assert checksums(copy) == before
+
+    (copy / "manifest.json").unlink()  # nothing to overwrite that a manifest lists: --out may be the package
+    result = CliRunner().invoke(app, ["validate", str(copy), "--out", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((copy / "validation-report.json").read_text())["checks"][-1] == "manifest"
+
+
+def test_reports_that_cannot_be_written_are_one_line_and_leave_no_temporary_file(package, tmp_path):
+    (tmp_path / "taken").write_text("a file, not a directory")
+    result = CliRunner().invoke(app, ["validate", str(package), "--out", str(tmp_path / "taken")])
+    assert result.exit_code == 2 and len(result.output.splitlines()) == 1 and "taken" in result.output
+    out = tmp_path / "reports"
+    assert CliRunner().invoke(app, ["validate", str(package), "--out", str(out), "-q"]).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["validation-report.csv", "validation-report.json"]
 
 
 # -- CSV injection -------------------------------------------------------------------------------------
