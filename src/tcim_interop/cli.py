@@ -171,21 +171,24 @@ def synth_cmd(
 @app.command("validate")
 def validate_cmd(
     sdtm_dir: Path = typer.Argument(..., help="SDTM package directory (.xpt or Dataset-JSON, define.xml, manifest.json)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for the reports (default: SDTM_DIR)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Directory for the reports (default: SDTM_DIR-validation beside it)."),
     mappings: Optional[Path] = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
 ) -> None:
     """Check an SDTM package against SDTMIG 3.4, CDISC CT, the specs and its define.xml (CDISC CORE
-    rules): writes validation-report.json and .csv; exit code 1 if any error is found.
+    rules) and its manifest.json: writes validation-report.json and .csv beside the package, changing none
+    of its files; exit code 1 if any error is found.
 
-    Example:  tcim-interop validate sdtm/
+    Example:  tcim-interop validate sdtm/       (reports in sdtm-validation/)
     """
     from .validate import validate_package
-    from .validate.output import summary, write_reports
+    from .validate.output import report_directory, summary, write_reports
 
     with running():
+        target = report_directory(sdtm_dir, out)
         report = validate_package(sdtm_dir, mappings)
-        written = write_reports(report, out or sdtm_dir)
+        written = write_reports(report, target)
     if not quiet:
         typer.echo(summary(report) + "\nwritten: " + ", ".join(str(p) for p in written), err=True)
     if report.errors:

@@ -4,6 +4,7 @@ SDTMIG 3.4 otherwise), the package's define.xml and options, and how a finding i
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..findings import Finding
@@ -18,12 +19,15 @@ GENERAL_CLASSES = ("INTERVENTIONS", "EVENTS", "FINDINGS")
 
 class Context:
     def __init__(self, datasets: dict[str, Dataset], mappings: MappingSet, define_xml: bytes | None = None,
-                 masked: bool = False, files: dict[str, str] | None = None):
+                 masked: bool = False, files: dict[str, str] | None = None, directory: Path | None = None,
+                 manifest: dict | None = None):
         self.datasets = {n.upper(): d for n, d in datasets.items()}
         self.mappings = mappings
         self.define_xml = define_xml
         self.masked = masked
         self.files = files or {}  # dataset -> file name, when read from a directory
+        self.directory = directory  # the package folder, when read from one
+        self.manifest = manifest  # its manifest.json, when it has one
         self.specs: dict[str, DomainSpec] = {s.domain: s for s in mappings.domains.values()}
 
     # -- datasets and records ---------------------------------------------------------------
@@ -142,11 +146,11 @@ class Context:
     # -- findings -------------------------------------------------------------------------------
     def finding(self, severity: str, rule: str, code: str, message: str, dataset: str = "", *,
                 row: int | None = None, variable: str = "", value: Any = None, record: dict | None = None,
-                usubjid: str | None = None) -> Finding:
+                usubjid: str | None = None, file: str | None = None) -> Finding:
         if usubjid is None:
             usubjid = text(record.get("USUBJID")) if record is not None else ""
         return Finding(severity, code, message, domain=dataset, variable=variable, usubjid=usubjid,
-                       source=f"row {row}" if row else "", file=self.files.get(dataset, ""),
+                       source=f"row {row}" if row else "", file=self.files.get(dataset, "") if file is None else file,
                        value="" if value is None else text(value), rule=rule, row=row)
 
 

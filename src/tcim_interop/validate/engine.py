@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..findings import Finding
+from ..manifest import MANIFEST
 from ..sdtm.dataset import Dataset
 from ..spec.load import MappingSet, load_mapping_set
 from . import registry
@@ -47,11 +48,14 @@ class ValidationReport:
 
 def validate_datasets(datasets: dict[str, Dataset], mappings: MappingSet, define_xml: bytes | None = None,
                       masked: bool = False, *, files: dict[str, str] | None = None,
-                      checks: list[str] | None = None) -> list[Finding]:
+                      checks: list[str] | None = None, directory: Path | None = None,
+                      manifest: dict | None = None) -> list[Finding]:
     """Every finding of the named checks (default: all) on the datasets, in a stable order: dataset,
     row, then the order the checks ran. `files` names the file each dataset was read from (the XPT
-    rules and file-name rule apply to .xpt files only; without it, every dataset is held to them)."""
-    ctx = Context(datasets, mappings, define_xml, masked, files)
+    rules and file-name rule apply to .xpt files only; without it, every dataset is held to them).
+    `directory` is the package folder they were read from and `manifest` its manifest.json (None when
+    it has none): without a directory the files are not checked against a manifest."""
+    ctx = Context(datasets, mappings, define_xml, masked, files, directory, manifest)
     selected = [registry.get(n) for n in checks] if checks is not None else registry.all_checks()
     findings: list[Finding] = []
     for c in selected:
@@ -76,7 +80,9 @@ def validate_package(path: str | os.PathLike, mappings: MappingSet | str | os.Pa
         ds = read_dataset_json(f) if f.suffix.lower() in (".json", ".ndjson") else read_xpt(f)
         if ds.name not in datasets:  # a dataset as .xpt and .json: the XPT (listed first) is validated
             datasets[ds.name], files[ds.name] = ds, f.name
-    masked = _manifest_options(directory).get("masked") is True
+    manifest = read_manifest(directory)
+    options = manifest.get("options") if manifest else None
+    masked = isinstance(options, dict) and options.get("masked") is True
     if not isinstance(mappings, MappingSet):
         mune = "NV" if "NV" in datasets and "XM" not in datasets else None
         mappings = load_mapping_set(mappings, mune_domain=mune, masked=masked)
@@ -85,20 +91,27 @@ def validate_package(path: str | os.PathLike, mappings: MappingSet | str | os.Pa
     selected = checks if checks is not None else [c.name for c in registry.all_checks()]
     report = ValidationReport(str(directory), {n: len(d) for n, d in datasets.items()}, files, masked,
                               "define.xml" if define_xml is not None else "", selected)
-    report.findings = validate_datasets(datasets, mappings, define_xml, masked, files=files, checks=selected)
+    report.findings = validate_datasets(datasets, mappings, define_xml, masked, files=files, checks=selected,
+                                        directory=directory, manifest=manifest)
     if define_xml is None:
         report.findings.insert(0, Finding("warning", "NO_DEFINE", "the package has no define.xml: its metadata "
                                           "cannot be checked against the datasets", rule="TCIM-DEFINE"))
     return report
 
 
-def _manifest_options(directory: Path) -> dict:
-    path = directory / "manifest.json"
+def read_manifest(directory: Path) -> dict | None:
+    """The package's manifest.json, or None when it has none; one that cannot be read, or whose
+    `outputs` is not a list of {path, sha256, bytes}, is an InputError."""
+    path = directory / MANIFEST
     if not path.is_file():
-        return {}
+        return None
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(f"{path}: not a readable manifest: {e}") from None
-    options = doc.get("options") if isinstance(doc, dict) else None
-    return options if isinstance(options, dict) else {}
+    outputs = doc.get("outputs") if isinstance(doc, dict) else None
+    if not isinstance(outputs, list) or not all(
+            isinstance(o, dict) and isinstance(o.get("path"), str) and isinstance(o.get("sha256"), str)
+            and type(o.get("bytes")) is int for o in outputs):
+        raise InputError(f"{path}: not a readable manifest: outputs must be a list of {{path, sha256, bytes}}")
+    return doc

@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 from ..atomic import write_atomic
-from ..errors import OutputError
-from .engine import ValidationReport
+from ..csv_safety import safe_cell
+from ..errors import OutputError, UsageError
+from ..manifest import MANIFEST
+from .engine import ValidationReport, read_manifest
 
 JSON_FILE, CSV_FILE = "validation-report.json", "validation-report.csv"
 COLUMNS = ("severity", "rule", "code", "dataset", "row", "usubjid", "variable", "value", "message", "file")
@@ -27,6 +30,22 @@ def to_dict(report: ValidationReport) -> dict:
             "findings": [_row(f) for f in report.findings]}
 
 
+def report_directory(package: Path, out: Path | None) -> Path:
+    """Where `validate` writes its reports: `out`, by default `<package>-validation/` beside the package.
+    Never over a file the package's manifest lists: the reports would break the checksums they verify."""
+    if out is None:
+        package = Path(os.path.abspath(package))  # "sdtm/" or "." have a name once absolute
+        return package.parent / f"{package.name}-validation"
+    if out.is_dir() and package.is_dir() and out.samefile(package):
+        manifest = read_manifest(package)
+        listed = sorted({o["path"] for o in manifest["outputs"]} & {JSON_FILE, CSV_FILE}) if manifest else []
+        if listed:
+            default = report_directory(package, None)
+            raise UsageError(f"--out {out} is the package: the reports would overwrite {', '.join(listed)}, which "
+                             f"its {MANIFEST} lists; choose another, or give none (reports in {default})")
+    return out
+
+
 def write_reports(report: ValidationReport, out: Path) -> list[Path]:
     """Both reports in `out`, each written to a temporary name then renamed (never half a file)."""
     try:
@@ -36,7 +55,7 @@ def write_reports(report: ValidationReport, out: Path) -> list[Path]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(_row(f) for f in report.findings)
+    writer.writerows({k: safe_cell(v) for k, v in _row(f).items()} for f in report.findings)
     texts = {JSON_FILE: json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n", CSV_FILE: buffer.getvalue()}
     return [write_atomic(out / name, content) for name, content in texts.items()]
 

@@ -51,3 +51,4 @@ def _load() -> None:
     """Import the modules that register checks (once), in the order the checks run and are reported."""
     from . import checks_variables, checks_records, checks_dm, checks_ae  # noqa: F401,I001
     from . import checks_supp, checks_trial_design, checks_xpt, checks_define  # noqa: F401,I001
+    from . import checks_manifest  # noqa: F401,I001
