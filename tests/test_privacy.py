@@ -1,8 +1,9 @@
 """No personal identifier reaches any output file: Synthea patients (real-looking EHR records with
 names, addresses, phones, SSNs, MRNs) enrolled in the trial and converted; every output byte searched.
 
-Synthea names its files after the patient; the files are copied under neutral names first, since the
-run report names its input files (that name is the user's choice, not record content)."""
+Synthea names its files after the patient (`Given_Family_uuid.json`): the reports name input files by a
+neutral label and sha256. Two of the five patients are not enrolled, as in a hospital's bulk export:
+nothing of theirs, not even a resource id, reaches a report."""
 
 import json
 import shutil
@@ -33,26 +34,30 @@ def identifying_strings(patient: dict) -> set[str]:
 def enrolled_synthea(tmp_path_factory):
     src = need_external("synthea")
     d = tmp_path_factory.mktemp("synthea")
-    secrets, patients = set(), []
+    secrets, patients, outsiders = set(), [], set()
     for n, f in enumerate(sorted(src.glob("*.json"))):
         bundle = json.loads(f.read_text())
         for e in bundle["entry"]:
             if e["resource"]["resourceType"] == "Patient":
                 patients.append(e["resource"])
                 secrets |= identifying_strings(e["resource"])
-        shutil.copy(f, d / f"patient-{n}.json")
+        if n >= 3:  # not enrolled: every resource id of theirs is a secret too
+            outsiders |= {e["resource"]["id"] for e in bundle["entry"]}
+        secrets.add(f.stem)
+        shutil.copy(f, d / f.name)
+    secrets |= outsiders
     study = [{"resourceType": "ResearchStudy", "id": "s", "status": "active",
               "identifier": [{"use": "official", "value": "TCIM-ELAII"}]},
              {"resourceType": "ResearchStudy", "id": "site", "status": "active", "partOf": [{"reference": "ResearchStudy/s"}],
               "identifier": [{"use": "official", "value": "01"}],
               "location": [{"coding": [{"system": "urn:iso:std:iso:3166", "code": "US"}]}]}]
-    for k, p in enumerate(patients):
+    for k, p in enumerate(patients[:3]):
         study.append({"resourceType": "ResearchSubject", "id": f"rs{k}", "status": "on-study",
                       "study": {"reference": "ResearchStudy/site"}, "individual": {"reference": f"Patient/{p['id']}"},
                       "identifier": [{"use": "official", "value": f"{k + 1:03d}"}]})
     (d / "enrolment.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection",
                                                   "entry": [{"resource": r} for r in study]}))
-    assert len(patients) == 5 and len(secrets) > 20
+    assert len(patients) == 5 and len(secrets) > 20 and len(outsiders) > 100
     return d, secrets
 
 
@@ -60,12 +65,13 @@ def test_synthea_patients_become_dm_records_without_identifiers(enrolled_synthea
     d, secrets = enrolled_synthea
     out = tmp_path / "sdtm"
     result = to_sdtm([d], out)
-    assert len(result.datasets["DM"]) == 5
+    assert len(result.datasets["DM"]) == 3
     c = result.report.counts()
     assert c["input"] == c["converted"] + c["rejected"] + c["out_of_scope"] > 300
     fhir_out = tmp_path / "back.json"
     to_fhir(out, fhir_out)
     files = list(out.iterdir()) + [fhir_out]
+    assert {"run-report.json", "manifest.json"} <= {f.name for f in files}
     blob = b"".join(f.read_bytes() for f in files)
     leaks = sorted(s for s in secrets if s.encode() in blob)
     assert leaks == [], leaks

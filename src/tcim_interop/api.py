@@ -56,6 +56,7 @@ def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version
     if not files:
         raise UsageError("no FHIR input files (.json, .ndjson, .xml) found in " + ", ".join(map(str, paths)))
     for f in skipped:
+        report.skipped_files.append(str(f))
         report.add("info", "NOT_FHIR_FILE", "skipped: not a .json, .ndjson or .xml file", file=f)
     resources: list[InputResource | LineResource] = []
     rejected: dict[str, tuple[str, str]] = {}
@@ -65,6 +66,7 @@ def read_inputs(paths: Iterable[str | os.PathLike], report: Report, fhir_version
         except NotFhirError as e:
             if not in_directory:
                 raise
+            report.skipped_files.append(str(f))
             report.add("info", "NOT_FHIR_FILE", f"skipped: {str(e).split(': ', 1)[-1]}", file=f)
             continue
         report.input_files.append(str(f))
@@ -98,7 +100,8 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
             mappings: MappingSet | str | os.PathLike | None = None, fhir_version: str | None = None,
             mune_domain: str | None = None, strict: bool = False, created: datetime | None = None,
             formats: Iterable[str] = ("xpt",), fast: bool = False, masked: bool = False,
-            progress: Callable[..., None] | None = None, jobs: int | None = None) -> SdtmResult:
+            progress: Callable[..., None] | None = None, jobs: int | None = None,
+            report_paths: bool = False) -> SdtmResult:
     """Convert FHIR inputs to SDTM datasets; with out_dir, write the submission package: each dataset as
     XPT v5 (and Dataset-JSON v1.1 with formats=("xpt", "json")), define.xml and its HTML view, the run
     report and the manifest. The package replaces out_dir whole, or a failed run leaves it as it was and
@@ -111,7 +114,10 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
     masked=True: a delivery before unblinding: exposure in EC with ECTRT = MASKED, no EX, DM without
     arms (ARMNRS = MASKED); see study.yaml masked_domains and the specs' `masked:` entries.
 
-    jobs: processes validating resources (default: one per core); the output does not depend on it."""
+    jobs: processes validating resources (default: one per core); the output does not depend on it.
+
+    report_paths=True: the run report and manifest name the input files by path too, not only by a
+    neutral label and sha256 (file names may be personal data)."""
     formats = _formats(formats)
     inputs = list(inputs)
     if isinstance(mappings, MappingSet):
@@ -122,7 +128,7 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
         ms = load_mapping_set(mappings, mune_domain=mune_domain, masked=masked)
     package = PackageDir(Path(out_dir)) if out_dir is not None else None
     with package or nullcontext():  # locked, checked and staged before any input is read
-        report = Report()
+        report = Report(report_paths=report_paths)
         resources, rejected = read_inputs(inputs, report, fhir_version, progress, engine.whole_types(ms))
         try:
             datasets, report = _validate_and_build(resources, rejected, ms, report, fast, jobs, progress)
@@ -282,7 +288,7 @@ def write_package(datasets: dict[str, Dataset], package: PackageDir, ms: Mapping
     options = {"non_ascii": non_ascii, "strict": strict, "created": created.isoformat(),
                "mune_domain": next((sp.domain for r, sp in ms.domains.items() if r == "mune"), ""),
                "masked": ms.masked}
-    write_manifest(staging, staged + [staging / REPORT_FILE], report.input_files, ms.directory, options)
+    write_manifest(staging, staged + [staging / REPORT_FILE], report.inputs(), ms.directory, options)
     package.commit()
     return [package.out / p.name for p in staged]
 

@@ -84,6 +84,9 @@ def to_sdtm_cmd(
     jobs: int = typer.Option(0, "--jobs", "-j", min=0,
                              help="Processes validating resources with fhir.resources (0: one per core)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
+    report_paths: bool = typer.Option(False, "--report-paths",
+                                      help="Name input files by path in run-report.json and manifest.json "
+                                           "(default: a label and sha256; file names may be personal data)."),
 ) -> None:
     """Convert FHIR records to SDTM DM, EX, AE, XM (or NV) and SUPPxx: SAS XPORT v5 (and Dataset-JSON),
     define.xml and define.html, run-report.json, manifest.json.
@@ -106,7 +109,7 @@ def to_sdtm_cmd(
                              fhir_version=fhir_version.value if fhir_version else None,
                              mune_domain=mune_domain.value if mune_domain else None, strict=strict,
                              created=_created(created), formats=formats.split(","), fast=fast,
-                             masked=masked, progress=progress, jobs=jobs or None)
+                             masked=masked, progress=progress, jobs=jobs or None, report_paths=report_paths)
     if not quiet:
         typer.echo(summary(result.report), err=True)
 

@@ -4,12 +4,19 @@ A Finding names where it was met (input file, FHIR resource, SDTM domain/row/var
 data manager can go straight to it. Severities: "error" (the output is wrong or incomplete without a
 fix), "warning" (the output is right but something was changed or left out: ASCII folding, an
 unmapped code), "info".
+
+What a report file says of the inputs is kept to what a delivery needs (Report.to_dict): input files
+by a neutral label and their sha256 (a file name like Synthea's `Given_Family_uuid.json` is personal
+data; `--report-paths` adds the paths), and resources out of scope counted per type and reason, never
+listed by id (a hospital's bulk export holds every patient of the hospital, not only the study's).
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 SEVERITIES = ("error", "warning", "info")
@@ -57,7 +64,10 @@ OUTCOMES = ("converted", "rejected", "out_of_scope")
 class Report:
     findings: list[Finding] = field(default_factory=list)
     dispositions: list[Disposition] = field(default_factory=list)
-    input_files: list[str] = field(default_factory=list)
+    input_files: list[str] = field(default_factory=list)  # the files read, as given (paths)
+    skipped_files: list[str] = field(default_factory=list)  # files met in input directories and not read
+    report_paths: bool = False  # name the input files by path in to_dict(), not only by label
+    _digests: dict[str, str] = field(default_factory=dict, repr=False)  # sha256 by path: inputs() hashes once
     records_per_domain: dict[str, int] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     validation: dict[str, int] = field(default_factory=dict)  # the package's conformance findings by severity
@@ -99,10 +109,23 @@ class Report:
             "by_resource_type": by_type,
         }
 
+    def inputs(self) -> list[dict[str, Any]]:
+        """The input files as a delivery names them: label, sha256 and size (and the path when asked)."""
+        from .manifest import sha256
+
+        for p in self.input_files:
+            if p not in self._digests:
+                self._digests[p] = sha256(Path(p))
+        return [{"label": label, "sha256": self._digests[p], "bytes": Path(p).stat().st_size,
+                 **({"path": p} if self.report_paths else {})}
+                for p, label in zip(self.input_files, _labels("input", self.input_files))]
+
     def to_dict(self) -> dict[str, Any]:
         sev = Counter(f.severity for f in self.findings)
-        return {
-            "input_files": self.input_files,
+        out_of_scope = Counter((d.resource.split("/", 1)[0], d.reason) for d in self.dispositions
+                               if d.outcome == "out_of_scope")
+        doc = {
+            "inputs": self.inputs(),
             "resources": self.counts(),
             "records_per_domain": self.records_per_domain,
             "outputs": self.outputs,
@@ -110,5 +133,26 @@ class Report:
             "validation": self.validation,
             "findings_by_severity": {s: sev.get(s, 0) for s in SEVERITIES},
             "findings": [asdict(f) for f in self.findings],
-            "not_converted": [asdict(d) for d in self.dispositions if d.outcome != "converted"],
+            "not_converted": [asdict(d) for d in self.dispositions if d.outcome == "rejected"],
+            "out_of_scope": [{"resource_type": t, "reason": r, "count": n} for (t, r), n in sorted(out_of_scope.items())],
         }
+        return doc if self.report_paths else self._labelled(doc)
+
+    def _labelled(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Every input file's path, or its bare name, replaced by its label wherever the report names it."""
+        labels: dict[str, str] = {}
+        for kind, files in (("input", self.input_files), ("skipped", self.skipped_files)):
+            for p, label in zip(files, _labels(kind, files)):
+                labels[p] = label
+                labels.setdefault(Path(p).name, label)
+        if not labels:
+            return doc
+        names = re.compile("|".join(map(re.escape, sorted(labels, key=len, reverse=True))))
+        for section in ("findings", "not_converted"):
+            doc[section] = [{k: names.sub(lambda m: labels[m[0]], v) if isinstance(v, str) and v else v
+                             for k, v in rec.items()} for rec in doc[section]]
+        return doc
+
+
+def _labels(kind: str, files: list[str]) -> list[str]:
+    return [f"{kind}-{i}" for i in range(1, len(files) + 1)]

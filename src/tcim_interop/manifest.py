@@ -1,6 +1,6 @@
 """manifest.json: what a delivery is made of, so that a regulator can re-verify it by checksum.
 
-Lists every output file with its sha256 and size, every input file with its sha256, the tool's version,
+Lists every output file with its sha256 and size, every input file with its sha256 (by a neutral label), the tool's version,
 and the specs' version (a sha256 over every file of mappings/, in name order): the same inputs, options
 and specs give the same outputs, byte for byte, and therefore the same manifest.
 """
@@ -32,14 +32,15 @@ def specs_digest(directory: Path) -> str:
     return h.hexdigest()
 
 
-def write_manifest(out: Path, outputs: list[Path], inputs: list[str], mappings_dir: Path, options: dict) -> Path:
+def write_manifest(out: Path, outputs: list[Path], inputs: list[dict], mappings_dir: Path, options: dict) -> Path:
+    """inputs: Report.inputs(), each input file's label, sha256 and size (its path only when asked)."""
     from . import __version__
 
     doc = {
         "tool": {"name": "tcim-interop", "version": __version__},
         "specs": {"directory": mappings_dir.name, "sha256": specs_digest(mappings_dir)},
         "options": options,
-        "inputs": [{"path": str(p), "sha256": sha256(Path(p)), "bytes": Path(p).stat().st_size} for p in inputs],
+        "inputs": inputs,
         "outputs": [{"path": p.name, "sha256": sha256(p), "bytes": p.stat().st_size} for p in sorted(outputs)],
     }
     return write_atomic(out / MANIFEST, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

@@ -17,7 +17,7 @@ from ..findings import Report
 from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource
 from ..sdtm.dataset import Dataset, VariableMeta
-from ..sdtm.text import MAX_BYTES, continuation_qnam, split_text, xpt_length
+from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
 from ..spec.load import MappingSet, load_yaml
 from ..spec.model import DomainSpec
 from . import registry
@@ -133,10 +133,13 @@ def _rows(spec: DomainSpec, candidates: list[InputResource], run: RunContext,
 
 
 def _link_subjects(dm_rows: list[Row], run: RunContext, outcome: dict) -> None:
-    """Only DM rows with a full identity become subjects; events point at them through the Patient."""
+    """Only DM rows with a full identity become subjects; events point at them through the Patient.
+    The identifiers take their written form here (key_text: what XPT can hold), so that every dataset
+    and every format has the same keys, and two subjects whose keys meet in that form are never merged."""
     seen: dict[str, str] = {}
     keep = []
     for row in dm_rows:
+        _key_form(row)
         missing = [v for v in IDENTIFIERS if not row.values.get(v)]
         if missing:
             outcome[row.resource.key] = ("rejected", f"cannot identify the subject: no {', '.join(missing)}")
@@ -156,6 +159,15 @@ def _link_subjects(dm_rows: list[Row], run: RunContext, outcome: dict) -> None:
         run.used.update(r.key for r in row.refs.values() if r is not None)
         keep.append(row)
     dm_rows[:] = keep
+
+
+def _key_form(row: Row) -> None:
+    for name in IDENTIFIERS:
+        value = row.values.get(name)
+        if isinstance(value, str) and (written := key_text(value)) != value:
+            row.values[name] = written
+            row.finding("warning", "KEY_FOLDED", f"{name} {value!r} is written {written!r} (printable ASCII, "
+                                                 "no trailing blank), in every dataset and format", variable=name)
 
 
 def _sort_key(values: dict, keys: list[str]) -> tuple:

@@ -26,7 +26,8 @@ def _subject_context(resource, run: RunContext, domain: str, subject_ref) -> Row
         return Skip("out_of_scope", f"subject is a {patient.resource_type}, not a Patient")
     subjects = run.subjects_by_patient.get(patient.key)
     if not subjects:
-        return Skip("out_of_scope", f"{patient.key} is not a subject of a study in the input")
+        # no id in the reason: out-of-scope resources are counted by reason, and this one is no study's
+        return Skip("out_of_scope", "its Patient is not a subject of a study in the input")
     row = Row(resource, run, domain, refs=dict(subjects[0].refs), subject_row=subjects[0])
     row.refs["subject"] = subjects[0].resource
     return row

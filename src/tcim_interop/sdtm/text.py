@@ -40,6 +40,12 @@ def fold_ascii(text: str) -> str:
     return "".join(out)
 
 
+def key_text(text: str) -> str:
+    """An identifier as XPT v5 writes it (folded, trailing blanks dropped), given to every format:
+    a USUBJID must be the same string in ae.xpt and ae.json."""
+    return fold_ascii(text).rstrip(" ")
+
+
 def xpt_length(text: str) -> int:
     return len(fold_ascii(text).encode("ascii"))
 
