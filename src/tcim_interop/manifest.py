@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from .atomic import write_atomic
+from .errors import InputError
 
 MANIFEST = "manifest.json"
 
@@ -44,3 +45,21 @@ def write_manifest(out: Path, outputs: list[Path], inputs: list[dict], mappings_
         "outputs": [{"path": p.name, "sha256": sha256(p), "bytes": p.stat().st_size} for p in sorted(outputs)],
     }
     return write_atomic(out / MANIFEST, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_manifest(directory: Path) -> dict | None:
+    """The package's manifest.json, or None when it has none; one that cannot be read, or whose
+    `outputs` is not a list of {path, sha256, bytes}, is an InputError."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not a readable manifest: {e}") from None
+    outputs = doc.get("outputs") if isinstance(doc, dict) else None
+    if not isinstance(outputs, list) or not all(
+            isinstance(o, dict) and isinstance(o.get("path"), str) and isinstance(o.get("sha256"), str)
+            and type(o.get("bytes")) is int for o in outputs):
+        raise InputError(f"{path}: not a readable manifest: outputs must be a list of {{path, sha256, bytes}}")
+    return doc

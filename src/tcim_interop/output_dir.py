@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import json
 import os
 import shutil
 import tempfile
@@ -32,8 +31,8 @@ import uuid
 from pathlib import Path
 
 from .atomic import umask
-from .errors import OutputError
-from .manifest import MANIFEST
+from .errors import InputError, OutputError
+from .manifest import MANIFEST, read_manifest
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -142,12 +141,13 @@ class PackageDir:
 
 
 def listed_files(out: Path) -> set[str]:
-    """The names an earlier run wrote into `out`: its manifest and the outputs the manifest lists."""
+    """The names an earlier run wrote into `out`: its manifest and the outputs the manifest lists
+    (none when the manifest is absent or unreadable: then nothing there is known to be the tool's)."""
     try:
-        doc = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-        return {MANIFEST} | {str(o["path"]) for o in doc["outputs"]}
-    except (OSError, ValueError, KeyError, TypeError):
+        doc = read_manifest(out)
+    except InputError:
         return set()
+    return {MANIFEST} | {o["path"] for o in doc["outputs"]} if doc else set()
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
 from ..findings import Finding
-from ..manifest import MANIFEST
+from ..manifest import read_manifest
 from ..sdtm.dataset import Dataset
 from ..spec.load import MappingSet, load_mapping_set
 from . import registry
@@ -97,21 +96,3 @@ def validate_package(path: str | os.PathLike, mappings: MappingSet | str | os.Pa
         report.findings.insert(0, Finding("warning", "NO_DEFINE", "the package has no define.xml: its metadata "
                                           "cannot be checked against the datasets", rule="TCIM-DEFINE"))
     return report
-
-
-def read_manifest(directory: Path) -> dict | None:
-    """The package's manifest.json, or None when it has none; one that cannot be read, or whose
-    `outputs` is not a list of {path, sha256, bytes}, is an InputError."""
-    path = directory / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: not a readable manifest: {e}") from None
-    outputs = doc.get("outputs") if isinstance(doc, dict) else None
-    if not isinstance(outputs, list) or not all(
-            isinstance(o, dict) and isinstance(o.get("path"), str) and isinstance(o.get("sha256"), str)
-            and type(o.get("bytes")) is int for o in outputs):
-        raise InputError(f"{path}: not a readable manifest: outputs must be a list of {{path, sha256, bytes}}")
-    return doc

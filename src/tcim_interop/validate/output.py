@@ -11,8 +11,8 @@ from pathlib import Path
 from ..atomic import write_atomic
 from ..csv_safety import safe_cell
 from ..errors import OutputError, UsageError
-from ..manifest import MANIFEST
-from .engine import ValidationReport, read_manifest
+from ..manifest import MANIFEST, read_manifest
+from .engine import ValidationReport
 
 JSON_FILE, CSV_FILE = "validation-report.json", "validation-report.csv"
 COLUMNS = ("severity", "rule", "code", "dataset", "row", "usubjid", "variable", "value", "message", "file")
