@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -96,7 +97,7 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
             mappings: MappingSet | str | os.PathLike | None = None, fhir_version: str | None = None,
             mune_domain: str | None = None, strict: bool = False, created: datetime | None = None,
             formats: Iterable[str] = ("xpt",), fast: bool = False, masked: bool = False,
-            progress: Callable[..., None] | None = None, jobs: int | None = None) -> SdtmResult:
+            progress: Callable[..., None] | None = None, jobs: int | None = None, pulled=None) -> SdtmResult:
     """Convert FHIR inputs to SDTM datasets; with out_dir, write the submission package: each dataset as
     XPT v5 (and Dataset-JSON v1.1 with formats=("xpt", "json")), define.xml and its HTML view, the run
     report and the manifest.
@@ -108,7 +109,9 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
     masked=True: a delivery before unblinding: exposure in EC with ECTRT = MASKED, no EX, DM without
     arms (ARMNRS = MASKED); see study.yaml masked_domains and the specs' `masked:` entries.
 
-    jobs: processes validating resources (default: one per core); the output does not depend on it."""
+    jobs: processes validating resources (default: one per core); the output does not depend on it.
+
+    pulled: the server.PullRecord of the inputs (to-sdtm --server): kept in the report, warnings as findings."""
     formats = _formats(formats)
     if isinstance(mappings, MappingSet):
         if masked and not mappings.masked:  # would write the arms: refuse rather than unmask
@@ -117,6 +120,10 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
     else:
         ms = load_mapping_set(mappings, mune_domain=mune_domain, masked=masked)
     report = Report()
+    if pulled is not None:
+        report.pull = dataclasses.asdict(pulled)
+        for warning in pulled.warnings:
+            report.warning("PULL_WARNING", warning)
     resources, rejected = read_inputs(inputs, report, fhir_version, progress, engine.whole_types(ms))
     datasets, report = _validate_and_build(resources, rejected, ms, report, fast, jobs, progress)
     written: list[Path] = []

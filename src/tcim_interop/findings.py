@@ -61,6 +61,7 @@ class Report:
     records_per_domain: dict[str, int] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     validation: dict[str, int] = field(default_factory=dict)  # the package's conformance findings by severity
+    pull: dict[str, Any] = field(default_factory=dict)  # to-sdtm --server: where the input came from (PullRecord)
 
     def add(self, severity: str, code: str, message: str, **where: Any) -> Finding:
         f = Finding(severity, code, message, **{k: (v if k == "row" else "" if v is None else str(v))
@@ -106,6 +107,7 @@ class Report:
             "records_per_domain": self.records_per_domain,
             "outputs": self.outputs,
             "validation": self.validation,
+            "pull": self.pull,
             "findings_by_severity": {s: sev.get(s, 0) for s in SEVERITIES},
             "findings": [asdict(f) for f in self.findings],
             "not_converted": [asdict(d) for d in self.dispositions if d.outcome != "converted"],
