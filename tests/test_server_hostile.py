@@ -463,3 +463,28 @@ def test_push_of_a_malformed_transaction_answer_is_tallied(tmp_path, serve):
     r = cli("push", path, "--server", serve(lambda req: req.send(200, answer)))
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert "1 created, 0 updated, 2 refused" in r.stderr
+
+
+def test_retries_still_work_through_the_streaming_client(tmp_path, serve):
+    """429 with Retry-After, then a dropped connection, then the answers: the pull completes, gzip-encoded."""
+    faults = ["429", "drop"]
+    inner = emulator()
+
+    def respond(req):
+        if faults:
+            fault = faults.pop(0)
+            if fault == "429":
+                return req.send(429, echo_outcome("slow down"), {"Retry-After": "0"})
+            req.handler.close_connection = True
+            return req.handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+        plain = Request.send
+
+        def send_gzip(self, status, body=b"", headers=None):
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            plain(self, status, zlib.compress(data, wbits=16 + zlib.MAX_WBITS), {**(headers or {}), "Content-Encoding": "gzip"})
+        req.send = send_gzip.__get__(req)
+        inner(req)
+
+    result = pull_to_directory(serve(respond), "TCIM-ELAII", tmp_path / "out", options=ServerOptions(backoff=0.01))
+    assert result.resources == len(MINI) and not faults
+    assert result.requests == 2 + 9
