@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -101,7 +102,7 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
             mune_domain: str | None = None, strict: bool = False, created: datetime | None = None,
             formats: Iterable[str] = ("xpt",), fast: bool = False, masked: bool = False,
             progress: Callable[..., None] | None = None, jobs: int | None = None,
-            report_paths: bool = False) -> SdtmResult:
+            report_paths: bool = False, pulled=None) -> SdtmResult:
     """Convert FHIR inputs to SDTM datasets; with out_dir, write the submission package: each dataset as
     XPT v5 (and Dataset-JSON v1.1 with formats=("xpt", "json")), define.xml and its HTML view, the run
     report and the manifest. The package replaces out_dir whole, or a failed run leaves it as it was and
@@ -117,7 +118,9 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
     jobs: processes validating resources (default: one per core); the output does not depend on it.
 
     report_paths=True: the run report and manifest name the input files by path too, not only by a
-    neutral label and sha256 (file names may be personal data)."""
+    neutral label and sha256 (file names may be personal data).
+
+    pulled: the server.PullRecord of the inputs (to-sdtm --server): kept in the report, warnings as findings."""
     formats = _formats(formats)
     inputs = list(inputs)
     if isinstance(mappings, MappingSet):
@@ -129,6 +132,10 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
     package = PackageDir(Path(out_dir)) if out_dir is not None else None
     with package or nullcontext():  # locked, checked and staged before any input is read
         report = Report(report_paths=report_paths)
+        if pulled is not None:
+            report.pull = dataclasses.asdict(pulled)
+            for warning in pulled.warnings:
+                report.warning("PULL_WARNING", warning)
         resources, rejected = read_inputs(inputs, report, fhir_version, progress, engine.whole_types(ms))
         try:
             datasets, report = _validate_and_build(resources, rejected, ms, report, fast, jobs, progress)

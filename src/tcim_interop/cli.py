@@ -100,16 +100,18 @@ def to_sdtm_cmd(
         if bool(server) == bool(inputs) or bool(server) != bool(study):
             raise UsageError("give INPUT files, or --server URL with --study IDENTIFIER")
         with tempfile.TemporaryDirectory(prefix="tcim-pull-") as tmp:
+            pulled = None
             if server:  # credentials from the environment: TCIM_FHIR_TOKEN or SMART backend settings
                 from .server import pull_to_directory
 
-                pull_to_directory(server, study, Path(tmp) / "fhir", progress=progress)
+                pulled = pull_to_directory(server, study, Path(tmp) / "fhir", progress=progress).record
                 inputs = [Path(tmp) / "fhir"]
             result = to_sdtm([str(p) for p in inputs], out, mappings=mappings,
                              fhir_version=fhir_version.value if fhir_version else None,
                              mune_domain=mune_domain.value if mune_domain else None, strict=strict,
                              created=_created(created), formats=formats.split(","), fast=fast,
-                             masked=masked, progress=progress, jobs=jobs or None, report_paths=report_paths)
+                             masked=masked, progress=progress, jobs=jobs or None, report_paths=report_paths,
+                             pulled=pulled)
     if not quiet:
         typer.echo(summary(result.report), err=True)
 

@@ -23,7 +23,7 @@ TOKEN_URL = typer.Option(None, "--token-url", help="SMART token endpoint (or TCI
 SCOPE = typer.Option(None, "--scope", help="SMART scopes (default system/*.read for pull, system/*.write for push).")
 KEY_ID = typer.Option(None, "--key-id", help="kid of the SMART JWT (default: the key's JWK thumbprint).")
 CA_BUNDLE = typer.Option(None, "--ca-bundle", help="PEM file of the CA(s) to trust instead of the system store.")
-TIMEOUT = typer.Option(30.0, "--timeout", help="Seconds to wait for a connection or an answer.")
+TIMEOUT = typer.Option(30.0, "--timeout", help="Seconds for a whole exchange: connecting, and the answer to its last byte.")
 RETRIES = typer.Option(4, "--retries", min=0, max=10, help="Retries on 429, 5xx and lost connections.")
 WORKERS = typer.Option(4, "--workers", min=1, max=16, help="Requests in flight at most.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No summary on the terminal.")

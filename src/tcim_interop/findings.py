@@ -72,6 +72,7 @@ class Report:
     outputs: list[str] = field(default_factory=list)
     validation: dict[str, int] = field(default_factory=dict)  # the package's conformance findings by severity
     created: dict[str, str] = field(default_factory=dict)  # the outputs' creation time and where it came from
+    pull: dict[str, Any] = field(default_factory=dict)  # to-sdtm --server: where the input came from (PullRecord)
 
     def add(self, severity: str, code: str, message: str, **where: Any) -> Finding:
         f = Finding(severity, code, message, **{k: (v if k == "row" else "" if v is None else str(v))
@@ -131,6 +132,7 @@ class Report:
             "outputs": self.outputs,
             "created": self.created,
             "validation": self.validation,
+            "pull": self.pull,
             "findings_by_severity": {s: sev.get(s, 0) for s in SEVERITIES},
             "findings": [asdict(f) for f in self.findings],
             "not_converted": [asdict(d) for d in self.dispositions if d.outcome == "rejected"],

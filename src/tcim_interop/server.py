@@ -6,7 +6,8 @@ IDS_PER_QUERY, every Consent, Encounter, MedicationAdministration, AdverseEvent 
 (docs/fhir-input.md: what to-sdtm reads); last, whatever those records reference among these types and
 was not found yet (a server may ignore _include). Every `next` link is followed. Each search answer is
 checked against what was asked, so that a server ignoring a parameter cannot leak other patients'
-records into the output. Output: one NDJSON file per type, staged and renamed into place.
+records into the output. Output: one NDJSON file per type, staged and renamed into place; a PullRecord
+says where it came from (server, searches, sha256) for the run report of to-sdtm --server.
 
 push: the bundle is cut into transactions of at most `batch_size` entries. to-fhir writes PUT Type/id
 with urn:uuid fullUrls, so every urn:uuid reference is rewritten to Type/id and each chunk stands alone;
@@ -17,6 +18,7 @@ integrity accepts them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -26,11 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+from urllib.parse import urlencode
 
 import orjson
 
 from .errors import InputError, OutputError, UsageError
-from .fhir.rest import FhirClient, ServerError, ServerOptions, outcome_lines
+from .fhir.rest import (MAX_JSON_DEPTH, FhirClient, ServerError, ServerOptions, holds_secret, json_depth_ok,
+                        outcome_lines)
 
 # What to-sdtm reads (a test checks this against the mapping specs), and for the records of a subject,
 # the search parameter that finds them by patient (the same in R4 and R5) and the elements it searches.
@@ -55,12 +59,25 @@ class _Ignored(ServerError):
 
 
 @dataclass
+class PullRecord:
+    """Where pulled data came from, for a run report: what a temporary directory's path cannot say."""
+
+    server: str  # the base URL, without credentials
+    study: str
+    queries: list[str]  # every search answered, `Type?params` (first page), sorted
+    resources: int
+    sha256: str  # of the NDJSON files concatenated in name order (`cat *.ndjson | sha256sum`)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
 class PullResult:
     counts: dict[str, int]
     requests: int
     seconds: float
     written: list[Path]
     warnings: list[str] = field(default_factory=list)
+    record: PullRecord | None = None
 
     @property
     def resources(self) -> int:
@@ -96,6 +113,12 @@ class _Pull:
         self.client, self.page_size, self.progress = client, page_size, progress
         self.found: dict[str, dict] = {}
         self.warnings: list[str] = []
+        self.queries: list[str] = []
+
+    def warn(self, message: str) -> None:
+        message = self.client.redact(message)
+        if message not in self.warnings:  # every page of every search may carry the same outcome
+            self.warnings.append(message)
 
     def key(self, reference: str) -> str | None:
         """'Type/id' of a relative reference, or of an absolute one on this server; else None."""
@@ -120,7 +143,8 @@ class _Pull:
             for entry in page.get("entry") or []:
                 res, mode = entry.get("resource") or {}, (entry.get("search") or {}).get("mode")
                 if mode == "outcome" or res.get("resourceType") == "OperationOutcome":
-                    self.warnings += [f"{rtype} search: {line}" for line in outcome_lines(res)]
+                    for line in outcome_lines(res):
+                        self.warn(f"{rtype} search: {line}")
                     continue
                 if res.get("resourceType") == rtype and mode != "include":
                     if not matches(res):
@@ -131,6 +155,9 @@ class _Pull:
                     matched += 1
                 if res.get("resourceType") in PULLED_TYPES and res.get("id"):
                     out.append(res)
+            if isinstance(total, int) and matched > total:  # no use reading an endless chain to the end
+                break
+        self.queries.append(f"{rtype}?{urlencode(params)}")
         if isinstance(total, int) and total != matched:
             raise self.client.error(f"{rtype} search: the server announced {total} matches but served {matched} "
                                     "(records changed during the pull, or broken paging); nothing written")
@@ -143,14 +170,15 @@ class _Pull:
     def run(self, study: str) -> None:
         system, _, value = study.casefold().rpartition("|")  # servers compare tokens case-insensitively
         studies = self.search("ResearchStudy", {"identifier": study}, lambda r: any(
-            str(i.get("value")).casefold() == value and (not system or str(i.get("system")).casefold() == system)
-            for i in r.get("identifier") or []))
+            isinstance(i, dict) and str(i.get("value")).casefold() == value
+            and (not system or str(i.get("system")).casefold() == system)
+            for i in (r.get("identifier") if isinstance(r.get("identifier"), list) else [])))
         studies = [r for r in studies if r["resourceType"] == "ResearchStudy"]
         if not studies:
-            raise ServerError(f"{self.client.base}: no ResearchStudy with identifier {study!r}")
+            raise self.client.error(f"{self.client.base}: no ResearchStudy with identifier {study!r}")
         if len(studies) > 1:
-            raise ServerError(f"{self.client.base}: {len(studies)} ResearchStudy resources have identifier "
-                              f"{study!r} ({', '.join(r['id'] for r in studies[:5])}); give system|value")
+            raise self.client.error(f"{self.client.base}: {len(studies)} ResearchStudy resources have identifier "
+                                    f"{study!r} ({', '.join(r['id'] for r in studies[:5])}); give system|value")
         self.keep(studies)
         frontier = {f"ResearchStudy/{studies[0]['id']}"}
         study_keys = set(frontier)
@@ -182,8 +210,8 @@ class _Pull:
             self._parallel(lambda t: self._by_ids(*t), tasks)
             absent |= {k for k in missing if k not in self.found}
         if absent:
-            self.warnings.append(f"{len(absent)} referenced resource(s) not on the server (first: {min(absent)}); "
-                                 "to-sdtm will report the records that need them")
+            self.warn(f"{len(absent)} referenced resource(s) not on the server (first: {min(absent)}); "
+                      "to-sdtm will report the records that need them")
 
     def _by_ids(self, rtype: str, ids: list[str]) -> None:
         wanted = set(ids)
@@ -238,7 +266,7 @@ def pull_to_directory(server: str, study: str, out_dir: str | os.PathLike, *,
     except OSError as e:
         raise OutputError(f"{out}: cannot write: {e.strerror or e}") from None
     try:
-        write_ndjson(resources, staged)
+        digest = _check_and_hash(sorted(write_ndjson(resources, staged)), client)
         _swap_in(staged, out)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
@@ -246,7 +274,27 @@ def pull_to_directory(server: str, study: str, out_dir: str | os.PathLike, *,
     for r in resources:
         counts[r["resourceType"]] = counts.get(r["resourceType"], 0) + 1
     written = sorted(out.glob("*.ndjson"))
-    return PullResult(counts, requests, time.monotonic() - start, written, puller.warnings)
+    record = PullRecord(client.base, study, sorted(puller.queries), len(resources), digest, puller.warnings)
+    return PullResult(counts, requests, time.monotonic() - start, written, puller.warnings, record)
+
+
+SCANNED_SECRET_LENGTH = 8  # shorter secrets (a short URL password) would match ordinary data
+
+
+def _check_and_hash(files: list[Path], client: FhirClient) -> str:
+    """The sha256 of the files in this order; a ServerError if the server put a credential of ours in the
+    records (an echoed header, say): patient data files must not carry it, and altering records would
+    falsify them."""
+    secrets = [s for s in (client.auth.secrets() if client.auth else []) if len(s) >= SCANNED_SECRET_LENGTH]
+    digest = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as f:
+            for line in f:  # one resource a line
+                digest.update(line)
+                if secrets and holds_secret(line.decode("utf-8", "replace"), secrets):
+                    raise client.error(f"the server's records hold the credentials used to pull them "
+                                       f"({path.name}): nothing written")
+    return digest.hexdigest()
 
 
 def _check_replaceable(out: Path) -> None:
@@ -380,11 +428,16 @@ def read_bundle(path: str | os.PathLike) -> dict:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
     except orjson.JSONDecodeError as e:
         raise InputError(f"{path}: not valid JSON: {e}") from None
+    if not json_depth_ok(bundle):  # the chunking walks it recursively, and orjson must write it again
+        raise InputError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" \
             or bundle.get("type") not in ("transaction", "batch"):
         raise InputError(f"{path}: not a transaction or batch Bundle (to-fhir writes one by default)")
-    if not all(isinstance(e, dict) and isinstance(e.get("request"), dict) for e in bundle.get("entry") or []):
-        raise InputError(f"{path}: every entry of a transaction needs a request")
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("request"), dict) and isinstance(e["request"].get("method"), str)
+            and isinstance(e["request"].get("url"), str) for e in entries):
+        raise InputError(f"{path}: every entry of a transaction needs a request with a method and a url")
     return bundle
 
 
@@ -450,9 +503,10 @@ def _tally(client: FhirClient, resp, sent: list[dict]) -> PushResult:
         result.refused += len(sent)
         result.messages += [client.redact(f"refused: {what}: {line}") for line in issues]
         return result
-    answers = body.get("entry") or []
+    answers = body.get("entry") if isinstance(body.get("entry"), list) else []
     for entry, answer in zip(sent, answers + [{}] * (len(sent) - len(answers))):
-        response = (answer or {}).get("response") or {}
+        response = answer.get("response") if isinstance(answer, dict) else None
+        response = response if isinstance(response, dict) else {}
         status = str(response.get("status") or "").split(" ")[0]
         if status == "201":
             result.created += 1
