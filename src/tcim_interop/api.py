@@ -104,7 +104,8 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
 
     fast=True skips the fhir.resources validation of whole resources and validates only what the
     mapping reads: every value a row algorithm takes is checked by it (dates, numbers, codes,
-    references), and a resource whose shape the mapping cannot read is rejected with the reason.
+    references), and a resource with an element of the wrong JSON type is rejected with the reason
+    (fhir.shape.shape_error).
 
     masked=True: a delivery before unblinding: exposure in EC with ECTRT = MASKED, no EX, DM without
     arms (ARMNRS = MASKED); see study.yaml masked_domains and the specs' `masked:` entries.

@@ -179,8 +179,11 @@ def _parse(raw: bytes) -> tuple[object, bool]:
     colons less one per key lost, unless the file escaped a colon in a string (\\u003a), which the
     written-back text does not. Equal counts and no such escape: no key was lost."""
     doc = orjson.loads(raw)
-    if b"\\u003" not in raw and raw.count(b":") == orjson.dumps(doc).count(b":"):
-        return doc, False
+    try:
+        if b"\\u003" not in raw and raw.count(b":") == orjson.dumps(doc).count(b":"):
+            return doc, False
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels): parsed again
+        pass
     try:
         return json.loads(raw, object_pairs_hook=_pairs), True
     except RecursionError:  # deeper than json's recursion allows, yet within orjson's 1024 levels
