@@ -316,6 +316,28 @@ def _ndjson_replace(i: int, old: str, new: str):
     return edit
 
 
+def _bom(build: Callable[[Path], list[Path]]) -> Callable[[Path], list[Path]]:
+    def with_bom(d: Path) -> list[Path]:
+        files = build(d)
+        files[0].write_bytes(b"\xef\xbb\xbf" + files[0].read_bytes())
+        return files
+
+    return with_bom
+
+
+def _repeat(text: str, again: str, lines: bool = False) -> Callable[[Path], list[Path]]:
+    """mini-r4.json (or its NDJSON) with `again` (`"key": value`) written after the first `text`: orjson
+    would keep only the last of the two."""
+    if lines:
+        return ndjson(lambda ls: ls.__setitem__(21, _once(ls[21], text, f"{text}, {again}")))
+    return raw(lambda: mini_text((text, f"{text}, {again}")))
+
+
+def _once(line: str, old: str, new: str) -> str:
+    assert old in line
+    return line.replace(old, new, 1)
+
+
 def _entry(i: int, value) -> Callable[[dict], None]:
     def mutate(doc: dict) -> None:
         doc["entry"][i] = value
@@ -364,6 +386,12 @@ CASES = [
     Case("json-nested-100000-objects", raw(b'{"resourceType": "Patient", "id": "x", "extension": '
                                            + b'{"a": ' * 100_000 + b"1" + b"}" * 100_000 + b"}"),
          2, "not valid JSON: depth limit exceeded"),
+    Case("json-utf8-bom", raw(lambda: b"\xef\xbb\xbf" + mini_text()), 2,
+         "not valid JSON: UTF-8 byte order mark (BOM) is not supported"),
+    Case("ndjson-utf8-bom", _bom(ndjson(lambda lines: None)), 2,
+         "not valid JSON: UTF-8 byte order mark (BOM) is not supported"),
+    Case("bundle-repeats-entry", raw(lambda: mini_text(('"entry": [', '"entry": [], "entry": ['))), 2,
+         "the Bundle repeats the key 'entry' (FHIR JSON forbids repeated keys)"),
     Case("json-lone-surrogate-in-term", bundle(setter("ae1", "event.text", "dolor \ud800 de cabeza")), 2,
          "not valid JSON: no low surrogate"),
     Case("bundle-entry-not-array", bundle(_set_doc("entry", "x")), 2, "Bundle.entry is not an array"),
@@ -495,6 +523,23 @@ CASES = [
     Case("extension-nested-200-deep", bundle(lambda d: res(d, "ae1")["extension"].append(nested_extension(200))), 0,
          inputs=N_MINI, rejected={"AdverseEvent/ae1": "invalid R4 AdverseEvent"}),
 
+    # -- a key repeated in an object (FHIR JSON forbids it; orjson would keep the last): the resource is rejected
+    Case("repeated-key-in-resource", _repeat('"actuality": "actual"', '"actuality": "potential"'), 0, inputs=N_MINI,
+         rejected={f"?/#in.json:{place('ae1')}": "AdverseEvent/ae1 repeats the key 'actuality'"}),
+    Case("repeated-key-deep-in-resource", _repeat('"code": "10022086"', '"code": "10000000"'), 0, inputs=N_MINI,
+         rejected={f"?/#in.json:{place('ae1')}": "AdverseEvent/ae1 repeats the key 'code'"}),
+    Case("repeated-key-behind-escaped-colon",  # \u003a: a colon the count of colons cannot see
+         _repeat('"actuality": "actual"', '"actuality": "potential", "note": "a\\u003a b"'), 0, inputs=N_MINI,
+         rejected={f"?/#in.json:{place('ae1')}": "repeats the key 'actuality'"}),
+    Case("repeated-key-in-entry", raw(lambda: mini_text(('"resource": {"resourceType": "AdverseEvent", "id": "ae1"',
+                                                         '"fullUrl": "urn:a", "fullUrl": "urn:b", "resource": '
+                                                         '{"resourceType": "AdverseEvent", "id": "ae1"'))), 0,
+         inputs=N_MINI, rejected={f"?/#in.json:{place('ae1')}": "the entry repeats the key 'fullUrl'"}),
+    Case("repeated-key-single-resource",
+         raw(lambda: json.dumps(res(mini(), "p1")).replace('"gender": "male"', '"gender": "male", "gender": "female"').encode()),
+         0, inputs=1, rejected={"?/#in.json:resource": "Patient/p1 repeats the key 'gender'"}),
+    Case("repeated-key-ndjson-line", _repeat('"actuality": "actual"', '"actuality": "potential"', lines=True), 0,
+         inputs=N_MINI, rejected={"?/#export.ndjson:line 22": "AdverseEvent/ae1 repeats the key 'actuality'"}),
     # -- NDJSON: a bad line is one rejected record ---------------------------------------------------------
     Case("ndjson-bad-lines", ndjson(_ndjson_insert((5, '{"resourceType": "Patient", "id": '), (9, "[1, 2]"),
                                                    (12, '{"no": "resourceType"}'))), 0, inputs=N_MINI + 3,

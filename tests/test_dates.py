@@ -84,8 +84,8 @@ def test_date_error_is_a_value_error():
     assert issubclass(DateError, ValueError)
 
 
-_OFFSETS = st.one_of(st.just("Z"), st.builds(
-    lambda sign, h, m: f"{sign}{h:02d}:{m:02d}",
+_OFFSETS = st.one_of(st.just("Z"), st.builds(  # FHIR's range: -14:00 .. +14:00
+    lambda sign, h, m: f"{sign}{h:02d}:{0 if h == 14 else m:02d}",
     st.sampled_from("+-"), st.integers(0, 14), st.sampled_from([0, 30, 45])))
 
 

@@ -156,3 +156,28 @@ def test_property_split_text_small_limits(text, limit):
         chunks = split_text(text, limit)
     assert "".join(chunks) == text
     assert all(xpt_length(c) <= limit for c in chunks)
+
+
+@pytest.mark.parametrize("spaced", [True, False], ids=["words", "one-word"])
+def test_split_text_of_20_mb_is_whole_and_within_the_limit(spaced):
+    """A 20 MB verbatim term, with spaces and without: the split is linear, about 0.1 s here (cutting
+    the rest off the text at each chunk made it quadratic: about 50 s, growing with the square). The alarm,
+    a hundred times the time needed, fails that, not a slow machine."""
+    word = "dolor-en-el-lugar-de-inyeccion " if spaced else "dolorenellugardeinyeccion"
+    text = (word * (20_000_000 // len(word) + 1))[:20_000_000]
+    with time_limit(20):
+        chunks = split_text(text)
+    assert "".join(chunks) == text
+    assert all(len(c.encode("ascii")) <= MAX_BYTES for c in chunks)
+    assert len(chunks) >= 100_000
+    if not spaced:
+        assert {len(c) for c in chunks[:-1]} == {MAX_BYTES}
+
+
+def test_split_text_of_4_mb_not_ascii():
+    """Measured after folding, character by character: about 1 s for 4 MB, 4 s for 20 MB."""
+    text = ("inyección dolorosa " * 220_000)[:4_000_000]
+    with time_limit(120):
+        chunks = split_text(text)
+    assert "".join(chunks) == text
+    assert max(xpt_length(c) for c in chunks) <= MAX_BYTES

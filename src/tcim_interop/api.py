@@ -26,6 +26,7 @@ from .errors import ConformanceError, NoSubjectError, TcimError, UsageError
 from .findings import Report
 from .gc_pause import paused_gc
 from .fhir.read import InputResource, LineResource, NotFhirError, UnreadableRecord, discover, read_file
+from .fhir.shape import shape_error
 from .fhir.validate import Validation
 from .fhir.version import VERSIONS, assign_versions
 from .manifest import write_manifest
@@ -110,7 +111,8 @@ def to_sdtm(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | No
 
     fast=True skips the fhir.resources validation of whole resources and validates only what the
     mapping reads: every value a row algorithm takes is checked by it (dates, numbers, codes,
-    references), and a resource whose shape the mapping cannot read is rejected with the reason.
+    references), and a resource with an element of the wrong JSON type is rejected with the reason
+    (fhir.shape.shape_error).
 
     masked=True: a delivery before unblinding: exposure in EC with ECTRT = MASKED, no EX, DM without
     arms (ARMNRS = MASKED); see study.yaml masked_domains and the specs' `masked:` entries.
@@ -167,21 +169,25 @@ def require_subjects(datasets: dict[str, Dataset], report: Report, inputs: list)
 def _validate_and_build(resources: list, rejected: dict[str, tuple[str, str]], ms: MappingSet, report: Report,
                         fast: bool, jobs: int | None, progress: Callable[..., None] | None
                         ) -> tuple[dict[str, Dataset], Report]:
-    """Validate every resource of a mapped type (not with fast), reject the invalid ones, then build.
+    """Validate every resource of a mapped type (with fast: only its JSON types), reject the invalid
+    ones, then build.
 
     When the validation runs in worker processes, the datasets are built meanwhile on the guess that
     every resource is valid, as nearly always; should one be invalid, that build and its findings are
     dropped and the datasets built again without it. Either way the result is the one-process result."""
     mapped_types = {s.row_resource for s in ms.domains.values()} | set(engine.SUPPORTING_TYPES)
-    todo = [] if fast else [r for r in resources if r.key not in rejected and r.resource_type in mapped_types]
-    with Validation(len(todo), lambda i: (todo[i].payload, todo[i].version), jobs,
-                    progress=(lambda n: progress("validating", n, len(todo))) if progress else None,
-                    kinds={(r.version, r.resource_type) for r in todo}) as validation:
-        as_read = copy.deepcopy(report) if validation.in_background else None
-        if as_read is not None:
-            _report_duplicates(rejected, report)
-            datasets = engine.build(resources, ms, report, rejected, progress)
-        invalid = validation.reasons()
+    todo = [r for r in resources if r.key not in rejected and r.resource_type in mapped_types]
+    if fast:  # the JSON types only: what every reader of a resource relies on
+        as_read, invalid = None, {i: reason for i, r in enumerate(todo) if (reason := shape_error(r.data, r.version))}
+    else:
+        with Validation(len(todo), lambda i: (todo[i].payload, todo[i].version), jobs,
+                        progress=(lambda n: progress("validating", n, len(todo))) if progress else None,
+                        kinds={(r.version, r.resource_type) for r in todo}) as validation:
+            as_read = copy.deepcopy(report) if validation.in_background else None
+            if as_read is not None:
+                _report_duplicates(rejected, report)
+                datasets = engine.build(resources, ms, report, rejected, progress)
+            invalid = validation.reasons()
     if as_read is None or invalid:
         report = as_read if as_read is not None else report
         for i, reason in invalid.items():

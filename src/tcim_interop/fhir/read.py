@@ -11,6 +11,8 @@ without its JSON; its .data reads the line again. Peak memory then follows the o
 
 from __future__ import annotations
 
+import codecs
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -153,6 +155,52 @@ class UnreadableRecord:
         return f"?/#{Path(self.file).name}:{self.place}"
 
 
+class _Repeated(dict):
+    """An object of the JSON that repeats a key (FHIR JSON forbids it); .repeated: the keys repeated."""
+
+    repeated: list[str]
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    seen: set[str] = set()
+    out = _Repeated(obj)
+    out.repeated = [k for k, _ in pairs if k in seen or seen.add(k)]
+    return out
+
+
+def _parse(raw: bytes) -> tuple[object, bool]:
+    """The JSON of raw (orjson.JSONDecodeError if it is none), and whether some object in it may repeat a
+    key (then parsed again by json, every pair kept: see _Repeated). orjson silently keeps the last of a
+    repeated key, and checking each object would cost as much as the parse: the colons are counted
+    instead. Every key has one and strings may hold more; the parsed document written back has the same
+    colons less one per key lost, unless the file escaped a colon in a string (\\u003a), which the
+    written-back text does not. Equal counts and no such escape: no key was lost."""
+    doc = orjson.loads(raw)
+    try:
+        if b"\\u003" not in raw and raw.count(b":") == orjson.dumps(doc).count(b":"):
+            return doc, False
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels): parsed again
+        pass
+    try:
+        return json.loads(raw, object_pairs_hook=_pairs), True
+    except RecursionError:  # deeper than json's recursion allows, yet within orjson's 1024 levels
+        raise orjson.JSONDecodeError("nested too deep to look for repeated keys", "", 0) from None
+
+
+def _repeated_key(node: object) -> str | None:
+    """A key repeated in some object of node (parsed by _parse, which marks such objects)."""
+    stack = [node]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, _Repeated):
+            return x.repeated[0]
+        stack.extend(x.values() if isinstance(x, dict) else x if isinstance(x, list) else ())
+    return None
+
+
 def discover(paths: Iterable[str | os.PathLike]) -> tuple[list[tuple[Path, bool]], list[Path]]:
     """Input files in a stable order, each with whether it was found in a directory; and the files of
     input directories that are not FHIR by their name."""
@@ -191,9 +239,11 @@ def read_file(path: Path, keep: Collection[str] | None = None) -> Iterator[Input
         doc = parse_xml(raw, name)
     else:
         try:
-            doc = orjson.loads(raw)
+            doc, repeats = _parse(raw)
         except orjson.JSONDecodeError as e:
             raise InputError(f"{name}: not valid JSON: {e}") from None
+        yield from _document(doc, name, repeats=repeats)
+        return
     yield from _document(doc, name)
 
 
@@ -205,6 +255,9 @@ def _ndjson(path: Path, name: str, keep: Collection[str] | None) -> Iterator[Inp
             for chunk in fh:  # ends at \n; splitlines also breaks at a lone \r, as on the whole file
                 for piece in chunk.splitlines(keepends=True):
                     n += 1
+                    if n == 1 and piece.startswith(codecs.BOM_UTF8):
+                        # refused whole, as a .json file with a BOM is (orjson refuses it), not as a bad line 1
+                        raise InputError(f"{name}: not valid JSON: UTF-8 byte order mark (BOM) is not supported")
                     line = piece.rstrip(b"\r\n")  # a piece ends with one line break at most
                     if line.strip():
                         empty = False
@@ -220,20 +273,23 @@ def _ndjson_line(line: bytes, name: str, n: int, offset: int,
                  keep: Collection[str] | None) -> Iterator[InputResource | LineResource | UnreadableRecord]:
     place = f"line {n}"
     try:
-        doc = orjson.loads(line)
+        doc, repeats = _parse(line)
     except orjson.JSONDecodeError as e:
         yield UnreadableRecord(name, place, f"not valid JSON: {e}")
         return
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str) or not doc["resourceType"]:
         yield UnreadableRecord(name, place, "not a FHIR resource (a JSON object with resourceType)")
         return
-    if keep is None or doc["resourceType"] in keep or doc["resourceType"] == "Bundle":
-        yield from _document(doc, name, place)
+    repeats = repeats and _repeated_key(doc) is not None  # else the line may stay unparsed (a LineResource)
+    if repeats or keep is None or doc["resourceType"] in keep or doc["resourceType"] == "Bundle":
+        yield from _document(doc, name, place, repeats)
     else:
         yield _line_resource(doc, name, n, offset, len(line))
 
 
-def _document(doc: object, name: str, place: str = "") -> Iterator[InputResource | UnreadableRecord]:
+def _document(doc: object, name: str, place: str = "",
+              repeats: bool = False) -> Iterator[InputResource | UnreadableRecord]:
+    """repeats: some object of doc repeats a key (see _parse)."""
     if not isinstance(doc, dict):
         kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(doc), "null")
         raise NotFhirError(f"{name}{':' + place if place else ''}: a JSON {kind} where a FHIR resource or Bundle was expected")
@@ -241,8 +297,11 @@ def _document(doc: object, name: str, place: str = "") -> Iterator[InputResource
     if not isinstance(rtype, str) or not rtype:
         raise NotFhirError(f"{name}{':' + place if place else ''}: no resourceType: not a FHIR resource")
     if rtype != "Bundle":
-        yield InputResource(doc, name, place)
+        yield _resource(doc, name, place, repeats)
         return
+    if isinstance(doc, _Repeated):  # a repeated "entry" would drop resources unseen: refuse the Bundle
+        raise InputError(f"{name}{':' + place if place else ''}: the Bundle repeats the key {doc.repeated[0]!r} "
+                         "(FHIR JSON forbids repeated keys)")
     entries = doc.get("entry") or []
     if not isinstance(entries, list):
         raise InputError(f"{name}: Bundle.entry is not an array")
@@ -259,9 +318,22 @@ def _document(doc: object, name: str, place: str = "") -> Iterator[InputResource
             yield UnreadableRecord(name, where, what)
             continue
         if res.get("resourceType") == "Bundle":
-            yield from _document(res, name, where)
+            yield from _document(res, name, where, repeats)
             continue
         if not isinstance(res.get("resourceType"), str) or not res["resourceType"]:
             yield UnreadableRecord(name, where, "entry.resource has no resourceType")
             continue
-        yield InputResource(res, name, where, full_url=str(entry.get("fullUrl") or ""))
+        if repeats and isinstance(entry, _Repeated):
+            yield UnreadableRecord(name, where, f"the entry repeats the key {entry.repeated[0]!r} "
+                                                "(FHIR JSON forbids repeated keys)")
+            continue
+        yield _resource(res, name, where, repeats, str(entry.get("fullUrl") or ""))
+
+
+def _resource(res: dict, name: str, where: str, repeats: bool,
+              full_url: str = "") -> InputResource | UnreadableRecord:
+    key = _repeated_key(res) if repeats else None
+    if key is not None:
+        return UnreadableRecord(name, where or "resource", f"{_key(res, name, where)} repeats the key {key!r} "
+                                                           "(FHIR JSON forbids repeated keys)")
+    return InputResource(res, name, where, full_url=full_url)

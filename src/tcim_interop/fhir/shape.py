@@ -40,3 +40,99 @@ def element(version: str, resource_type: str, path: tuple[str, ...]) -> tuple[bo
         type_name = m.group(1) if m else None
         cls = _class(version, type_name, cls.__module__) if type_name else None
     return is_list, type_name
+
+
+# -- the JSON types of a whole resource (to-sdtm --fast) -------------------------------------------
+# --fast skips the fhir.resources validation, but every reader of a resource (row algorithms, trial
+# design, restore) trusts the JSON types FHIR gives its elements. Checking only those types, against
+# the same models, is a fraction of the full validation and leaves no reader a number where it
+# expects a list.
+
+_JSON_KIND = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+              bool: "a boolean"}
+# a primitive's kind -> the Python types of its JSON values, and what FHIR has there
+_PRIMITIVES = {"string": ((str,), "a string"), "boolean": ((bool,), "a boolean"),
+               "integer": ((int, float), "an integer"),  # 5.0 is taken by the full validation, 5.5 is not
+               "decimal": ((int, float, str), "a number")}  # so is a decimal written as a string ("40")
+_OBJECT = ((dict,), "an object")
+_FIELDS: dict[type, dict[str, tuple]] = {}
+
+
+def _primitive(text: str) -> str:
+    if "Decimal()" in text:
+        return "decimal"
+    if re.search(r"\b(Integer|PositiveInt|UnsignedInt)\(", text):
+        return "integer"
+    return "boolean" if text.startswith("bool") else "string"
+
+
+def _fields(cls) -> dict[str, tuple]:
+    """JSON name -> (is a list, the Python types its values may have, what FHIR has there, the element's
+    class to look into or None, whether a boolean passes for a number of those types)."""
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = _FIELDS[cls] = {}
+        for name, info in cls.model_fields.items():
+            if name == "fhir_comments":
+                continue
+            text = str(info.annotation)
+            m = _TYPE.search(text)
+            sub = _class_of(cls, m.group(1)) if m else None
+            kind = _PRIMITIVES[_primitive(text)] if not m else _OBJECT
+            numeric = int in kind[0] and bool not in kind[0]
+            fields[info.alias or name] = ("List[" in text or "list[" in text, kind[0], kind[1], sub, numeric)
+    return fields
+
+
+def _class_of(owner, type_name: str):
+    """The class of an element's type; None for one not looked into (a contained resource, a primitive's
+    extension): only its being an object is checked."""
+    if type_name in ("Resource", "FHIRPrimitiveExtension"):
+        return None
+    version = "R4" if ".R4B." in owner.__module__ else "R5"
+    return _class(version, type_name, owner.__module__)
+
+
+def shape_error(resource: dict, version: str) -> str | None:
+    """None when every element of the resource has the JSON type FHIR gives it (array or not, object,
+    string, number, boolean), else a one-line reason naming the first element that has not. Elements
+    FHIR does not know are left alone: no reader takes them."""
+    rtype = resource.get("resourceType")
+    cls = _class(version, rtype) if isinstance(rtype, str) else None
+    if cls is None:
+        return None
+    try:
+        found = _misfit(resource, cls)
+    except RecursionError:
+        return f"malformed {version} {rtype}: elements nested too deep"
+    if found is None:
+        return None
+    path, value, what = found
+    return f"malformed {version} {rtype}: {rtype}{''.join(path)}: {_JSON_KIND.get(type(value), 'a value')} where FHIR has {what}"
+
+
+def _misfit(node: dict, cls) -> tuple[list[str], object, str] | None:
+    """The first element of the wrong type: (its path, built only on the way out; the value; what FHIR
+    has there). Written for speed: it sees every element of every resource of a --fast run."""
+    fields = _FIELDS.get(cls) or _fields(cls)
+    for key, value in node.items():
+        spec = fields.get(key)
+        if spec is None or value is None:  # unknown, or null (which the full validation lets through)
+            continue
+        is_list, types, what, sub, numeric = spec
+        if is_list is not (value.__class__ is list):
+            return [f".{key}"], value, "an array" if is_list else "a single value"
+        for i, item in enumerate(value) if is_list else ((0, value),):
+            if item is None:
+                continue
+            if not isinstance(item, types) or numeric and (item.__class__ is bool or what == "an integer"
+                                                           and item.__class__ is float and not item.is_integer()):
+                found = ([], item, what)
+            elif sub is not None:
+                found = _misfit(item, sub)
+            else:
+                continue
+            if found is not None:
+                found[0].insert(0, f".{key}[{i}]" if is_list else f".{key}")
+                return found
+    return None

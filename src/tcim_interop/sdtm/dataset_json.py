@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
+import orjson
 import pandas as pd
 
 from ..atomic import write_atomic
@@ -164,9 +165,11 @@ def read_dataset_json(path: str | os.PathLike) -> Dataset:
 
 
 def _loads(path: Path, text: str, where: str) -> Any:
+    # orjson, not json: json takes NaN, Infinity and 1e999 (no SDTM value) and overflows the stack on
+    # deep nesting; orjson refuses them all, nesting beyond 1024 levels included
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as e:
         at = where or f"line {e.lineno} column {e.colno}"
         raise InputError(f"{path}: not JSON ({at}: {e.msg})") from None
 
@@ -182,9 +185,12 @@ def _dataset(path: Path, doc: Any) -> Dataset:
             raise bad(f"missing or malformed {key!r}")
     variables, kinds = [], []
     for n, col in enumerate(doc["columns"], start=1):
-        if not (isinstance(col, dict) and isinstance(col.get("name"), str) and col.get("dataType") in _NUMERIC | _TEXT):
-            raise bad(f"column {n} has no name or an unknown dataType ({col.get('dataType') if isinstance(col, dict) else col!r})")
-        kind = col["dataType"]
+        kind = col.get("dataType") if isinstance(col, dict) else None
+        if not (isinstance(col, dict) and isinstance(col.get("name"), str) and isinstance(kind, str)
+                and kind in _NUMERIC | _TEXT):
+            raise bad(f"column {n} has no name or an unknown dataType ({kind if isinstance(col, dict) else col!r})")
+        if any(v.name == col["name"] for v in variables):
+            raise bad(f"column {n} repeats the name {col['name']!r}")
         variables.append(VariableMeta(col["name"], str(col.get("label", "")), "Num" if kind in _NUMERIC else "Char"))
         kinds.append(kind)
     rows, width = doc["rows"], len(variables)
@@ -211,9 +217,11 @@ def _value(value: Any, kind: str, bad) -> Any:
             return float(value)
         if kind == "decimal" and isinstance(value, str):  # decimals may travel as text to keep precision
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 raise bad() from None
+            if math.isfinite(number):  # "NaN" and "1e999" are text float() takes
+                return number
         raise bad()
     if not isinstance(value, str):
         raise bad()

@@ -55,6 +55,7 @@ def read_xpt(path: Path) -> Dataset:
     size = path.stat().st_size
     if size % 80:  # XPT v5 is written in 80-byte records, the last one padded
         raise InputError(f"{path}: truncated XPT ({size} bytes is not a whole number of 80-byte records)")
+    _check_variables(path)
     try:
         try:
             frame, meta = pyreadstat.read_xport(str(path))
@@ -79,3 +80,47 @@ def read_xpt(path: Path) -> Dataset:
         frame[v.name] = (col.astype("object").where(col.notna(), "") if v.type == "Char"
                          else pd.to_numeric(col, errors="coerce").astype("float64"))
     return Dataset(name, meta.file_label or "", variables, frame)
+
+
+NAMESTR = b"HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!"
+OBS = b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!"
+
+
+def _check_variables(path: Path) -> None:
+    """The variable descriptions (NAMESTR records) of the first member, checked before pyreadstat reads
+    the file: it trusts them, and a crafted length (0, or more than a value can hold) gives shifted
+    columns or a crash instead of an error."""
+    with path.open("rb") as f:
+        head = f.read(800)
+        at = head.find(NAMESTR)
+        if at < 0 or at % 80:
+            raise InputError(f"{path}: damaged XPT: no NAMESTR header record")
+        member = head[at - 240:at - 160]  # the member header, three records before: its last digits give the NAMESTR size
+        width = 136 if member[74:78] == b"0136" else 140
+        try:
+            count = int(head[at + 54:at + 58])
+        except ValueError:
+            raise InputError(f"{path}: damaged XPT: the NAMESTR header gives no variable count") from None
+        f.seek(at + 80)
+        records = f.read(count * width)
+        end = at + 80 + -(-count * width // 80) * 80
+        f.seek(end)
+        if len(records) < count * width or not f.read(80).startswith(OBS):
+            raise InputError(f"{path}: damaged XPT: the header counts {count} variables, not what follows it")
+    names, position = set(), 0
+    for k in range(count):
+        ns = records[k * width:(k + 1) * width]
+        kind, length, pos = int.from_bytes(ns[0:2], "big"), int.from_bytes(ns[4:6], "big"), int.from_bytes(ns[84:88], "big")
+        name = ns[8:16].decode("ascii", "replace").rstrip()
+        what = f"{path}: damaged XPT: variable {k + 1} ({name})"
+        if kind not in (1, 2):
+            raise InputError(f"{what} has type {kind}, neither numeric (1) nor character (2)")
+        low, high = (2, 8) if kind == 1 else (1, 200)
+        if not low <= length <= high:
+            raise InputError(f"{what} has length {length}, not {low} to {high}")
+        if pos != position:
+            raise InputError(f"{what} starts at byte {pos} of a record, not {position}")
+        if name.upper() in names:
+            raise InputError(f"{what} repeats a name")
+        names.add(name.upper())
+        position += length

@@ -10,6 +10,7 @@ cut. The limit is counted on the text as it will be written to XPT, that is afte
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 MAX_BYTES = 200
 
@@ -51,29 +52,37 @@ def xpt_length(text: str) -> int:
 
 
 def split_text(text: str, limit: int = MAX_BYTES) -> list[str]:
-    """Chunks of at most `limit` bytes once folded; their concatenation is the text."""
-    chunks = []
-    while (fits := _fitting(text, limit)) < len(text):  # not xpt_length(text) > limit: linear, not quadratic
-        cut = max(fits, 1)
-        space = text.rfind(" ", 1, cut + 1)
-        while space > 0 and text[space - 1] == " ":  # break before the whole run of blanks: XPT would drop
-            space -= 1                                # the ones left at the end of this chunk
-        if space > 0:
+    """Chunks of at most `limit` bytes once folded; their concatenation is the text. Linear in the
+    text: each chunk is cut from the whole by position (slicing off the rest each time would copy it)."""
+    chunks, start = [], 0
+    while (end := _fitting(text, start, limit)) < len(text):
+        cut = max(end, start + 1)
+        space = text.rfind(" ", start + 1, cut + 1)
+        while space > start and text[space - 1] == " ":  # break before the whole run of blanks: XPT would
+            space -= 1                                    # drop the ones left at the end of this chunk
+        if space > start:
             cut = space
-        chunks.append(text[:cut])
-        text = text[cut:]
-    chunks.append(text)
+        chunks.append(text[start:cut])
+        start = cut
+    chunks.append(text[start:])
     return chunks
 
 
-def _fitting(text: str, limit: int) -> int:
-    """The largest n with xpt_length(text[:n]) <= limit (folding is per character, so monotone);
-    len(text) when the whole text fits. Reads only as far as the limit reaches."""
-    total, n = 0, 0
-    for ch in text:
-        w = 1 if " " <= ch <= "~" else xpt_length(ch)
-        if total + w > limit:
+def _fitting(text: str, start: int, limit: int) -> int:
+    """The largest end with xpt_length(text[start:end]) <= limit (folding is per character, so
+    monotone); len(text) when the rest fits. Reads only as far as the limit reaches."""
+    window = text[start:start + limit]
+    if window.isascii():  # every ASCII character folds to one byte
+        return start + len(window)
+    total, end = 0, start
+    while end < len(text):
+        total += _char_bytes(text[end])
+        if total > limit:
             break
-        total += w
-        n += 1
-    return n
+        end += 1
+    return end
+
+
+@lru_cache(maxsize=4096)
+def _char_bytes(ch: str) -> int:
+    return xpt_length(ch)
