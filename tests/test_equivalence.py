@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from tcim_interop import to_sdtm
+from tcim_interop import NoSubjectError, to_sdtm
 from tcim_interop.synth import generate, write_bundle, write_ndjson
 
 N = 24
@@ -44,8 +44,10 @@ def test_every_shape_gives_identical_files(sdtm_by_shape):
 def test_forced_version_rejects_resources_of_the_other_release(tmp_path):
     resources = generate(4, seed=2, fhir_version="R4")
     write_bundle(resources, tmp_path / "b.json")
-    result = to_sdtm([tmp_path / "b.json"], fhir_version="R5")
-    rejected = [d for d in result.report.dispositions if d.outcome == "rejected"]
+    with pytest.raises(NoSubjectError) as failed:  # every subject rejected: no delivery
+        to_sdtm([tmp_path / "b.json"], fhir_version="R5")
+    report = failed.value.report
+    rejected = [d for d in report.dispositions if d.outcome == "rejected"]
     assert rejected and all("invalid R5" in d.reason for d in rejected)
-    c = result.report.counts()
+    c = report.counts()
     assert c["input"] == c["converted"] + c["rejected"] + c["out_of_scope"]

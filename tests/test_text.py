@@ -181,3 +181,36 @@ def test_split_text_of_4_mb_not_ascii():
         chunks = split_text(text)
     assert "".join(chunks) == text
     assert max(xpt_length(c) for c in chunks) <= MAX_BYTES
+
+
+def test_a_long_verbatim_term_comes_back_whole_from_ae_and_suppae(tmp_path):
+    """A 300 KB AETERM: 1,500 continuation records, each QNAM with its own ItemDef in define.xml, and
+    AETERM + AETERM1 + AETERM2 + ... is the verbatim text again (the define is built from the SUPP table
+    in one pass: a filter per QNAM made a 20 MB term take hours)."""
+    import json
+
+    import pyreadstat
+    from lxml import etree
+
+    from conftest import DATA
+    from tcim_interop import to_sdtm
+    from tcim_interop.mapping.engine import continuation_qnam
+
+    doc = json.loads((DATA / "mini-r4.json").read_text(encoding="utf-8"))
+    term = ("dolor en el lugar de inyeccion " * 10_000)[:300_000]
+    next(e["resource"] for e in doc["entry"] if e["resource"]["id"] == "ae1")["event"]["text"] = term
+    (tmp_path / "in.json").write_text(json.dumps(doc), encoding="utf-8")
+    to_sdtm([tmp_path / "in.json"], tmp_path / "sdtm")
+    ae, _ = pyreadstat.read_xport(str(tmp_path / "sdtm" / "ae.xpt"))
+    supp, _ = pyreadstat.read_xport(str(tmp_path / "sdtm" / "suppae.xpt"))
+    first = ae.loc[ae["AESPID"] == "AE-001-01"].iloc[0]
+    rest = supp[(supp["IDVARVAL"] == str(int(first["AESEQ"]))) & supp["QNAM"].str.startswith("AETE")]
+    n = len(rest)
+    assert n >= 1_500
+    by_qnam = dict(zip(rest["QNAM"], rest["QVAL"]))
+    # XPT drops a value's trailing blanks; each chunk after the first starts with the blank it broke at
+    rebuilt = first["AETERM"] + "".join(by_qnam[continuation_qnam("AETERM", k)] for k in range(1, n + 1))
+    assert rebuilt == term.rstrip()
+    define = etree.parse(str(tmp_path / "sdtm" / "define.xml"))
+    oids = set(define.xpath("//*[local-name()='ItemDef']/@OID"))
+    assert {f"IT.SUPPAE.QVAL.{continuation_qnam('AETERM', k)}" for k in range(1, n + 1)} <= oids

@@ -260,11 +260,13 @@ def _supp_dataset(spec: DomainSpec, parent: pd.DataFrame, supp_rows: list[dict],
     label_tpl, variables = meta
     seq = _seq_name(spec)
     records = []
+    studyid, usubjid = parent["STUDYID"].tolist(), parent["USUBJID"].tolist()  # lists: no pandas call per record
+    seqs = parent[seq].tolist() if seq else []
     for s in supp_rows:
         sq, i = s["spec"], s["row"]
         records.append({
-            "STUDYID": parent.at[i, "STUDYID"], "RDOMAIN": spec.domain, "USUBJID": parent.at[i, "USUBJID"],
-            "IDVAR": seq or "", "IDVARVAL": f"{int(parent.at[i, seq])}" if seq else "",
+            "STUDYID": studyid[i], "RDOMAIN": spec.domain, "USUBJID": usubjid[i],
+            "IDVAR": seq or "", "IDVARVAL": f"{int(seqs[i])}" if seq else "",
             "QNAM": s["qnam"], "QLABEL": s.get("label") or sq.qlabel, "QVAL": str(s["value"]),
             "QORIG": sq.qorig if sq else "Collected", "QEVAL": sq.qeval if sq else ""})
     frame = pd.DataFrame(records, columns=[v.name for v in variables])

@@ -324,19 +324,26 @@ class _Builder:
     def _supp_values(self, ds: Dataset, parent: DomainSpec | None) -> bool:
         """One ItemRef per QNAM present: the spec's supplemental qualifiers, and text continuations."""
         frame = ds.frame
-        qnams = list(dict.fromkeys(frame["QNAM"].dropna().tolist()))
+        # one pass over the records, as lists: a 20 MB verbatim term is 100,000 continuation QNAMs, and a
+        # frame filtered per QNAM would read the whole table each time
+        labels: dict[str, object] = {}
+        values: dict[str, list] = {}
+        for q, label, value in zip(frame["QNAM"].tolist(), frame["QLABEL"].tolist(), frame["QVAL"].tolist()):
+            if isinstance(q, str):
+                labels.setdefault(q, label)
+                values.setdefault(q, []).append(value)
+        qnams = list(labels)
         declared = {s.qnam: s for s in (parent.supplemental if parent else [])}
         qnams = [q for q in declared if q in qnams] + sorted(q for q in qnams if q not in declared)
         vl = _el(None, _d("ValueListDef"), {"OID": f"VL.{ds.name}.QVAL"})
         qval = next(v for v in ds.variables if v.name == "QVAL")
         for n, qnam in enumerate(qnams, start=1):
-            rows = frame[frame["QNAM"] == qnam]
             sq, cont = declared.get(qnam), _continued(parent, qnam)
-            label = sq.qlabel if sq else str(rows["QLABEL"].iloc[0])
+            label = sq.qlabel if sq else str(labels[qnam])
             wc = self._where(ds.name, "QNAM", qnam)
             ref = _el(vl, _o("ItemRef"), {"ItemOID": f"IT.{ds.name}.QVAL.{qnam}", "OrderNumber": n, "Mandatory": "No"})
             _el(ref, _d("WhereClauseRef"), {"WhereClauseOID": wc})
-            item = self._item_def(f"IT.{ds.name}.QVAL.{qnam}", qnam, qval, rows["QVAL"].tolist(), label, "", "")
+            item = self._item_def(f"IT.{ds.name}.QVAL.{qnam}", qnam, qval, values[qnam], label, "", "")
             if sq and sq.codelist:
                 self._codelist_ref(item, sq.codelist)
             if sq:
