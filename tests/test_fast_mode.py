@@ -91,7 +91,8 @@ def test_fast_rejects_a_wrong_json_type_with_the_reason(tmp_path, rid, path, val
 
 BAD_DATES = ["2021-06-02T00:15:00+14:01", "2021-06-02T00:15:00+15:00", "2021-06-02T00:15:00-14:30",
              "\u0662\u0660\u0662\u0661-\u0660\u0666-\u0660\u0662",  # Arabic-Indic digits: str.isdigit() takes them
-             "\uff12\uff10\uff12\uff11-06-02"]  # fullwidth digits
+             "\uff12\uff10\uff12\uff11-06-02",  # fullwidth digits
+             "2021-06-02T00:15", "2021-06-02T00:15:00"]  # a time without seconds, or without an offset
 
 
 @pytest.mark.parametrize("date", BAD_DATES, ids=ascii)
