@@ -3,8 +3,8 @@
 import pytest
 
 from tcim_interop.errors import SpecError
-from tcim_interop.spec.codelists import Codelists
-from tcim_interop.spec.load import load_mapping_set
+from tcim_interop.mapping_spec.codelists import Codelists
+from tcim_interop.mapping_spec.load import load_mapping_set
 
 NCI = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
 GENDER = "http://hl7.org/fhir/administrative-gender"

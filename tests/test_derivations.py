@@ -8,7 +8,7 @@ import pytest
 from tcim_interop.findings import Report
 from tcim_interop.mapping import registry
 from tcim_interop.mapping.derivations import DeriveContext
-from tcim_interop.spec.load import load_mapping_set
+from tcim_interop.mapping_spec.load import load_mapping_set
 
 
 @pytest.fixture(scope="module")

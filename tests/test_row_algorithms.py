@@ -9,8 +9,8 @@ from tcim_interop.findings import Report
 from tcim_interop.mapping import registry
 from tcim_interop.mapping import row_algorithms as ra
 from tcim_interop.mapping.context import Row, RunContext
-from tcim_interop.spec.load import load_mapping_set
-from tcim_interop.spec.model import Variable
+from tcim_interop.mapping_spec.load import load_mapping_set
+from tcim_interop.mapping_spec.model import Variable
 
 NCI = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
 UCUM = "http://unitsofmeasure.org"

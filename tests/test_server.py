@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 import tcim_interop.cli_server  # noqa: F401  (registers pull and push on the app)
 from tcim_interop.cli import app
-from tcim_interop.fhir.rest import ServerError, ServerOptions
+from tcim_interop.fhir.client import ServerError, ServerOptions
 from tcim_interop.fhir.write import bundle as make_bundle
-from tcim_interop.server import PULLED_TYPES, plan_chunks, pull_to_directory, push_bundle
+from tcim_interop.fhir.exchange import PULLED_TYPES, plan_chunks, pull_to_directory, push_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"

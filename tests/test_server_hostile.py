@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 import tcim_interop.cli_server  # noqa: F401  (registers pull and push on the app)
 from tcim_interop.cli import app
-from tcim_interop.fhir.rest import ServerError, ServerOptions, redact
-from tcim_interop.server import pull_to_directory
+from tcim_interop.fhir.client import ServerError, ServerOptions, redact
+from tcim_interop.fhir.exchange import pull_to_directory
 
 DATA = Path(__file__).resolve().parent / "data"
 TOKEN = "tok-9F3a7Qx2Lm8Zp4Wd"

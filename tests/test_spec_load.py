@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tcim_interop.errors import SpecError
-from tcim_interop.spec.load import default_mappings_dir, load_mapping_set
+from tcim_interop.mapping_spec.load import default_mappings_dir, load_mapping_set
 
 MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 

@@ -185,7 +185,7 @@ def test_pilot_trial_design_comes_back_cell_for_cell(tmp_path, version):
 
 
 def test_an_unknown_ts_source_is_a_spec_error(tmp_path):
-    from tcim_interop.spec.load import default_mappings_dir
+    from tcim_interop.mapping_spec.load import default_mappings_dir
 
     mdir = tmp_path / "mappings"
     shutil.copytree(default_mappings_dir(), mdir)

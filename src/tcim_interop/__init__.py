@@ -17,7 +17,7 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "to_sdtm": "api", "SdtmResult": "api", "to_fhir": "api", "FhirResult": "api", "read_sdtm": "api", "load_mapping_set": "spec.load", "Report": "findings",
+    "to_sdtm": "api", "SdtmResult": "api", "to_fhir": "api", "FhirResult": "api", "read_sdtm": "api", "load_mapping_set": "mapping_spec.load", "Report": "findings",
     "Finding": "findings", "TcimError": "errors", "UsageError": "errors", "SpecError": "errors",
     "InputError": "errors", "NoSubjectError": "errors", "OutputError": "errors", "ConformanceError": "errors",
 }

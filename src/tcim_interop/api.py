@@ -34,7 +34,7 @@ from .mapping import engine
 from .output_dir import PackageDir, failed_report_path
 from .sdtm import xpt
 from .sdtm.dataset import Dataset
-from .spec.load import MappingSet, load_mapping_set
+from .mapping_spec.load import MappingSet, load_mapping_set
 
 REPORT_FILE = "run-report.json"
 

@@ -102,7 +102,7 @@ def to_sdtm_cmd(
         with tempfile.TemporaryDirectory(prefix="tcim-pull-") as tmp:
             pulled = None
             if server:  # credentials from the environment: TCIM_FHIR_TOKEN or SMART backend settings
-                from .server import pull_to_directory
+                from .fhir.exchange import pull_to_directory
 
                 pulled = pull_to_directory(server, study, Path(tmp) / "fhir", progress=progress).record
                 inputs = [Path(tmp) / "fhir"]

@@ -30,7 +30,7 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No summary on the terminal.")
 
 
 def server_options(client_id, private_key, token_url, scope, key_id, ca_bundle, timeout, retries, workers):
-    from .fhir.rest import ServerOptions
+    from .fhir.client import ServerOptions
 
     return ServerOptions(client_id=client_id, private_key=private_key, token_url=token_url, scope=scope,
                          key_id=key_id, ca_bundle=ca_bundle, timeout=timeout, retries=retries, workers=workers)
@@ -51,7 +51,7 @@ def pull_cmd(
 
     Example:  tcim-interop pull --server https://fhir.example.org/R4 --study TCIM-ELAII --out export/
     """
-    from .server import pull_to_directory
+    from .fhir.exchange import pull_to_directory
 
     with running() as progress:
         result = pull_to_directory(server, study, out, page_size=page_size, progress=progress, options=server_options(
@@ -81,7 +81,7 @@ def push_cmd(
 
     Example:  tcim-interop push study.json --server https://fhir.example.org/R4
     """
-    from .server import push_bundle
+    from .fhir.exchange import push_bundle
 
     with running() as progress:
         result = push_bundle(bundle, server, batch_size=batch_size, progress=progress, options=server_options(

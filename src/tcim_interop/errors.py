@@ -8,7 +8,7 @@ data itself are findings (see findings.py), collected through the run and report
     │   └── NoSubjectError     inputs of which no subject converts: no DM record, no delivery (.report: the run's)
     ├── OutputError            an output location that cannot be written (exit code 2)
     ├── ConformanceError       --strict run with error findings (exit code 1)
-    └── ServerError            a FHIR server that cannot be reached or answers wrongly (fhir/rest.py; exit code 2)
+    └── ServerError            a FHIR server that cannot be reached or answers wrongly (fhir/client.py; exit code 2)
 
 Every message is one line and names the file, and where it can, the resource or row.
 """

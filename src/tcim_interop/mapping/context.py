@@ -8,7 +8,7 @@ from typing import Any, Callable
 from ..findings import Report
 from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource, LineResource
-from ..spec.load import MappingSet
+from ..mapping_spec.load import MappingSet
 
 CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter")
 

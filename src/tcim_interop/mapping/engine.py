@@ -18,8 +18,8 @@ from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource
 from ..sdtm.dataset import Dataset, VariableMeta
 from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
-from ..spec.load import MappingSet, load_yaml
-from ..spec.model import DomainSpec
+from ..mapping_spec.load import MappingSet, load_yaml
+from ..mapping_spec.model import DomainSpec
 from . import registry
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext

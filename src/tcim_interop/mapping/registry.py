@@ -4,7 +4,7 @@ Three kinds, each with one argument shape:
   select(resource, ctx)      -> Row context, or a Skip saying why the resource is not a row
   row(row, var)              -> the value of one variable for one record, from its FHIR sources
   derive(data, var)          -> a whole column, computed from the dataset (and DM) after all rows exist
-An unknown name is rejected when the spec is loaded (spec/load.py), never in the middle of a run.
+An unknown name is rejected when the spec is loaded (mapping_spec/load.py), never in the middle of a run.
 
 The other direction (to-fhir) uses the same names: a row algorithm may have a reverse,
     reverse(target, var, value)   writes one SDTM value into the FHIR resources of its record,

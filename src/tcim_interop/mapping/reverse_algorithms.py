@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ..fhir.path import Path, compile_path, set_value
 from ..sdtm.dates import DateError, to_iso8601
-from ..spec.load import MappingSet
+from ..mapping_spec.load import MappingSet
 from .registry import reverse
 from .row_algorithms import ISO3166_SYSTEM, MEDDRA_LEVEL_URL, MEDDRA_SYSTEM, format_number
 

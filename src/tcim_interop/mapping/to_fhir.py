@@ -27,8 +27,8 @@ from ..fhir.validate import Validation
 from ..findings import Report
 from ..sdtm.dataset import Dataset, present
 from ..sdtm.text import continuation_qnam
-from ..spec.load import MappingSet
-from ..spec.model import DomainSpec
+from ..mapping_spec.load import MappingSet
+from ..mapping_spec.model import DomainSpec
 from . import registry
 from .reverse_algorithms import Target
 

@@ -25,7 +25,7 @@ from ..fhir.read import InputResource
 from ..findings import Report
 from ..sdtm.dataset import Dataset, VariableMeta, present
 from ..sdtm.text import split_text, xpt_length, MAX_BYTES
-from ..spec.load import MappingSet
+from ..mapping_spec.load import MappingSet
 from .spec import TrialDesignSpec
 from ..mapping.row_algorithms import study_arms
 from .summary import SOURCES, DesignContext, config, registry_name

@@ -13,7 +13,7 @@ import yaml
 
 from ..errors import SpecError
 from ..sdtm.dataset import VariableMeta
-from ..spec.codelists import Codelists
+from ..mapping_spec.codelists import Codelists
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class TrialDesignSpec:
 
 
 def load_trial_design(path: Path, codelists: Codelists) -> TrialDesignSpec:
-    from ..spec.load import load_yaml
+    from ..mapping_spec.load import load_yaml
     from .summary import SOURCES
 
     try:

@@ -18,7 +18,7 @@ from ..mapping.row_algorithms import study_arms
 from ..sdtm.dataset import present
 
 if TYPE_CHECKING:
-    from ..spec.load import MappingSet
+    from ..mapping_spec.load import MappingSet
 
 SNOMED = "http://snomed.info/sct"
 # Registries by identifier system -> TSVCDREF of REGID (the registry's own name, as SDTMIG's example)

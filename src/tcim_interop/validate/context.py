@@ -9,8 +9,8 @@ from typing import Any, Callable, Iterator
 
 from ..findings import Finding
 from ..sdtm.dataset import Dataset, present
-from ..spec.load import MappingSet, load_yaml
-from ..spec.model import DomainSpec
+from ..mapping_spec.load import MappingSet, load_yaml
+from ..mapping_spec.model import DomainSpec
 from . import sdtmig34
 from .sdtmig34 import StdVariable
 

@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..findings import Finding
 from ..manifest import read_manifest
 from ..sdtm.dataset import Dataset
-from ..spec.load import MappingSet, load_mapping_set
+from ..mapping_spec.load import MappingSet, load_mapping_set
 from . import registry
 from .context import Context
 

@@ -32,8 +32,8 @@ from urllib.parse import urlencode
 
 import orjson
 
-from .errors import InputError, OutputError, UsageError
-from .fhir.rest import (MAX_JSON_DEPTH, FhirClient, ServerError, ServerOptions, holds_secret, json_depth_ok,
+from ..errors import InputError, OutputError, UsageError
+from .client import (MAX_JSON_DEPTH, FhirClient, ServerError, ServerOptions, holds_secret, json_depth_ok,
                         outcome_lines)
 
 # What to-sdtm reads (a test checks this against the mapping specs), and for the records of a subject,
@@ -248,7 +248,7 @@ def pull_to_directory(server: str, study: str, out_dir: str | os.PathLike, *,
                       progress: Callable[..., None] | None = None) -> PullResult:
     """Pull the study's records from the FHIR server into out_dir as NDJSON (one file per resource type,
     what to-sdtm reads). All or nothing: a failure leaves out_dir as it was."""
-    from .fhir.write import write_ndjson
+    from .write import write_ndjson
 
     if not 1 <= page_size <= 10_000:
         raise UsageError("--page-size must be between 1 and 10000")
