@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from tcim_interop import to_sdtm
-from tcim_interop.api import input_timestamp, read_inputs, to_fhir
+from tcim_interop.api import to_fhir
+from tcim_interop.sdtm_pipeline import input_timestamp, read_inputs
 from tcim_interop.findings import Report
 from tcim_interop.fhir.read import InputResource, LineResource, read_file
 from tcim_interop.mapping import engine
@@ -135,7 +136,7 @@ def test_duplicate_lines_are_still_told_identical_or_different(tmp_path, mapping
 def test_a_line_that_tells_no_release_takes_its_files_majority(tmp_path, mappings):
     r5 = write_lines(generate(3, seed=2, fhir_version="R5"), tmp_path / "r5.ndjson")
     r4 = write_lines(generate(3, seed=2, fhir_version="R4"), tmp_path / "r4.ndjson")
-    resources, _ = read_inputs([r5, r4], Report(), keep=engine.whole_types(mappings))
+    resources = read_inputs([r5, r4], Report(), keep=engine.whole_types(mappings)).resources
     silent = [r for r in resources if isinstance(r, LineResource) and r.told is None]
     assert {r.resource_type for r in silent} == {"Observation"}
     assert {r.file: r.version for r in silent} == {str(r5): "R5", str(r4): "R4"}
@@ -150,7 +151,7 @@ def test_the_input_timestamp_comes_from_an_event_line(tmp_path, mappings):
     ae = next(r for r in resources if r["resourceType"] == "AdverseEvent")
     ae["meta"]["lastUpdated"] = "2024-03-04T04:30:00Z"  # the latest instant
     ndjson = write_lines(resources, tmp_path / "export.ndjson")
-    resources, _ = read_inputs([ndjson], Report(), keep=engine.whole_types(mappings))
+    resources = read_inputs([ndjson], Report(), keep=engine.whole_types(mappings)).resources
     assert isinstance(next(r for r in resources if r.key == f"Observation/{obs['id']}"), LineResource)
     assert input_timestamp(resources).isoformat() == "2024-03-04T04:30:00"
     to_sdtm([ndjson], tmp_path / "out", mappings=mappings)

@@ -91,11 +91,11 @@ def test_a_failed_run_leaves_the_previous_package_and_reports_beside_it(tmp_path
         with pytest.raises(InputError, match="no subject converted"):
             to_sdtm([_empty_bundle(tmp_path)], out)
     else:  # a full disk at the last write before the swap
-        from tcim_interop import api
+        from tcim_interop import package_writer
 
         def full(*args, **kwargs):
             raise OutputError("manifest.json: cannot write: No space left on device")
-        monkeypatch.setattr(api, "write_manifest", full)
+        monkeypatch.setattr(package_writer, "write_manifest", full)
         with pytest.raises(OutputError, match="No space left"):
             to_sdtm([MINI], out, masked=True)
     assert snapshot(out) == before

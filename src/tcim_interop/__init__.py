@@ -1,10 +1,13 @@
 """tcim-interop: HL7 FHIR <-> CDISC SDTM for the TCIM-ELAII trial (NCT04849065).
 
-Public API (everything else is private and may change):
-    to_sdtm(inputs, out_dir=None, ...) -> SdtmResult     FHIR files -> SDTM DataFrames (+ XPT v5 files)
-    to_fhir(sdtm_dir, out=None, ...) -> FhirResult       SDTM datasets -> FHIR resources (+ Bundle/NDJSON)
-    read_sdtm(path) -> {name: Dataset}                   SDTM .xpt files, checked
+Public API (everything else is private and may change; tests/test_api.py holds __all__ to this list):
+    to_sdtm(inputs, out_dir=None, ...) -> SdtmResult     FHIR files or documents in memory -> SDTM DataFrames
+                                                         (+ the package: XPT v5, Dataset-JSON, define.xml, ...)
+    to_fhir(sdtm, out=None, ...) -> FhirResult           SDTM datasets -> FHIR resources (+ Bundle/NDJSON)
+    validate_package(path) -> ValidationReport           the conformance checks of `tcim-interop validate`
+    read_sdtm(path) -> {name: Dataset}                   SDTM .xpt / Dataset-JSON files, checked
     load_mapping_set(directory=None)                     the specs of mappings/, checked
+    SdtmResult, FhirResult, ValidationReport, Dataset    the result types (documented where they live)
     Report, Finding                                      what a run met, as records
     TcimError and subclasses                             see tcim_interop.errors
 
@@ -17,7 +20,9 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "to_sdtm": "api", "SdtmResult": "api", "to_fhir": "api", "FhirResult": "api", "read_sdtm": "api", "load_mapping_set": "mapping_spec.load", "Report": "findings",
+    "to_sdtm": "api", "SdtmResult": "api", "to_fhir": "api", "FhirResult": "api", "read_sdtm": "api",
+    "validate_package": "api", "ValidationReport": "validate.engine", "Dataset": "sdtm.dataset",
+    "load_mapping_set": "mapping_spec.load", "Report": "findings",
     "Finding": "findings", "TcimError": "errors", "UsageError": "errors", "SpecError": "errors",
     "InputError": "errors", "NoSubjectError": "errors", "OutputError": "errors", "ConformanceError": "errors",
 }

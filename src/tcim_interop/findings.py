@@ -13,6 +13,7 @@ listed by id (a hospital's bulk export holds every patient of the hospital, not 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -66,6 +67,7 @@ class Report:
     dispositions: list[Disposition] = field(default_factory=list)
     input_files: list[str] = field(default_factory=list)  # the files read, as given (paths)
     skipped_files: list[str] = field(default_factory=list)  # files met in input directories and not read
+    memory_inputs: list[dict[str, Any]] = field(default_factory=list)  # documents given in memory (the API)
     report_paths: bool = False  # name the input files by path in to_dict(), not only by label
     _digests: dict[str, str] = field(default_factory=dict, repr=False)  # sha256 by path: inputs() hashes once
     records_per_domain: dict[str, int] = field(default_factory=dict)
@@ -119,7 +121,17 @@ class Report:
                 self._digests[p] = sha256(Path(p))
         return [{"label": label, "sha256": self._digests[p], "bytes": Path(p).stat().st_size,
                  **({"path": p} if self.report_paths else {})}
-                for p, label in zip(self.input_files, _labels("input", self.input_files))]
+                for p, label in zip(self.input_files, _labels("input", self.input_files))] + self.memory_inputs
+
+    def add_memory_input(self, doc: object) -> str:
+        """Record a document given in memory (its label, and the sha256 of its JSON with sorted keys,
+        so that the same content gives the same digest); returns the label that names it."""
+        import orjson
+
+        text = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+        label = f"memory-{len(self.memory_inputs) + 1}"
+        self.memory_inputs.append({"label": label, "sha256": hashlib.sha256(text).hexdigest(), "bytes": len(text)})
+        return label
 
     def to_dict(self) -> dict[str, Any]:
         sev = Counter(f.severity for f in self.findings)

@@ -11,9 +11,10 @@ moment leaves the previous package byte for byte as it was:
   folder renamed into place. A run killed between the two renames leaves no `--out` and the old
   package aside; the next run puts it back before anything else.
 
-Beside `--out` live only names of this module's own (`.NAME.tcim-*`): the lock, staging folders and
-old packages of killed runs (removed by the next run), and `NAME.failed-run-report.json`, the report
-of the last failed run (a package never holds the report of a run that did not write it).
+Beside `--out` live only names of this module's own: while a run lasts, its lock (`.NAME.tcim-lock`)
+and staging folder; after a killed run, those and an old package set aside (`.NAME.tcim-*`, removed or
+restored by the next run); and `NAME.failed-run-report.json`, the report of the last failed run (a
+package never holds the report of a run that did not write it).
 
 A second run into the same `--out` while one is running is refused (an flock on the lock file, released
 by the kernel when a run dies, so a killed run never leaves a stale lock). An `--out` holding files the
@@ -76,13 +77,17 @@ class PackageDir:
     def _lock(self) -> None:
         import fcntl  # POSIX; the project's supported platforms (see README) all have it
 
-        path = self.out.parent / f".{self.out.name}.tcim-lock"
+        path = self._lock_path = self.out.parent / f".{self.out.name}.tcim-lock"
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~umask())
         except OSError as e:
             raise OutputError(f"{self.out}: cannot create the output directory: {e.strerror or e}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # the holder before us removes the file as it ends: a lock on a file no longer at that path
+            # locks nothing, so a run that wins the lock on a removed file stops too
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                raise OSError
         except OSError:
             os.close(fd)
             raise OutputError(f"{self.out}: another tcim-interop run is writing this package; "
@@ -91,6 +96,7 @@ class PackageDir:
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
+            self._lock_path.unlink(missing_ok=True)  # removed while still held: nothing left beside --out
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
 

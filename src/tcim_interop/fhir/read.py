@@ -287,6 +287,16 @@ def _ndjson_line(line: bytes, name: str, n: int, offset: int,
         yield _line_resource(doc, name, n, offset, len(line))
 
 
+def read_document(doc: dict | list, name: str) -> Iterator[InputResource | UnreadableRecord]:
+    """A document given in memory (the Python API): a Bundle or resource as a dict, or a list of
+    resources, read as the same JSON in a file would be; `name` stands for the file in every place."""
+    if isinstance(doc, list):
+        for i, res in enumerate(doc):
+            yield from _document(res, name, f"[{i}]")
+        return
+    yield from _document(doc, name)
+
+
 def _document(doc: object, name: str, place: str = "",
               repeats: bool = False) -> Iterator[InputResource | UnreadableRecord]:
     """repeats: some object of doc repeats a key (see _parse)."""

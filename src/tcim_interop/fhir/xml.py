@@ -35,7 +35,7 @@ resource) is decided on its own: version.telling_version on the names of its ele
 they tell nothing, the release whose models know every element of the resource (nested resources
 not counted), trying first the release of the enclosing resource, or for the root the release most
 resources in the document tell (R4 when none tells). When both releases miss an element, the one
-that misses fewer wins. api.assign_versions later re-tells the release from the dict as for JSON.
+that misses fewer wins. sdtm_pipeline.read_inputs later re-tells the release from the dict as for JSON.
 """
 
 from __future__ import annotations

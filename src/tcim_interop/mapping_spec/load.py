@@ -70,6 +70,16 @@ def _read_yaml(path: FsPath) -> dict:
     return doc
 
 
+def package_mappings(datasets, mappings: str | FsPath | None = None, masked: bool | None = None) -> MappingSet:
+    """The mapping set that describes a package's datasets (to-fhir, validate): NV's spec when the MUNE
+    domain is NV, the masked specs when EC stands for EX (a to-sdtm --masked delivery) or when `masked`
+    (the manifest's word) says so."""
+    mune = "NV" if "NV" in datasets and "XM" not in datasets else None
+    if masked is None:
+        masked = "EC" in datasets and "EX" not in datasets
+    return load_mapping_set(mappings, mune_domain=mune, masked=masked)
+
+
 def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | None = None,
                      masked: bool = False) -> MappingSet:
     """masked=True: the mapping set of a delivery before unblinding. The roles of study.yaml

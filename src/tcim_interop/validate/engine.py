@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..findings import Finding
 from ..manifest import read_manifest
 from ..sdtm.dataset import Dataset
-from ..mapping_spec.load import MappingSet, load_mapping_set
+from ..mapping_spec.load import MappingSet, package_mappings
 from . import registry
 from .context import Context
 
@@ -67,24 +67,17 @@ def validate_package(path: str | os.PathLike, mappings: MappingSet | str | os.Pa
                      checks: list[str] | None = None) -> ValidationReport:
     """Validate an SDTM directory: its datasets (.xpt or Dataset-JSON), its define.xml when there is
     one, and the options of its manifest.json (a masked delivery)."""
-    from ..sdtm.dataset_json import read_dataset_json
-    from ..sdtm.read import discover_sdtm, read_xpt
+    from ..sdtm.read import read_package
 
     directory = Path(path)
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory" if directory.exists() else f"{directory}: no such directory")
-    datasets: dict[str, Dataset] = {}
-    files: dict[str, str] = {}
-    for f in discover_sdtm(directory):
-        ds = read_dataset_json(f) if f.suffix.lower() in (".json", ".ndjson") else read_xpt(f)
-        if ds.name not in datasets:  # a dataset as .xpt and .json: the XPT (listed first) is validated
-            datasets[ds.name], files[ds.name] = ds, f.name
+    datasets, files = read_package(directory)  # a dataset as .xpt and .json: the XPT is validated
     manifest = read_manifest(directory)
     options = manifest.get("options") if manifest else None
     masked = isinstance(options, dict) and options.get("masked") is True
     if not isinstance(mappings, MappingSet):
-        mune = "NV" if "NV" in datasets and "XM" not in datasets else None
-        mappings = load_mapping_set(mappings, mune_domain=mune, masked=masked)
+        mappings = package_mappings(datasets, mappings, masked)
     define = directory / "define.xml"
     define_xml = define.read_bytes() if define.is_file() else None
     selected = checks if checks is not None else [c.name for c in registry.all_checks()]
