@@ -15,10 +15,10 @@ sdtm_pipeline.py, to-fhir in fhir_pipeline.py, validate in validate/engine.py (d
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable
 
 import pandas as pd
 
@@ -81,7 +81,11 @@ def _sdtm_mappings(mappings: MappingSet | str | os.PathLike | None, opts: SdtmOp
 
             raise UsageError("masked=True needs a mapping set loaded with load_mapping_set(..., masked=True)")
         return mappings
-    return load_mapping_set(mappings, mune_domain=opts.mune_domain, masked=opts.masked)
+    return load_mapping_set(_folder(mappings), mune_domain=opts.mune_domain, masked=opts.masked)
+
+
+def _folder(path: str | os.PathLike | None) -> Path | None:
+    return Path(path) if path is not None else None
 
 
 def read_sdtm(path: str | os.PathLike) -> dict[str, Dataset]:
@@ -104,7 +108,7 @@ def to_fhir(sdtm: str | os.PathLike | dict[str, Dataset], out: str | os.PathLike
     opts = FhirOptions(fhir_version=fhir_version, bundle_type=bundle_type, ndjson=ndjson, strict=strict,
                        verify=verify, jobs=jobs)
     datasets = sdtm if isinstance(sdtm, dict) else read_sdtm(sdtm)
-    ms = mappings if isinstance(mappings, MappingSet) else package_mappings(datasets, mappings)
+    ms = mappings if isinstance(mappings, MappingSet) else package_mappings(datasets, _folder(mappings))
     resources, report, written = fhir_pipeline.run(datasets, Path(out) if out is not None else None, ms, opts)
     return FhirResult(resources, report, written)
 

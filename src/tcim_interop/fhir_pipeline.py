@@ -20,7 +20,8 @@ def run(datasets: dict[str, Dataset], out: Path | None, ms: MappingSet, opts: Fh
     report = Report()
     resources = build_fhir(datasets, ms, opts.fhir_version, report, verify=opts.verify, jobs=opts.jobs)
     if opts.strict and report.errors:
-        raise ConformanceError(f"{len(report.errors)} error finding(s), nothing written; first: {report.errors[0].line()}")
+        raise ConformanceError(f"{len(report.errors)} error finding(s), nothing written; "
+                               f"first: {report.errors[0].line()}")
     written: list[Path] = []
     if out is not None:
         from .fhir.write import write_bundle, write_ndjson

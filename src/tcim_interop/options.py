@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
 from .fhir.version import VERSIONS
@@ -13,6 +14,9 @@ from .fhir.version import VERSIONS
 Progress = Callable[..., None]  # progress(stage, done, total): see progress.Progress
 FORMATS = ("xpt", "json")
 BUNDLE_TYPES = ("transaction", "collection", "batch")
+
+if TYPE_CHECKING:
+    from .fhir.exchange import PullRecord
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class SdtmOptions:
     masked: bool = False
     jobs: int | None = None
     report_paths: bool = False
-    pulled: object = None
+    pulled: PullRecord | None = None
     progress: Progress | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:

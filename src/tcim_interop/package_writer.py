@@ -38,6 +38,7 @@ def write_package(datasets: dict[str, Dataset], package: PackageDir, ms: Mapping
                                f"first: {report.errors[0].line()}; see {failed_report_path(package.out)}")
     written = {n: d for n, d in datasets.items() if n in frames}
     staging = package.staging
+    assert staging is not None, "write_package runs inside `with package`"
     staged = write_datasets(written, frames, staging, ms, created, formats, progress)
     define = build_and_check_define(written, ms, report, created, formats)
     (staging / "define.xml").write_bytes(define)

@@ -19,12 +19,11 @@ import re
 from collections.abc import Callable, Collection, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import ConformanceError, NoSubjectError, TcimError, UsageError
-from .fhir.read import (InputResource, LineResource, NotFhirError, UnreadableRecord, discover, read_document,
-                        read_file)
+from .fhir.read import InputResource, LineResource, NotFhirError, UnreadableRecord, discover, read_document, read_file
 from .fhir.shape import shape_error
 from .fhir.validate import Validation
 from .fhir.version import assign_versions
@@ -47,7 +46,8 @@ class Inputs:
     duplicates: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def run(inputs: list, out_dir: Path | None, ms: MappingSet, opts: SdtmOptions) -> tuple[dict[str, Dataset], Report, list[Path]]:
+def run(inputs: list, out_dir: Path | None, ms: MappingSet, opts: SdtmOptions
+        ) -> tuple[dict[str, Dataset], Report, list[Path]]:
     """The datasets, the report, and the files written (with out_dir: the package replaces it whole)."""
     package = PackageDir(out_dir) if out_dir is not None else None
     with package or nullcontext():  # locked, checked and staged before any input is read
@@ -90,7 +90,7 @@ def read_inputs(inputs: Iterable[str | os.PathLike | dict | list], report: Repor
         report.add("info", "NOT_FHIR_FILE", "skipped: not a .json, .ndjson or .xml file", file=f)
     resources: list[InputResource | LineResource] = []
     read = Inputs(resources)
-    for n, doc in enumerate(in_memory, start=1):
+    for doc in in_memory:
         _take(read_document(doc, report.add_memory_input(doc)), resources, report)
     for f, in_directory in files:
         try:
@@ -179,16 +179,18 @@ def require_subjects(datasets: dict[str, Dataset], report: Report, inputs: list)
     first = report.errors[0].line() if report.errors else "no resource describes an enrolled subject"
     named = (f"{len(inputs)} inputs" if len(inputs) != 1 else
              "the input given in memory" if isinstance(inputs[0], (dict, list)) else str(inputs[0]))
-    raise NoSubjectError(f"{named}: no subject converted (no DM record): of {c['input']} input resource(s), {c['converted']} "
-                     f"converted, {c['rejected']} rejected, {c['out_of_scope']} out of scope; first: {first}", report)
+    raise NoSubjectError(f"{named}: no subject converted (no DM record): of {c['input']} input resource(s), "
+                         f"{c['converted']} converted, {c['rejected']} rejected, {c['out_of_scope']} out of scope; "
+                         f"first: {first}", report)
 
 
 def creation_time(created: datetime | None, resources: list[InputResource | LineResource],
                   datasets: dict[str, Dataset], report: Report) -> datetime:
     """The creation time stamped into the outputs (XPT headers, define.xml, Dataset-JSON), and where it
     came from (run report `created`). Never the clock: the same input must give the same bytes."""
-    if created is not None:
-        value, source = created, "--created"
+    value: datetime | None = created
+    if value is not None:
+        source = "--created"
     elif (value := input_timestamp(resources)) is not None:
         source = "the latest meta.lastUpdated of the input"
     elif (found := data_timestamp(datasets)) is not None:
@@ -218,7 +220,7 @@ def input_timestamp(resources: list[InputResource | LineResource]) -> datetime |
             except ValueError:
                 continue
             # a FHIR instant has an offset; one without is taken as UTC
-            stamps.append(stamp.astimezone(timezone.utc).replace(tzinfo=None) if stamp.tzinfo else stamp)
+            stamps.append(stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp)
     return max(stamps) if stamps else None
 
 
