@@ -19,7 +19,7 @@ from ..fhir.read import InputResource
 from ..sdtm.dataset import Dataset, VariableMeta
 from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
 from ..mapping_spec.load import MappingSet, load_yaml
-from ..mapping_spec.model import DomainSpec
+from ..mapping_spec.model import READ_BEFORE, DomainSpec
 from . import registry
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext
@@ -188,7 +188,7 @@ def _frame(spec: DomainSpec, rows: list[Row]) -> tuple[pd.DataFrame, list[str], 
 
 def in_dependency_order(spec: DomainSpec, kind: str) -> list:
     """The spec's variables of one algorithm kind, in spec order except that a variable named by
-    another's params (of, at, if, date, result) comes before it (USUBJID needs SITEID and SUBJID)."""
+    another's params (model.READ_BEFORE) comes before it (USUBJID needs SITEID and SUBJID)."""
     wanted = [v for v in spec.variables if registry.get(v.algorithm).kind == kind]
     order, seen = [], set()
 
@@ -196,7 +196,7 @@ def in_dependency_order(spec: DomainSpec, kind: str) -> list:
         if var.name in seen:
             return
         seen.add(var.name)
-        for ref in _param_refs(var):
+        for _, ref in var.referenced(READ_BEFORE):
             dep = spec.by_name.get(ref)
             if dep is not None and dep in wanted:
                 visit(dep)
@@ -205,14 +205,6 @@ def in_dependency_order(spec: DomainSpec, kind: str) -> list:
     for var in wanted:
         visit(var)
     return order
-
-
-def _param_refs(var) -> list[str]:
-    refs = []
-    for key in ("of", "at", "if", "date", "result"):
-        value = var.params.get(key)
-        refs.extend(value if isinstance(value, list) else [value] if isinstance(value, str) else [])
-    return refs
 
 
 def _derive(spec: DomainSpec, frames: dict, report: Report) -> None:

@@ -283,11 +283,9 @@ def _check_domain(spec: DomainSpec) -> None:
             problems.append(f"{v.name}: not a valid XPT v5 variable name (A-Z, 0-9, <= 8, starting with a letter)")
         if len(v.label) > 40:
             problems.append(f"{v.name}: label longer than 40 characters ({len(v.label)})")
-        for key in ("of", "date", "if", "result", "at", "by", "unit"):
-            ref = v.params.get(key)
-            for r in ref if isinstance(ref, list) else [ref]:
-                if isinstance(r, str) and r not in spec.by_name:
-                    problems.append(f"{v.name}: params.{key} names {r!r}, which is not a variable of {spec.domain}")
+        for key, r in v.referenced():
+            if r not in spec.by_name:
+                problems.append(f"{v.name}: params.{key} names {r!r}, which is not a variable of {spec.domain}")
     for s in spec.supplemental:
         if not _NAME.match(s.qnam):
             problems.append(f"SUPP{spec.domain} {s.qnam}: not a valid QNAM")

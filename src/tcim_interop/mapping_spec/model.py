@@ -7,6 +7,13 @@ from typing import Any
 
 from ..fhir.path import Path
 
+# Parameters whose value names another variable of the same spec (a name or a list of names): each is
+# checked to exist when the spec loads, and a variable is filled after those it reads.
+VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit")
+# "unit" is read by to-fhir only (the result's unit); filling the unit first would change no value but
+# the order of the findings of a run.
+READ_BEFORE = tuple(p for p in VARIABLE_PARAMS if p != "unit")
+
 
 @dataclass
 class Variable:
@@ -29,6 +36,14 @@ class Variable:
     @property
     def is_char(self) -> bool:
         return self.type == "Char"
+
+    def referenced(self, keys: tuple[str, ...] = VARIABLE_PARAMS) -> list[tuple[str, str]]:
+        """(param, variable name) for every variable the params of `keys` name."""
+        out = []
+        for key in keys:
+            value = self.params.get(key)
+            out += [(key, r) for r in (value if isinstance(value, list) else [value]) if isinstance(r, str)]
+        return out
 
 
 @dataclass
