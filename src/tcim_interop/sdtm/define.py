@@ -40,7 +40,7 @@ _DICTIONARIES = {"MEDDRA": ("MedDRA", "https://www.meddra.org"),
 _CLASS_ORDER = ["TRIAL DESIGN", "SPECIAL PURPOSE", "INTERVENTIONS", "EVENTS", "FINDINGS", "FINDINGS ABOUT",
                 "RELATIONSHIP"]
 _SUPP_KEYS = ["STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM"]
-_TRIAL_DESIGN = {  # datasets made without a spec of mappings/: SDTMIG 3.4 structure and keys
+_TRIAL_DESIGN = {  # trial_design.MADE, made without a spec of mappings/: SDTMIG 3.4 structure and keys
     "TA": ("One record per planned Element per Arm", ["STUDYID", "ARMCD", "TAETORD"]),
     "TE": ("One record per planned Element", ["STUDYID", "ETCD"]),
     "TI": ("One record per I/E criterion", ["STUDYID", "IETESTCD"]),
