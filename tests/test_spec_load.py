@@ -290,3 +290,33 @@ def test_unknown_birth_date_policy_is_rejected(mdir):
 def test_malformed_codelists(mdir):
     edit(mdir / "codelists.yaml", "nci_system: http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl\n", "")
     assert load_error(mdir).startswith(f"{mdir / 'codelists.yaml'}: malformed codelist file: KeyError('nci_system')")
+
+
+# --- suppqual.yaml: the one description of every SUPPxx ------------------------------------------
+def test_suppqual_is_loaded_with_the_mapping_set():
+    supp = load_mapping_set().suppqual
+    assert supp.names == ["STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM", "QLABEL", "QVAL", "QORIG",
+                          "QEVAL"]
+    assert supp.carried == supp.names[1:]  # STUDYID is the parent's
+    assert supp.label_for("AE") == "Supplemental Qualifiers for AE"
+
+
+@pytest.mark.parametrize("old, new, fragment", [
+    ("{name: QORIG, label: Origin, type: Char", "{name: QORIG, label: Origin, type: Text",
+     "QORIG: type must be Char or Num, got 'Text'"),
+    ("{name: QEVAL, label: Evaluator, type: Char, core: Exp}", "{name: QEVAL, label: Evaluator, type: Char}",
+     "QEVAL: missing 'core'"),
+    ("{name: QEVAL,", "{name: QVAL,", "variables defined twice: QVAL"),
+    ("{name: IDVAR,", "{name: ID_VAR,", "'ID_VAR': not a valid SDTM variable name"),
+    ('label: "Supplemental Qualifiers for {domain}"', 'label: "Supplemental Qualifiers"',
+     "'label' must be a text naming {domain}"),
+])
+def test_broken_suppqual(mdir, old, new, fragment):
+    edit(mdir / "suppqual.yaml", old, new)
+    msg = load_error(mdir)
+    assert msg.startswith(f"{mdir / 'suppqual.yaml'}: ") and fragment in msg, msg
+
+
+def test_missing_suppqual(mdir):
+    (mdir / "suppqual.yaml").unlink()
+    assert load_error(mdir).startswith(f"{mdir / 'suppqual.yaml'}: cannot read")

@@ -320,12 +320,13 @@ def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: Ma
             study.setdefault("extension", []).append(
                 dataset_extension(name, ds.label, [(v.name, v.label, v.type) for v in ds.variables]))
     parents = _parent_index(sdtm, originals)
+    carried = ms.suppqual.carried
     for name in sdtm:
         for i, r in enumerate(originals[name] if name.startswith("SUPP") else ()):
             row = parents.get((r["RDOMAIN"], r["USUBJID"], r["IDVAR"], _key(r["IDVARVAL"])))
             if row is None:  # no such parent record: keep it on the subject
                 row = parents[("DM", r["USUBJID"], "", "")]
-            built.rows[row].setdefault("extension", []).append(supp_extension(i, r))
+            built.rows[row].setdefault("extension", []).append(supp_extension(i, r, carried))
 
 
 def _key(value: Any) -> str:

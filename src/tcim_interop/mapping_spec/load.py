@@ -20,7 +20,8 @@ from ..fhir.path import PathSyntaxError, compile_path
 from ..fhir.version import VERSIONS
 from ..mapping import registry
 from .codelists import Codelists
-from .model import DomainSpec, Supplemental, Variable
+from ..sdtm.dataset import VariableMeta
+from .model import DomainSpec, SuppStructure, Supplemental, Variable
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")
 
@@ -38,6 +39,7 @@ class MappingSet:
     directory: FsPath
     study: dict[str, Any]
     codelists: Codelists
+    suppqual: SuppStructure
     domains: dict[str, DomainSpec] = field(default_factory=dict)  # role (dm, ex, ae, mune) -> spec
     trial_design: Any = None  # trial_design/spec.py TrialDesignSpec, from trial_design.yaml when present
     masked: bool = False  # a masked delivery (to-sdtm --masked): study.yaml masked_domains, variables' masked:
@@ -94,7 +96,7 @@ def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | N
         if unknown:
             raise SpecError(f"{directory / 'study.yaml'}: masked_domains names roles not in domains: {', '.join(unknown)}")
         files.update(swaps)
-    ms = MappingSet(directory, study, codelists, masked=masked)
+    ms = MappingSet(directory, study, codelists, load_suppqual(directory / "suppqual.yaml"), masked=masked)
     for role, fname in files.items():
         path = directory / fname
         if not path.is_file():
@@ -155,10 +157,7 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
         for v in doc["variables"]:
             if isinstance(v, dict) and "masked" in v:
                 _variable(_subst(_masking(v, True, where), sub), where, codelists)
-    names = [v.name for v in variables]
-    dupes = {n for n in names if names.count(n) > 1}
-    if dupes:
-        raise SpecError(f"{where}: variables defined twice: {', '.join(sorted(dupes))}")
+    _once_each([v.name for v in variables], where)
     supp = [_supplemental(_subst(s, sub), where, codelists) for s in doc.get("supplemental") or []]
     spec = DomainSpec(
         domain=domain, label=str(doc.get("label", "")), klass=str(doc.get("class", "")),
@@ -249,15 +248,53 @@ def _common(entry: dict, name: str, where: str, codelists: Codelists, kinds: tup
     return algo, source, params
 
 
-def _variable(entry: dict, where: str, codelists: Codelists) -> Variable:
+def load_suppqual(path: FsPath) -> SuppStructure:
+    doc = _read_yaml(path)
+    label = doc.get("label")
+    if not isinstance(label, str) or "{domain}" not in label:
+        raise SpecError(f"{path}: 'label' must be a text naming {{domain}}, got {label!r}")
+    entries = variable_list(doc.get("variables"), str(path))
+    return SuppStructure(label, tuple(VariableMeta(e["name"], str(e["label"]), e["type"], e["core"]) for e in entries))
+
+
+def _meta(entry: dict, where: str, keys: tuple[str, ...] = ("label", "type", "core")) -> str:
+    """The name of a variable entry whose keys are there, its type and core those SDTM has."""
     name = str(entry.get("name", ""))
-    for key in ("label", "type", "core"):
+    for key in keys:
         if key not in entry:
             raise SpecError(f"{where}: {name or 'a variable'}: missing {key!r}")
-    if entry["type"] not in ("Char", "Num"):
+    if "type" in keys and entry["type"] not in ("Char", "Num"):
         raise SpecError(f"{where}: {name}: type must be Char or Num, got {entry['type']!r}")
-    if entry["core"] not in ("Req", "Exp", "Perm"):
+    if "core" in keys and entry["core"] not in ("Req", "Exp", "Perm"):
         raise SpecError(f"{where}: {name}: core must be Req, Exp or Perm, got {entry['core']!r}")
+    return name
+
+
+def variable_list(entries: Any, where: str, keys: tuple[str, ...] = ("label", "type", "core")) -> list[dict]:
+    """A plain list of variables (suppqual.yaml, SDTMIG 3.4's table): each entry checked as a domain
+    spec's is, its name a valid SDTM name given once, its label <= 40 characters."""
+    if not isinstance(entries, list) or not entries:
+        raise SpecError(f"{where}: 'variables' must be a list of variables")
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise SpecError(f"{where}: a variable entry must be a mapping, got {entry!r}")
+        name = _meta(entry, where, keys)
+        if not isinstance(entry.get("name"), str) or not _NAME.match(name):
+            raise SpecError(f"{where}: {name!r}: not a valid SDTM variable name (A-Z, 0-9, <= 8, starting with a letter)")
+        if len(str(entry.get("label", ""))) > 40:
+            raise SpecError(f"{where}: {name}: label longer than 40 characters")
+    _once_each([e["name"] for e in entries], where)
+    return entries
+
+
+def _once_each(names: list[str], where: str) -> None:
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise SpecError(f"{where}: variables defined twice: {', '.join(sorted(dupes))}")
+
+
+def _variable(entry: dict, where: str, codelists: Codelists) -> Variable:
+    name = _meta(entry, where)
     algo, source, params = _common(entry, name, where, codelists, ("row", "derive"))
     return Variable(name=name, label=str(entry["label"]), type=entry["type"], core=entry["core"],
                     algorithm=algo.name, source=source, params=params, codelist=entry.get("codelist"),

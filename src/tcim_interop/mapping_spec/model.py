@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..fhir.path import Path
+from ..sdtm.dataset import VariableMeta
 
 # Parameters whose value names another variable of the same spec (a name or a list of names): each is
 # checked to exist when the spec loads, and a variable is filled after those it reads.
@@ -71,6 +72,26 @@ class Supplemental:
     dictionary = None
     type = "Char"
     is_char = True
+
+
+@dataclass(frozen=True)
+class SuppStructure:
+    """mappings/suppqual.yaml: the variables every SUPPxx dataset has (SDTMIG 3.4 section 8.4)."""
+
+    label: str  # "... for {domain}"
+    variables: tuple[VariableMeta, ...]
+
+    def label_for(self, domain: str) -> str:
+        return self.label.format(domain=domain)
+
+    @property
+    def names(self) -> list[str]:
+        return [v.name for v in self.variables]
+
+    @property
+    def carried(self) -> list[str]:
+        """The variables a SUPPxx record carries in FHIR (sdtm-supp): all but STUDYID, its parent's."""
+        return [n for n in self.names if n != "STUDYID"]
 
 
 @dataclass
