@@ -23,7 +23,7 @@ from .codelists import Codelists
 from ..sdtm.dataset import VariableMeta
 from .model import DomainSpec, SuppStructure, Supplemental, Variable
 
-_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")
+SDTM_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")  # a dataset or variable name: also what XPT v5 holds
 
 
 def default_mappings_dir() -> FsPath:
@@ -60,7 +60,8 @@ def load_yaml(text: str):
     return yaml.load(text, Loader=_LOADER)
 
 
-def _read_yaml(path: FsPath) -> dict:
+def read_yaml(path: FsPath) -> dict:
+    """A YAML mapping, or a SpecError naming the file."""
     try:
         doc = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as e:
@@ -78,8 +79,8 @@ def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | N
     `masked_domains` are served by those specs (ex: ec.yaml, EC with ECTRT = MASKED), and every
     variable's `masked:` entry replaces the keys it names (DM's arm variables, RFXSTDTC read from EC)."""
     directory = FsPath(directory) if directory else default_mappings_dir()
-    study = _read_yaml(directory / "study.yaml")
-    codelists = Codelists.from_yaml(_read_yaml(directory / "codelists.yaml"), str(directory / "codelists.yaml"))
+    study = read_yaml(directory / "study.yaml")
+    codelists = Codelists.from_yaml(read_yaml(directory / "codelists.yaml"), str(directory / "codelists.yaml"))
     if study.get("birth_date", "year") not in ("year", "full", "omit"):
         raise SpecError(f"{directory / 'study.yaml'}: birth_date must be year, full or omit, got {study['birth_date']!r}")
     files = dict(study.get("domains") or {})
@@ -130,7 +131,7 @@ def _check_exposure_reads(ms: MappingSet) -> None:
 
 
 def _merged(path: FsPath, seen: tuple = ()) -> dict:
-    doc = _read_yaml(path)
+    doc = read_yaml(path)
     parent = doc.pop("extends", None)
     if parent is None:
         return doc
@@ -149,7 +150,7 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
         raw_vars = [_masking(v, masked, where) for v in doc["variables"]]
     except KeyError as e:
         raise SpecError(f"{where}: missing {e.args[0]!r}") from None
-    if not _NAME.match(domain) or len(domain) > 4:
+    if not SDTM_NAME.match(domain) or len(domain) > 4:
         raise SpecError(f"{where}: domain {domain!r} is not a valid SDTM domain code")
     sub = (lambda s: s.replace("--", domain) if isinstance(s, str) else s)
     variables = [_variable(_subst(v, sub), where, codelists) for v in raw_vars]
@@ -249,7 +250,7 @@ def _common(entry: dict, name: str, where: str, codelists: Codelists, kinds: tup
 
 
 def load_suppqual(path: FsPath) -> SuppStructure:
-    doc = _read_yaml(path)
+    doc = read_yaml(path)
     label = doc.get("label")
     if not isinstance(label, str) or "{domain}" not in label:
         raise SpecError(f"{path}: 'label' must be a text naming {{domain}}, got {label!r}")
@@ -279,7 +280,7 @@ def variable_list(entries: Any, where: str, keys: tuple[str, ...] = ("label", "t
         if not isinstance(entry, dict):
             raise SpecError(f"{where}: a variable entry must be a mapping, got {entry!r}")
         name = _meta(entry, where, keys)
-        if not isinstance(entry.get("name"), str) or not _NAME.match(name):
+        if not isinstance(entry.get("name"), str) or not SDTM_NAME.match(name):
             raise SpecError(f"{where}: {name!r}: not a valid SDTM variable name (A-Z, 0-9, <= 8, starting with a letter)")
         if len(str(entry.get("label", ""))) > 40:
             raise SpecError(f"{where}: {name}: label longer than 40 characters")
@@ -316,7 +317,7 @@ def _check_domain(spec: DomainSpec) -> None:
     if len(spec.label) > 40:
         problems.append(f"dataset label longer than 40 characters ({len(spec.label)})")
     for v in spec.variables:
-        if not _NAME.match(v.name):
+        if not SDTM_NAME.match(v.name):
             problems.append(f"{v.name}: not a valid XPT v5 variable name (A-Z, 0-9, <= 8, starting with a letter)")
         if len(v.label) > 40:
             problems.append(f"{v.name}: label longer than 40 characters ({len(v.label)})")
@@ -324,7 +325,7 @@ def _check_domain(spec: DomainSpec) -> None:
             if r not in spec.by_name:
                 problems.append(f"{v.name}: params.{key} names {r!r}, which is not a variable of {spec.domain}")
     for s in spec.supplemental:
-        if not _NAME.match(s.qnam):
+        if not SDTM_NAME.match(s.qnam):
             problems.append(f"SUPP{spec.domain} {s.qnam}: not a valid QNAM")
         if len(s.qlabel) > 40:
             problems.append(f"SUPP{spec.domain} {s.qnam}: QLABEL longer than 40 characters")

@@ -26,6 +26,7 @@ from ..errors import SpecError
 from ..mapping import registry
 from ..mapping_spec.load import MappingSet
 from ..mapping_spec.model import DomainSpec
+from ..validate import sdtmig34
 from .dataset import Dataset, VariableMeta
 from .dataset_json import column_type, is_integral, item_oid, package_version, present, text_length
 
@@ -37,8 +38,6 @@ DEFAULT_CT_VERSION = "2024-12-20"  # the 2024 CDISC CT of reference/; study.yaml
 _DEFINE_TYPE = {"string": "text", "date": "date", "datetime": "datetime", "integer": "integer", "double": "float"}
 _DICTIONARIES = {"MEDDRA": ("MedDRA", "https://www.meddra.org"),
                  "ISO3166": ("ISO 3166", "https://www.iso.org/iso-3166-country-codes.html")}
-_CLASS_ORDER = ["TRIAL DESIGN", "SPECIAL PURPOSE", "INTERVENTIONS", "EVENTS", "FINDINGS", "FINDINGS ABOUT",
-                "RELATIONSHIP"]
 _SUPP_KEYS = ["STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM"]
 _TRIAL_DESIGN = {  # trial_design.MADE, made without a spec of mappings/: SDTMIG 3.4 structure and keys
     "TA": ("One record per planned Element per Arm", ["STUDYID", "ARMCD", "TAETORD"]),
@@ -184,7 +183,8 @@ class _Builder:
 
     def _order(self, ds: Dataset) -> int:
         klass = self._shape(ds)[0]
-        return _CLASS_ORDER.index(klass) if klass in _CLASS_ORDER else len(_CLASS_ORDER)
+        order = sdtmig34.standard().classes
+        return order.index(klass) if klass in order else len(order)
 
     # -- datasets -----------------------------------------------------------------------------
     def _shape(self, ds: Dataset) -> tuple[str, str, list[str], DomainSpec | None]:
