@@ -26,6 +26,36 @@ from .model import DomainSpec, SuppStructure, Supplemental, Variable
 SDTM_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")  # a dataset or variable name: also what XPT v5 holds
 
 
+# study.yaml's keys, each read by some part of the converter; any other key is refused when the set
+# loads, since nothing would read it. A tuple lists a mapping's keys, a dict gives their own structure,
+# [x] is the structure of each entry of a list, {"*": x} of each value of a mapping with free keys, and
+# None leaves the value to its reader (role names, TS parameter codes, FHIR templates).
+STUDY_KEYS = {
+    "study": ("studyid", "registry_id", "protocol"),
+    "domains": None, "masked_domains": None, "birth_date": None, "non_ascii": None, "ct_version": None,
+    "visit_system": None, "visits": [("code", "visitnum", "visit", "day", "start_rule", "end_rule")],
+    "timezone": None, "visit_encounter": None,
+    "trial_design": {"summary": None, "elements": [("etcd", "element", "testrl", "teenrl", "tedur", "epoch")],
+                     "arms": {"*": ("elements", "branch")}},
+}
+
+
+def _known_keys(value: Any, schema: Any, where: str, at: str = "") -> None:
+    if schema is None:
+        return
+    if isinstance(schema, list):
+        for i, entry in enumerate(value if isinstance(value, list) else []):
+            _known_keys(entry, schema[0], where, f"{at}[{i}]")
+        return
+    if not isinstance(value, dict):  # a value of the wrong shape is its reader's to report
+        return
+    schema = dict.fromkeys(schema) if isinstance(schema, tuple) else schema
+    for key, sub in value.items():
+        if "*" not in schema and key not in schema:
+            raise SpecError(f"{where}: {at + ': ' if at else ''}unknown key {key!r} (known: {', '.join(schema)})")
+        _known_keys(sub, schema.get("*", schema.get(key)), where, f"{at}.{key}" if at else str(key))
+
+
 def default_mappings_dir() -> FsPath:
     here = FsPath(__file__).resolve()
     for candidate in (here.parents[3] / "mappings", here.parents[1] / "mappings"):
@@ -80,6 +110,7 @@ def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | N
     variable's `masked:` entry replaces the keys it names (DM's arm variables, RFXSTDTC read from EC)."""
     directory = FsPath(directory) if directory else default_mappings_dir()
     study = read_yaml(directory / "study.yaml")
+    _known_keys(study, STUDY_KEYS, str(directory / "study.yaml"))
     codelists = Codelists.from_yaml(read_yaml(directory / "codelists.yaml"), str(directory / "codelists.yaml"))
     if study.get("birth_date", "year") not in ("year", "full", "omit"):
         raise SpecError(f"{directory / 'study.yaml'}: birth_date must be year, full or omit, got {study['birth_date']!r}")
