@@ -299,6 +299,7 @@ def test_suppqual_is_loaded_with_the_mapping_set():
                           "QEVAL"]
     assert supp.carried == supp.names[1:]  # STUDYID is the parent's
     assert supp.label_for("AE") == "Supplemental Qualifiers for AE"
+    assert supp.keys == ("STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM")  # define.xml's
 
 
 def test_missing_suppqual(mdir):
@@ -316,6 +317,7 @@ def test_missing_suppqual(mdir):
     ("suppqual.yaml", "{name: IDVAR,", "{name: ID_VAR,", "'ID_VAR': not a valid SDTM variable name"),
     ("suppqual.yaml", 'label: "Supplemental Qualifiers for {domain}"', 'label: "Supplemental Qualifiers"',
      "'label' must be a text naming {domain}"),
+    ("suppqual.yaml", "keys: [STUDYID, RDOMAIN,", "keys: [STUDYID, DOMAIN,", "'keys' must list variables of the file"),
     ("study.yaml", "birth_date: year\n", "birth_date: year\nage_reference: RFICDTC\n",
      "unknown key 'age_reference' (known: study, domains, masked_domains,"),
     ("study.yaml", "  registry_id: NCT04849065", "  registry: NCT04849065",

@@ -286,7 +286,11 @@ def load_suppqual(path: FsPath) -> SuppStructure:
     if not isinstance(label, str) or "{domain}" not in label:
         raise SpecError(f"{path}: 'label' must be a text naming {{domain}}, got {label!r}")
     entries = variable_list(doc.get("variables"), str(path))
-    return SuppStructure(label, tuple(VariableMeta(e["name"], str(e["label"]), e["type"], e["core"]) for e in entries))
+    keys = doc.get("keys")
+    if not isinstance(keys, list) or not keys or not set(keys) <= {e["name"] for e in entries}:
+        raise SpecError(f"{path}: 'keys' must list variables of the file, got {keys!r}")
+    return SuppStructure(label, str(doc.get("structure", "")), tuple(keys),
+                         tuple(VariableMeta(e["name"], str(e["label"]), e["type"], e["core"]) for e in entries))
 
 
 def _meta(entry: dict, where: str, keys: tuple[str, ...] = ("label", "type", "core")) -> str:

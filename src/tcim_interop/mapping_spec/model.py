@@ -79,6 +79,8 @@ class SuppStructure:
     """mappings/suppqual.yaml: the variables every SUPPxx dataset has (SDTMIG 3.4 section 8.4)."""
 
     label: str  # "... for {domain}"
+    structure: str
+    keys: tuple[str, ...]
     variables: tuple[VariableMeta, ...]
 
     def label_for(self, domain: str) -> str:
