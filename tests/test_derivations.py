@@ -193,3 +193,20 @@ def test_dm_column(ms):
     assert data.dm_column("NOSUCH") == {}
     assert ctx("AE", {"USUBJID": ["A"]}).dm_column("RFSTDTC") == {}
     assert not any(isinstance(v, float) and math.isnan(v) for v in data.dm_column("RFSTDTC").values())
+
+
+def test_a_derivation_runs_after_the_variables_its_params_name():
+    """Every param naming a variable (by included) orders the derivations; unit, read by to-fhir only, does not."""
+    from tcim_interop.mapping.engine import in_dependency_order
+    from tcim_interop.mapping_spec.model import DomainSpec, Variable
+
+    def var(name, algorithm, **params):
+        return Variable(name, name, "Char", "Perm", algorithm, params=params)
+
+    variables = [var("XXLOBXFL", "baseline_flag", date="XXDTC", result="XXORRES", by=["XXKEY"]),
+                 var("XXSTRESC", "copy", of="XXORRES", unit="XXORRESU"),
+                 var("XXKEY", "copy", of="XXDTC"), var("XXDTC", "sequence"), var("XXORRES", "sequence"),
+                 var("XXORRESU", "sequence")]
+    spec = DomainSpec("XX", "", "", "", [], "Observation", "observation", [], variables, [], "xx.yaml")
+    assert [v.name for v in in_dependency_order(spec, "derive")] == \
+        ["XXDTC", "XXORRES", "XXKEY", "XXLOBXFL", "XXSTRESC", "XXORRESU"]

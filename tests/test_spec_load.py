@@ -290,3 +290,53 @@ def test_unknown_birth_date_policy_is_rejected(mdir):
 def test_malformed_codelists(mdir):
     edit(mdir / "codelists.yaml", "nci_system: http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl\n", "")
     assert load_error(mdir).startswith(f"{mdir / 'codelists.yaml'}: malformed codelist file: KeyError('nci_system')")
+
+
+# --- suppqual.yaml: the one description of every SUPPxx ------------------------------------------
+def test_suppqual_is_loaded_with_the_mapping_set():
+    supp = load_mapping_set().suppqual
+    assert supp.names == ["STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM", "QLABEL", "QVAL", "QORIG",
+                          "QEVAL"]
+    assert supp.carried == supp.names[1:]  # STUDYID is the parent's
+    assert supp.label_for("AE") == "Supplemental Qualifiers for AE"
+    assert supp.keys == ("STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM")  # define.xml's
+
+
+def test_missing_suppqual(mdir):
+    (mdir / "suppqual.yaml").unlink()
+    assert load_error(mdir).startswith(f"{mdir / 'suppqual.yaml'}: cannot read")
+
+
+# --- suppqual.yaml checked as a spec; study.yaml: every key is one the converter reads ------------
+@pytest.mark.parametrize("file, old, new, fragment", [
+    ("suppqual.yaml", "{name: QORIG, label: Origin, type: Char", "{name: QORIG, label: Origin, type: Text",
+     "QORIG: type must be Char or Num, got 'Text'"),
+    ("suppqual.yaml", "{name: QEVAL, label: Evaluator, type: Char, core: Exp}",
+     "{name: QEVAL, label: Evaluator, type: Char}", "QEVAL: missing 'core'"),
+    ("suppqual.yaml", "{name: QEVAL,", "{name: QVAL,", "variables defined twice: QVAL"),
+    ("suppqual.yaml", "{name: IDVAR,", "{name: ID_VAR,", "'ID_VAR': not a valid SDTM variable name"),
+    ("suppqual.yaml", 'label: "Supplemental Qualifiers for {domain}"', 'label: "Supplemental Qualifiers"',
+     "'label' must be a text naming {domain}"),
+    ("suppqual.yaml", "keys: [STUDYID, RDOMAIN,", "keys: [STUDYID, DOMAIN,", "'keys' must list variables of the file"),
+    ("study.yaml", "birth_date: year\n", "birth_date: year\nage_reference: RFICDTC\n",
+     "unknown key 'age_reference' (known: study, domains, masked_domains,"),
+    ("study.yaml", "  registry_id: NCT04849065", "  registry: NCT04849065",
+     "study: unknown key 'registry' (known: studyid,"),
+    ("study.yaml", "{code: DAY30, visitnum: 4,", "{code: DAY30, visit_num: 4,", "visits[3]: unknown key 'visit_num'"),
+    ("study.yaml", "tedur: P28D, epoch: SCREENING}", "tedur: P28D, epoch: SCREENING, duration: P28D}",
+     "trial_design.elements[0]: unknown key 'duration'"),
+    ("study.yaml", "MNC: {elements: [SCRN, MNC, FU], branch:", "MNC: {element: [SCRN, MNC, FU], branch:",
+     "trial_design.arms.MNC: unknown key 'element' (known: elements, branch)"),
+])
+def test_a_broken_entry_is_named_with_its_file(mdir, file, old, new, fragment):
+    edit(mdir / file, old, new)
+    msg = load_error(mdir)
+    assert msg.startswith(f"{mdir / file}: ") and fragment in msg, msg
+
+
+def test_free_keys_stay_free(mdir):
+    """Roles, TS parameter codes and FHIR templates are their readers' to check."""
+    edit(mdir / "study.yaml", "    SEXPOP: BOTH\n", "    SEXPOP: BOTH\n    PEDIND: \"N\"\n")
+    edit(mdir / "study.yaml", "R5: {resourceType: Encounter, status: completed}",
+         "R5: {resourceType: Encounter, status: completed, priority: {text: routine}}")
+    assert load_mapping_set(mdir).study["trial_design"]["summary"]["PEDIND"] == "N"

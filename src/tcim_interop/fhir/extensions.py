@@ -17,7 +17,6 @@ BASE = "http://tcim-interop.org/fhir/StructureDefinition/"
 SDTM_RECORD = BASE + "sdtm-record"
 SDTM_SUPP = BASE + "sdtm-supp"
 SDTM_DATASET = BASE + "sdtm-dataset"
-SUPP_FIELDS = ("RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM", "QLABEL", "QVAL", "QORIG", "QEVAL")
 
 
 def _value(value: Any) -> dict:
@@ -71,19 +70,20 @@ def read_records(resource: dict) -> list[tuple[str, int, dict[str, Any]]]:
     return out
 
 
-def supp_extension(row: int, record: dict[str, Any]) -> dict:
+def supp_extension(row: int, record: dict[str, Any], fields: list[str]) -> dict:
+    """fields: the SUPPxx variables carried (mapping_spec SuppStructure.carried), in order."""
     subs = [{"url": "row", "valueInteger": row}]
-    subs += [{"url": k, "valueString": str(record[k])} for k in SUPP_FIELDS if record.get(k) not in (None, "")]
+    subs += [{"url": k, "valueString": str(record[k])} for k in fields if record.get(k) not in (None, "")]
     return {"url": SDTM_SUPP, "extension": subs}
 
 
-def read_supps(resource: dict) -> list[tuple[int, dict[str, str]]]:
+def read_supps(resource: dict, fields: list[str]) -> list[tuple[int, dict[str, str]]]:
     out = []
     for ext in resource.get("extension") or []:
         if isinstance(ext, dict) and ext.get("url") == SDTM_SUPP:
             parts = {p.get("url"): p for p in _subs(ext)}
             row = int(parts.get("row", {}).get("valueInteger", -1))
-            out.append((row, {k: parts[k].get("valueString", "") if k in parts else "" for k in SUPP_FIELDS}))
+            out.append((row, {k: parts[k].get("valueString", "") if k in parts else "" for k in fields}))
     return out
 
 

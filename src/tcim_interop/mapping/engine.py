@@ -18,8 +18,8 @@ from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource
 from ..sdtm.dataset import Dataset, VariableMeta
 from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
-from ..mapping_spec.load import MappingSet, load_yaml
-from ..mapping_spec.model import DomainSpec
+from ..mapping_spec.load import MappingSet
+from ..mapping_spec.model import READ_BEFORE, DomainSpec, SuppStructure
 from . import registry
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext
@@ -48,7 +48,6 @@ def build(resources: list[InputResource], mappings: MappingSet, report: Report,
         _derive(mappings.domains[_role(mappings, d)], frames, report)
 
     datasets: dict[str, Dataset] = {}
-    supp_meta = _supp_structure(mappings)
     for d in frames:
         spec = mappings.domains[_role(mappings, d)]
         frame, sources, supp_rows = frames[d]
@@ -56,8 +55,8 @@ def build(resources: list[InputResource], mappings: MappingSet, report: Report,
         datasets[d] = Dataset(d, spec.label, [VariableMeta(v.name, v.label, v.type, v.core) for v in spec.variables],
                               frame.reset_index(drop=True), sources)
         if supp_rows:
-            datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, supp_meta)
-    restore(datasets, index, report, supp_meta[1])
+            datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, mappings.suppqual)
+    restore(datasets, index, report, mappings.suppqual)
     datasets.update(_trial_design(rows.get("DM", []), datasets, mappings, run))
     _account(resources, outcome, run, report)
     for name, ds in datasets.items():
@@ -188,7 +187,7 @@ def _frame(spec: DomainSpec, rows: list[Row]) -> tuple[pd.DataFrame, list[str], 
 
 def in_dependency_order(spec: DomainSpec, kind: str) -> list:
     """The spec's variables of one algorithm kind, in spec order except that a variable named by
-    another's params (of, at, if, date, result) comes before it (USUBJID needs SITEID and SUBJID)."""
+    another's params (model.READ_BEFORE) comes before it (USUBJID needs SITEID and SUBJID)."""
     wanted = [v for v in spec.variables if registry.get(v.algorithm).kind == kind]
     order, seen = [], set()
 
@@ -196,7 +195,7 @@ def in_dependency_order(spec: DomainSpec, kind: str) -> list:
         if var.name in seen:
             return
         seen.add(var.name)
-        for ref in _param_refs(var):
+        for _, ref in var.referenced(READ_BEFORE):
             dep = spec.by_name.get(ref)
             if dep is not None and dep in wanted:
                 visit(dep)
@@ -205,14 +204,6 @@ def in_dependency_order(spec: DomainSpec, kind: str) -> list:
     for var in wanted:
         visit(var)
     return order
-
-
-def _param_refs(var) -> list[str]:
-    refs = []
-    for key in ("of", "at", "if", "date", "result"):
-        value = var.params.get(key)
-        refs.extend(value if isinstance(value, list) else [value] if isinstance(value, str) else [])
-    return refs
 
 
 def _derive(spec: DomainSpec, frames: dict, report: Report) -> None:
@@ -249,15 +240,8 @@ def _split_long_text(spec: DomainSpec, frame: pd.DataFrame, report: Report) -> l
     return out
 
 
-def _supp_structure(mappings: MappingSet) -> tuple[str, list[VariableMeta]]:
-    doc = load_yaml((mappings.directory / "suppqual.yaml").read_text(encoding="utf-8"))
-    return doc["label"], [VariableMeta(v["name"], v["label"], v["type"], v["core"]) for v in doc["variables"]]
-
-
-def _supp_dataset(spec: DomainSpec, parent: pd.DataFrame, supp_rows: list[dict],
-                  meta: tuple[str, list[VariableMeta]]) -> Dataset:
+def _supp_dataset(spec: DomainSpec, parent: pd.DataFrame, supp_rows: list[dict], shape: SuppStructure) -> Dataset:
     """SUPPxx records pointing at their parent by --SEQ (DM: by USUBJID alone, IDVAR empty)."""
-    label_tpl, variables = meta
     seq = _seq_name(spec)
     records = []
     studyid, usubjid = parent["STUDYID"].tolist(), parent["USUBJID"].tolist()  # lists: no pandas call per record
@@ -269,10 +253,10 @@ def _supp_dataset(spec: DomainSpec, parent: pd.DataFrame, supp_rows: list[dict],
             "IDVAR": seq or "", "IDVARVAL": f"{int(seqs[i])}" if seq else "",
             "QNAM": s["qnam"], "QLABEL": s.get("label") or sq.qlabel, "QVAL": str(s["value"]),
             "QORIG": sq.qorig if sq else "Collected", "QEVAL": sq.qeval if sq else ""})
-    frame = pd.DataFrame(records, columns=[v.name for v in variables])
+    frame = pd.DataFrame(records, columns=shape.names)
     frame["_seq"] = pd.to_numeric(frame["IDVARVAL"], errors="coerce")
     frame = frame.sort_values(["USUBJID", "_seq", "QNAM"], kind="stable").drop(columns="_seq").reset_index(drop=True)
-    return Dataset(f"SUPP{spec.domain}", label_tpl.format(domain=spec.domain), variables, frame)
+    return Dataset(f"SUPP{spec.domain}", shape.label_for(spec.domain), list(shape.variables), frame)
 
 
 def _trial_design(dm_rows: list[Row], datasets: dict[str, Dataset], mappings: MappingSet,

@@ -15,10 +15,11 @@ from ..fhir.extensions import read_datasets, read_record, read_supps
 from ..findings import Report
 from ..fhir.index import ResourceIndex
 from ..sdtm.dataset import Dataset, VariableMeta
+from ..mapping_spec.model import SuppStructure
 
 
 def restore(datasets: dict[str, Dataset], index: ResourceIndex, report: Report,
-            supp_variables: list[VariableMeta]) -> None:
+            supp_shape: SuppStructure) -> None:
     described: dict[str, tuple[str, list]] = {}
     supps: dict[str, list[tuple[int, dict]]] = {}
     by_source: dict[str, tuple | None] = {}
@@ -29,7 +30,7 @@ def restore(datasets: dict[str, Dataset], index: ResourceIndex, report: Report,
         data = res.data  # once per resource: an NDJSON line is parsed anew on each .data
         if res.resource_type == "ResearchStudy":
             described.update(read_datasets(data))
-        for row, rec in read_supps(data):
+        for row, rec in read_supps(data, supp_shape.carried):
             supps.setdefault(rec["RDOMAIN"], []).append((row, rec))
         if res.key in sources:
             by_source[res.key] = read_record(data)
@@ -54,8 +55,8 @@ def restore(datasets: dict[str, Dataset], index: ResourceIndex, report: Report,
         if name in supps:
             rows = sorted(supps.pop(name), key=lambda r: r[0])
             frame = pd.DataFrame([{**rec, "STUDYID": ds.frame.at[0, "STUDYID"]} for _, rec in rows],
-                                 columns=[v.name for v in supp_variables])
-            supp = Dataset(f"SUPP{name}", f"Supplemental Qualifiers for {name}", list(supp_variables), frame)
+                                 columns=supp_shape.names)
+            supp = Dataset(f"SUPP{name}", supp_shape.label_for(name), list(supp_shape.variables), frame)
             if f"SUPP{name}" in described:
                 _apply_description(supp, *described[f"SUPP{name}"])
             datasets[f"SUPP{name}"] = supp

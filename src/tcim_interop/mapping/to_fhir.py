@@ -29,6 +29,7 @@ from ..sdtm.dataset import Dataset, present
 from ..sdtm.text import continuation_qnam
 from ..mapping_spec.load import MappingSet
 from ..mapping_spec.model import DomainSpec
+from ..trial_design import MADE as MADE_DESIGN
 from . import registry
 from .reverse_algorithms import Target
 
@@ -155,11 +156,10 @@ class Builder:
             raise InputError("no DM dataset: every other domain's records need their subject in DM")
         for i in range(len(dm.frame)):
             self._dm_record(dm_spec, dm, i)
-        from ..trial_design.build import TRIAL_DESIGN
         from ..trial_design.to_fhir import add_trial_design
 
         for name, ds in self.sdtm.items():
-            if name in ("DM", *TRIAL_DESIGN) or name.startswith("SUPP"):
+            if name in ("DM", *MADE_DESIGN) or name.startswith("SUPP"):
                 continue
             spec = self.specs.get(name)
             if spec is None:
@@ -320,12 +320,13 @@ def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: Ma
             study.setdefault("extension", []).append(
                 dataset_extension(name, ds.label, [(v.name, v.label, v.type) for v in ds.variables]))
     parents = _parent_index(sdtm, originals)
+    carried = ms.suppqual.carried
     for name in sdtm:
         for i, r in enumerate(originals[name] if name.startswith("SUPP") else ()):
             row = parents.get((r["RDOMAIN"], r["USUBJID"], r["IDVAR"], _key(r["IDVARVAL"])))
             if row is None:  # no such parent record: keep it on the subject
                 row = parents[("DM", r["USUBJID"], "", "")]
-            built.rows[row].setdefault("extension", []).append(supp_extension(i, r))
+            built.rows[row].setdefault("extension", []).append(supp_extension(i, r, carried))
 
 
 def _key(value: Any) -> str:
@@ -393,10 +394,9 @@ def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: R
     round trip is checked here): an invalid one is an INVALID_OUTPUT error."""
     builder = Builder(sdtm, ms, version, report)
     built = builder.build()
-    from ..trial_design.build import TRIAL_DESIGN
 
     mapped = {n: d for n, d in sdtm.items()
-              if n in builder.specs or n in TRIAL_DESIGN or (n.startswith("SUPP") and n[4:] in builder.specs)}
+              if n in builder.specs or n in MADE_DESIGN or (n.startswith("SUPP") and n[4:] in builder.specs)}
     carry_what_does_not_come_back(mapped, built, ms, version)
     resources = built.resources  # final from here on: the round trip only reads them
     with Validation(len(resources), lambda i: (resources[i], version), jobs,

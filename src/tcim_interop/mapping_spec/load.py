@@ -20,9 +20,40 @@ from ..fhir.path import PathSyntaxError, compile_path
 from ..fhir.version import VERSIONS
 from ..mapping import registry
 from .codelists import Codelists
-from .model import DomainSpec, Supplemental, Variable
+from ..sdtm.dataset import VariableMeta
+from .model import DomainSpec, SuppStructure, Supplemental, Variable
 
-_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")
+SDTM_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")  # a dataset or variable name: also what XPT v5 holds
+
+
+# study.yaml's keys, each read by some part of the converter; any other key is refused when the set
+# loads, since nothing would read it. A tuple lists a mapping's keys, a dict gives their own structure,
+# [x] is the structure of each entry of a list, {"*": x} of each value of a mapping with free keys, and
+# None leaves the value to its reader (role names, TS parameter codes, FHIR templates).
+STUDY_KEYS = {
+    "study": ("studyid", "registry_id", "protocol"),
+    "domains": None, "masked_domains": None, "birth_date": None, "non_ascii": None, "ct_version": None,
+    "visit_system": None, "visits": [("code", "visitnum", "visit", "day", "start_rule", "end_rule")],
+    "timezone": None, "visit_encounter": None,
+    "trial_design": {"summary": None, "elements": [("etcd", "element", "testrl", "teenrl", "tedur", "epoch")],
+                     "arms": {"*": ("elements", "branch")}},
+}
+
+
+def _known_keys(value: Any, schema: Any, where: str, at: str = "") -> None:
+    if schema is None:
+        return
+    if isinstance(schema, list):
+        for i, entry in enumerate(value if isinstance(value, list) else []):
+            _known_keys(entry, schema[0], where, f"{at}[{i}]")
+        return
+    if not isinstance(value, dict):  # a value of the wrong shape is its reader's to report
+        return
+    schema = dict.fromkeys(schema) if isinstance(schema, tuple) else schema
+    for key, sub in value.items():
+        if "*" not in schema and key not in schema:
+            raise SpecError(f"{where}: {at + ': ' if at else ''}unknown key {key!r} (known: {', '.join(schema)})")
+        _known_keys(sub, schema.get("*", schema.get(key)), where, f"{at}.{key}" if at else str(key))
 
 
 def default_mappings_dir() -> FsPath:
@@ -38,6 +69,7 @@ class MappingSet:
     directory: FsPath
     study: dict[str, Any]
     codelists: Codelists
+    suppqual: SuppStructure
     domains: dict[str, DomainSpec] = field(default_factory=dict)  # role (dm, ex, ae, mune) -> spec
     trial_design: Any = None  # trial_design/spec.py TrialDesignSpec, from trial_design.yaml when present
     masked: bool = False  # a masked delivery (to-sdtm --masked): study.yaml masked_domains, variables' masked:
@@ -58,7 +90,8 @@ def load_yaml(text: str):
     return yaml.load(text, Loader=_LOADER)
 
 
-def _read_yaml(path: FsPath) -> dict:
+def read_yaml(path: FsPath) -> dict:
+    """A YAML mapping, or a SpecError naming the file."""
     try:
         doc = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as e:
@@ -86,8 +119,9 @@ def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | N
     `masked_domains` are served by those specs (ex: ec.yaml, EC with ECTRT = MASKED), and every
     variable's `masked:` entry replaces the keys it names (DM's arm variables, RFXSTDTC read from EC)."""
     directory = FsPath(directory) if directory else default_mappings_dir()
-    study = _read_yaml(directory / "study.yaml")
-    codelists = Codelists.from_yaml(_read_yaml(directory / "codelists.yaml"), str(directory / "codelists.yaml"))
+    study = read_yaml(directory / "study.yaml")
+    _known_keys(study, STUDY_KEYS, str(directory / "study.yaml"))
+    codelists = Codelists.from_yaml(read_yaml(directory / "codelists.yaml"), str(directory / "codelists.yaml"))
     if study.get("birth_date", "year") not in ("year", "full", "omit"):
         raise SpecError(f"{directory / 'study.yaml'}: birth_date must be year, full or omit, got {study['birth_date']!r}")
     files = dict(study.get("domains") or {})
@@ -104,7 +138,7 @@ def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | N
         if unknown:
             raise SpecError(f"{directory / 'study.yaml'}: masked_domains names roles not in domains: {', '.join(unknown)}")
         files.update(swaps)
-    ms = MappingSet(directory, study, codelists, masked=masked)
+    ms = MappingSet(directory, study, codelists, load_suppqual(directory / "suppqual.yaml"), masked=masked)
     for role, fname in files.items():
         path = directory / fname
         if not path.is_file():
@@ -138,7 +172,7 @@ def _check_exposure_reads(ms: MappingSet) -> None:
 
 
 def _merged(path: FsPath, seen: tuple = ()) -> dict:
-    doc = _read_yaml(path)
+    doc = read_yaml(path)
     parent = doc.pop("extends", None)
     if parent is None:
         return doc
@@ -157,7 +191,7 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
         raw_vars = [_masking(v, masked, where) for v in doc["variables"]]
     except KeyError as e:
         raise SpecError(f"{where}: missing {e.args[0]!r}") from None
-    if not _NAME.match(domain) or len(domain) > 4:
+    if not SDTM_NAME.match(domain) or len(domain) > 4:
         raise SpecError(f"{where}: domain {domain!r} is not a valid SDTM domain code")
     sub = (lambda s: s.replace("--", domain) if isinstance(s, str) else s)
     variables = [_variable(_subst(v, sub), where, codelists) for v in raw_vars]
@@ -165,10 +199,7 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
         for v in doc["variables"]:
             if isinstance(v, dict) and "masked" in v:
                 _variable(_subst(_masking(v, True, where), sub), where, codelists)
-    names = [v.name for v in variables]
-    dupes = {n for n in names if names.count(n) > 1}
-    if dupes:
-        raise SpecError(f"{where}: variables defined twice: {', '.join(sorted(dupes))}")
+    _once_each([v.name for v in variables], where)
     supp = [_supplemental(_subst(s, sub), where, codelists) for s in doc.get("supplemental") or []]
     spec = DomainSpec(
         domain=domain, label=str(doc.get("label", "")), klass=str(doc.get("class", "")),
@@ -259,15 +290,57 @@ def _common(entry: dict, name: str, where: str, codelists: Codelists, kinds: tup
     return algo, source, params
 
 
-def _variable(entry: dict, where: str, codelists: Codelists) -> Variable:
+def load_suppqual(path: FsPath) -> SuppStructure:
+    doc = read_yaml(path)
+    label = doc.get("label")
+    if not isinstance(label, str) or "{domain}" not in label:
+        raise SpecError(f"{path}: 'label' must be a text naming {{domain}}, got {label!r}")
+    entries = variable_list(doc.get("variables"), str(path))
+    keys = doc.get("keys")
+    if not isinstance(keys, list) or not keys or not set(keys) <= {e["name"] for e in entries}:
+        raise SpecError(f"{path}: 'keys' must list variables of the file, got {keys!r}")
+    return SuppStructure(label, str(doc.get("structure", "")), tuple(keys),
+                         tuple(VariableMeta(e["name"], str(e["label"]), e["type"], e["core"]) for e in entries))
+
+
+def _meta(entry: dict, where: str, keys: tuple[str, ...] = ("label", "type", "core")) -> str:
+    """The name of a variable entry whose keys are there, its type and core those SDTM has."""
     name = str(entry.get("name", ""))
-    for key in ("label", "type", "core"):
+    for key in keys:
         if key not in entry:
             raise SpecError(f"{where}: {name or 'a variable'}: missing {key!r}")
-    if entry["type"] not in ("Char", "Num"):
+    if "type" in keys and entry["type"] not in ("Char", "Num"):
         raise SpecError(f"{where}: {name}: type must be Char or Num, got {entry['type']!r}")
-    if entry["core"] not in ("Req", "Exp", "Perm"):
+    if "core" in keys and entry["core"] not in ("Req", "Exp", "Perm"):
         raise SpecError(f"{where}: {name}: core must be Req, Exp or Perm, got {entry['core']!r}")
+    return name
+
+
+def variable_list(entries: Any, where: str, keys: tuple[str, ...] = ("label", "type", "core")) -> list[dict]:
+    """A plain list of variables (suppqual.yaml, SDTMIG 3.4's table): each entry checked as a domain
+    spec's is, its name a valid SDTM name given once, its label <= 40 characters."""
+    if not isinstance(entries, list) or not entries:
+        raise SpecError(f"{where}: 'variables' must be a list of variables")
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise SpecError(f"{where}: a variable entry must be a mapping, got {entry!r}")
+        name = _meta(entry, where, keys)
+        if not isinstance(entry.get("name"), str) or not SDTM_NAME.match(name):
+            raise SpecError(f"{where}: {name!r}: not a valid SDTM variable name (A-Z, 0-9, <= 8, starting with a letter)")
+        if len(str(entry.get("label", ""))) > 40:
+            raise SpecError(f"{where}: {name}: label longer than 40 characters")
+    _once_each([e["name"] for e in entries], where)
+    return entries
+
+
+def _once_each(names: list[str], where: str) -> None:
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise SpecError(f"{where}: variables defined twice: {', '.join(sorted(dupes))}")
+
+
+def _variable(entry: dict, where: str, codelists: Codelists) -> Variable:
+    name = _meta(entry, where)
     algo, source, params = _common(entry, name, where, codelists, ("row", "derive"))
     return Variable(name=name, label=str(entry["label"]), type=entry["type"], core=entry["core"],
                     algorithm=algo.name, source=source, params=params, codelist=entry.get("codelist"),
@@ -289,17 +362,15 @@ def _check_domain(spec: DomainSpec) -> None:
     if len(spec.label) > 40:
         problems.append(f"dataset label longer than 40 characters ({len(spec.label)})")
     for v in spec.variables:
-        if not _NAME.match(v.name):
+        if not SDTM_NAME.match(v.name):
             problems.append(f"{v.name}: not a valid XPT v5 variable name (A-Z, 0-9, <= 8, starting with a letter)")
         if len(v.label) > 40:
             problems.append(f"{v.name}: label longer than 40 characters ({len(v.label)})")
-        for key in ("of", "date", "if", "result", "at", "by", "unit"):
-            ref = v.params.get(key)
-            for r in ref if isinstance(ref, list) else [ref]:
-                if isinstance(r, str) and r not in spec.by_name:
-                    problems.append(f"{v.name}: params.{key} names {r!r}, which is not a variable of {spec.domain}")
+        for key, r in v.referenced():
+            if r not in spec.by_name:
+                problems.append(f"{v.name}: params.{key} names {r!r}, which is not a variable of {spec.domain}")
     for s in spec.supplemental:
-        if not _NAME.match(s.qnam):
+        if not SDTM_NAME.match(s.qnam):
             problems.append(f"SUPP{spec.domain} {s.qnam}: not a valid QNAM")
         if len(s.qlabel) > 40:
             problems.append(f"SUPP{spec.domain} {s.qnam}: QLABEL longer than 40 characters")

@@ -6,6 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..fhir.path import Path
+from ..sdtm.dataset import VariableMeta
+
+# Parameters whose value names another variable of the same spec (a name or a list of names): each is
+# checked to exist when the spec loads, and a variable is filled after those it reads.
+VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit")
+# "unit" is read by to-fhir only (the result's unit); filling the unit first would change no value but
+# the order of the findings of a run.
+READ_BEFORE = tuple(p for p in VARIABLE_PARAMS if p != "unit")
 
 
 @dataclass
@@ -29,6 +37,14 @@ class Variable:
     @property
     def is_char(self) -> bool:
         return self.type == "Char"
+
+    def referenced(self, keys: tuple[str, ...] = VARIABLE_PARAMS) -> list[tuple[str, str]]:
+        """(param, variable name) for every variable the params of `keys` name."""
+        out = []
+        for key in keys:
+            value = self.params.get(key)
+            out += [(key, r) for r in (value if isinstance(value, list) else [value]) if isinstance(r, str)]
+        return out
 
 
 @dataclass
@@ -56,6 +72,28 @@ class Supplemental:
     dictionary = None
     type = "Char"
     is_char = True
+
+
+@dataclass(frozen=True)
+class SuppStructure:
+    """mappings/suppqual.yaml: the variables every SUPPxx dataset has (SDTMIG 3.4 section 8.4)."""
+
+    label: str  # "... for {domain}"
+    structure: str
+    keys: tuple[str, ...]
+    variables: tuple[VariableMeta, ...]
+
+    def label_for(self, domain: str) -> str:
+        return self.label.format(domain=domain)
+
+    @property
+    def names(self) -> list[str]:
+        return [v.name for v in self.variables]
+
+    @property
+    def carried(self) -> list[str]:
+        """The variables a SUPPxx record carries in FHIR (sdtm-supp): all but STUDYID, its parent's."""
+        return [n for n in self.names if n != "STUDYID"]
 
 
 @dataclass

@@ -26,6 +26,7 @@ from ..errors import SpecError
 from ..mapping import registry
 from ..mapping_spec.load import MappingSet
 from ..mapping_spec.model import DomainSpec
+from ..validate import sdtmig34
 from .dataset import Dataset, VariableMeta
 from .dataset_json import column_type, is_integral, item_oid, package_version, present, text_length
 
@@ -37,10 +38,7 @@ DEFAULT_CT_VERSION = "2024-12-20"  # the 2024 CDISC CT of reference/; study.yaml
 _DEFINE_TYPE = {"string": "text", "date": "date", "datetime": "datetime", "integer": "integer", "double": "float"}
 _DICTIONARIES = {"MEDDRA": ("MedDRA", "https://www.meddra.org"),
                  "ISO3166": ("ISO 3166", "https://www.iso.org/iso-3166-country-codes.html")}
-_CLASS_ORDER = ["TRIAL DESIGN", "SPECIAL PURPOSE", "INTERVENTIONS", "EVENTS", "FINDINGS", "FINDINGS ABOUT",
-                "RELATIONSHIP"]
-_SUPP_KEYS = ["STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM"]
-_TRIAL_DESIGN = {  # datasets made without a spec of mappings/: SDTMIG 3.4 structure and keys
+_TRIAL_DESIGN = {  # trial_design.MADE, made without a spec of mappings/: SDTMIG 3.4 structure and keys
     "TA": ("One record per planned Element per Arm", ["STUDYID", "ARMCD", "TAETORD"]),
     "TE": ("One record per planned Element", ["STUDYID", "ETCD"]),
     "TI": ("One record per I/E criterion", ["STUDYID", "IETESTCD"]),
@@ -57,7 +55,7 @@ def dataset_keys(ms: MappingSet, name: str) -> list[str]:
     """A dataset's key variables, in order, as the define gives them (for Dataset-JSON's keySequence)."""
     specs = {s.domain: s for s in ms.domains.values()}
     if name.startswith("SUPP") and name[4:] in specs:
-        return list(_SUPP_KEYS)
+        return list(ms.suppqual.keys)
     if name in specs:
         return list(specs[name].keys)
     return list(_TRIAL_DESIGN[name][1]) if name in _TRIAL_DESIGN else []
@@ -184,19 +182,20 @@ class _Builder:
 
     def _order(self, ds: Dataset) -> int:
         klass = self._shape(ds)[0]
-        return _CLASS_ORDER.index(klass) if klass in _CLASS_ORDER else len(_CLASS_ORDER)
+        order = sdtmig34.standard().classes
+        return order.index(klass) if klass in order else len(order)
 
     # -- datasets -----------------------------------------------------------------------------
     def _shape(self, ds: Dataset) -> tuple[str, str, list[str], DomainSpec | None]:
         """(class, structure, keys, spec) of a dataset; a SUPPxx's spec is its parent's."""
         if ds.name.startswith("SUPP") and ds.name[4:] in self.specs:
-            return "RELATIONSHIP", "One record per IDVAR, IDVARVAL, and QNAM value per subject", _SUPP_KEYS, \
-                self.specs[ds.name[4:]]
+            supp = self.ms.suppqual
+            return sdtmig34.domain_class(ds.name), supp.structure, list(supp.keys), self.specs[ds.name[4:]]
         if ds.name in self.specs:
             s = self.specs[ds.name]
             return s.klass, s.structure, s.keys, s
         if ds.name in _TRIAL_DESIGN:
-            return ("TRIAL DESIGN", *_TRIAL_DESIGN[ds.name], None)
+            return (sdtmig34.domain_class(ds.name), *_TRIAL_DESIGN[ds.name], None)
         raise SpecError(f"define.xml: no spec in mappings/ describes dataset {ds.name}")
 
     def _dataset(self, ds: Dataset, file: str) -> None:

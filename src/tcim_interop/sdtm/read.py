@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
+from ..trial_design import TRIAL_DESIGN
 from .dataset import Dataset, VariableMeta
 
 XPT_V5 = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
@@ -20,7 +21,6 @@ SAS7BDAT = bytes.fromhex("000000000000000000000000c2ea8160b31411cfbd92080009c731
 REQUIRED = {"": ("STUDYID", "DOMAIN", "USUBJID"), "SUPP": ("STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL",
                                                             "QNAM", "QLABEL", "QVAL"),
             "TRIAL": ("STUDYID", "DOMAIN")}
-TRIAL_DESIGN = {"TA", "TD", "TE", "TI", "TM", "TS", "TV"}  # about the study, not a subject: no USUBJID
 
 
 def discover_sdtm(directory: Path) -> list[Path]:

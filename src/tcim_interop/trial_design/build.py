@@ -26,11 +26,11 @@ from ..findings import Report
 from ..sdtm.dataset import Dataset, VariableMeta, present
 from ..sdtm.text import split_text, xpt_length, MAX_BYTES
 from ..mapping_spec.load import MappingSet
+from . import MADE
 from .spec import TrialDesignSpec
 from ..mapping.row_algorithms import study_arms
 from .summary import SOURCES, DesignContext, config, registry_name
 
-TRIAL_DESIGN = ("TS", "TA", "TE", "TI", "TV")
 IE_SYSTEM = "http://tcim-interop.org/fhir/CodeSystem/ie-criterion"
 
 
@@ -40,15 +40,15 @@ def build_trial_design(studies: list[tuple[InputResource, str]], ms: MappingSet,
     spec: TrialDesignSpec | None = ms.trial_design
     if spec is None:
         return {}
-    records: dict[str, list[dict]] = {n: [] for n in TRIAL_DESIGN}
-    sources: dict[str, list[str]] = {n: [] for n in TRIAL_DESIGN}
+    records: dict[str, list[dict]] = {n: [] for n in MADE}
+    sources: dict[str, list[str]] = {n: [] for n in MADE}
     described: dict[str, tuple[str, list[tuple[str, str, str]]]] = {}
     for study, studyid in studies:
         carried = _carried(study.data)
-        described.update({n: d for n, d in read_datasets(study.data).items() if n in TRIAL_DESIGN})
+        described.update({n: d for n, d in read_datasets(study.data).items() if n in MADE})
         ctx = DesignContext(study, index, ms, dm[dm["STUDYID"] == studyid] if len(dm) else dm, report, used, studyid)
         made = {"TS": _ts, "TA": _ta, "TE": _te, "TI": _ti, "TV": _tv}
-        for name in TRIAL_DESIGN:
+        for name in MADE:
             rows = carried[name] if name in carried else made[name](ctx, spec)
             records[name] += [{"STUDYID": studyid, "DOMAIN": name, **r} for r in rows]
             sources[name] += [study.key] * len(rows)
@@ -80,7 +80,7 @@ def _carried(study: dict) -> dict[str, list[dict]]:
     """The trial design records a to-fhir ResearchStudy carries, by dataset, in their row order."""
     out: dict[str, list[tuple[int, dict]]] = {}
     for dataset, row, cells in read_records(study):
-        if dataset in TRIAL_DESIGN:
+        if dataset in MADE:
             out.setdefault(dataset, []).append((row, cells))
     return {n: [c for _, c in sorted(rows, key=lambda rc: rc[0])] for n, rows in out.items()}
 

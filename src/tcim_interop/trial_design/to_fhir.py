@@ -17,7 +17,8 @@ from typing import Any
 from ..fhir.extensions import dataset_extension, record_extension
 from ..mapping.reverse_algorithms import declare_arm
 from ..sdtm.dataset import Dataset, present
-from .build import IE_SYSTEM, TRIAL_DESIGN
+from . import MADE
+from .build import IE_SYSTEM
 from .summary import REGISTRIES, SNOMED, SPONSOR_ROLES
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
@@ -27,7 +28,7 @@ _THO = "http://terminology.hl7.org/CodeSystem/"
 def add_trial_design(builder) -> None:
     """builder: mapping/to_fhir.py's Builder, after DM (the studies and their arms exist)."""
     dm_spec = builder.specs["DM"]
-    for name in TRIAL_DESIGN:
+    for name in MADE:
         ds: Dataset | None = builder.sdtm.get(name)
         if ds is None:
             continue
@@ -41,7 +42,7 @@ def add_trial_design(builder) -> None:
             study.setdefault("extension", []).append(
                 record_extension(name, i, {k: v for k, v in r.items() if present(v)}))
     for studyid, study in builder.studies.items():
-        mine = {n: [r for r in builder.records.get(n, []) if str(r["STUDYID"]) == studyid] for n in TRIAL_DESIGN}
+        mine = {n: [r for r in builder.records.get(n, []) if str(r["STUDYID"]) == studyid] for n in MADE}
         _summary(study, mine["TS"], builder)
         for r in mine["TA"]:
             declare_arm(builder.arms[studyid], str(r["ARMCD"]), str(r["ARM"]) if present(r.get("ARM")) else None)

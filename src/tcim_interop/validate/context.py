@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator
 
 from ..findings import Finding
 from ..sdtm.dataset import Dataset, present
-from ..mapping_spec.load import MappingSet, load_yaml
+from ..mapping_spec.load import MappingSet
 from ..mapping_spec.model import DomainSpec
 from . import sdtmig34
 from .sdtmig34 import StdVariable
@@ -114,18 +114,8 @@ class Context:
             return [StdVariable(v.name, v.type, "Exp" if v.core == "Req" and v.name in standard
                                 and standard[v.name].core != "Req" else v.core) for v in spec.variables]
         if self.is_supp(name):
-            supp = self._suppqual
-            if supp:
-                return supp
+            return [StdVariable(v.name, v.type, v.core) for v in self.mappings.suppqual.variables]
         return list(standard.values())
-
-    @cached_property
-    def _suppqual(self) -> list[StdVariable]:
-        path = self.mappings.directory / "suppqual.yaml"
-        if not path.is_file():
-            return []
-        doc = load_yaml(path.read_text(encoding="utf-8")) or {}
-        return [StdVariable(str(v["name"]), str(v["type"]), str(v["core"])) for v in doc.get("variables") or []]
 
     def codelist_of(self, name: str, variable: str):
         """The spec's codelist (codelists.yaml) of a variable, or None."""
