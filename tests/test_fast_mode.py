@@ -71,6 +71,7 @@ WRONG_TYPES = [
     ("rs1", "identifier", {"value": "x"}, "ResearchSubject.identifier: an object where FHIR has an array"),
     ("o1", "valueQuantity.value", True, "Observation.valueQuantity.value: a boolean where FHIR has a number"),
     ("p1", "deceasedBoolean", "yes", "Patient.deceasedBoolean: a string where FHIR has a boolean"),
+    ("ae1", "event.coding.0", None, "AdverseEvent.event.coding[0]: null where FHIR has an object"),
 ]
 
 

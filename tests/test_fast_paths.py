@@ -78,6 +78,12 @@ def test_xpt_checks_still_see_every_bad_cell():
     out = xpt.xpt_frame(ds, "error", report)
     assert xpt.check(ds, out, report) == 3
     assert sorted(f.code for f in report.errors) == ["XPT_NOT_ASCII", "XPT_NUM_RANGE", "XPT_TOO_LONG"]
+    # the record's number is data of the finding, also when its source names a FHIR resource, not a row
+    ds.sources = ["Observation/a", "Observation/b", "Observation/c"]
+    report = Report()
+    xpt.check(ds, out, report)
+    assert sorted((f.code, f.row, f.source) for f in report.errors) == [
+        ("XPT_NOT_ASCII", 2, "Observation/b"), ("XPT_NUM_RANGE", 2, "Observation/b"), ("XPT_TOO_LONG", 3, "Observation/c")]
 
 
 def test_xpt_frame_folds_and_reports_only_non_ascii_cells():

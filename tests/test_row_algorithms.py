@@ -145,6 +145,7 @@ def test_assign_ct_unmapped_primitive_is_a_warning(ms):
     f = row.run.report.findings[0]
     assert f.value == "other"
     assert f.message == "no SEX term for other"
+    assert f.hint.startswith(f'add "system|code": TERM to maps.{var(ms, "dm", "SEX").map} in mappings/codelists.yaml')
 
 
 def test_assign_ct_mapped_coding(ms):
@@ -282,6 +283,7 @@ def test_iso_datetime_bad_date_is_an_error(ms):
     f = row.run.report.findings[0]
     assert (f.value, f.usubjid, f.domain) == ("2021-02-30", "U1", "DM")
     assert "no such day" in f.message
+    assert "YYYY-MM-DD" in f.hint
 
 
 @pytest.mark.parametrize("patient, flag", [

@@ -1,6 +1,7 @@
 """End to end on a small hand-built R4 bundle (tests/data/mini-r4.json): each domain against a
 hand-built expected table, the run report's accounting, and the XPT files as pyreadstat reads them."""
 
+import json
 import math
 
 import pandas as pd
@@ -144,3 +145,15 @@ def test_no_personal_identifier_in_any_output_file(tmp_path):
     blob = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     for secret in (b"Garc", b"Jos", b"968 000 111", b"MRN-778899", b"Calle Mayor", b"1961-09-15"):
         assert secret not in blob, secret
+
+
+def test_a_finding_with_a_known_fix_carries_its_hint_into_the_run_report(tmp_path, mini_bundle):
+    doc = json.loads(mini_bundle.read_text(encoding="utf-8"))
+    patient = next(e["resource"] for e in doc["entry"] if e["resource"].get("gender") == "male")
+    patient["gender"] = "other"  # no SEX term
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    to_sdtm([src], tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "run-report.json").read_text(encoding="utf-8"))
+    unmapped = [f for f in report["findings"] if f["code"] == "CT_UNMAPPED" and f["variable"] == "SEX"]
+    assert len(unmapped) == 1 and "mappings/codelists.yaml" in unmapped[0]["hint"]

@@ -36,7 +36,7 @@ class Finding:
     value: str = ""
     hint: str = ""
     rule: str = ""  # the conformance rule broken: "CORE-000201/CG0029" (validate)
-    row: int | None = None  # 1-based record number in the dataset (validate)
+    row: int | None = None  # 1-based record number in the dataset (validate, the XPT v5 checks)
 
     def line(self) -> str:
         where = " ".join(p for p in (self.file, self.source, self._dv()) if p)

@@ -40,7 +40,7 @@ import httpcore
 import httpx
 import orjson
 
-from ..errors import TcimError, UsageError
+from ..errors import ServerError, UsageError
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 NOT_PROCESSED = frozenset({429, 503})  # the server says it did nothing: safe to retry even a create
@@ -51,14 +51,6 @@ MAX_BODY = 256 * 1024 ** 2  # bytes of one decompressed answer (TCIM_FHIR_MAX_BO
 MAX_JSON_DEPTH = 254  # levels of JSON nesting: what orjson can write again (FHIR needs a few dozen)
 ENV = {"token": "TCIM_FHIR_TOKEN", "client_id": "TCIM_FHIR_CLIENT_ID", "private_key": "TCIM_FHIR_PRIVATE_KEY",
        "token_url": "TCIM_FHIR_TOKEN_URL"}
-
-
-class ServerError(TcimError):
-    """The server cannot be reached, refuses the credentials, or answers what cannot be used (exit 2)."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status  # the HTTP status when the server answered one
 
 
 @dataclass(frozen=True)

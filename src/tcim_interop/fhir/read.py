@@ -21,17 +21,13 @@ from typing import Collection, Iterable, Iterator
 
 import orjson
 
-from ..errors import InputError
+from ..errors import InputError, NotFhirError
 from .extensions import SDTM_DATASET, SDTM_RECORD, SDTM_SUPP
 from .version import telling_version
 
 JSON_SUFFIXES = (".json",)
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 XML_SUFFIXES = (".xml",)
-
-
-class NotFhirError(InputError):
-    """A JSON document that is no FHIR resource: an error when named, skipped when met in a directory."""
 
 
 class _Located:

@@ -48,7 +48,7 @@ def element(version: str, resource_type: str, path: tuple[str, ...]) -> tuple[bo
 # the same models, is a fraction of the full validation and leaves no reader a number where it
 # expects a list.
 
-_JSON_KIND = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+_JSON_KIND = {type(None): "null", dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
               bool: "a boolean"}
 # a primitive's kind -> the Python types of its JSON values, and what FHIR has there
 _PRIMITIVES = {"string": ((str,), "a string"), "boolean": ((bool,), "a boolean"),
@@ -124,8 +124,10 @@ def _misfit(node: dict, cls) -> tuple[list[str], object, str] | None:
             return [f".{key}"], value, "an array" if is_list else "a single value"
         for i, item in enumerate(value) if is_list else ((0, value),):
             if item is None:
-                continue
-            if not isinstance(item, types) or numeric and (item.__class__ is bool or what == "an integer"
+                if sub is None:  # in a primitive's array or its extensions' (_given), a null marks the
+                    continue     # place of a value that has only its extension, or no extension
+                found = ([], item, what)  # the readers of an array of elements take each item for one
+            elif not isinstance(item, types) or numeric and (item.__class__ is bool or what == "an integer"
                                                            and item.__class__ is float and not item.is_integer()):
                 found = ([], item, what)
             elif sub is not None:

@@ -49,8 +49,7 @@ from functools import lru_cache
 
 from lxml import etree
 
-from ..errors import InputError
-from .read import NotFhirError
+from ..errors import InputError, NotFhirError
 from .shape import _TYPE, _class
 from .version import telling_version
 

@@ -76,7 +76,8 @@ class Row:
         vals = self.values_of(variable)
         return vals[0] if vals else None
 
-    def finding(self, severity: str, code: str, message: str, variable: str = "", value: Any = "") -> None:
+    def finding(self, severity: str, code: str, message: str, variable: str = "", value: Any = "",
+                hint: str = "") -> None:
         usubjid = self.values.get("USUBJID") or (self.subject_row.values.get("USUBJID") if self.subject_row else "")
         self.run.report.add(severity, code, message, domain=self.domain, variable=variable, usubjid=usubjid,
-                            source=self.resource.key, file=self.resource.where, value=value)
+                            source=self.resource.key, file=self.resource.where, value=value, hint=hint)

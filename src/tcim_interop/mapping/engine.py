@@ -116,9 +116,11 @@ def _rows(spec: DomainSpec, candidates: list[InputResource], run: RunContext,
                     if value not in (None, ""):
                         row.supp[sq.qnam] = (value, sq)
                 row.forget_sources(res)
-        except (AttributeError, TypeError, KeyError, ValueError) as e:
-            # an element of the wrong shape (a string where FHIR has an object): only possible without
-            # the whole-resource validation (--fast); the resource is rejected, the run goes on
+        except (AttributeError, TypeError) as e:
+            # what a reader meets in an element of the wrong JSON type (a string where FHIR has an object).
+            # --fast and the full validation reject such a resource before the mapping, but a build while
+            # the validation runs in worker processes sees every resource (that build is dropped when one
+            # is invalid); the resource is rejected, the run goes on
             row = Skip("rejected", f"malformed {res.resource_type}: an element the mapping reads "
                                    f"has the wrong shape ({type(e).__name__})")
         if isinstance(row, Skip):

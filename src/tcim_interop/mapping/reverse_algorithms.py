@@ -7,6 +7,7 @@ carries in the sdtm-record extension whatever does not come back.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -19,6 +20,14 @@ from .row_algorithms import ISO3166_SYSTEM, MEDDRA_LEVEL_URL, MEDDRA_SYSTEM, for
 
 SERIOUSNESS_CRITERIA_URL = "http://hl7.org/fhir/uv/ae-research-ig/StructureDefinition/seriousness-criteria"
 SERIOUSNESS_SYSTEM = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
+NAMESPACE = uuid.UUID("6f1b2a52-6c2e-5b8e-9a43-7c1d4e0f2a11")
+
+
+def resource_id(*parts: Any) -> str:
+    """The FHIR id of what the SDTM keys name: the same in every run, so that loading again updates."""
+    return str(uuid.uuid5(NAMESPACE, "/".join(map(str, parts))))
+
+
 DATA_ABSENT = {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-performed"}
 
 

@@ -17,6 +17,7 @@ from .registry import algorithm
 MEDDRA_SYSTEM = "http://terminology.hl7.org/CodeSystem/mdr"
 MEDDRA_LEVEL_URL = "http://tcim-interop.org/fhir/StructureDefinition/meddra-level"
 ISO3166_SYSTEM = "urn:iso:std:iso:3166"
+_DATE_HINT = "write it as FHIR does: YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss with an offset (Z, +01:00)"
 
 
 def _number(row: Row, var, value: Any) -> float | None:
@@ -88,7 +89,8 @@ def assign_ct(row: Row, var) -> str | None:
             return hit
     if codes:
         shown = ", ".join(c[2] for c in codes)
-        row.finding("warning", "CT_UNMAPPED", f"no {var.codelist} term for {shown}", var.name, shown)
+        row.finding("warning", "CT_UNMAPPED", f"no {var.codelist} term for {shown}", var.name, shown,
+                    codelists.unmapped_hint(var.codelist, var.map))
     return None
 
 
@@ -139,7 +141,7 @@ def iso_datetime(row: Row, var) -> str | None:
     try:
         return to_iso8601(value)
     except DateError as e:
-        row.finding("error", "BAD_DATE", str(e), var.name, value)
+        row.finding("error", "BAD_DATE", str(e), var.name, value, _DATE_HINT)
         return None
 
 
@@ -160,7 +162,7 @@ def birth_date(row: Row, var) -> str | None:
     try:
         iso = to_iso8601(value)
     except DateError as e:
-        row.finding("error", "BAD_DATE", str(e), var.name)
+        row.finding("error", "BAD_DATE", str(e), var.name, hint=_DATE_HINT)
         return None
     return iso[:4] if policy == "year" else iso[:10]
 
@@ -210,7 +212,8 @@ def arm(row: Row, var) -> str | None:
         return None
     arm_def = _arm_definition(row, ident)
     if arm_def is None:
-        row.finding("error", "ARM_UNDECLARED", f"arm {ident!r} is not declared in the study", var.name, ident)
+        row.finding("error", "ARM_UNDECLARED", f"arm {ident!r} is not declared in the study", var.name, ident,
+                    "declare it in the ResearchStudy's arm (R4) or comparisonGroup (R5), or correct the subject's arm")
         return None
     if var.params["field"] == "code":
         return arm_def.get("name")
@@ -252,7 +255,8 @@ def country(row: Row, var) -> str | None:
             return hit.alpha_3
     shown = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in row.values_of(var) if isinstance(c, dict))
     if shown:
-        row.finding("warning", "CT_UNMAPPED", f"no ISO 3166 country for {shown}", var.name, shown)
+        row.finding("warning", "CT_UNMAPPED", f"no ISO 3166 country for {shown}", var.name, shown,
+                    f"give the country as an ISO 3166-1 alpha-2 or alpha-3 code of system {ISO3166_SYSTEM}")
     return None
 
 
@@ -264,7 +268,8 @@ def visit(row: Row, var) -> Any:
         return None
     encounter = row.run.index.resolve(ref, "Encounter")
     if encounter is None:
-        row.finding("warning", "BROKEN_REFERENCE", f"encounter {ref!r} is not in the input", var.name, ref)
+        row.finding("warning", "BROKEN_REFERENCE", f"encounter {ref!r} is not in the input", var.name, ref,
+                    "add the Encounter to the input")
         return None
     system = row.run.mappings.study.get("visit_system")
     visits = row.run.mappings.visits
@@ -274,7 +279,8 @@ def visit(row: Row, var) -> Any:
                 row.run.used.add(encounter.key)
                 value = visits[c["code"]][var.params["field"]]
                 return float(value) if not var.is_char else str(value)
-    row.finding("warning", "CT_UNMAPPED", f"{encounter.key} has no visit code of {system}", var.name)
+    row.finding("warning", "CT_UNMAPPED", f"{encounter.key} has no visit code of {system}", var.name,
+                hint=f"give the Encounter a type coding of {system} whose code is one of visits in mappings/study.yaml")
     return None
 
 

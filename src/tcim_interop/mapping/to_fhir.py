@@ -14,7 +14,6 @@ Ids are UUIDv5 of the study, dataset and record, so the same SDTM gives the same
 from __future__ import annotations
 
 import math
-import uuid
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,13 +30,7 @@ from ..mapping_spec.load import MappingSet
 from ..mapping_spec.model import DomainSpec
 from ..trial_design import MADE as MADE_DESIGN
 from . import registry
-from .reverse_algorithms import Target
-
-NAMESPACE = uuid.UUID("6f1b2a52-6c2e-5b8e-9a43-7c1d4e0f2a11")
-
-
-def resource_id(*parts: Any) -> str:
-    return str(uuid.uuid5(NAMESPACE, "/".join(map(str, parts))))
+from .reverse_algorithms import Target, resource_id
 
 
 def _ref(resource: dict) -> dict:

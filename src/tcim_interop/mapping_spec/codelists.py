@@ -72,6 +72,12 @@ class Codelists:
                     return t.value
         return None
 
+    def unmapped_hint(self, codelist: str, map_name: str | None) -> str:
+        """How to make a code that lookup() does not map give a term: the Finding.hint of CT_UNMAPPED."""
+        nci = f"code it in the NCI Thesaurus ({self.nci_system}) with the code of a {codelist} term"
+        return (f'add "system|code": TERM to maps.{map_name} in mappings/codelists.yaml, or {nci}' if map_name
+                else f"{nci}, or give the variable a map in mappings/codelists.yaml")
+
     def fhir_coding(self, codelist: str, map_name: str | None, value: str, version: str | None = None) -> dict | None:
         """The canonical FHIR coding for a submission value: the map's choice for the release, else
         the first map key for it, else the NCI Thesaurus code."""

@@ -30,6 +30,7 @@ class Variable:
     dictionary: str | None = None
     comment: str = ""
     origin: str = ""  # Define-XML origin: Collected / Derived / Assigned
+    method: str = ""  # what the algorithm does, its docstring: the define's MethodDef of a derivation
 
     def path(self, version: str) -> Path | None:
         return self.source.get(version)

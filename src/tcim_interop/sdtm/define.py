@@ -23,7 +23,6 @@ import numpy as np
 from lxml import etree
 
 from ..errors import SpecError
-from ..mapping import registry
 from ..mapping_spec.load import MappingSet
 from ..mapping_spec.model import DomainSpec
 from ..validate import sdtmig34
@@ -280,9 +279,8 @@ class _Builder:
         """The MethodDef of a derivation: one per algorithm and parameters, shared across datasets."""
         key = (sv.algorithm, repr(sorted(sv.params.items())))
         if key not in self.methods:
-            algo = registry.get(sv.algorithm)
             params = "; ".join(f"{k} = {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sv.params.items())
-            doc = algo.doc + (f" Parameters: {params}." if params else "")
+            doc = sv.method + (f" Parameters: {params}." if params else "")
             first = next(iter(sv.params.values()), None)  # MT.STUDY_DAY.AESTDTC reads better than a number
             first = first[0] if isinstance(first, list) and first else first
             oid = f"MT.{sv.algorithm.upper()}" + (f".{re.sub(r'[^A-Za-z0-9_-]', '_', str(first))}" if first is not None else "")

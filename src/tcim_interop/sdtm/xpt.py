@@ -89,7 +89,8 @@ def check(ds: Dataset, frame: pd.DataFrame, report: Report) -> int:
             for i, x in enumerate(col):  # IBM floating point: ~5.4e-79 <= |x| <= ~7.2e75, or 0
                 if isinstance(x, (int, float)) and x == x and x != 0 and not IBM_MIN <= abs(x) <= IBM_MAX:
                     bad("XPT_NUM_RANGE", f"value {float(x)!r} cannot be stored in XPT v5 (IBM floating point: "
-                        "|x| from 5.4E-79 to 7.2E+75)", variable=v.name, source=_source(ds, i), value=repr(float(x)))
+                        "|x| from 5.4E-79 to 7.2E+75)", variable=v.name, source=_source(ds, i), row=i + 1,
+                        value=repr(float(x)))
             continue
         texts = frame[v.name].tolist()
         if _plain_text(texts) and max(map(len, texts), default=0) <= MAX_BYTES:
@@ -97,10 +98,10 @@ def check(ds: Dataset, frame: pd.DataFrame, report: Report) -> int:
         for i, text in enumerate(texts):
             if not (text.isascii() and text.isprintable()):
                 bad("XPT_NOT_ASCII", "value is not printable ASCII", variable=v.name, source=_source(ds, i),
-                    value=text)
+                    row=i + 1, value=text)
             elif len(text) > MAX_BYTES:
                 bad("XPT_TOO_LONG", f"value is {len(text)} bytes, more than {MAX_BYTES}", variable=v.name,
-                    source=_source(ds, i))
+                    source=_source(ds, i), row=i + 1)
     return len(report.errors) - before
 
 

@@ -142,7 +142,8 @@ def _ta(ctx: DesignContext, spec: TrialDesignSpec) -> list[dict]:
         code = arm["name"]
         if not sequences[code]:
             ctx.report.add("warning", "TA_ARM_NOT_CONFIGURED", f"arm {code!r} has no elements in study.yaml "
-                           "trial_design.arms: no TA records for it", domain="TA", value=code, source=ctx.study.key)
+                           "trial_design.arms: no TA records for it", domain="TA", value=code, source=ctx.study.key,
+                           hint="list the arm's elements, in order, under trial_design.arms in mappings/study.yaml")
             continue
         for order, etcd in enumerate(sequences[code], start=1):
             el = elements.get(etcd, {})
@@ -183,7 +184,7 @@ def _ti(ctx: DesignContext, spec: TrialDesignSpec) -> list[dict]:
         group = ctx.resolve(ref, "Group")
         if group is None:
             ctx.report.add("warning", "TI_GROUP_MISSING", f"eligibility criteria {ref.get('reference')!r} not in the input",
-                           domain="TI", source=ctx.study.key)
+                           domain="TI", source=ctx.study.key, hint="add the criteria's Group resource to the input")
             continue
         for ch in group.get("characteristic") or []:
             category = "EXCLUSION" if ch.get("exclude") else "INCLUSION"

@@ -90,7 +90,7 @@ def _coded(ctx: DesignContext, concept: Any, codelist: str, map_name: str) -> li
     if _codings(concept):
         c = _codings(concept)[0]
         ctx.report.add("warning", "CT_UNMAPPED", f"{c.get('system')}|{c.get('code')} maps to no {codelist} term",
-                       domain="TS", source=ctx.study.key)
+                       domain="TS", source=ctx.study.key, hint=ctx.mappings.codelists.unmapped_hint(codelist, map_name))
     return []
 
 

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from ..fhir.extensions import dataset_extension, record_extension
-from ..mapping.reverse_algorithms import declare_arm
+from ..mapping.reverse_algorithms import declare_arm, resource_id
 from ..sdtm.dataset import Dataset, present
 from . import MADE
 from .build import IE_SYSTEM
@@ -105,8 +105,6 @@ def _summary(study: dict, ts: list[dict], builder) -> None:
 
 def _criteria(study: dict, studyid: str, ti: list[dict], builder) -> None:
     """TI -> a definitional Group: one characteristic per criterion (exclude = IECAT EXCLUSION)."""
-    from ..mapping.to_fhir import resource_id
-
     group = {"resourceType": "Group", "id": resource_id(studyid, "TI"), "type": "person",
              "characteristic": [{"code": {"coding": [{"system": IE_SYSTEM, "code": str(r["IETESTCD"])}],
                                           **({"text": str(r["IETEST"])} if present(r.get("IETEST")) else {})},

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 from ..findings import Report
@@ -15,7 +13,6 @@ from .registry import check
 # the writer's finding codes -> the rule each breaks (dataset-level name/label: SDTMIG 4.1.5 / FDA TCG)
 _RULES = {("XPT_NAME", True): "CORE-000182/CG0310", ("XPT_NAME", False): "CORE-000293/CG0205",
           ("XPT_LABEL", True): "CORE-000019/CG0311", ("XPT_LABEL", False): "TCIM-XPT"}
-_ROW = re.compile(r"row (\d+)$")
 
 
 @check("xpt_constraints", "CORE-000182/CG0310", "CORE-000019/CG0311", "CORE-000293/CG0205", "TCIM-XPT")
@@ -33,10 +30,9 @@ def xpt_constraints(ctx: Context):
         for f in report.findings:
             if file and not file.lower().endswith(".xpt") and f.code != "XPT_NAME":
                 continue  # Dataset-JSON holds UTF-8 text of any length
-            row = int(_ROW.search(f.source).group(1)) if _ROW.search(f.source) else None
             yield ctx.finding(f.severity, _RULES.get((f.code, bool(f.variable)), "TCIM-XPT"), f.code, f.message, name,
-                              row=row, variable=f.variable, value=f.value or None,
-                              record=ctx.records(name)[row - 1] if row else None)
+                              row=f.row, variable=f.variable, value=f.value or None,
+                              record=ctx.records(name)[f.row - 1] if f.row else None)
 
 
 def _as_written(ds: Dataset) -> pd.DataFrame:

@@ -14,6 +14,11 @@ from ..mapping_spec.load import MappingSet, package_mappings
 from . import registry
 from .context import Context
 
+# the modules that register checks, in the order the checks run and are reported
+from . import checks_variables, checks_records, checks_dm, checks_ae  # noqa: F401,I001
+from . import checks_supp, checks_trial_design, checks_xpt, checks_define  # noqa: F401,I001
+from . import checks_manifest  # noqa: F401,I001
+
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
