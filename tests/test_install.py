@@ -42,7 +42,7 @@ def test_wheel_carries_the_specs_the_standard_and_py_typed(wheel):
     specs = {p.name for p in (ROOT / "mappings").glob("*.yaml")}
     assert specs and {f"tcim_interop/mappings/{s}" for s in specs} <= names
     assert "tcim_interop/py.typed" in names
-    assert "tcim_interop/validate/sdtmig34.yaml" in names  # SDTMIG 3.4's variables, read by validate
+    assert "tcim_interop/mapping_spec/sdtmig34.yaml" in names  # SDTMIG 3.4's variables, read by validate
     with zipfile.ZipFile(wheel) as z:  # the shipped specs are the repository's, byte for byte
         for s in specs:
             assert z.read(f"tcim_interop/mappings/{s}") == (ROOT / "mappings" / s).read_bytes(), s

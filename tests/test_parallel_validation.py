@@ -74,3 +74,30 @@ def test_to_fhir_with_workers_gives_the_same_resources(tmp_path, trial, monkeypa
     assert two.resources == one.resources
     assert two.report.to_dict() == one.report.to_dict()
     assert not [f for f in two.report.findings if f.code == "INVALID_OUTPUT"]
+
+
+@pytest.mark.parametrize("element, value", [("title", 5), ("arm", 5)])
+def test_a_resource_that_breaks_the_build_made_before_validation_is_only_rejected(tmp_path, monkeypatch,
+                                                                                  element, value):
+    """With workers the datasets are built while the resources are validated, from input not yet
+    validated: a reader that breaks on a wrong JSON type there (the trial design reading a number as the
+    study's title) must not end the run. The validation rejects the resource, and the run goes on as in
+    one process: here, the study rejected, no subject converts."""
+    from conftest import DATA
+
+    from tcim_interop import NoSubjectError
+
+    doc = json.loads((DATA / "mini-r4.json").read_text(encoding="utf-8"))
+    next(e["resource"] for e in doc["entry"] if e["resource"]["id"] == "study")[element] = value
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    monkeypatch.setattr(validate, "MIN_PARALLEL", 1)
+    reports = []
+    for jobs in (1, 2):
+        with pytest.raises(NoSubjectError) as failed:
+            api.to_sdtm([src], jobs=jobs)
+        reports.append(failed.value.report)
+    one, two = reports
+    assert any(d.resource == "ResearchStudy/study" and d.outcome == "rejected" for d in two.dispositions)
+    assert [f.line() for f in one.findings] == [f.line() for f in two.findings]
+    assert one.counts() == two.counts()

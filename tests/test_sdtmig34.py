@@ -1,10 +1,10 @@
-"""validate/sdtmig34.yaml: SDTMIG 3.4's variables, shipped with the code and checked when read."""
+"""mapping_spec/sdtmig34.yaml: SDTMIG 3.4's variables, shipped with the code and checked when read."""
 
 import pytest
 
 from tcim_interop.errors import SpecError
 from tcim_interop.mapping_spec.load import load_mapping_set
-from tcim_interop.validate import sdtmig34
+from tcim_interop.mapping_spec import sdtmig34
 
 
 def test_the_shipped_table_loads():

@@ -145,6 +145,7 @@ def validate_and_map(read: Inputs, ms: MappingSet, report: Report, opts: SdtmOpt
     resources, rejected, progress = read.resources, read.rejected, opts.progress
     mapped_types = {s.row_resource for s in ms.domains.values()} | set(engine.SUPPORTING_TYPES)
     todo = [r for r in resources if r.key not in rejected and r.resource_type in mapped_types]
+    guessed: dict[str, Dataset] | None = None
     if opts.fast:  # the JSON types only: what every reader of a resource relies on
         as_read, invalid = None, {i: reason for i, r in enumerate(todo) if (reason := shape_error(r.data, r.version))}
     else:
@@ -154,9 +155,17 @@ def validate_and_map(read: Inputs, ms: MappingSet, report: Report, opts: SdtmOpt
             as_read = copy.deepcopy(report) if validation.in_background else None
             if as_read is not None:
                 _report_duplicates(read.duplicates, report)
-                datasets = engine.build(resources, ms, report, rejected, progress)
+                try:
+                    guessed = engine.build(resources, ms, report, rejected, progress)
+                except Exception:  # noqa: BLE001 - see below
+                    # built from input not yet validated: a reader may meet anything. The validation
+                    # names the resource at fault, and the build after it runs on valid input only
+                    # (a fault of the code itself would be raised there again, never hidden)
+                    guessed = None
             invalid = validation.reasons()
-    if as_read is None or invalid:
+    if guessed is not None and not invalid:
+        datasets = guessed
+    else:
         report = as_read if as_read is not None else report
         for i, reason in invalid.items():
             rejected[todo[i].key] = ("rejected", reason)

@@ -9,6 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+# The trial design datasets of SDTMIG 3.4 (section 7): about the study, not a subject (no USUBJID).
+TRIAL_DESIGN = ("TS", "TA", "TE", "TI", "TV", "TD", "TM")
+
 
 def present(value: Any) -> bool:
     """An SDTM value that is not null: None, "" and NaN are SDTM's nulls."""

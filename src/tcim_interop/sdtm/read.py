@@ -12,8 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
-from ..trial_design import TRIAL_DESIGN
-from .dataset import Dataset, VariableMeta
+from .dataset import TRIAL_DESIGN, Dataset, VariableMeta
 
 XPT_V5 = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
 XPT_V8 = b"HEADER RECORD*******LIBV8   HEADER RECORD!!!!!!!"

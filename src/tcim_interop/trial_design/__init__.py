@@ -6,8 +6,8 @@
     to_fhir   TS, TA, TE, TI, TV -> ResearchStudy elements, an eligibility Group, carried records
 """
 
-# The trial design datasets of SDTMIG 3.4 (section 7): about the study, not a subject (no USUBJID).
-TRIAL_DESIGN = ("TS", "TA", "TE", "TI", "TV", "TD", "TM")
+from ..sdtm.dataset import TRIAL_DESIGN
+
 # Those made from the ResearchStudy and study.yaml, in the order they are built; the protocol data
 # has nothing for TD (disease assessment schedule) or TM (disease milestones).
 MADE = tuple(n for n in TRIAL_DESIGN if n not in ("TD", "TM"))

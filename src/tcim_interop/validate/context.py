@@ -11,8 +11,8 @@ from ..findings import Finding
 from ..sdtm.dataset import Dataset, present
 from ..mapping_spec.load import MappingSet
 from ..mapping_spec.model import DomainSpec
-from . import sdtmig34
-from .sdtmig34 import StdVariable
+from ..mapping_spec import sdtmig34
+from ..mapping_spec.sdtmig34 import StdVariable
 
 GENERAL_CLASSES = ("INTERVENTIONS", "EVENTS", "FINDINGS")
 

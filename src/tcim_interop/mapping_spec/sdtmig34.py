@@ -28,7 +28,7 @@ class Standard(NamedTuple):
 
 @lru_cache(maxsize=None)
 def standard(path: Path = DATA) -> Standard:
-    from ..mapping_spec.load import SDTM_NAME, read_yaml, variable_list
+    from .load import SDTM_NAME, read_yaml, variable_list
 
     doc = read_yaml(path)
     classes, domains = doc.get("classes"), doc.get("domains")
@@ -68,7 +68,7 @@ def variables(domain: str) -> tuple[StdVariable, ...]:
     """The SDTMIG 3.4 variables of a dataset, in order; () for a domain SDTMIG 3.4 does not define here.
     SUPPxx: those of the shipped mappings/suppqual.yaml."""
     if domain.startswith("SUPP"):
-        from ..mapping_spec.load import default_mappings_dir, load_suppqual
+        from .load import default_mappings_dir, load_suppqual
 
         shape = load_suppqual(default_mappings_dir() / "suppqual.yaml")
         return tuple(StdVariable(v.name, v.type, v.core) for v in shape.variables)
