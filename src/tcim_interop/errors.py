@@ -48,7 +48,12 @@ class InputError(TcimError):
 
 
 class NotFhirError(InputError):
-    pass
+    """where: the file (and place in it); what: why it is not FHIR. A file met in a directory is skipped
+    with `what` as the reason; one named on the command line stops the run with the whole message."""
+
+    def __init__(self, where: str, what: str):
+        super().__init__(f"{where}: {what}")
+        self.what = what
 
 
 class NoSubjectError(InputError):

@@ -99,7 +99,7 @@ def read_inputs(inputs: Iterable[str | os.PathLike | dict | list], report: Repor
             if not in_directory:
                 raise
             report.skipped_files.append(str(f))
-            report.add("info", "NOT_FHIR_FILE", f"skipped: {str(e).split(': ', 1)[-1]}", file=f)
+            report.add("info", "NOT_FHIR_FILE", f"skipped: {e.what}", file=f)
             continue
         report.input_files.append(str(f))
         _take(records, resources, report)

@@ -298,10 +298,11 @@ def _document(doc: object, name: str, place: str = "",
     """repeats: some object of doc repeats a key (see _parse)."""
     if not isinstance(doc, dict):
         kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(doc), "null")
-        raise NotFhirError(f"{name}{':' + place if place else ''}: a JSON {kind} where a FHIR resource or Bundle was expected")
+        raise NotFhirError(f"{name}{':' + place if place else ''}",
+                           f"a JSON {kind} where a FHIR resource or Bundle was expected")
     rtype = doc.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
-        raise NotFhirError(f"{name}{':' + place if place else ''}: no resourceType: not a FHIR resource")
+        raise NotFhirError(f"{name}{':' + place if place else ''}", "no resourceType: not a FHIR resource")
     if rtype != "Bundle":
         yield _resource(doc, name, place, repeats)
         return

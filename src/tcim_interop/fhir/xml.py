@@ -79,9 +79,9 @@ def parse_xml(raw: bytes, name: str) -> dict:
     ns, local = _qname(root)
     if ns != FHIR_NS:
         where = f"in namespace {ns}" if ns else "in no namespace"
-        raise NotFhirError(f"{name}: root element <{local}> is {where}, not {FHIR_NS}: not a FHIR resource")
+        raise NotFhirError(name, f"root element <{local}> is {where}, not {FHIR_NS}: not a FHIR resource")
     if not _RESOURCE_NAME.fullmatch(local):
-        raise NotFhirError(f"{name}: root element <{local}> is no FHIR resource type: not a FHIR resource")
+        raise NotFhirError(name, f"root element <{local}> is no FHIR resource type: not a FHIR resource")
     try:
         return _Converter(name).resource(root, _document_release(root))
     except InputError:
