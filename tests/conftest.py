@@ -37,6 +37,25 @@ def mini_bundle() -> Path:
     return MINI
 
 
+@pytest.fixture
+def fake(monkeypatch):
+    """A FHIR server in memory (tests/fhir_fake.py) holding the resources of tests/data/mini-r4.json, at any
+    URL: the pull and push commands reach it, without credentials from the environment."""
+    import dataclasses
+
+    import tcim_interop.cli_server as cli_server
+    from fhir_fake import MINI, FakeServer
+    from tcim_interop.fhir.client import ENV
+
+    for name in ENV.values():
+        monkeypatch.delenv(name, raising=False)
+    server = FakeServer(MINI)
+    options = cli_server.server_options
+    monkeypatch.setattr(cli_server, "server_options",
+                        lambda *args: dataclasses.replace(options(*args), transport=server.transport))
+    return server
+
+
 @pytest.fixture(scope="session")
 def mini_conversion(tmp_path_factory):
     """tests/data/mini-r4.json converted: (the to-sdtm result, the package in XPT and Dataset-JSON)."""
