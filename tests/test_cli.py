@@ -82,3 +82,8 @@ def test_console_script_runs_as_a_process(tmp_path, mini_bundle):
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "xm.xpt").is_file()
+
+
+def test_to_sdtm_needs_inputs_or_a_server(tmp_path):
+    r = run("to-sdtm", "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "--server URL with --study" in r.output

@@ -10,10 +10,10 @@ import jsonschema
 import pandas as pd
 import pyreadstat
 import pytest
-from conftest import ROOT, need_external
+from conftest import need_external
 from pandas.testing import assert_frame_equal
 
-from tcim_interop import InputError, OutputError, to_sdtm
+from tcim_interop import InputError, OutputError
 from tcim_interop.sdtm.dataset import Dataset, VariableMeta
 from tcim_interop.sdtm.dataset_json import read_dataset_json, write_dataset_json
 
@@ -22,8 +22,8 @@ STUDY = "STDY.TCIM-ELAII"
 
 
 @pytest.fixture(scope="module")
-def example() -> dict[str, Dataset]:
-    return to_sdtm([ROOT / "examples" / "tcim-elaii-100-r4.json"]).metadata
+def example(example_conversion) -> dict[str, Dataset]:
+    return example_conversion[0].metadata
 
 
 def write(ds: Dataset, folder: Path, **kw) -> Path:

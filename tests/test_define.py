@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import DATA, EXTERNAL, ROOT, need_external
+from conftest import DATA, EXTERNAL, need_external
 from lxml import etree
 
 from tcim_interop import SpecError, load_mapping_set, to_sdtm
@@ -30,8 +30,8 @@ def make_define(ms, datasets: dict[str, Dataset]) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def example() -> dict[str, Dataset]:
-    return to_sdtm([ROOT / "examples" / "tcim-elaii-100-r4.json"]).metadata
+def example(example_conversion) -> dict[str, Dataset]:
+    return example_conversion[0].metadata
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 from tcim_interop import NoSubjectError, to_sdtm
 
 
-def test_fast_gives_the_same_datasets_on_valid_input(mini_bundle):
-    full, fast = to_sdtm([mini_bundle]), to_sdtm([mini_bundle], fast=True)
+def test_fast_gives_the_same_datasets_on_valid_input(mini_bundle, mini_conversion):
+    full, fast = mini_conversion[0], to_sdtm([mini_bundle], fast=True)
     assert set(full.datasets) == set(fast.datasets)
     for name in full.datasets:
         pd.testing.assert_frame_equal(full.datasets[name], fast.datasets[name])

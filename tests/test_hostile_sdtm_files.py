@@ -10,18 +10,14 @@ from typing import Callable
 import pytest
 from typer.testing import CliRunner
 
-from conftest import DATA
-from tcim_interop import to_sdtm
 from tcim_interop.cli import app
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("package")
-    to_sdtm([DATA / "mini-r4.json"], out, formats=("xpt", "json"))
-    return out
+def package(mini_conversion) -> Path:
+    return mini_conversion[1]
 
 
 def _text(old: str, new: str) -> Callable[[bytes], bytes]:

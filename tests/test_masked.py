@@ -44,9 +44,8 @@ def empty(value) -> bool:
 
 
 @pytest.fixture(scope="module")
-def unmasked(tmp_path_factory):
-    out = tmp_path_factory.mktemp("unmasked")
-    return to_sdtm([EXAMPLE], out, formats=("xpt", "json")), out
+def unmasked(example_conversion):
+    return example_conversion
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,8 @@ from tcim_interop.sdtm.define import validate_define
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory):
-    from conftest import DATA
-
-    out = tmp_path_factory.mktemp("package")
-    to_sdtm([DATA / "mini-r4.json"], out, formats=("xpt", "json"))
-    return out
+def package(mini_conversion):
+    return mini_conversion[1]
 
 
 def test_every_part_is_written_and_in_the_manifest(package):

@@ -1,22 +1,45 @@
-"""The README's main command runs as written (the part after the install) and writes what it promises."""
+"""What the README and the commands' --help show runs as written: the README's main command (the part
+after the install) writes what it promises, its Python API snippet runs, and the `Example:` line of every
+command's help runs (in a folder of its own, given the files it names; pull and push reach a FHIR server
+in memory; what lives in ../shared skips without it)."""
 
 import json
 import re
 import shlex
+import shutil
 
+import pytest
+from typer.main import get_command
 from typer.testing import CliRunner
 
-from conftest import ROOT
+from conftest import ROOT, need_external
+from tcim_interop import to_fhir
 from tcim_interop.cli import app
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+runner = CliRunner()
+
+
+def help_examples() -> dict[str, str]:
+    """command -> the `Example:` command line of its --help (without the comment after it)."""
+    examples = {}
+    for name in sorted(get_command(app).commands):
+        shown = runner.invoke(app, [name, "--help"], terminal_width=200).output
+        m = re.search(r"^\s*Example:\s+(tcim-interop .+?)(?:\s{2,}\(.*)?$", shown, re.M)
+        if m:
+            examples[name] = m.group(1).strip()
+    return examples
+
+
+EXAMPLES = help_examples()
 
 
 def test_the_readme_main_command_writes_the_whole_package(tmp_path, monkeypatch):
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    command = re.search(r"python3 -m pip install -e \. && (tcim-interop to-sdtm .+)", readme).group(1)
+    command = re.search(r"python3 -m pip install -e \. && (tcim-interop to-sdtm .+)", README).group(1)
     args = shlex.split(command)[1:]
     args = [str(ROOT / a) if a.startswith("examples/") else a for a in args]
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, args)
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     out = tmp_path / "sdtm"
     names = {p.name for p in out.iterdir()}
@@ -26,3 +49,58 @@ def test_the_readme_main_command_writes_the_whole_package(tmp_path, monkeypatch)
             "manifest.json"} <= names
     validation = json.loads((out / "validation-report.json").read_text(encoding="utf-8"))
     assert validation["findings_by_severity"]["error"] == 0
+
+
+def test_the_readme_python_snippet_runs(monkeypatch, example_conversion):
+    snippet = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    monkeypatch.chdir(ROOT)  # the snippet names the example relative to the checkout
+    namespace = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    result = namespace["result"]
+    assert list(result.datasets["DM"].columns)[:3] == ["STUDYID", "DOMAIN", "USUBJID"]
+    assert result.report.counts() == example_conversion[0].report.counts()
+    assert result.datasets["DM"].equals(example_conversion[0].datasets["DM"])
+
+
+def test_every_command_shows_an_example():
+    assert sorted(EXAMPLES) == sorted(get_command(app).commands)
+    assert all(line.split()[1] == name for name, line in EXAMPLES.items())
+
+
+SYNTH_SUBJECTS = "20"  # the example's 1000 subjects take a minute; test_synth.py covers the generator's sizes
+
+
+@pytest.mark.parametrize("command", sorted(EXAMPLES))
+def test_the_help_example_runs(command, tmp_path, monkeypatch, request):
+    args = shlex.split(EXAMPLES[command])[1:]
+    for i, arg in enumerate(args):
+        if arg.startswith("examples/"):
+            args[i] = str(ROOT / arg)
+        elif arg.startswith("../shared/external/"):
+            args[i] = str(need_external(*arg.split("/")[3:]))
+        elif args[i - 1] == "--subjects":
+            args[i] = SYNTH_SUBJECTS
+    if "--server" in args:
+        fake = request.getfixturevalue("fake")  # answers at the example's URL
+    if command == "validate":  # the package the to-sdtm example writes
+        shutil.copytree(request.getfixturevalue("example_package"), tmp_path / args[1])
+    if command == "push":  # a to-fhir transaction bundle (of the mini package: the example's takes a minute)
+        to_fhir(request.getfixturevalue("mini_conversion")[1], tmp_path / args[1])
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    if command == "to-sdtm":  # the same package as the API writes
+        package = request.getfixturevalue("example_package")
+        for xpt in package.glob("*.xpt"):
+            assert (tmp_path / "sdtm" / xpt.name).read_bytes() == xpt.read_bytes(), xpt.name
+    elif command == "to-fhir":
+        assert "gives back" in result.output and (tmp_path / "pilot.json").is_file()
+    elif command == "synth":
+        assert f"for {SYNTH_SUBJECTS} subjects written to corpus.json" in result.output
+    elif command == "validate":
+        assert (tmp_path / "sdtm-validation" / "validation-report.json").is_file()
+    elif command == "pull":
+        assert len(list((tmp_path / "export").glob("*.ndjson"))) == 8
+    elif command == "push":
+        bundle = json.loads((tmp_path / "study.json").read_text())
+        assert {f"{e['request']['url']}" for e in bundle["entry"]} <= set(fake.store)

@@ -1,5 +1,6 @@
-"""pull and push against a real FHIR server on 127.0.0.1: the Medplum engine (tests/fhir_server/server.js,
-started here), with its test modes for 429, dropped connections, bearer tokens, SMART and TLS.
+"""pull and push end to end against a real FHIR server on 127.0.0.1: the Medplum engine
+(tests/fhir_server/server.js, started here), with its test modes for SMART and TLS. The logic of pull and
+push (paging, retries, tokens, chunking, errors) is tested in tests/test_exchange.py, without a server.
 
 Needs node >= 20.19 and `cd tests/fhir_server && npm install`; without them these tests skip.
 """
@@ -8,7 +9,6 @@ import datetime
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -18,13 +18,11 @@ from typer.testing import CliRunner
 
 import tcim_interop.cli_server  # noqa: F401  (registers pull and push on the app)
 from tcim_interop.cli import app
-from tcim_interop.fhir.client import ServerError, ServerOptions
 from tcim_interop.fhir.write import bundle as make_bundle
-from tcim_interop.fhir.exchange import PULLED_TYPES, plan_chunks, pull_to_directory, push_bundle
+from tcim_interop.fhir.exchange import pull_to_directory, push_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
-EXAMPLE = ROOT / "examples" / "tcim-elaii-100-r4.json"
 runner = CliRunner()
 
 
@@ -105,52 +103,11 @@ def mini(tmp_path, server):
     return resources
 
 
-def strip_meta(resources):
-    return sorted((json.dumps({k: v for k, v in r.items() if k != "meta"}, sort_keys=True) for r in resources))
+def test_round_trip_push_pull_to_sdtm_gives_the_same_sdtm(tmp_path, server, capsys, example_package, example_fhir):
+    from tcim_interop import read_sdtm, to_sdtm
 
-
-def read_ndjson(directory):
-    return [json.loads(line) for f in sorted(Path(directory).glob("*.ndjson")) for line in f.read_text().splitlines()]
-
-
-# -- without a server -------------------------------------------------------------------------------
-
-def test_pull_fetches_every_type_the_mapping_reads(mappings):
-    from tcim_interop.mapping import engine
-
-    needed = {s.row_resource for s in mappings.domains.values()} | set(engine.SUPPORTING_TYPES)
-    assert needed <= set(PULLED_TYPES)
-
-
-def test_chunks_rewrite_urn_references_and_respect_dependencies():
-    entries = [
-        {"fullUrl": "urn:uuid:o", "resource": {"resourceType": "Observation", "id": "o", "subject": {"reference": "urn:uuid:p"},
-                                               "encounter": {"reference": "urn:uuid:e"}},
-         "request": {"method": "PUT", "url": "Observation/o"}},
-        {"fullUrl": "urn:uuid:e", "resource": {"resourceType": "Encounter", "id": "e", "subject": {"reference": "urn:uuid:p"}},
-         "request": {"method": "PUT", "url": "Encounter/e"}},
-        {"fullUrl": "urn:uuid:p", "resource": {"resourceType": "Patient", "id": "p"}, "request": {"method": "PUT", "url": "Patient/p"}},
-        {"fullUrl": "urn:uuid:new", "resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}},
-        {"fullUrl": "urn:uuid:c", "resource": {"resourceType": "Consent", "patient": {"reference": "urn:uuid:new"}},
-         "request": {"method": "POST", "url": "Consent"}},
-    ]
-    rewritten, plan = plan_chunks(entries, size=1)
-    assert rewritten[0]["resource"]["subject"] == {"reference": "Patient/p"}
-    assert rewritten[0]["resource"]["encounter"] == {"reference": "Encounter/e"}
-    assert rewritten[4]["resource"]["patient"] == {"reference": "urn:uuid:new"}  # a POST: no id to rewrite to
-    # Patient first, then the Encounter, then the Observation; the POSTed Patient and its Consent together.
-    assert plan == [[[2], [3, 4]], [[1]], [[0]]]
-
-
-# -- against the server -------------------------------------------------------------------------------
-
-def test_round_trip_push_pull_to_sdtm_gives_the_same_sdtm(tmp_path, server, capsys):
-    from tcim_interop import read_sdtm, to_fhir, to_sdtm
-
-    to_sdtm([EXAMPLE], tmp_path / "sdtm")
-    to_fhir(tmp_path / "sdtm", tmp_path / "bundle.json", verify=False)
     server.configure(reset=True)
-    r = cli("push", tmp_path / "bundle.json", "--server", server.url)
+    r = cli("push", example_fhir[1], "--server", server.url)
     assert r.exit_code == 0, r.output
     assert r.output.startswith("13328 entries in ") and "0 refused, 0 not sent" in r.output
 
@@ -164,75 +121,10 @@ def test_round_trip_push_pull_to_sdtm_gives_the_same_sdtm(tmp_path, server, caps
               f"{result.resources / result.seconds:.0f} resources/s, {result.requests} requests")
 
     to_sdtm([tmp_path / "pulled"], tmp_path / "sdtm-again")
-    before, after = read_sdtm(tmp_path / "sdtm"), read_sdtm(tmp_path / "sdtm-again")
+    before, after = read_sdtm(example_package), read_sdtm(tmp_path / "sdtm-again")
     assert sorted(after) == sorted(before) == ["AE", "DM", "EX", "SUPPAE", "TA", "TE", "TI", "TS", "TV", "XM"]
     for name, dataset in before.items():
         pdt.assert_frame_equal(after[name].frame, dataset.frame, obj=name)
-
-
-def test_paging_with_a_small_count_follows_every_next_link(tmp_path, server, mini):
-    one_page = pull_to_directory(server.url, "TCIM-ELAII", tmp_path / "out", page_size=100)
-    server.configure()  # forget kept search results
-    small = pull_to_directory(server.url, "TCIM-ELAII", tmp_path / "out", page_size=2)
-    assert strip_meta(read_ndjson(tmp_path / "out")) == strip_meta(mini)
-    # 3 Encounters, 5 MedicationAdministrations, 5 Observations: 1 + 2 + 2 more pages.
-    assert small.requests - one_page.requests == 5
-
-
-def test_429_with_retry_after_then_success(tmp_path, server, mini):
-    server.configure(faults=[{"status": 429, "retryAfter": 0, "times": 2}, {"status": 503, "retryAfter": 1, "times": 1}])
-    start = time.monotonic()
-    r = cli("pull", "--server", server.url, "--study", "TCIM-ELAII", "--out", tmp_path / "out")
-    assert r.exit_code == 0, r.output
-    assert time.monotonic() - start >= 1  # Retry-After: 1 was honoured
-    assert server.stats()["faultsLeft"] == 0
-    assert strip_meta(read_ndjson(tmp_path / "out")) == strip_meta(mini)
-
-
-def test_429_for_ever_is_a_one_line_error_and_no_output(tmp_path, server, mini):
-    server.configure(faults=[{"status": 429, "retryAfter": 0, "times": 100}])
-    r = cli("pull", "--server", server.url, "--study", "TCIM-ELAII", "--out", tmp_path / "out", "--retries", "2")
-    assert r.exit_code == 2
-    assert r.output.count("\n") == 1 and "HTTP 429" in r.output and "Traceback" not in r.output
-    assert server.stats()["requests"] == 3  # 1 + 2 retries
-    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
-
-
-def test_dropped_connection_is_retried(tmp_path, server, mini):
-    server.configure(faults=[{"drop": True, "times": 2}])
-    result = pull_to_directory(server.url, "TCIM-ELAII", tmp_path / "out", options=ServerOptions(backoff=0.05))
-    assert result.resources == 23 and server.stats()["faultsLeft"] == 0
-
-
-def test_dropped_connections_give_a_clear_error_and_leave_the_previous_pull(tmp_path, server, mini):
-    out = tmp_path / "out"
-    pull_to_directory(server.url, "TCIM-ELAII", out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
-    server.configure(faults=[{"drop": True, "times": 100}])
-    with pytest.raises(ServerError, match=r"GET /fhir/ResearchStudy\?identifier=TCIM-ELAII.*connection|disconnected"):
-        pull_to_directory(server.url, "TCIM-ELAII", out, options=ServerOptions(retries=1, backoff=0.05))
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mini-tx.json", "out"]
-
-
-def test_wrong_token_is_refused_and_never_shown(tmp_path, server, mini):
-    server.configure(token="right-token-5f2b9c")
-    wrong = "wrong-token-a81e3d77c0"
-    r = cli("pull", "--server", server.url, "--study", "TCIM-ELAII", "--out", tmp_path / "out",
-            env={"TCIM_FHIR_TOKEN": wrong})
-    assert r.exit_code == 2 and "HTTP 401" in r.output and "refused the credentials" in r.output
-    assert wrong not in r.output and r.output.count("\n") == 1
-    assert 'Invalid bearer token "[redacted]"' in r.output  # the server echoed it; the client hid it
-    assert not (tmp_path / "out").exists()
-    r = cli("pull", "--server", server.url, "--study", "TCIM-ELAII", "--out", tmp_path / "out",
-            env={"TCIM_FHIR_TOKEN": "right-token-5f2b9c"})
-    assert r.exit_code == 0 and "right-token" not in r.output
-
-
-def test_no_token_when_one_is_needed(tmp_path, server, mini):
-    server.configure(token="right-token-5f2b9c")
-    with pytest.raises(ServerError, match="HTTP 401: the server wants credentials"):
-        pull_to_directory(server.url, "TCIM-ELAII", tmp_path / "out")
 
 
 def _key_pair(kind):
@@ -293,24 +185,6 @@ def test_push_reports_what_the_server_refused(tmp_path, server):
     assert cli("push", path, "--server", server.url, "--batch-size", "50").exit_code == 0
 
 
-def test_requests_in_flight_are_bounded(tmp_path, server, mini):
-    server.configure(delayMs=30)
-    pull_to_directory(server.url, "TCIM-ELAII", tmp_path / "out", options=ServerOptions(workers=2))
-    assert server.stats()["maxInFlight"] == 2
-
-
-def test_output_that_is_not_a_pull_is_not_replaced(tmp_path, server, mini):
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "notes.txt").write_text("mine")
-    r = cli("pull", "--server", server.url, "--study", "TCIM-ELAII", "--out", tmp_path / "out")
-    assert r.exit_code == 2 and "holds other files than NDJSON (notes.txt)" in r.output
-
-
-def test_unknown_study_is_a_clear_error(tmp_path, server, mini):
-    r = cli("pull", "--server", server.url, "--study", "NO-SUCH-STUDY", "--out", tmp_path / "out")
-    assert r.exit_code == 2 and "no ResearchStudy with identifier 'NO-SUCH-STUDY'" in r.output
-
-
 def _self_signed(tmp_path):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -347,19 +221,12 @@ def test_tls_verification_failure_is_one_line_and_ca_bundle_fixes_it(tmp_path, m
         stop_server(proc)
 
 
-def test_to_sdtm_with_server_pulls_then_converts(tmp_path, server, mini):
-    from conftest import DATA
-    from tcim_interop import read_sdtm, to_sdtm
+def test_to_sdtm_with_server_pulls_then_converts(tmp_path, server, mini, mini_conversion):
+    from tcim_interop import read_sdtm
 
     r = cli("to-sdtm", "--server", server.url, "--study", "TCIM-ELAII", "--out", tmp_path / "sdtm", "-q")
     assert r.exit_code == 0, r.output
-    to_sdtm([DATA / "mini-r4.json"], tmp_path / "direct")
-    pulled, direct = read_sdtm(tmp_path / "sdtm"), read_sdtm(tmp_path / "direct")
+    pulled, direct = read_sdtm(tmp_path / "sdtm"), read_sdtm(mini_conversion[1])
     assert set(pulled) == set(direct)
     for name in direct:
         assert pulled[name].frame.equals(direct[name].frame), name
-
-
-def test_to_sdtm_needs_inputs_or_a_server(tmp_path):
-    r = cli("to-sdtm", "--out", tmp_path / "o")
-    assert r.exit_code == 2 and "--server URL with --study" in r.output

@@ -20,11 +20,11 @@ import pytest
 from typer.testing import CliRunner
 
 import tcim_interop.cli_server  # noqa: F401  (registers pull and push on the app)
+from fhir_fake import MINI, included, outcome as echo_outcome, search, searchset
 from tcim_interop.cli import app
 from tcim_interop.fhir.client import ServerError, ServerOptions, redact
 from tcim_interop.fhir.exchange import pull_to_directory
 
-DATA = Path(__file__).resolve().parent / "data"
 TOKEN = "tok-9F3a7Qx2Lm8Zp4Wd"
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 runner = CliRunner()
@@ -122,26 +122,6 @@ def serve():
         server.server_close()
 
 
-def searchset(resources=(), *, next_url=None, extra_entries=()):
-    entries = [{"resource": r, "search": {"mode": "match"}} for r in resources] + list(extra_entries)
-    bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(resources), "entry": entries}
-    if next_url:
-        bundle["link"] = [{"relation": "next", "url": next_url}]
-    return bundle
-
-
-MINI = [e["resource"] for e in json.loads((DATA / "mini-r4.json").read_text())["entry"]]
-# search parameter -> the elements it searches, as the emulator below understands them
-PARAMS = {"partof": ("partOf",), "study": ("study",), "patient": ("patient", "subject"), "subject": ("subject",)}
-
-
-def _refs(node):
-    if isinstance(node, dict):
-        return [node["reference"]] if isinstance(node.get("reference"), str) else \
-            [r for v in node.values() for r in _refs(v)]
-    return [r for v in node for r in _refs(v)] if isinstance(node, list) else []
-
-
 def emulator(resources=MINI, *, outcome=None, check=None):
     """A FHIR search server over `resources`: the parameters pull uses, one page per search. outcome: an
     OperationOutcome added to every ResearchStudy search answer; check(request): None, or a response."""
@@ -149,29 +129,11 @@ def emulator(resources=MINI, *, outcome=None, check=None):
         if check and check(req):
             return
         rtype = req.path.rsplit("/", 1)[-1]
-        found = [r for r in resources if r["resourceType"] == rtype]
-        for name, value in req.query.items():
-            values = set(value.split(","))
-            if name == "identifier":
-                found = [r for r in found if any(i.get("value") in values for i in r.get("identifier") or [])]
-            elif name == "_id":
-                found = [r for r in found if r["id"] in values]
-            elif name in PARAMS:
-                found = [r for r in found if values & {x for e in PARAMS[name] for x in _refs(r.get(e))}]
-        included = []
-        if req.query.get("_include") == "ResearchSubject:patient":
-            wanted = {x for r in found for x in _refs(r.get("individual"))}
-            included = [{"resource": r, "search": {"mode": "include"}} for r in resources
-                        if f"Patient/{r['id']}" in wanted]
-        extra = included + ([{"resource": outcome, "search": {"mode": "outcome"}}]
-                            if outcome and rtype == "ResearchStudy" else [])
+        found = search(resources, rtype, req.query)
+        extra = included(resources, found, req.query) + ([{"resource": outcome, "search": {"mode": "outcome"}}]
+                                                         if outcome and rtype == "ResearchStudy" else [])
         req.send(200, searchset(found, extra_entries=extra))
     return respond
-
-
-def echo_outcome(*texts):
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": "warning", "code": "informational", "diagnostics": t} for t in texts]}
 
 
 # -- 1. secrets never leak ---------------------------------------------------------------------------

@@ -4,17 +4,12 @@ gets a clear error."""
 
 import json
 import math
-import shutil
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, need_external
+from conftest import EXAMPLE, need_external
 from tcim_interop import InputError, read_sdtm, to_fhir, to_sdtm
 from tcim_interop.fhir.validate import validation_error
-
-PILOT_FILES = ("dm", "ae", "ex", "suppdm", "suppae")
-
 
 def cell(value, kind):
     if kind == "Char":
@@ -44,42 +39,31 @@ def compare_datasets(original: dict, back: dict) -> tuple[int, int, list[str]]:
     return compared, equal, diffs
 
 
-@pytest.fixture(scope="module")
-def pilot(tmp_path_factory):
-    src = need_external("cdiscpilot01")
-    d = tmp_path_factory.mktemp("pilot")
-    for f in PILOT_FILES:
-        shutil.copy(src / f"{f}.xpt", d / f"{f}.xpt")
-    return d
-
-
 @pytest.mark.parametrize("version", ["R4", "R5"])
-def test_pilot_sdtm_fhir_sdtm_gives_back_every_cell(pilot, tmp_path, version):
-    bundle = tmp_path / "pilot.json"
-    result = to_fhir(pilot, bundle, fhir_version=version)
+def test_pilot_sdtm_fhir_sdtm_gives_back_every_cell(pilot, pilot_fhir, pilot_round_trip, version):
+    result, _ = pilot_fhir(version)
     assert not result.report.errors, result.report.errors[:3]
-    back_dir = tmp_path / "back"
-    back = to_sdtm([bundle], back_dir, fhir_version=version)
+    back, back_dir = pilot_round_trip(version)
     assert not back.report.errors
     compared, equal, diffs = compare_datasets(read_sdtm(pilot), read_sdtm(back_dir))
     assert diffs == [] and compared == equal and compared > 80_000
     print(f"pilot {version}: {equal}/{compared} cells equal")
 
 
-def test_pilot_outputs_validate_and_point_back_to_their_row(pilot):
+def test_pilot_outputs_validate_and_point_back_to_their_row(pilot_fhir):
     for version in ("R4", "R5"):
-        resources = to_fhir(pilot, fhir_version=version).resources
+        resources = pilot_fhir(version)[0].resources
         assert [validation_error(r, version) for r in resources] == [None] * len(resources)
         sources = [r["meta"]["source"] for r in resources if "meta" in r]
         assert len(sources) == 306 + 1191 + 591
         assert "tcim-interop:sdtm/ae.xpt#row=1" in sources
 
 
-def test_pilot_r4_output_validates_against_the_hl7_json_schema(pilot):
+def test_pilot_r4_output_validates_against_the_hl7_json_schema(pilot_fhir):
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(need_external("fhir-examples", "r4", "fhir.schema.json").read_text())
     validator = jsonschema.Draft6Validator(schema)
-    resources = to_fhir(pilot, fhir_version="R4").resources
+    resources = pilot_fhir("R4")[0].resources
     sample = {r["resourceType"]: r for r in resources}  # one of each type, then every AE of one subject
     sample = list(sample.values()) + [r for r in resources if r["resourceType"] == "AdverseEvent"][:25]
     for r in sample:
@@ -87,17 +71,15 @@ def test_pilot_r4_output_validates_against_the_hl7_json_schema(pilot):
         assert not errors, f"{r['resourceType']}/{r['id']}: {errors[0].message}"
 
 
-def test_same_sdtm_gives_the_same_ids_and_bytes(pilot, tmp_path):
-    a, b = tmp_path / "a.json", tmp_path / "b.json"
-    to_fhir(pilot, a, verify=False)
-    to_fhir(pilot, b, verify=False)
+def test_same_sdtm_gives_the_same_ids_and_bytes(pilot, pilot_fhir, tmp_path):
+    a = pilot_fhir("R4")[1]  # R4 and a transaction bundle are to-fhir's defaults
+    b = tmp_path / "b.json"
+    to_fhir(pilot, b, verify=False)  # the self-check reads the output, never changes it
     assert a.read_bytes() == b.read_bytes()
 
 
-def test_transaction_bundle_uses_urn_uuid_full_urls_and_references(pilot, tmp_path):
-    out = tmp_path / "t.json"
-    to_fhir(pilot, out, bundle_type="transaction")
-    bundle = json.loads(out.read_text())
+def test_transaction_bundle_uses_urn_uuid_full_urls_and_references(pilot_fhir):
+    bundle = json.loads(pilot_fhir("R4")[1].read_text())
     urls = {e["fullUrl"] for e in bundle["entry"]}
     assert all(u.startswith("urn:uuid:") for u in urls)
     assert all(e["request"]["method"] == "PUT" for e in bundle["entry"])
@@ -117,15 +99,8 @@ def test_transaction_bundle_uses_urn_uuid_full_urls_and_references(pilot, tmp_pa
     assert refs and all(r in urls for r in refs)
 
 
-@pytest.fixture(scope="module")
-def example_sdtm(tmp_path_factory):
-    d = tmp_path_factory.mktemp("example-sdtm")
-    result = to_sdtm([ROOT / "examples" / "tcim-elaii-100-r4.json"], d)
-    return d, result
-
-
-def test_example_sdtm_fhir_sdtm_round_trip(example_sdtm, tmp_path):
-    d, _ = example_sdtm
+def test_example_sdtm_fhir_sdtm_round_trip(example_package, tmp_path):
+    d = example_package
     out = tmp_path / "ndjson"
     to_fhir(d, out, ndjson=True, fhir_version="R5")
     back = tmp_path / "back"
@@ -170,9 +145,9 @@ def _lost(before: dict, after: dict) -> list:
             if before[k] and before[k] != after[k] and (k[0], k[-1]) not in NOT_IN_SDTM]
 
 
-def test_example_fhir_sdtm_fhir_gives_back_every_mapped_element(example_sdtm, mappings):
-    _, result = example_sdtm
-    original = json.loads((ROOT / "examples" / "tcim-elaii-100-r4.json").read_text())
+def test_example_fhir_sdtm_fhir_gives_back_every_mapped_element(example_conversion, mappings):
+    result, _ = example_conversion
+    original = json.loads(EXAMPLE.read_text())
     original = [e["resource"] for e in original["entry"]]
     regenerated = to_fhir(result.metadata, fhir_version="R4").resources  # the SDTM in memory: UTF-8 text
     before = _mapped_elements(original, mappings)
@@ -180,14 +155,13 @@ def test_example_fhir_sdtm_fhir_gives_back_every_mapped_element(example_sdtm, ma
     assert sum(1 for v in before.values() if v) > 100_000
 
 
-def test_through_xpt_only_the_ascii_folding_is_lost(example_sdtm, mappings):
+def test_through_xpt_only_the_ascii_folding_is_lost(example_fhir, mappings):
     from tcim_interop.sdtm.text import fold_ascii
 
-    d, _ = example_sdtm
-    original = json.loads((ROOT / "examples" / "tcim-elaii-100-r4.json").read_text())
+    original = json.loads(EXAMPLE.read_text())
     original = [e["resource"] for e in original["entry"]]
     before = _mapped_elements(original, mappings)
-    lost = _lost(before, _mapped_elements(to_fhir(d, fhir_version="R4").resources, mappings))
+    lost = _lost(before, _mapped_elements(example_fhir[0].resources, mappings))
     assert lost, "the example has accented verbatim terms"
     assert all(after == [fold_ascii(x) for x in b] for _, b, after in lost)
 @pytest.mark.parametrize("content, message", [
@@ -203,8 +177,8 @@ def test_sdtm_input_that_is_not_xpt_v5(tmp_path, content, message):
     assert not (tmp_path / "out.json").exists()
 
 
-def test_truncated_xpt_and_missing_variables(tmp_path, example_sdtm):
-    d, _ = example_sdtm
+def test_truncated_xpt_and_missing_variables(tmp_path, example_package):
+    d = example_package
     raw = (d / "dm.xpt").read_bytes()
     (tmp_path / "dm.xpt").write_bytes(raw[: len(raw) // 2 + 7])
     with pytest.raises(InputError, match="dm.xpt"):

@@ -33,10 +33,8 @@ def same(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 
 @pytest.fixture(scope="module")
-def result():
-    from conftest import DATA
-
-    return to_sdtm([DATA / "mini-r4.json"])
+def result(mini_conversion):
+    return mini_conversion[0]
 
 
 def test_dm(result):

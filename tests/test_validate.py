@@ -18,15 +18,12 @@ from tcim_interop.sdtm.dataset import Dataset, VariableMeta
 from tcim_interop.validate import validate_datasets, validate_package
 from tcim_interop.validate import registry
 
-EXAMPLE = ROOT / "examples" / "tcim-elaii-100-r4.json"
 CREATED = datetime(2024, 1, 1)
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("validate") / "sdtm"
-    to_sdtm([EXAMPLE], out)
-    return out
+def package(example_package) -> Path:
+    return example_package
 
 
 @pytest.fixture(scope="module")

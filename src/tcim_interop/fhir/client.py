@@ -70,6 +70,7 @@ class ServerOptions:
     backoff: float = 0.5  # first retry delay in seconds, doubled each time
     max_body: int | None = None  # decompressed bytes of one answer; None: TCIM_FHIR_MAX_BODY, else MAX_BODY
     max_pages: int = MAX_PAGES  # pages of one search
+    transport: httpx.BaseTransport | None = field(default=None, repr=False, compare=False)  # tests: a mock server
 
 
 # Characters a server may put inside an echoed secret without changing how it reads on a screen.
@@ -388,7 +389,7 @@ class FhirClient:
         workers = self.options.workers
         context = _tls_context(self.options.ca_bundle)
         self._http = httpx.Client(
-            transport=_Transport(context, workers), timeout=httpx.Timeout(self.options.timeout), verify=context,
+            transport=self.options.transport or _Transport(context, workers), timeout=httpx.Timeout(self.options.timeout), verify=context,
             follow_redirects=False, limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
             headers={"Accept": "application/fhir+json", "Accept-Encoding": "gzip, deflate",
                      "User-Agent": "tcim-interop"})
