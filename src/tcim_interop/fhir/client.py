@@ -30,10 +30,10 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Iterable, Iterator
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import httpcore

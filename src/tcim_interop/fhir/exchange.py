@@ -24,17 +24,16 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 from urllib.parse import urlencode
 
 import orjson
 
 from ..errors import InputError, OutputError, UsageError
-from .client import (MAX_JSON_DEPTH, FhirClient, ServerError, ServerOptions, holds_secret, json_depth_ok,
-                        outcome_lines)
+from .client import MAX_JSON_DEPTH, FhirClient, ServerError, ServerOptions, holds_secret, json_depth_ok, outcome_lines
 
 # What to-sdtm reads (a test checks this against the mapping specs), and for the records of a subject,
 # the search parameter that finds them by patient (the same in R4 and R5) and the elements it searches.

@@ -15,9 +15,9 @@ import codecs
 import json
 import os
 import sys
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection, Iterable, Iterator
 
 import orjson
 

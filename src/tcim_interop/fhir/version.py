@@ -9,7 +9,7 @@ resources in its file have, else the whole input has, then the default. --fhir-v
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 VERSIONS = ("R4", "R5")
 

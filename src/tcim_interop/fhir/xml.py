@@ -45,7 +45,7 @@ import copy
 import math
 import re
 from collections import Counter
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from lxml import etree
 
@@ -158,7 +158,7 @@ def _elements(el):
 
 # --- the models: what each element is ---------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def _fields(cls) -> dict:
     return {(f.alias or n): f for n, f in cls.model_fields.items() if not n.endswith("__ext") and n != "fhir_comments"}
 

@@ -8,18 +8,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import methodcaller
-from typing import Callable
 
 import pandas as pd
 
-from ..findings import Report
 from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource
-from ..sdtm.dataset import Dataset, VariableMeta
-from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
+from ..findings import Report
 from ..mapping_spec.load import MappingSet, load_yaml
 from ..mapping_spec.model import DomainSpec
+from ..sdtm.dataset import Dataset, VariableMeta
+from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
 from . import registry
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..fhir.extensions import read_datasets, read_record, read_supps
-from ..findings import Report
 from ..fhir.index import ResourceIndex
+from ..findings import Report
 from ..sdtm.dataset import Dataset, VariableMeta
 
 

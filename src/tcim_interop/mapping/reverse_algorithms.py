@@ -7,13 +7,14 @@ carries in the sdtm-record extension whatever does not come back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 from ..fhir.path import Path, compile_path, set_value
-from ..sdtm.dates import DateError, to_iso8601
 from ..mapping_spec.load import MappingSet
+from ..sdtm.dates import DateError, to_iso8601
 from .registry import reverse
 from .row_algorithms import ISO3166_SYSTEM, MEDDRA_LEVEL_URL, MEDDRA_SYSTEM, format_number
 

@@ -25,10 +25,10 @@ from ..fhir.path import compile_path, set_value
 from ..fhir.read import InputResource
 from ..fhir.validate import Validation
 from ..findings import Report
-from ..sdtm.dataset import Dataset, present
-from ..sdtm.text import continuation_qnam
 from ..mapping_spec.load import MappingSet
 from ..mapping_spec.model import DomainSpec
+from ..sdtm.dataset import Dataset, present
+from ..sdtm.text import continuation_qnam
 from . import registry
 from .reverse_algorithms import Target
 

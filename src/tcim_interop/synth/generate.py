@@ -19,10 +19,10 @@ import json
 import math
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Iterable
 
 VERSIONS = ("R4", "R5")
 
@@ -1002,7 +1002,7 @@ def write_bundle(resources: Iterable[dict], path: str | Path) -> Path:
     b = bundle(resources)
     head = _dumps({k: v for k, v in b.items() if k != "entry"})[:-1]  # without its closing brace
     entries = ",\n".join(_dumps(e) for e in b["entry"])
-    path.write_bytes(f'{head}, "entry": [\n{entries}\n]}}\n'.encode("utf-8"))
+    path.write_bytes(f'{head}, "entry": [\n{entries}\n]}}\n'.encode())
     return path
 
 

@@ -23,11 +23,11 @@ from ..fhir.extensions import read_datasets, read_records
 from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource
 from ..findings import Report
-from ..sdtm.dataset import Dataset, VariableMeta, present
-from ..sdtm.text import split_text, xpt_length, MAX_BYTES
-from ..mapping_spec.load import MappingSet
-from .spec import TrialDesignSpec
 from ..mapping.row_algorithms import study_arms
+from ..mapping_spec.load import MappingSet
+from ..sdtm.dataset import Dataset, VariableMeta, present
+from ..sdtm.text import MAX_BYTES, split_text, xpt_length
+from .spec import TrialDesignSpec
 from .summary import SOURCES, DesignContext, config, registry_name
 
 TRIAL_DESIGN = ("TS", "TA", "TE", "TI", "TV")

@@ -6,8 +6,9 @@ builder adds TSVALCD/TSVCDREF/TSVCDVER from the parameter's codelist or referenc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 

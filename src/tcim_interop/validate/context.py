@@ -3,14 +3,15 @@ SDTMIG 3.4 otherwise), the package's define.xml and options, and how a finding i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..findings import Finding
-from ..sdtm.dataset import Dataset, present
 from ..mapping_spec.load import MappingSet, load_yaml
 from ..mapping_spec.model import DomainSpec
+from ..sdtm.dataset import Dataset, present
 from . import sdtmig34
 from .sdtmig34 import StdVariable
 
@@ -154,7 +155,7 @@ class Context:
                        value="" if value is None else text(value), rule=rule, row=row)
 
 
-def one_to_one(ctx: "Context", name: str, key: str, value: str, rule: str, code: str):
+def one_to_one(ctx: Context, name: str, key: str, value: str, rule: str, code: str):
     """Findings where `key` has another `value` than in its first record."""
     first: dict[str, tuple[str, int]] = {}
     for row, rec in ctx.rows(name):
@@ -167,7 +168,7 @@ def one_to_one(ctx: "Context", name: str, key: str, value: str, rule: str, code:
                               name, row=row, variable=value, value=v, record=rec)
 
 
-def unique(ctx: "Context", name: str, keys: tuple[str, ...], rule: str, code: str):
+def unique(ctx: Context, name: str, keys: tuple[str, ...], rule: str, code: str):
     """Findings where the combination of `keys` repeats an earlier record's."""
     seen: dict[tuple, int] = {}
     for row, rec in ctx.rows(name):

@@ -9,8 +9,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..findings import Finding
 from ..manifest import read_manifest
-from ..sdtm.dataset import Dataset
 from ..mapping_spec.load import MappingSet, package_mappings
+from ..sdtm.dataset import Dataset
 from . import registry
 from .context import Context
 

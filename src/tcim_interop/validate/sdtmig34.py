@@ -7,7 +7,7 @@ SUPPQUAL is the structure of every SUPPxx.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import NamedTuple
 
 
@@ -38,14 +38,14 @@ _DOMAINS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def domain_class(domain: str) -> str | None:
     """"EVENTS", "FINDINGS", "TRIAL DESIGN", ... of a standard domain (SUPPxx: RELATIONSHIP)."""
     entry = _DOMAINS.get("SUPPQUAL" if domain.startswith("SUPP") else domain)
     return entry[0] if entry else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def variables(domain: str) -> tuple[StdVariable, ...]:
     """The SDTMIG 3.4 variables of a dataset, in order; () for a domain SDTMIG 3.4 does not define here."""
     entry = _DOMAINS.get("SUPPQUAL" if domain.startswith("SUPP") else domain)
