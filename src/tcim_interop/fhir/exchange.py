@@ -227,7 +227,7 @@ class _Pull:
             for n, param in enumerate(params):
                 try:
                     found = self.search(rtype, {param: ",".join(group), **(extra or {})},
-                                        lambda r: bool(self.refs(r, elements) & wanted))
+                                        lambda r: bool(self.refs(r, elements) & wanted))  # noqa: B023 (called in this iteration)
                     break
                 except ServerError as e:
                     if n == len(params) - 1 or not (e.status == 400 or isinstance(e, _Ignored)):
@@ -363,7 +363,7 @@ def plan_chunks(entries: list[dict], size: int) -> tuple[list[dict], list[list[l
     """The entries with urn:uuid references rewritten to Type/id, and their indexes cut into chunks of at
     most `size` (a group tied by unresolvable references may exceed it), grouped in dependency levels."""
     targets = [_target(e) for e in entries]
-    alias = {e["fullUrl"]: t for e, t in zip(entries, targets) if t and e.get("fullUrl")}
+    alias = {e["fullUrl"]: t for e, t in zip(entries, targets, strict=True) if t and e.get("fullUrl")}
     entries = [{**e, "resource": _rewrite(e["resource"], alias)} if isinstance(e.get("resource"), dict) else e
                for e in entries]
     by_target = {t: i for i, t in enumerate(targets) if t}
@@ -503,7 +503,7 @@ def _tally(client: FhirClient, resp, sent: list[dict]) -> PushResult:
         result.messages += [client.redact(f"refused: {what}: {line}") for line in issues]
         return result
     answers = body.get("entry") if isinstance(body.get("entry"), list) else []
-    for entry, answer in zip(sent, answers + [{}] * (len(sent) - len(answers))):
+    for entry, answer in zip(sent, answers + [{}] * (len(sent) - len(answers)), strict=False):  # extra answers ignored
         response = answer.get("response") if isinstance(answer, dict) else None
         response = response if isinstance(response, dict) else {}
         status = str(response.get("status") or "").split(" ")[0]

@@ -280,7 +280,7 @@ def _unequal(wants: list, haves: list, kind: str) -> list[int]:
             [None if x is None or x != x else x for x in haves], {float, int, type(None)}
     if w == h and set(map(type, w)) <= plain:
         return []
-    return [k for k, (a, b) in enumerate(zip(wants, haves)) if _norm(a, kind) != _norm(b, kind)]
+    return [k for k, (a, b) in enumerate(zip(wants, haves, strict=True)) if _norm(a, kind) != _norm(b, kind)]
 
 
 def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: MappingSet, version: str) -> None:
@@ -306,7 +306,7 @@ def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: Ma
                 haves.append(columns[(loc[0], v.name)][loc[1]] if loc is not None else None)
             for k in _unequal(wants, haves, v.type):
                 cells[k][v.name] = _norm(wants[k], v.type)
-        for (i, resource), carried in zip(items, cells):
+        for (i, resource), carried in zip(items, cells, strict=True):
             resource["extension"] = [e for e in resource["extension"] if e.get("url") != SDTM_RECORD]
             resource["extension"].append(record_extension(name, i, carried))
     supp_names = [n for n in sdtm if n.startswith("SUPP")]

@@ -159,7 +159,8 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
         raise SpecError(f"{where}: missing {e.args[0]!r}") from None
     if not _NAME.match(domain) or len(domain) > 4:
         raise SpecError(f"{where}: domain {domain!r} is not a valid SDTM domain code")
-    sub = (lambda s: s.replace("--", domain) if isinstance(s, str) else s)
+    def sub(s):
+        return s.replace("--", domain) if isinstance(s, str) else s
     variables = [_variable(_subst(v, sub), where, codelists) for v in raw_vars]
     if not masked:  # the masked variants are checked too, so that a broken one fails on every load
         for v in doc["variables"]:

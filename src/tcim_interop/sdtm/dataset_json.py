@@ -110,7 +110,7 @@ def write_dataset_json(ds: Dataset, path: str | os.PathLike, *, study_oid: str, 
                    "columns": columns})
     cells = [frame[v.name].tolist() if v.name in frame else [None] * len(frame) for v in ds.variables]
     try:
-        lines = [_dumps([_cell(c[i], k) for c, k in zip(cells, kinds)]) for i in range(len(frame))]
+        lines = [_dumps([_cell(c[i], k) for c, k in zip(cells, kinds, strict=True)]) for i in range(len(frame))]
     except ValueError as e:
         raise OutputError(f"{path}: {ds.name}: {e}") from None
     text = _dumps(header)[:-1] + ',"rows":[' + ("\n" + ",\n".join(lines) + "\n" if lines else "") + "]}\n"
@@ -201,10 +201,10 @@ def _dataset(path: Path, doc: Any) -> Dataset:
     for r, row in enumerate(rows, start=1):
         if not isinstance(row, list) or len(row) != width:
             raise bad(f"row {r} has {len(row) if isinstance(row, list) else 'no'} values, not {width}")
-        for c, (value, kind) in enumerate(zip(row, kinds)):
-            data[c].append(_value(value, kind, lambda: bad(f"row {r}, {variables[c].name}: {value!r} is not {kind}")))
+        for c, (value, kind) in enumerate(zip(row, kinds, strict=True)):
+            data[c].append(_value(value, kind, lambda: bad(f"row {r}, {variables[c].name}: {value!r} is not {kind}")))  # noqa: B023 (called at once)
     frame = pd.DataFrame({v.name: pd.Series(col, dtype="float64" if v.type == "Num" else "object")
-                          for v, col in zip(variables, data)}, columns=[v.name for v in variables])
+                          for v, col in zip(variables, data, strict=True)}, columns=[v.name for v in variables])
     return Dataset(doc["name"], str(doc.get("label", "")), variables, frame)
 
 

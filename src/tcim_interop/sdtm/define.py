@@ -328,7 +328,7 @@ class _Builder:
         # frame filtered per QNAM would read the whole table each time
         labels: dict[str, object] = {}
         values: dict[str, list] = {}
-        for q, label, value in zip(frame["QNAM"].tolist(), frame["QLABEL"].tolist(), frame["QVAL"].tolist()):
+        for q, label, value in zip(frame["QNAM"].tolist(), frame["QLABEL"].tolist(), frame["QVAL"].tolist(), strict=True):
             if isinstance(q, str):
                 labels.setdefault(q, label)
                 values.setdefault(q, []).append(value)

@@ -375,7 +375,7 @@ def _plan_subjects(n: int, rng: random.Random) -> list[SubjectPlan]:
     mnc = round(MNC_SHARE * len(randomized))
     arms = ["MNC"] * mnc + ["PLACEBO"] * (len(randomized) - mnc)
     rng.shuffle(arms)
-    arm_of = dict(zip(randomized, arms))
+    arm_of = dict(zip(randomized, arms, strict=True))
     fatal = rng.choice(randomized)
     repeats = set(rng.sample(randomized, max(1, round(REPEAT_BASELINE_SHARE * len(randomized)))))
     long_ae = rng.choice(randomized) if n >= 20 else None

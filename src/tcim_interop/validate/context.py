@@ -41,8 +41,8 @@ class Context:
             # what to_dict("records") gives (native Python values), from one tolist() per column: 5x faster
             frame = self.datasets[name].frame
             columns = list(frame.columns)
-            self._records[name] = [dict(zip(columns, cells)) for cells in
-                                   zip(*(frame[c].tolist() for c in columns))] if columns else [{}] * len(frame)
+            self._records[name] = [dict(zip(columns, cells, strict=True)) for cells in
+                                   zip(*(frame[c].tolist() for c in columns), strict=True)] if columns else [{}] * len(frame)
         return self._records[name]
 
     def rows(self, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
