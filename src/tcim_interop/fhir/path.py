@@ -81,6 +81,7 @@ class Path:
 
 def _split_top(text: str, sep: str) -> list[str]:
     """Split on sep outside parentheses and quotes."""
+    cur: list[str]
     parts, depth, quote, cur = [], 0, False, []
     for ch in text:
         if ch == "'":

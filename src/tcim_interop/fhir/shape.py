@@ -127,7 +127,7 @@ def _misfit(node: dict, cls) -> tuple[list[str], object, str] | None:
                 continue
             if not isinstance(item, types) or numeric and (item.__class__ is bool or what == "an integer"
                                                            and item.__class__ is float and not item.is_integer()):
-                found = ([], item, what)
+                found: tuple[list[str], object, str] | None = ([], item, what)
             elif sub is not None:
                 found = _misfit(item, sub)
             else:
