@@ -77,8 +77,8 @@ class Report:
     pull: dict[str, Any] = field(default_factory=dict)  # to-sdtm --server: where the input came from (PullRecord)
 
     def add(self, severity: str, code: str, message: str, **where: Any) -> Finding:
-        f = Finding(severity, code, message, **{k: (v if k == "row" else "" if v is None else str(v))
-                                                for k, v in where.items()})
+        fields: dict[str, Any] = {k: (v if k == "row" else "" if v is None else str(v)) for k, v in where.items()}
+        f = Finding(severity, code, message, **fields)
         self.findings.append(f)
         return f
 

@@ -171,7 +171,7 @@ class _Pull:
         studies = self.search("ResearchStudy", {"identifier": study}, lambda r: any(
             isinstance(i, dict) and str(i.get("value")).casefold() == value
             and (not system or str(i.get("system")).casefold() == system)
-            for i in (r.get("identifier") if isinstance(r.get("identifier"), list) else [])))
+            for i in (r["identifier"] if isinstance(r.get("identifier"), list) else [])))
         studies = [r for r in studies if r["resourceType"] == "ResearchStudy"]
         if not studies:
             raise self.client.error(f"{self.client.base}: no ResearchStudy with identifier {study!r}")
@@ -190,7 +190,7 @@ class _Pull:
                                  {"_include": "ResearchSubject:patient"})
         patients = sorted({k for r in subjects if r["resourceType"] == "ResearchSubject"
                            for k in self.refs(r, ("individual", "subject")) if k.startswith("Patient/")})
-        tasks = [(rtype, param, elements, patients[i:i + IDS_PER_QUERY])
+        tasks: list[tuple] = [(rtype, param, elements, patients[i:i + IDS_PER_QUERY])
                  for rtype, (param, elements) in BY_PATIENT.items() for i in range(0, len(patients), IDS_PER_QUERY)]
         self._parallel(lambda t: self._by_refs(t[0], (t[1],), t[3], t[2]), tasks)
         scanned: set[str] = set()
@@ -502,7 +502,7 @@ def _tally(client: FhirClient, resp, sent: list[dict]) -> PushResult:
         result.refused += len(sent)
         result.messages += [client.redact(f"refused: {what}: {line}") for line in issues]
         return result
-    answers = body.get("entry") if isinstance(body.get("entry"), list) else []
+    answers = body["entry"] if isinstance(body.get("entry"), list) else []
     for entry, answer in zip(sent, answers + [{}] * (len(sent) - len(answers)), strict=False):  # extra answers ignored
         response = answer.get("response") if isinstance(answer, dict) else None
         response = response if isinstance(response, dict) else {}

@@ -128,6 +128,7 @@ class Validation:
                 if self.progress:
                     self.progress(i + 1)
             return out
+        assert self._pending is not None  # set with the pool
         try:
             for done, found in enumerate(self._pending, start=1):
                 out.update(found)
