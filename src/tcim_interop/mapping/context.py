@@ -37,7 +37,7 @@ class Row:
     resource: InputResource | LineResource  # parsed while the row is built; as the input holds it after
     run: RunContext
     domain: str
-    refs: dict[str, InputResource | None] = field(default_factory=dict)
+    refs: dict[str, InputResource | LineResource | None] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     supp: dict[str, Any] = field(default_factory=dict)
     subject_row: Row | None = None

@@ -152,6 +152,7 @@ def _link_subjects(dm_rows: list[Row], run: RunContext, outcome: dict) -> None:
             continue
         seen[usubjid] = row.resource.key
         patient = row.refs["patient"]
+        assert patient is not None  # a DM row has its Patient
         if patient.key in run.subjects_by_patient:
             row.finding("warning", "SUBJECT_IN_TWO_STUDIES",
                         f"{patient.key} is enrolled more than once; its events go to the first enrolment")
@@ -208,7 +209,7 @@ def in_dependency_order(spec: DomainSpec, kind: str) -> list:
 
 
 def _param_refs(var) -> list[str]:
-    refs = []
+    refs: list[str] = []
     for key in ("of", "at", "if", "date", "result"):
         value = var.params.get(key)
         refs.extend(value if isinstance(value, list) else [value] if isinstance(value, str) else [])
@@ -280,9 +281,11 @@ def _trial_design(dm_rows: list[Row], datasets: dict[str, Dataset], mappings: Ma
     """TS, TA, TE, TI, TV of every overall study with subjects in DM."""
     from ..trial_design.build import build_trial_design
 
-    studies = {}
+    studies: dict[str, tuple] = {}
     for row in dm_rows:
-        studies.setdefault(row.refs["study"].key, (row.refs["study"], row.values["STUDYID"]))
+        study = row.refs["study"]
+        assert study is not None  # a DM row has its study
+        studies.setdefault(study.key, (study, row.values["STUDYID"]))
     dm = datasets["DM"].frame if "DM" in datasets else pd.DataFrame()
     return build_trial_design(list(studies.values()), mappings, dm, run.index, run.report, run.used)
 

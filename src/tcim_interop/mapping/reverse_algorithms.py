@@ -54,7 +54,9 @@ def _fhir_datetime(dtc: str, tz_name: str | None) -> str:
         from zoneinfo import ZoneInfo
 
         local = local.replace(tzinfo=ZoneInfo(tz_name))
-        offset = local.utcoffset().total_seconds()
+        utc_offset = local.utcoffset()
+        assert utc_offset is not None  # the zone was just set
+        offset = utc_offset.total_seconds()
         if offset % 60:  # a local mean time (Madrid before 1901, Monrovia before 1972): FHIR offsets are hh:mm
             local = local.replace(tzinfo=timezone(timedelta(minutes=round(offset / 60))))
         return local.isoformat(timespec="seconds")
@@ -99,6 +101,7 @@ def assign_ct(t: Target, var, value: Any) -> None:
         path = var.path(t.version)
         alt = path.alternatives[0]
         root = t.resources.get(alt.var or "resource")
+        assert root is not None  # the resource the quantity goes in is built
         node = root
         for step in alt.steps:
             node = node.setdefault(step.name, {}) if step.func is None else node

@@ -273,6 +273,7 @@ def _unequal(wants: list, haves: list, kind: str) -> list[int]:
     """Positions where two aligned columns differ once normalised (_norm). A column that is plainly
     equal (the same text, or the same numbers, with nulls in the same places) is told by one list
     comparison instead of two _norm calls per cell."""
+    plain: set[type]
     if kind == "Char":
         w, h, plain = ["" if x is None else x for x in wants], ["" if x is None else x for x in haves], {str}
     else:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeGuard, TypeVar
 
 import pandas as pd
 
+_T = TypeVar("_T")
 
-def present(value: Any) -> bool:
+
+def present(value: _T | None) -> TypeGuard[_T]:  # where True, not None
     """An SDTM value that is not null: None, "" and NaN are SDTM's nulls."""
     return value is not None and value != "" and not (isinstance(value, float) and math.isnan(value))
 

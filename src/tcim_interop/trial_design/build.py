@@ -188,7 +188,7 @@ def _ti(ctx: DesignContext, spec: TrialDesignSpec) -> list[dict]:
         for ch in group.get("characteristic") or []:
             category = "EXCLUSION" if ch.get("exclude") else "INCLUSION"
             numbers[category] += 1
-            coding = next(iter((ch.get("code") or {}).get("coding") or []), {})
+            coding: dict = next(iter((ch.get("code") or {}).get("coding") or []), {})
             text = (ch.get("code") or {}).get("text") or coding.get("display") or ""
             code = coding.get("code") or f"{category[:4]}{numbers[category]:02d}"
             if xpt_length(text) > MAX_BYTES:
