@@ -103,8 +103,10 @@ def to_sdtm_cmd(
             if server:  # credentials from the environment: TCIM_FHIR_TOKEN or SMART backend settings
                 from .fhir.exchange import pull_to_directory
 
+                assert study is not None  # checked above: --server comes with --study
                 pulled = pull_to_directory(server, study, Path(tmp) / "fhir", progress=progress).record
                 inputs = [Path(tmp) / "fhir"]
+            assert inputs is not None  # checked above: INPUT files or --server
             result = to_sdtm([str(p) for p in inputs], out, mappings=mappings,
                              fhir_version=fhir_version.value if fhir_version else None,
                              mune_domain=mune_domain.value if mune_domain else None, strict=strict,

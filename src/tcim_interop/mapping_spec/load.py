@@ -7,6 +7,7 @@ exist, map values that are not terms of their codelist, names and labels that XP
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -70,7 +71,7 @@ def _read_yaml(path: FsPath) -> dict:
     return doc
 
 
-def package_mappings(datasets, mappings: str | FsPath | None = None, masked: bool | None = None) -> MappingSet:
+def package_mappings(datasets, mappings: str | os.PathLike | None = None, masked: bool | None = None) -> MappingSet:
     """The mapping set that describes a package's datasets (to-fhir, validate): NV's spec when the MUNE
     domain is NV, the masked specs when EC stands for EX (a to-sdtm --masked delivery) or when `masked`
     (the manifest's word) says so."""
@@ -80,7 +81,7 @@ def package_mappings(datasets, mappings: str | FsPath | None = None, masked: boo
     return load_mapping_set(mappings, mune_domain=mune, masked=masked)
 
 
-def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | None = None,
+def load_mapping_set(directory: str | os.PathLike | None = None, mune_domain: str | None = None,
                      masked: bool = False) -> MappingSet:
     """masked=True: the mapping set of a delivery before unblinding. The roles of study.yaml
     `masked_domains` are served by those specs (ex: ec.yaml, EC with ECTRT = MASKED), and every

@@ -181,10 +181,11 @@ def _dataset(path: Path, doc: Any) -> Dataset:
 
     if not isinstance(doc, dict):
         raise bad("the top level is not an object")
-    for key, kind in (("name", str), ("columns", list), ("rows", list)):
-        if not isinstance(doc.get(key), kind):
+    for key, expected in (("name", str), ("columns", list), ("rows", list)):
+        if not isinstance(doc.get(key), expected):
             raise bad(f"missing or malformed {key!r}")
-    variables, kinds = [], []
+    variables: list[VariableMeta] = []
+    kinds: list[str] = []
     for n, col in enumerate(doc["columns"], start=1):
         kind = col.get("dataType") if isinstance(col, dict) else None
         if not (isinstance(col, dict) and isinstance(col.get("name"), str) and isinstance(kind, str)

@@ -140,7 +140,10 @@ class _Builder:
         self.ms, self.study_name, self.ct_version = ms, study_name, ct_version
         self.specs = {s.domain: s for s in ms.domains.values()}
         self.mune = ms.domains["mune"].domain if "mune" in ms.domains else None
-        self.groups, self.items, self.value_lists, self.where = [], [], [], {}
+        self.groups: list[etree._Element] = []
+        self.items: list[etree._Element] = []
+        self.value_lists: list[etree._Element] = []
+        self.where: dict[str, etree._Element] = {}
         self.codelists: dict[str, etree._Element] = {}
         self.methods: dict[tuple, tuple[tuple[str, str], list[str]]] = {}  # (algorithm, params) -> ((OID, text), users)
         self.comments: dict[str, str] = {}

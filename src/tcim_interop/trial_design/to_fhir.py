@@ -106,7 +106,7 @@ def _criteria(study: dict, studyid: str, ti: list[dict], builder) -> None:
     """TI -> a definitional Group: one characteristic per criterion (exclude = IECAT EXCLUSION)."""
     from ..mapping.to_fhir import resource_id
 
-    group = {"resourceType": "Group", "id": resource_id(studyid, "TI"), "type": "person",
+    group: dict[str, Any] = {"resourceType": "Group", "id": resource_id(studyid, "TI"), "type": "person",
              "characteristic": [{"code": {"coding": [{"system": IE_SYSTEM, "code": str(r["IETESTCD"])}],
                                           **({"text": str(r["IETEST"])} if present(r.get("IETEST")) else {})},
                                  "valueBoolean": True, "exclude": r.get("IECAT") == "EXCLUSION"} for r in ti]}

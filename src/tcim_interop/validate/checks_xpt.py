@@ -33,7 +33,7 @@ def xpt_constraints(ctx: Context):
         for f in report.findings:
             if file and not file.lower().endswith(".xpt") and f.code != "XPT_NAME":
                 continue  # Dataset-JSON holds UTF-8 text of any length
-            row = int(_ROW.search(f.source).group(1)) if _ROW.search(f.source) else None
+            row = int(m.group(1)) if (m := _ROW.search(f.source)) else None
             yield ctx.finding(f.severity, _RULES.get((f.code, bool(f.variable)), "TCIM-XPT"), f.code, f.message, name,
                               row=row, variable=f.variable, value=f.value or None,
                               record=ctx.records(name)[row - 1] if row else None)
