@@ -63,8 +63,8 @@ class InputResource(_Located):
 
     # What a LineResource keeps without its dict, read here from the dict.
     @property
-    def resource_type(self) -> str | None:
-        return self.data.get("resourceType")
+    def resource_type(self) -> str:
+        return self.data["resourceType"]  # a str: the readers keep no resource without one
 
     @property
     def told(self) -> str | None:
