@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -53,7 +52,7 @@ def running():
         progress.close()
 
 
-def _created(value: Optional[str]) -> Optional[datetime]:
+def _created(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
@@ -64,23 +63,23 @@ def _created(value: Optional[str]) -> Optional[datetime]:
 
 @app.command("to-sdtm")
 def to_sdtm_cmd(
-    inputs: Optional[List[Path]] = typer.Argument(
+    inputs: list[Path] | None = typer.Argument(
         None, help="FHIR JSON/XML bundles or resources, NDJSON files, or directories (or use --server)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the .xpt files and run-report.json."),
-    fhir_version: Optional[FhirVersion] = typer.Option(None, "--fhir-version",
-                                                       help="Force R4 or R5 (default: detected per resource)."),
-    mune_domain: Optional[MuneDomain] = typer.Option(None, "--mune-domain",
-                                                     help="Send MUNE to XM (default, mappings/xm.yaml) or NV."),
-    mappings: Optional[Path] = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
+    fhir_version: FhirVersion | None = typer.Option(None, "--fhir-version",
+                                                    help="Force R4 or R5 (default: detected per resource)."),
+    mune_domain: MuneDomain | None = typer.Option(None, "--mune-domain",
+                                                  help="Send MUNE to XM (default, mappings/xm.yaml) or NV."),
+    mappings: Path | None = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 and write no dataset if any error is found."),
-    created: Optional[str] = typer.Option(None, "--created",
-                                          help="Creation time for XPT headers (default: latest meta.lastUpdated)."),
+    created: str | None = typer.Option(None, "--created",
+                                       help="Creation time for XPT headers (default: latest meta.lastUpdated)."),
     formats: str = typer.Option("xpt", "--format", help="xpt, json (Dataset-JSON v1.1) or xpt,json."),
     fast: bool = typer.Option(False, "--fast", help="Validate only what the mapping reads, not whole resources."),
     masked: bool = typer.Option(False, "--masked", help="Before unblinding: exposure in EC (ECTRT MASKED), "
                                                          "no EX, no arm in DM (ARMNRS MASKED)."),
-    server: Optional[str] = typer.Option(None, "--server", help="Pull the study from this FHIR server instead."),
-    study: Optional[str] = typer.Option(None, "--study", help="With --server: the study's identifier."),
+    server: str | None = typer.Option(None, "--server", help="Pull the study from this FHIR server instead."),
+    study: str | None = typer.Option(None, "--study", help="With --server: the study's identifier."),
     jobs: int = typer.Option(0, "--jobs", "-j", min=0,
                              help="Processes validating resources with fhir.resources (0: one per core)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
@@ -104,8 +103,10 @@ def to_sdtm_cmd(
             if server:  # credentials from the environment: TCIM_FHIR_TOKEN or SMART backend settings
                 from .fhir.exchange import pull_to_directory
 
+                assert study is not None  # checked above: --server comes with --study
                 pulled = pull_to_directory(server, study, Path(tmp) / "fhir", progress=progress).record
                 inputs = [Path(tmp) / "fhir"]
+            assert inputs is not None  # checked above: INPUT files or --server
             result = to_sdtm([str(p) for p in inputs], out, mappings=mappings,
                              fhir_version=fhir_version.value if fhir_version else None,
                              mune_domain=mune_domain.value if mune_domain else None, strict=strict,
@@ -128,7 +129,7 @@ def to_fhir_cmd(
     fhir_version: FhirVersion = typer.Option(FhirVersion.R4, "--fhir-version"),
     bundle_type: BundleType = typer.Option(BundleType.transaction, "--bundle-type"),
     ndjson: bool = typer.Option(False, "--ndjson", help="Write bulk-data NDJSON, one file per resource type."),
-    mappings: Optional[Path] = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
+    mappings: Path | None = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 and write nothing if any error is found."),
     jobs: int = typer.Option(0, "--jobs", "-j", min=0,
                              help="Processes validating resources with fhir.resources (0: one per core)."),
@@ -176,9 +177,9 @@ def synth_cmd(
 @app.command("validate")
 def validate_cmd(
     sdtm_dir: Path = typer.Argument(..., help="SDTM package directory (.xpt or Dataset-JSON, define.xml, manifest.json)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Directory for the reports (default: SDTM_DIR-validation beside it)."),
-    mappings: Optional[Path] = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="Directory for the reports (default: SDTM_DIR-validation beside it)."),
+    mappings: Path | None = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
 ) -> None:
     """Check an SDTM package against SDTMIG 3.4, CDISC CT, the specs and its define.xml (CDISC CORE

@@ -8,7 +8,6 @@ TCIM_FHIR_PRIVATE_KEY, TCIM_FHIR_TOKEN_URL). See docs/fhir-server.md.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -42,9 +41,9 @@ def pull_cmd(
     study: str = typer.Option(..., "--study", help="The overall study's identifier: value, or system|value."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the NDJSON files (new, empty, or a previous pull)."),
     page_size: int = typer.Option(500, "--page-size", min=1, max=10000, help="_count asked of the server per page."),
-    client_id: Optional[str] = CLIENT_ID, private_key: Optional[Path] = PRIVATE_KEY,
-    token_url: Optional[str] = TOKEN_URL, scope: Optional[str] = SCOPE, key_id: Optional[str] = KEY_ID,
-    ca_bundle: Optional[Path] = CA_BUNDLE, timeout: float = TIMEOUT, retries: int = RETRIES,
+    client_id: str | None = CLIENT_ID, private_key: Path | None = PRIVATE_KEY,
+    token_url: str | None = TOKEN_URL, scope: str | None = SCOPE, key_id: str | None = KEY_ID,
+    ca_bundle: Path | None = CA_BUNDLE, timeout: float = TIMEOUT, retries: int = RETRIES,
     workers: int = WORKERS, quiet: bool = QUIET,
 ) -> None:
     """Download a study's records from a FHIR server as NDJSON, the input to-sdtm reads.
@@ -70,9 +69,9 @@ def push_cmd(
     server: str = SERVER,
     batch_size: int = typer.Option(50, "--batch-size", min=1, max=10000,
                                    help="Entries per transaction (some servers refuse more than 50 updates in one)."),
-    client_id: Optional[str] = CLIENT_ID, private_key: Optional[Path] = PRIVATE_KEY,
-    token_url: Optional[str] = TOKEN_URL, scope: Optional[str] = SCOPE, key_id: Optional[str] = KEY_ID,
-    ca_bundle: Optional[Path] = CA_BUNDLE, timeout: float = TIMEOUT, retries: int = RETRIES,
+    client_id: str | None = CLIENT_ID, private_key: Path | None = PRIVATE_KEY,
+    token_url: str | None = TOKEN_URL, scope: str | None = SCOPE, key_id: str | None = KEY_ID,
+    ca_bundle: Path | None = CA_BUNDLE, timeout: float = TIMEOUT, retries: int = RETRIES,
     workers: int = WORKERS, quiet: bool = QUIET,
 ) -> None:
     """Load a to-fhir transaction bundle into a FHIR server, in transactions of --batch-size entries.

@@ -77,8 +77,8 @@ class Report:
     pull: dict[str, Any] = field(default_factory=dict)  # to-sdtm --server: where the input came from (PullRecord)
 
     def add(self, severity: str, code: str, message: str, **where: Any) -> Finding:
-        f = Finding(severity, code, message, **{k: (v if k == "row" else "" if v is None else str(v))
-                                                for k, v in where.items()})
+        fields: dict[str, Any] = {k: (v if k == "row" else "" if v is None else str(v)) for k, v in where.items()}
+        f = Finding(severity, code, message, **fields)
         self.findings.append(f)
         return f
 
@@ -121,7 +121,7 @@ class Report:
                 self._digests[p] = sha256(Path(p))
         return [{"label": label, "sha256": self._digests[p], "bytes": Path(p).stat().st_size,
                  **({"path": p} if self.report_paths else {})}
-                for p, label in zip(self.input_files, _labels("input", self.input_files))] + self.memory_inputs
+                for p, label in zip(self.input_files, _labels("input", self.input_files), strict=True)] + self.memory_inputs
 
     def add_memory_input(self, doc: object) -> str:
         """Record a document given in memory (its label, and the sha256 of its JSON with sorted keys,
@@ -156,7 +156,7 @@ class Report:
         """Every input file's path, or its bare name, replaced by its label wherever the report names it."""
         labels: dict[str, str] = {}
         for kind, files in (("input", self.input_files), ("skipped", self.skipped_files)):
-            for p, label in zip(files, _labels(kind, files)):
+            for p, label in zip(files, _labels(kind, files), strict=True):
                 labels[p] = label
                 labels.setdefault(Path(p).name, label)
         if not labels:

@@ -30,10 +30,10 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Iterable, Iterator
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import httpcore
@@ -158,17 +158,18 @@ class SmartBackendAuth:
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         try:
-            self._key = load_pem_private_key(key_pem, password=None)
+            key = load_pem_private_key(key_pem, password=None)
         except (ValueError, TypeError) as e:
             raise UsageError(f"--private-key: not an unencrypted PEM private key ({e})") from None
-        if isinstance(self._key, rsa.RSAPrivateKey):
-            self.alg, jwk_alg = "RS384", jwt.algorithms.RSAAlgorithm
-        elif isinstance(self._key, ec.EllipticCurvePrivateKey) and self._key.curve.name == "secp384r1":
-            self.alg, jwk_alg = "ES384", jwt.algorithms.ECAlgorithm
+        if isinstance(key, rsa.RSAPrivateKey):
+            self.alg, jwk = "RS384", jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp384r1":
+            self.alg, jwk = "ES384", jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
         else:
             raise UsageError("--private-key: SMART Backend Services needs an RSA key (RS384) or an EC P-384 key (ES384)")
+        self._key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = key
         self.client_id, self.token_url, self.scope = client_id, token_url, scope
-        self.key_id = key_id or _jwk_thumbprint(jwk_alg.to_jwk(self._key.public_key(), as_dict=True))
+        self.key_id = key_id or _jwk_thumbprint(jwk)
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires = 0.0
@@ -253,7 +254,7 @@ def _tls_context(ca_bundle) -> ssl.SSLContext:
 
 
 def _tls_failure(exc: BaseException) -> str | None:
-    seen = exc
+    seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLError):
             return getattr(seen, "verify_message", None) or getattr(seen, "reason", None) or str(seen)

@@ -24,17 +24,16 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 from urllib.parse import urlencode
 
 import orjson
 
 from ..errors import InputError, OutputError, UsageError
-from .client import (MAX_JSON_DEPTH, FhirClient, ServerError, ServerOptions, holds_secret, json_depth_ok,
-                        outcome_lines)
+from .client import MAX_JSON_DEPTH, FhirClient, ServerError, ServerOptions, holds_secret, json_depth_ok, outcome_lines
 
 # What to-sdtm reads (a test checks this against the mapping specs), and for the records of a subject,
 # the search parameter that finds them by patient (the same in R4 and R5) and the elements it searches.
@@ -172,7 +171,7 @@ class _Pull:
         studies = self.search("ResearchStudy", {"identifier": study}, lambda r: any(
             isinstance(i, dict) and str(i.get("value")).casefold() == value
             and (not system or str(i.get("system")).casefold() == system)
-            for i in (r.get("identifier") if isinstance(r.get("identifier"), list) else [])))
+            for i in (r["identifier"] if isinstance(r.get("identifier"), list) else [])))
         studies = [r for r in studies if r["resourceType"] == "ResearchStudy"]
         if not studies:
             raise self.client.error(f"{self.client.base}: no ResearchStudy with identifier {study!r}")
@@ -191,7 +190,7 @@ class _Pull:
                                  {"_include": "ResearchSubject:patient"})
         patients = sorted({k for r in subjects if r["resourceType"] == "ResearchSubject"
                            for k in self.refs(r, ("individual", "subject")) if k.startswith("Patient/")})
-        tasks = [(rtype, param, elements, patients[i:i + IDS_PER_QUERY])
+        tasks: list[tuple] = [(rtype, param, elements, patients[i:i + IDS_PER_QUERY])
                  for rtype, (param, elements) in BY_PATIENT.items() for i in range(0, len(patients), IDS_PER_QUERY)]
         self._parallel(lambda t: self._by_refs(t[0], (t[1],), t[3], t[2]), tasks)
         scanned: set[str] = set()
@@ -228,7 +227,7 @@ class _Pull:
             for n, param in enumerate(params):
                 try:
                     found = self.search(rtype, {param: ",".join(group), **(extra or {})},
-                                        lambda r: bool(self.refs(r, elements) & wanted))
+                                        lambda r: bool(self.refs(r, elements) & wanted))  # noqa: B023 (called in this iteration)
                     break
                 except ServerError as e:
                     if n == len(params) - 1 or not (e.status == 400 or isinstance(e, _Ignored)):
@@ -364,7 +363,7 @@ def plan_chunks(entries: list[dict], size: int) -> tuple[list[dict], list[list[l
     """The entries with urn:uuid references rewritten to Type/id, and their indexes cut into chunks of at
     most `size` (a group tied by unresolvable references may exceed it), grouped in dependency levels."""
     targets = [_target(e) for e in entries]
-    alias = {e["fullUrl"]: t for e, t in zip(entries, targets) if t and e.get("fullUrl")}
+    alias = {e["fullUrl"]: t for e, t in zip(entries, targets, strict=True) if t and e.get("fullUrl")}
     entries = [{**e, "resource": _rewrite(e["resource"], alias)} if isinstance(e.get("resource"), dict) else e
                for e in entries]
     by_target = {t: i for i, t in enumerate(targets) if t}
@@ -503,8 +502,8 @@ def _tally(client: FhirClient, resp, sent: list[dict]) -> PushResult:
         result.refused += len(sent)
         result.messages += [client.redact(f"refused: {what}: {line}") for line in issues]
         return result
-    answers = body.get("entry") if isinstance(body.get("entry"), list) else []
-    for entry, answer in zip(sent, answers + [{}] * (len(sent) - len(answers))):
+    answers = body["entry"] if isinstance(body.get("entry"), list) else []
+    for entry, answer in zip(sent, answers + [{}] * (len(sent) - len(answers)), strict=False):  # extra answers ignored
         response = answer.get("response") if isinstance(answer, dict) else None
         response = response if isinstance(response, dict) else {}
         status = str(response.get("status") or "").split(" ")[0]

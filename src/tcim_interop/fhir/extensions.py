@@ -88,7 +88,7 @@ def read_supps(resource: dict, fields: list[str]) -> list[tuple[int, dict[str, s
 
 
 def dataset_extension(name: str, label: str, variables: list[tuple[str, str, str]]) -> dict:
-    subs = [{"url": "name", "valueString": name}]
+    subs: list[dict[str, Any]] = [{"url": "name", "valueString": name}]
     if label:
         subs.append({"url": "label", "valueString": label})
     for vname, vlabel, vtype in variables:
@@ -101,7 +101,7 @@ def dataset_extension(name: str, label: str, variables: list[tuple[str, str, str
 
 def read_datasets(resource: dict) -> dict[str, tuple[str, list[tuple[str, str, str]]]]:
     """{dataset: (label, [(name, label, type), ...])} from a ResearchStudy's sdtm-dataset extensions."""
-    out = {}
+    out: dict = {}  # the strings as the JSON has them
     for ext in resource.get("extension") or []:
         if isinstance(ext, dict) and ext.get("url") == SDTM_DATASET:
             parts = _subs(ext)

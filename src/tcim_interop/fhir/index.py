@@ -7,7 +7,7 @@ at a Bundle entry's fullUrl ("urn:uuid:..."). Contained references ("#x") are no
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from .read import InputResource
 

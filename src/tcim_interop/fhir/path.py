@@ -15,9 +15,10 @@ own resource. Paths are compiled once when a spec is loaded, so a typo fails at 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
-from typing import Any, Callable
+from functools import cache, cached_property
+from typing import Any
 
 _STEP = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*?)\))?\s*$")
 _ARG = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*'([^']*)'\s*")
@@ -80,6 +81,7 @@ class Path:
 
 def _split_top(text: str, sep: str) -> list[str]:
     """Split on sep outside parentheses and quotes."""
+    cur: list[str]
     parts, depth, quote, cur = [], 0, False, []
     for ch in text:
         if ch == "'":
@@ -119,7 +121,7 @@ def _parse_step(raw: str, text: str) -> list[Step]:
     raise PathSyntaxError(f"unknown function {name}() in path {text!r}; known: {', '.join(FUNCTIONS)}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def compile_path(text: str) -> Path:
     if not text or not text.strip():
         raise PathSyntaxError("empty path")
@@ -202,7 +204,7 @@ def set_value(target: dict, path: Path, value: Any, version: str, resource_type:
             node = child
 
 
-@lru_cache(maxsize=None)
+@cache
 def _write_plan(alt: Alternative, version: str, resource_type: str) -> tuple[tuple[str, bool, dict, bool], ...]:
     """(element, is it a list, the where() filter its item must satisfy, is it the leaf) per named step:
     worked out once per path, not once per value written (to-fhir writes every cell). The filter

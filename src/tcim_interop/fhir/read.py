@@ -15,9 +15,10 @@ import codecs
 import json
 import os
 import sys
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -32,6 +33,11 @@ XML_SUFFIXES = (".xml",)
 
 class _Located:
     __slots__ = ()
+    if TYPE_CHECKING:  # what each subclass has, as a field or a property
+        @property
+        def file(self) -> str: ...
+        @property
+        def place(self) -> str: ...
 
     @property
     def where(self) -> str:
@@ -54,7 +60,7 @@ class InputResource(_Located):
     # What a LineResource keeps without its dict, read here from the dict.
     @property
     def resource_type(self) -> str:
-        return self.data.get("resourceType")
+        return self.data["resourceType"]  # a str: the readers keep no resource without one
 
     @property
     def told(self) -> str | None:
@@ -163,7 +169,11 @@ def _pairs(pairs: list[tuple[str, object]]) -> dict:
         return obj
     seen: set[str] = set()
     out = _Repeated(obj)
-    out.repeated = [k for k, _ in pairs if k in seen or seen.add(k)]
+    out.repeated = []
+    for k, _ in pairs:
+        if k in seen:
+            out.repeated.append(k)
+        seen.add(k)
     return out
 
 
@@ -232,7 +242,7 @@ def read_file(path: Path, keep: Collection[str] | None = None) -> Iterator[Input
     if suffix in XML_SUFFIXES or raw.lstrip()[:1] == b"<":
         from .xml import parse_xml  # lxml is imported only for XML input
 
-        doc = parse_xml(raw, name)
+        doc: object = parse_xml(raw, name)
     else:
         try:
             doc, repeats = _parse(raw)

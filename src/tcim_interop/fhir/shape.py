@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from functools import lru_cache
+from functools import cache
 
 _TYPE = re.compile(r"abc\.(\w+)Type\b")
 
@@ -14,7 +14,7 @@ def _package(version: str) -> str:
     return "fhir.resources.R4B" if version == "R4" else "fhir.resources"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _class(version: str, name: str, near_module: str = ""):
     for module in filter(None, (near_module, f"{_package(version)}.{name.lower()}")):
         try:
@@ -26,7 +26,7 @@ def _class(version: str, name: str, near_module: str = ""):
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def element(version: str, resource_type: str, path: tuple[str, ...]) -> tuple[bool, str | None]:
     """(is_list, type name) of the element at path under the resource type; (False, None) if unknown."""
     cls = _class(version, resource_type)
@@ -120,6 +120,7 @@ def _misfit(node: dict, cls) -> tuple[list[str], object, str] | None:
         if spec is None or value is None:  # unknown, or null (which the full validation lets through)
             continue
         is_list, types, what, sub, numeric = spec
+        found: tuple[list[str], object, str] | None
         if is_list is not (value.__class__ is list):
             return [f".{key}"], value, "an array" if is_list else "a single value"
         for i, item in enumerate(value) if is_list else ((0, value),):

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from functools import lru_cache
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 
 import orjson
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_class(version: str, resource_type: str):
     if version == "R4":
         from fhir.resources.R4B import get_fhir_model_class
@@ -98,7 +98,7 @@ class Validation:
     def in_background(self) -> bool:
         return self._pool is not None
 
-    def __enter__(self) -> "Validation":
+    def __enter__(self) -> Validation:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -128,6 +128,7 @@ class Validation:
                 if self.progress:
                     self.progress(i + 1)
             return out
+        assert self._pending is not None  # set with the pool
         try:
             for done, found in enumerate(self._pending, start=1):
                 out.update(found)

@@ -9,7 +9,7 @@ resources in its file have, else the whole input has, then the default. --fhir-v
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 VERSIONS = ("R4", "R5")
 
@@ -41,7 +41,7 @@ _ONLY = {
 
 
 def telling_version(resource: dict) -> str | None:
-    rtype = resource.get("resourceType")
+    rtype = resource.get("resourceType") or ""  # "": no resource type, as None
     keys = resource.keys()
     r4 = bool(_ONLY["R4"].get(rtype, set()) & keys)
     r5 = bool(_ONLY["R5"].get(rtype, set()) & keys)

@@ -45,7 +45,7 @@ import copy
 import math
 import re
 from collections import Counter
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from lxml import etree
 
@@ -101,15 +101,19 @@ def _has_doctype(raw: bytes) -> bool:
     elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
     elif len(head) == 4 and b"\x00" in head:  # no BOM: guess UTF-16/32 and its byte order by the zeros
-        zeros = tuple(b == 0 for b in head)
+        zeros = (head[0] == 0, head[1] == 0, head[2] == 0, head[3] == 0)
         encoding = {(False, True, True, True): "utf-32-le", (True, True, True, False): "utf-32-be",
                     (False, True, False, True): "utf-16-le", (True, False, True, False): "utf-16-be"}.get(zeros)
     if encoding:
         text = raw.decode(encoding, errors="replace").lstrip("\ufeff")
-        rest = text[_PROLOG_TEXT.match(text).end():][:9].encode("ascii", errors="replace")
+        prolog = _PROLOG_TEXT.match(text)
+        assert prolog is not None  # the pattern matches the empty string
+        rest = text[prolog.end():][:9].encode("ascii", errors="replace")
     else:
         body = raw[3:] if raw.startswith(codecs.BOM_UTF8) else raw
-        rest = body[_PROLOG.match(body).end():][:9]
+        prolog_bytes = _PROLOG.match(body)
+        assert prolog_bytes is not None  # the pattern matches the empty string
+        rest = body[prolog_bytes.end():][:9]
     return rest.upper() == b"<!DOCTYPE"
 
 
@@ -157,7 +161,7 @@ def _elements(el):
 
 # --- the models: what each element is ---------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def _fields(cls) -> dict:
     return {(f.alias or n): f for n, f in cls.model_fields.items() if not n.endswith("__ext") and n != "fhir_comments"}
 
@@ -297,7 +301,7 @@ class _Converter:
             many = is_list or len(items) > 1
             first = items[0]
             if kind == "xhtml" or _qname(first)[0] == XHTML_NS:
-                values = [self.xhtml(c) for c in items]
+                values: list = [self.xhtml(c) for c in items]
             elif kind == "resource" or (kind is None and any(_qname(g)[1][:1].isupper() for g in _elements(first))):
                 values = [self.wrapped(c, version) for c in items]
             elif (kind is not None and kind != "complex") or (kind is None and first.get("value") is not None):

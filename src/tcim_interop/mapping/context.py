@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from ..findings import Report
 from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource, LineResource
+from ..findings import Report
 from ..mapping_spec.load import MappingSet
 
 CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter")
@@ -26,7 +27,7 @@ class RunContext:
     mappings: MappingSet
     index: ResourceIndex
     report: Report
-    subjects_by_patient: dict[str, list["Row"]] = field(default_factory=dict)  # filled by DM
+    subjects_by_patient: dict[str, list[Row]] = field(default_factory=dict)  # filled by DM
     used: set[str] = field(default_factory=set)  # keys of supporting resources that fed a record
     progress: Callable[[], None] | None = None  # called once per resource of a row type
 
@@ -36,10 +37,10 @@ class Row:
     resource: InputResource | LineResource  # parsed while the row is built; as the input holds it after
     run: RunContext
     domain: str
-    refs: dict[str, InputResource | None] = field(default_factory=dict)
+    refs: dict[str, InputResource | LineResource | None] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     supp: dict[str, Any] = field(default_factory=dict)
-    subject_row: "Row | None" = None
+    subject_row: Row | None = None
     # path text -> its values: variables sharing a source (--TESTCD and --TEST, VISITNUM and VISIT)
     # walk it once. Sound because a row's resource and refs do not change once it is selected.
     _seen: dict[str, list] = field(default_factory=dict, repr=False, compare=False)

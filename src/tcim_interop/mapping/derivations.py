@@ -29,7 +29,7 @@ class DeriveContext:
         dm = self.datasets.get("DM")
         if dm is None or dm.empty or name not in dm:
             return {}
-        return dict(zip(dm["USUBJID"], dm[name]))
+        return dict(zip(dm["USUBJID"], dm[name], strict=True))
 
 
 @algorithm("sequence", "derive", origin="Derived")
@@ -48,7 +48,7 @@ def study_day(data: DeriveContext, var) -> list[float | None]:
     """--DY from params.date and DM.RFSTDTC (SDTMIG 4.4.4: no day 0, complete dates only)."""
     rfst = data.dm_column("RFSTDTC")
     out = []
-    for u, d in zip(data.frame["USUBJID"], data.frame[var.params["date"]]):
+    for u, d in zip(data.frame["USUBJID"], data.frame[var.params["date"]], strict=True):
         day = _study_day(d, rfst.get(u))
         out.append(float(day) if day is not None else None)
     return out
@@ -58,7 +58,7 @@ def _exposure(data: DeriveContext, var, pick) -> list[str | None]:
     ex = data.datasets.get(var.params["domain"])
     by_subject: dict[str, list[str]] = {}
     if ex is not None and not ex.empty:
-        for u, d in zip(ex["USUBJID"], ex[var.params["var"]]):
+        for u, d in zip(ex["USUBJID"], ex[var.params["var"]], strict=True):
             if present(d):
                 by_subject.setdefault(u, []).append(d)
     return [pick(by_subject[u]) if u in by_subject else None for u in data.frame["USUBJID"]]
@@ -112,10 +112,10 @@ def baseline_flag(data: DeriveContext, var) -> list[str | None]:
     frame = data.frame
     best: dict[tuple, tuple[str, int]] = {}
     cols = [frame[k].tolist() for k in var.params["by"]]  # not frame[k].iat per row: slow
-    by = list(zip(*cols)) if cols else [()] * len(frame)
-    for i, (u, d, res) in enumerate(zip(frame["USUBJID"], frame[var.params["date"]], frame[var.params["result"]])):
+    by = list(zip(*cols, strict=True)) if cols else [()] * len(frame)
+    for i, (u, d, res) in enumerate(zip(frame["USUBJID"], frame[var.params["date"]], frame[var.params["result"]], strict=True)):
         ref = rfx.get(u)
-        if not (present(res) and present(d) and present(ref) and _before_exposure(d, ref)):
+        if not (present(res) and present(d) and present(ref) and _before_exposure(d, str(ref))):
             continue
         key = by[i]
         if key not in best or d >= best[key][0]:

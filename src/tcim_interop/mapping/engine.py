@@ -8,18 +8,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import methodcaller
-from typing import Callable
 
 import pandas as pd
 
-from ..findings import Report
 from ..fhir.index import ResourceIndex
-from ..fhir.read import InputResource
-from ..sdtm.dataset import Dataset, VariableMeta
-from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
+from ..fhir.read import InputResource, LineResource
+from ..findings import Report
 from ..mapping_spec.load import MappingSet
 from ..mapping_spec.model import READ_BEFORE, DomainSpec, SuppStructure
+from ..sdtm.dataset import Dataset, VariableMeta
+from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
 from . import registry
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext
@@ -35,7 +35,7 @@ def whole_types(mappings: MappingSet) -> set[str]:
     return set(SUPPORTING_TYPES) | {mappings.spec("dm").row_resource}
 
 
-def build(resources: list[InputResource], mappings: MappingSet, report: Report,
+def build(resources: list[InputResource | LineResource], mappings: MappingSet, report: Report,
           outcome: dict[str, tuple[str, str]] | None = None,
           progress: Callable[..., None] | None = None) -> dict[str, Dataset]:
     """outcome: resources already rejected upstream (invalid, duplicate), by key. progress: called
@@ -153,6 +153,7 @@ def _link_subjects(dm_rows: list[Row], run: RunContext, outcome: dict) -> None:
             continue
         seen[usubjid] = row.resource.key
         patient = row.refs["patient"]
+        assert patient is not None  # a DM row is selected through its Patient
         if patient.key in run.subjects_by_patient:
             row.finding("warning", "SUBJECT_IN_TWO_STUDIES",
                         f"{patient.key} is enrolled more than once; its events go to the first enrolment")
@@ -266,9 +267,11 @@ def _trial_design(dm_rows: list[Row], datasets: dict[str, Dataset], mappings: Ma
     """TS, TA, TE, TI, TV of every overall study with subjects in DM."""
     from ..trial_design.build import build_trial_design
 
-    studies = {}
+    studies: dict[str, tuple] = {}
     for row in dm_rows:
-        studies.setdefault(row.refs["study"].key, (row.refs["study"], row.values["STUDYID"]))
+        study = row.refs["study"]
+        assert study is not None  # a DM row is selected through its study
+        studies.setdefault(study.key, (study, row.values["STUDYID"]))
     dm = datasets["DM"].frame if "DM" in datasets else pd.DataFrame()
     return build_trial_design(list(studies.values()), mappings, dm, run.index, run.report, run.used)
 

@@ -14,8 +14,8 @@ again, and where that does not give back the value, it travels in the sdtm-recor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

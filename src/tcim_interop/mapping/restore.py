@@ -12,10 +12,10 @@ from __future__ import annotations
 import pandas as pd
 
 from ..fhir.extensions import read_datasets, read_record, read_supps
-from ..findings import Report
 from ..fhir.index import ResourceIndex
-from ..sdtm.dataset import Dataset, VariableMeta
+from ..findings import Report
 from ..mapping_spec.model import SuppStructure
+from ..sdtm.dataset import Dataset, VariableMeta
 
 
 def restore(datasets: dict[str, Dataset], index: ResourceIndex, report: Report,
@@ -41,13 +41,13 @@ def restore(datasets: dict[str, Dataset], index: ResourceIndex, report: Report,
         if not any(r is not None and r[0] == name for r in records):
             continue
         frame = ds.frame
-        for i, rec in enumerate(records):
-            for var, value in (rec[2] if rec else {}).items():
+        for i, record in enumerate(records):
+            for var, value in (record[2] if record else {}).items():
                 if var not in frame.columns:
                     frame[var] = pd.Series([None] * len(frame), index=frame.index, dtype="object")
                 frame.at[i, var] = value
                 overridden.add((ds.sources[i], var))
-        order = sorted(range(len(frame)), key=lambda i: (records[i][1] if records[i] else float("inf"), i))
+        order = sorted(range(len(frame)), key=lambda i: (r[1] if (r := records[i]) else float("inf"), i))
         ds.frame = frame.iloc[order].reset_index(drop=True)
         ds.sources = [ds.sources[i] for i in order]
         if name in described:

@@ -8,13 +8,14 @@ carries in the sdtm-record extension whatever does not come back.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 from ..fhir.path import Path, compile_path, set_value
-from ..sdtm.dates import DateError, to_iso8601
 from ..mapping_spec.load import MappingSet
+from ..sdtm.dates import DateError, to_iso8601
 from .registry import reverse
 from .row_algorithms import ISO3166_SYSTEM, MEDDRA_LEVEL_URL, MEDDRA_SYSTEM, format_number
 
@@ -62,7 +63,9 @@ def _fhir_datetime(dtc: str, tz_name: str | None) -> str:
         from zoneinfo import ZoneInfo
 
         local = local.replace(tzinfo=ZoneInfo(tz_name))
-        offset = local.utcoffset().total_seconds()
+        delta = local.utcoffset()
+        assert delta is not None  # an aware datetime: ZoneInfo gives every instant an offset
+        offset = delta.total_seconds()
         if offset % 60:  # a local mean time (Madrid before 1901, Monrovia before 1972): FHIR offsets are hh:mm
             local = local.replace(tzinfo=timezone(timedelta(minutes=round(offset / 60))))
         return local.isoformat(timespec="seconds")
@@ -106,8 +109,8 @@ def assign_ct(t: Target, var, value: Any) -> None:
         quantity = {"unit": str(value), "system": coding["system"], "code": coding["code"]}
         path = var.path(t.version)
         alt = path.alternatives[0]
-        root = t.resources.get(alt.var or "resource")
-        node = root
+        node = t.resources.get(alt.var or "resource")
+        assert node is not None  # the spec's path starts at a resource the target holds
         for step in alt.steps:
             node = node.setdefault(step.name, {}) if step.func is None else node
         node.update(quantity)

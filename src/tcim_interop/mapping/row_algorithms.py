@@ -7,7 +7,7 @@ they cannot determine is left empty (None), never guessed.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from ..sdtm.dates import DateError, age_in_years, to_iso8601
@@ -94,7 +94,7 @@ def assign_ct(row: Row, var) -> str | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _frozen(items: tuple) -> frozenset:
     return frozenset(items)
 

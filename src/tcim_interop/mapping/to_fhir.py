@@ -24,10 +24,10 @@ from ..fhir.path import compile_path, set_value
 from ..fhir.read import InputResource
 from ..fhir.validate import Validation
 from ..findings import Report
-from ..sdtm.dataset import Dataset, present
-from ..sdtm.text import continuation_qnam
 from ..mapping_spec.load import MappingSet
 from ..mapping_spec.model import DomainSpec
+from ..sdtm.dataset import Dataset, present
+from ..sdtm.text import continuation_qnam
 from ..trial_design import MADE as MADE_DESIGN
 from . import registry
 from .reverse_algorithms import Target, resource_id
@@ -244,7 +244,7 @@ class Builder:
 
 def _idvarval(spec: DomainSpec, record: dict) -> str:
     seq = record.get(f"{spec.domain}SEQ")
-    return f"{int(seq)}" if present(seq) else ""
+    return f"{int(seq)}" if present(seq) else ""  # type: ignore[arg-type]  # present(): a number
 
 
 # -- verify: to-sdtm of what was built must give the input back ---------------------------------------
@@ -266,6 +266,7 @@ def _unequal(wants: list, haves: list, kind: str) -> list[int]:
     """Positions where two aligned columns differ once normalised (_norm). A column that is plainly
     equal (the same text, or the same numbers, with nulls in the same places) is told by one list
     comparison instead of two _norm calls per cell."""
+    plain: set[type]
     if kind == "Char":
         w, h, plain = ["" if x is None else x for x in wants], ["" if x is None else x for x in haves], {str}
     else:
@@ -273,7 +274,7 @@ def _unequal(wants: list, haves: list, kind: str) -> list[int]:
             [None if x is None or x != x else x for x in haves], {float, int, type(None)}
     if w == h and set(map(type, w)) <= plain:
         return []
-    return [k for k, (a, b) in enumerate(zip(wants, haves)) if _norm(a, kind) != _norm(b, kind)]
+    return [k for k, (a, b) in enumerate(zip(wants, haves, strict=True)) if _norm(a, kind) != _norm(b, kind)]
 
 
 def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: MappingSet, version: str) -> None:
@@ -299,7 +300,7 @@ def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: Ma
                 haves.append(columns[(loc[0], v.name)][loc[1]] if loc is not None else None)
             for k in _unequal(wants, haves, v.type):
                 cells[k][v.name] = _norm(wants[k], v.type)
-        for (i, resource), carried in zip(items, cells):
+        for (i, resource), carried in zip(items, cells, strict=True):
             resource["extension"] = [e for e in resource["extension"] if e.get("url") != SDTM_RECORD]
             resource["extension"].append(record_extension(name, i, carried))
     supp_names = [n for n in sdtm if n.startswith("SUPP")]
@@ -313,13 +314,13 @@ def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: Ma
             study.setdefault("extension", []).append(
                 dataset_extension(name, ds.label, [(v.name, v.label, v.type) for v in ds.variables]))
     parents = _parent_index(sdtm, originals)
-    carried = ms.suppqual.carried
+    carried_fields = ms.suppqual.carried
     for name in sdtm:
         for i, r in enumerate(originals[name] if name.startswith("SUPP") else ()):
-            row = parents.get((r["RDOMAIN"], r["USUBJID"], r["IDVAR"], _key(r["IDVARVAL"])))
+            row: Any = parents.get((r["RDOMAIN"], r["USUBJID"], r["IDVAR"], _key(r["IDVARVAL"])))
             if row is None:  # no such parent record: keep it on the subject
                 row = parents[("DM", r["USUBJID"], "", "")]
-            built.rows[row].setdefault("extension", []).append(supp_extension(i, r, carried))
+            built.rows[row].setdefault("extension", []).append(supp_extension(i, r, carried_fields))
 
 
 def _key(value: Any) -> str:

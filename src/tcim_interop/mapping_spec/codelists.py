@@ -41,7 +41,7 @@ class Codelists:
     reverse_choice: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)  # map -> release -> value -> key
 
     @classmethod
-    def from_yaml(cls, doc: dict, file: str) -> "Codelists":
+    def from_yaml(cls, doc: dict, file: str) -> Codelists:
         try:
             lists = {}
             for name, cl in (doc.get("codelists") or {}).items():

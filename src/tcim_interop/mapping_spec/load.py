@@ -7,6 +7,7 @@ exist, map values that are not terms of their codelist, names and labels that XP
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,9 +20,9 @@ from ..errors import SpecError
 from ..fhir.path import PathSyntaxError, compile_path
 from ..fhir.version import VERSIONS
 from ..mapping import registry
-from .codelists import Codelists
 from ..sdtm.dataset import VariableMeta
-from .model import DomainSpec, SuppStructure, Supplemental, Variable
+from .codelists import Codelists
+from .model import DomainSpec, Supplemental, SuppStructure, Variable
 
 SDTM_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")  # a dataset or variable name: also what XPT v5 holds
 
@@ -103,7 +104,7 @@ def read_yaml(path: FsPath) -> dict:
     return doc
 
 
-def package_mappings(datasets, mappings: str | FsPath | None = None, masked: bool | None = None) -> MappingSet:
+def package_mappings(datasets, mappings: str | os.PathLike | None = None, masked: bool | None = None) -> MappingSet:
     """The mapping set that describes a package's datasets (to-fhir, validate): NV's spec when the MUNE
     domain is NV, the masked specs when EC stands for EX (a to-sdtm --masked delivery) or when `masked`
     (the manifest's word) says so."""
@@ -113,7 +114,7 @@ def package_mappings(datasets, mappings: str | FsPath | None = None, masked: boo
     return load_mapping_set(mappings, mune_domain=mune, masked=masked)
 
 
-def load_mapping_set(directory: str | FsPath | None = None, mune_domain: str | None = None,
+def load_mapping_set(directory: str | os.PathLike | None = None, mune_domain: str | None = None,
                      masked: bool = False) -> MappingSet:
     """masked=True: the mapping set of a delivery before unblinding. The roles of study.yaml
     `masked_domains` are served by those specs (ex: ec.yaml, EC with ECTRT = MASKED), and every
@@ -193,7 +194,8 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
         raise SpecError(f"{where}: missing {e.args[0]!r}") from None
     if not SDTM_NAME.match(domain) or len(domain) > 4:
         raise SpecError(f"{where}: domain {domain!r} is not a valid SDTM domain code")
-    sub = (lambda s: s.replace("--", domain) if isinstance(s, str) else s)
+    def sub(s):
+        return s.replace("--", domain) if isinstance(s, str) else s
     variables = [_variable(_subst(v, sub), where, codelists) for v in raw_vars]
     if not masked:  # the masked variants are checked too, so that a broken one fails on every load
         for v in doc["variables"]:

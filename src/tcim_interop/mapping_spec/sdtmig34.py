@@ -6,7 +6,7 @@ first use; SUPPxx variables are those of mappings/suppqual.yaml, the structure t
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,7 +26,7 @@ class Standard(NamedTuple):
     domains: dict[str, tuple[str, tuple[StdVariable, ...]]]  # name -> (class, variables)
 
 
-@lru_cache(maxsize=None)
+@cache
 def standard(path: Path = DATA) -> Standard:
     from .load import SDTM_NAME, read_yaml, variable_list
 
@@ -34,7 +34,7 @@ def standard(path: Path = DATA) -> Standard:
     classes, domains = doc.get("classes"), doc.get("domains")
     if not isinstance(classes, list) or not isinstance(domains, dict):
         raise SpecError(f"{path}: needs 'classes' (a list) and 'domains' (a mapping)")
-    out = {}
+    out: dict[str, tuple[str, tuple[StdVariable, ...]]] = {}
     for name, entry in domains.items():
         where = f"{path}: {name}"
         if not isinstance(name, str) or not SDTM_NAME.match(name) or not isinstance(entry, dict):
@@ -47,7 +47,7 @@ def standard(path: Path = DATA) -> Standard:
         raw = entry.get("variables")
         if not isinstance(raw, list) or not all(isinstance(v, list) and len(v) == 3 for v in raw):
             raise SpecError(f"{where}: 'variables' must be a list of [name, type, core]")
-        checked = variable_list([dict(zip(("name", "type", "core"), v)) for v in raw], where, ("type", "core"))
+        checked = variable_list([dict(zip(("name", "type", "core"), v, strict=True)) for v in raw], where, ("type", "core"))
         out[name] = (entry["class"], tuple(StdVariable(v["name"], v["type"], v["core"]) for v in checked))
     return Standard(tuple(classes), out)
 
@@ -56,14 +56,14 @@ def _entry(domain: str):
     return standard().domains.get("SUPPQUAL" if domain.startswith("SUPP") else domain)
 
 
-@lru_cache(maxsize=None)
+@cache
 def domain_class(domain: str) -> str | None:
     """"EVENTS", "FINDINGS", "TRIAL DESIGN", ... of a standard domain (SUPPxx: RELATIONSHIP)."""
     entry = _entry(domain)
     return entry[0] if entry else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def variables(domain: str) -> tuple[StdVariable, ...]:
     """The SDTMIG 3.4 variables of a dataset, in order; () for a domain SDTMIG 3.4 does not define here.
     SUPPxx: those of the shipped mappings/suppqual.yaml."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 import pandas as pd
@@ -109,7 +110,7 @@ def write_dataset_json(ds: Dataset, path: str | os.PathLike, *, study_oid: str, 
                    "columns": columns})
     cells = [frame[v.name].tolist() if v.name in frame else [None] * len(frame) for v in ds.variables]
     try:
-        lines = [_dumps([_cell(c[i], k) for c, k in zip(cells, kinds)]) for i in range(len(frame))]
+        lines = [_dumps([_cell(c[i], k) for c, k in zip(cells, kinds, strict=True)]) for i in range(len(frame))]
     except ValueError as e:
         raise OutputError(f"{path}: {ds.name}: {e}") from None
     text = _dumps(header)[:-1] + ',"rows":[' + ("\n" + ",\n".join(lines) + "\n" if lines else "") + "]}\n"
@@ -180,10 +181,11 @@ def _dataset(path: Path, doc: Any) -> Dataset:
 
     if not isinstance(doc, dict):
         raise bad("the top level is not an object")
-    for key, kind in (("name", str), ("columns", list), ("rows", list)):
-        if not isinstance(doc.get(key), kind):
+    for key, expected in (("name", str), ("columns", list), ("rows", list)):
+        if not isinstance(doc.get(key), expected):
             raise bad(f"missing or malformed {key!r}")
-    variables, kinds = [], []
+    variables: list[VariableMeta] = []
+    kinds: list[str] = []
     for n, col in enumerate(doc["columns"], start=1):
         kind = col.get("dataType") if isinstance(col, dict) else None
         if not (isinstance(col, dict) and isinstance(col.get("name"), str) and isinstance(kind, str)
@@ -200,10 +202,10 @@ def _dataset(path: Path, doc: Any) -> Dataset:
     for r, row in enumerate(rows, start=1):
         if not isinstance(row, list) or len(row) != width:
             raise bad(f"row {r} has {len(row) if isinstance(row, list) else 'no'} values, not {width}")
-        for c, (value, kind) in enumerate(zip(row, kinds)):
-            data[c].append(_value(value, kind, lambda: bad(f"row {r}, {variables[c].name}: {value!r} is not {kind}")))
+        for c, (value, kind) in enumerate(zip(row, kinds, strict=True)):
+            data[c].append(_value(value, kind, lambda: bad(f"row {r}, {variables[c].name}: {value!r} is not {kind}")))  # noqa: B023 (called at once)
     frame = pd.DataFrame({v.name: pd.Series(col, dtype="float64" if v.type == "Num" else "object")
-                          for v, col in zip(variables, data)}, columns=[v.name for v in variables])
+                          for v, col in zip(variables, data, strict=True)}, columns=[v.name for v in variables])
     return Dataset(doc["name"], str(doc.get("label", "")), variables, frame)
 
 

@@ -23,9 +23,9 @@ import numpy as np
 from lxml import etree
 
 from ..errors import SpecError
+from ..mapping_spec import sdtmig34
 from ..mapping_spec.load import MappingSet
 from ..mapping_spec.model import DomainSpec
-from ..mapping_spec import sdtmig34
 from .dataset import Dataset, VariableMeta
 from .dataset_json import column_type, is_integral, item_oid, package_version, present, text_length
 
@@ -137,7 +137,10 @@ class _Builder:
         self.ms, self.study_name, self.ct_version = ms, study_name, ct_version
         self.specs = {s.domain: s for s in ms.domains.values()}
         self.mune = ms.domains["mune"].domain if "mune" in ms.domains else None
-        self.groups, self.items, self.value_lists, self.where = [], [], [], {}
+        self.groups: list[etree._Element] = []
+        self.items: list[etree._Element] = []
+        self.value_lists: list[etree._Element] = []
+        self.where: dict[str, etree._Element] = {}
         self.codelists: dict[str, etree._Element] = {}
         self.methods: dict[tuple, tuple[tuple[str, str], list[str]]] = {}  # (algorithm, params) -> ((OID, text), users)
         self.comments: dict[str, str] = {}
@@ -185,7 +188,7 @@ class _Builder:
         return order.index(klass) if klass in order else len(order)
 
     # -- datasets -----------------------------------------------------------------------------
-    def _shape(self, ds: Dataset) -> tuple[str, str, list[str], DomainSpec | None]:
+    def _shape(self, ds: Dataset) -> tuple[str | None, str, list[str], DomainSpec | None]:
         """(class, structure, keys, spec) of a dataset; a SUPPxx's spec is its parent's."""
         if ds.name.startswith("SUPP") and ds.name[4:] in self.specs:
             supp = self.ms.suppqual
@@ -325,7 +328,7 @@ class _Builder:
         # frame filtered per QNAM would read the whole table each time
         labels: dict[str, object] = {}
         values: dict[str, list] = {}
-        for q, label, value in zip(frame["QNAM"].tolist(), frame["QLABEL"].tolist(), frame["QVAL"].tolist()):
+        for q, label, value in zip(frame["QNAM"].tolist(), frame["QLABEL"].tolist(), frame["QVAL"].tolist(), strict=True):
             if isinstance(q, str):
                 labels.setdefault(q, label)
                 values.setdefault(q, []).append(value)

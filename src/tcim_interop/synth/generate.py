@@ -19,10 +19,11 @@ import json
 import math
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Iterable
+from typing import Any
 
 VERSIONS = ("R4", "R5")
 
@@ -346,8 +347,8 @@ class Subject:
     def arm(self) -> str | None:
         return self.plan.arm
 
-    def visit(self, code: str) -> Visit | None:
-        return next((v for v in self.visits if v.code == code), None)
+    def visit(self, code: str) -> Visit:
+        return next(v for v in self.visits if v.code == code)
 
 
 @dataclass
@@ -375,7 +376,7 @@ def _plan_subjects(n: int, rng: random.Random) -> list[SubjectPlan]:
     mnc = round(MNC_SHARE * len(randomized))
     arms = ["MNC"] * mnc + ["PLACEBO"] * (len(randomized) - mnc)
     rng.shuffle(arms)
-    arm_of = dict(zip(randomized, arms))
+    arm_of = dict(zip(randomized, arms, strict=True))
     fatal = rng.choice(randomized)
     repeats = set(rng.sample(randomized, max(1, round(REPEAT_BASELINE_SHARE * len(randomized)))))
     long_ae = rng.choice(randomized) if n >= 20 else None
@@ -592,6 +593,7 @@ def _draw_event(rng: random.Random, s: Subject, term: AeTerm, verbatim: str, day
 
 def _fatal_event(rng: random.Random, s: Subject) -> Event:
     term = AE_RESPIRATORY_FAILURE
+    assert s.death is not None  # only the subject who dies has a fatal event
     start = s.death - timedelta(rng.randint(*term.days))
     return Event(term, term.verbatim, start, s.death, "severe", "death", "Unlikely", "fatal",
                  rng.choice(s.injections), True)
@@ -650,7 +652,7 @@ def _coding(system: str, code: str, display: str | None = None) -> dict:
 
 
 def _cc(system: str, code: str, display: str | None = None, text: str | None = None) -> dict:
-    cc = {"coding": [_coding(system, code, display)]}
+    cc: dict[str, Any] = {"coding": [_coding(system, code, display)]}
     if text:
         cc["text"] = text
     return cc
@@ -658,7 +660,7 @@ def _cc(system: str, code: str, display: str | None = None, text: str | None = N
 
 def _quantity(value: float | int, code: str, unit: str | None = None) -> dict:
     """A UCUM quantity; the human-readable unit is the code unless said, and absent when dimensionless."""
-    q = {"value": value}
+    q: dict[str, Any] = {"value": value}
     if code != "1":
         q["unit"] = unit or code
     q.update(system=UCUM, code=code)
@@ -747,7 +749,7 @@ def _render_sponsor() -> dict:
 
 def _render_criteria(v: str) -> dict:
     """The eligibility criteria (TI): one characteristic each, the criterion's text and number."""
-    group = {"resourceType": "Group", "id": CRITERIA_ID, "type": "person",
+    group: dict[str, Any] = {"resourceType": "Group", "id": CRITERIA_ID, "type": "person",
              "name": "TCIM-ELAII eligibility criteria",
              "characteristic": [{"code": {"coding": [{"system": SYS_CRITERION, "code": code}], "text": text},
                                  "valueBoolean": True, "exclude": code.startswith("EXCL")}
@@ -788,7 +790,7 @@ def _render_patient(s: Subject) -> dict:
 
 
 def _render_consent(s: Subject, v: str) -> dict:
-    r = {"resourceType": "Consent", "id": f"cons-{s.sid}", "status": "active"}
+    r: dict[str, Any] = {"resourceType": "Consent", "id": f"cons-{s.sid}", "status": "active"}
     category = [_cc(LOINC, "59284-0", "Patient Consent")]
     if v == "R4":
         r["scope"] = _cc(THO + "consentscope", "research", "Research")
@@ -806,7 +808,7 @@ def _render_consent(s: Subject, v: str) -> dict:
 
 
 def _render_research_subject(s: Subject, v: str) -> dict:
-    r = {"resourceType": "ResearchSubject", "id": f"rs-{s.sid}",
+    r: dict[str, Any] = {"resourceType": "ResearchSubject", "id": f"rs-{s.sid}",
          "identifier": [{"use": "official", "system": SID_SUBJECT, "value": s.sid}]}
     period = {"start": s.plan.consent.isoformat(), "end": s.end.isoformat()}
     study, patient = _ref("ResearchStudy", SITE_STUDY_ID), _ref("Patient", _patient_id(s))
@@ -854,7 +856,7 @@ def _render_encounter(s: Subject, visit: Visit, v: str) -> dict:
 
 def _medication_administration(v: str, rid: str, s: Subject, medication: dict, visit: Visit, at: datetime,
                                dosage: dict) -> dict:
-    r = {"resourceType": "MedicationAdministration", "id": rid, "status": "completed"}
+    r: dict[str, Any] = {"resourceType": "MedicationAdministration", "id": rid, "status": "completed"}
     encounter = _ref("Encounter", _encounter_id(s, visit))
     if v == "R4":
         r.update(medicationCodeableConcept=medication, subject=_ref("Patient", _patient_id(s)), context=encounter,
@@ -912,7 +914,7 @@ def _meddra(term: AeTerm) -> list[dict]:
 
 
 def _event_extensions(e: Event, v: str) -> list[dict]:
-    ext = []
+    ext: list[dict[str, Any]] = []
     if v == "R4" and e.end:  # R4 has no end date: the R5 occurrence element, pre-adopted
         ext.append({"url": EXT_AE_OCCURRENCE, "valuePeriod": {"start": e.start.isoformat(), "end": e.end.isoformat()}})
     if v == "R5":  # R5 has no severity element
@@ -936,7 +938,7 @@ def _seriousness(e: Event, v: str) -> dict:
 
 
 def _render_event(s: Subject, e: Event, v: str) -> dict:
-    r = {"resourceType": "AdverseEvent", "id": f"ae-{s.sid}-{e.seq:02d}"}
+    r: dict[str, Any] = {"resourceType": "AdverseEvent", "id": f"ae-{s.sid}-{e.seq:02d}"}
     ext = _event_extensions(e, v)
     if ext:
         r["extension"] = ext
@@ -1002,7 +1004,7 @@ def write_bundle(resources: Iterable[dict], path: str | Path) -> Path:
     b = bundle(resources)
     head = _dumps({k: v for k, v in b.items() if k != "entry"})[:-1]  # without its closing brace
     entries = ",\n".join(_dumps(e) for e in b["entry"])
-    path.write_bytes(f'{head}, "entry": [\n{entries}\n]}}\n'.encode("utf-8"))
+    path.write_bytes(f'{head}, "entry": [\n{entries}\n]}}\n'.encode())
     return path
 
 

@@ -23,12 +23,12 @@ from ..fhir.extensions import read_datasets, read_records
 from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource
 from ..findings import Report
-from ..sdtm.dataset import Dataset, VariableMeta, present
-from ..sdtm.text import split_text, xpt_length, MAX_BYTES
+from ..mapping.row_algorithms import study_arms
 from ..mapping_spec.load import MappingSet
+from ..sdtm.dataset import Dataset, VariableMeta, present
+from ..sdtm.text import MAX_BYTES, split_text, xpt_length
 from . import MADE
 from .spec import TrialDesignSpec
-from ..mapping.row_algorithms import study_arms
 from .summary import SOURCES, DesignContext, config, registry_name
 
 IE_SYSTEM = "http://tcim-interop.org/fhir/CodeSystem/ie-criterion"
@@ -189,7 +189,7 @@ def _ti(ctx: DesignContext, spec: TrialDesignSpec) -> list[dict]:
         for ch in group.get("characteristic") or []:
             category = "EXCLUSION" if ch.get("exclude") else "INCLUSION"
             numbers[category] += 1
-            coding = next(iter((ch.get("code") or {}).get("coding") or []), {})
+            coding: dict = next(iter((ch.get("code") or {}).get("coding") or []), {})
             text = (ch.get("code") or {}).get("text") or coding.get("display") or ""
             code = coding.get("code") or f"{category[:4]}{numbers[category]:02d}"
             if xpt_length(text) > MAX_BYTES:

@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 
 from ..errors import SpecError
-from ..sdtm.dataset import VariableMeta
 from ..mapping_spec.codelists import Codelists
+from ..sdtm.dataset import VariableMeta
 
 
 @dataclass(frozen=True)

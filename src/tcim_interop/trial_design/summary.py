@@ -6,8 +6,9 @@ builder adds TSVALCD/TSVCDREF/TSVCDVER from the parameter's codelist or referenc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -128,12 +129,12 @@ def sponsor(ctx: DesignContext, param) -> list[TsValue]:
         ref = ctx.data.get("sponsor")
         org = ctx.resolve(ref, "Organization")
         name = (org or {}).get("name") or (ref or {}).get("display")
-        return [TsValue(name)] if present(name) else []
+        return [TsValue(str(name))] if present(name) else []
     for party in ctx.data.get("associatedParty") or []:
         if any(c.get("code") in SPONSOR_ROLES for c in _codings(party.get("role"))):
             name = party.get("name") or (ctx.resolve(party.get("party"), "Organization") or {}).get("name")
             if present(name):
-                return [TsValue(name)]
+                return [TsValue(str(name))]
     return []
 
 

@@ -105,7 +105,7 @@ def _summary(study: dict, ts: list[dict], builder) -> None:
 
 def _criteria(study: dict, studyid: str, ti: list[dict], builder) -> None:
     """TI -> a definitional Group: one characteristic per criterion (exclude = IECAT EXCLUSION)."""
-    group = {"resourceType": "Group", "id": resource_id(studyid, "TI"), "type": "person",
+    group: dict[str, Any] = {"resourceType": "Group", "id": resource_id(studyid, "TI"), "type": "person",
              "characteristic": [{"code": {"coding": [{"system": IE_SYSTEM, "code": str(r["IETESTCD"])}],
                                           **({"text": str(r["IETEST"])} if present(r.get("IETEST")) else {})},
                                  "valueBoolean": True, "exclude": r.get("IECAT") == "EXCLUSION"} for r in ti]}

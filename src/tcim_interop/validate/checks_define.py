@@ -120,9 +120,9 @@ def define_variables(ctx: Context):
                               f"variable order differs: dataset {' '.join(common)}; define.xml {' '.join(defined_order)}",
                               name)
         for v in ds.variables:
-            d = defined.get(v.name)
-            if d is not None:
-                yield from _compare(ctx, name, v, d)
+            dv = defined.get(v.name)
+            if dv is not None:
+                yield from _compare(ctx, name, v, dv)
 
 
 def _compare(ctx: Context, name: str, v, d: DefinedVariable):

@@ -59,7 +59,8 @@ def reference_exposure_dates(ctx: Context):
     domain = "EX" if "EX" in ctx.datasets else "EC" if ctx.masked and "EC" in ctx.datasets else None
     if domain is None or not ctx.has("DM", "RFXSTDTC", "RFXENDTC"):
         return
-    starts, ends = defaultdict(list), defaultdict(list)
+    starts: defaultdict[str, list[str]] = defaultdict(list)
+    ends: defaultdict[str, list[str]] = defaultdict(list)
     for _, rec in ctx.rows(domain):
         if domain == "EC" and text(rec.get("ECOCCUR")) == "N":
             continue

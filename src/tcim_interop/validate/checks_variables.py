@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .context import Context, text
+from .context import Context
 from .registry import check
 
 # ISO 8601 as SDTMIG 4.4 uses it in --DTC: a right-truncated date-time, or one with missing components

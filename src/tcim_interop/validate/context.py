@@ -3,16 +3,17 @@ SDTMIG 3.4 otherwise), the package's define.xml and options, and how a finding i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..findings import Finding
-from ..sdtm.dataset import Dataset, present
+from ..mapping_spec import sdtmig34
 from ..mapping_spec.load import MappingSet
 from ..mapping_spec.model import DomainSpec
-from ..mapping_spec import sdtmig34
 from ..mapping_spec.sdtmig34 import StdVariable
+from ..sdtm.dataset import Dataset, present
 
 GENERAL_CLASSES = ("INTERVENTIONS", "EVENTS", "FINDINGS")
 
@@ -40,8 +41,8 @@ class Context:
             # what to_dict("records") gives (native Python values), from one tolist() per column: 5x faster
             frame = self.datasets[name].frame
             columns = list(frame.columns)
-            self._records[name] = [dict(zip(columns, cells)) for cells in
-                                   zip(*(frame[c].tolist() for c in columns))] if columns else [{}] * len(frame)
+            self._records[name] = [dict(zip(columns, cells, strict=True)) for cells in
+                                   zip(*(frame[c].tolist() for c in columns), strict=True)] if columns else [{}] * len(frame)
         return self._records[name]
 
     def rows(self, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -144,7 +145,7 @@ class Context:
                        value="" if value is None else text(value), rule=rule, row=row)
 
 
-def one_to_one(ctx: "Context", name: str, key: str, value: str, rule: str, code: str):
+def one_to_one(ctx: Context, name: str, key: str, value: str, rule: str, code: str):
     """Findings where `key` has another `value` than in its first record."""
     first: dict[str, tuple[str, int]] = {}
     for row, rec in ctx.rows(name):
@@ -157,7 +158,7 @@ def one_to_one(ctx: "Context", name: str, key: str, value: str, rule: str, code:
                               name, row=row, variable=value, value=v, record=rec)
 
 
-def unique(ctx: "Context", name: str, keys: tuple[str, ...], rule: str, code: str):
+def unique(ctx: Context, name: str, keys: tuple[str, ...], rule: str, code: str):
     """Findings where the combination of `keys` repeats an earlier record's."""
     seen: dict[tuple, int] = {}
     for row, rec in ctx.rows(name):

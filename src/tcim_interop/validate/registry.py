@@ -7,8 +7,8 @@ documentation (docs/validate.md) and for `tcim-interop validate --help`'s reader
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from ..findings import Finding
 
