@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import methodcaller
 
 import pandas as pd
@@ -35,7 +35,7 @@ def whole_types(mappings: MappingSet) -> set[str]:
     return set(SUPPORTING_TYPES) | {mappings.spec("dm").row_resource}
 
 
-def build(resources: list[InputResource | LineResource], mappings: MappingSet, report: Report,
+def build(resources: Sequence[InputResource | LineResource], mappings: MappingSet, report: Report,
           outcome: dict[str, tuple[str, str]] | None = None,
           progress: Callable[..., None] | None = None) -> dict[str, Dataset]:
     """outcome: resources already rejected upstream (invalid, duplicate), by key. progress: called
@@ -276,7 +276,7 @@ def _trial_design(dm_rows: list[Row], datasets: dict[str, Dataset], mappings: Ma
     return build_trial_design(list(studies.values()), mappings, dm, run.index, run.report, run.used)
 
 
-def _account(resources: list[InputResource], outcome: dict, run: RunContext, report: Report) -> None:
+def _account(resources: Sequence[InputResource | LineResource], outcome: dict, run: RunContext, report: Report) -> None:
     for res in resources:
         kind, reason = outcome.get(res.key, ("", ""))
         if kind in ("rejected", "out_of_scope"):
