@@ -16,9 +16,10 @@ from .sdtm.dataset import Dataset
 def run(datasets: dict[str, Dataset], out: Path | None, ms: MappingSet, opts: FhirOptions
         ) -> tuple[list[dict], Report, list[Path]]:
     from .mapping.to_fhir import build_fhir
+    from .sdtm_pipeline import map_resources
 
     report = Report()
-    resources = build_fhir(datasets, ms, opts.fhir_version, report, verify=opts.verify, jobs=opts.jobs)
+    resources = build_fhir(datasets, ms, opts.fhir_version, report, map_resources, verify=opts.verify, jobs=opts.jobs)
     if opts.strict and report.errors:
         raise ConformanceError(f"{len(report.errors)} error finding(s), nothing written; "
                                f"first: {report.errors[0].line()}")

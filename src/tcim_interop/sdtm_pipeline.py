@@ -16,7 +16,7 @@ import copy
 import dataclasses
 import os
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ from .options import SdtmOptions
 from .output_dir import PackageDir, failed_report_path
 from .package_writer import write_package, write_report
 from .sdtm.dataset import Dataset
+from .trial_design.build import trial_design_of
 
 
 @dataclass
@@ -156,7 +157,7 @@ def validate_and_map(read: Inputs, ms: MappingSet, report: Report, opts: SdtmOpt
             if as_read is not None:
                 _report_duplicates(read.duplicates, report)
                 try:
-                    guessed = engine.build(resources, ms, report, rejected, progress)
+                    guessed = map_resources(resources, ms, report, rejected, progress)
                 except Exception:  # noqa: BLE001 - see below
                     # built from input not yet validated: a reader may meet anything. The validation
                     # names the resource at fault, and the build after it runs on valid input only
@@ -171,8 +172,19 @@ def validate_and_map(read: Inputs, ms: MappingSet, report: Report, opts: SdtmOpt
             rejected[todo[i].key] = ("rejected", reason)
             report.error("INVALID_RESOURCE", reason, source=todo[i].key, file=todo[i].where)
         _report_duplicates(read.duplicates, report)
-        datasets = engine.build(resources, ms, report, rejected, progress)
+        datasets = map_resources(resources, ms, report, rejected, progress)
     return datasets, report
+
+
+def map_resources(resources: Sequence[InputResource | LineResource], ms: MappingSet, report: Report,
+                  outcome: dict[str, tuple[str, str]] | None = None,
+                  progress: Callable[..., None] | None = None) -> dict[str, Dataset]:
+    """FHIR resources -> every dataset: the domains (mapping/engine.py), the trial design beside them
+    (trial_design/), then every resource's disposition. to-fhir proves its round trip with it."""
+    mapped = engine.map_domains(resources, ms, report, outcome, progress)
+    mapped.datasets.update(trial_design_of(mapped, ms))
+    engine.account(mapped, resources, report)
+    return mapped.datasets
 
 
 def _report_duplicates(duplicates: list[tuple[str, str, str]], report: Report) -> None:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from operator import methodcaller
 
 import pandas as pd
@@ -35,11 +36,24 @@ def whole_types(mappings: MappingSet) -> set[str]:
     return set(SUPPORTING_TYPES) | {mappings.spec("dm").row_resource}
 
 
-def build(resources: Sequence[InputResource | LineResource], mappings: MappingSet, report: Report,
-          outcome: dict[str, tuple[str, str]] | None = None,
-          progress: Callable[..., None] | None = None) -> dict[str, Dataset]:
-    """outcome: resources already rejected upstream (invalid, duplicate), by key. progress: called
-    ("mapping", done, total) once per resource of a row type."""
+@dataclass
+class Mapped:
+    """The domains built from the resources, and what the steps after it need: the DM rows (whose
+    studies the trial design describes), the run's context (its index and the resources it used) and
+    every resource's outcome so far."""
+
+    datasets: dict[str, Dataset]
+    dm_rows: list[Row]
+    run: RunContext
+    outcome: dict[str, tuple[str, str]]
+
+
+def map_domains(resources: Sequence[InputResource | LineResource], mappings: MappingSet, report: Report,
+                outcome: dict[str, tuple[str, str]] | None = None,
+                progress: Callable[..., None] | None = None) -> Mapped:
+    """The spec-driven mapping: rows selected and filled, derivations, SUPPxx, then restore (what
+    to-fhir carried). outcome: resources already rejected upstream (invalid, duplicate), by key.
+    progress: called ("mapping", done, total) once per resource of a row type."""
     rows, run, outcome = _select_rows(resources, mappings, report, outcome, progress)
     index = run.index
     frames = {d: _frame(mappings.domains[_role(mappings, d)], rs) for d, rs in rows.items()}
@@ -57,11 +71,14 @@ def build(resources: Sequence[InputResource | LineResource], mappings: MappingSe
         if supp_rows:
             datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, mappings.suppqual)
     restore(datasets, index, report, mappings.suppqual)
-    datasets.update(_trial_design(rows.get("DM", []), datasets, mappings, run))
-    _account(resources, outcome, run, report)
-    for name, ds in datasets.items():
+    return Mapped(datasets, rows.get("DM", []), run, outcome)
+
+
+def account(mapped: Mapped, resources: Sequence[InputResource | LineResource], report: Report) -> None:
+    """Every input resource's disposition, and the records per dataset, once every dataset is built."""
+    _account(resources, mapped.outcome, mapped.run, report)
+    for name, ds in mapped.datasets.items():
         report.records_per_domain[name] = len(ds)
-    return datasets
 
 
 def _select_rows(resources, mappings: MappingSet, report: Report, outcome=None, progress=None):
@@ -260,20 +277,6 @@ def _supp_dataset(spec: DomainSpec, parent: pd.DataFrame, supp_rows: list[dict],
     frame["_seq"] = pd.to_numeric(frame["IDVARVAL"], errors="coerce")
     frame = frame.sort_values(["USUBJID", "_seq", "QNAM"], kind="stable").drop(columns="_seq").reset_index(drop=True)
     return Dataset(f"SUPP{spec.domain}", shape.label_for(spec.domain), list(shape.variables), frame)
-
-
-def _trial_design(dm_rows: list[Row], datasets: dict[str, Dataset], mappings: MappingSet,
-                  run: RunContext) -> dict[str, Dataset]:
-    """TS, TA, TE, TI, TV of every overall study with subjects in DM."""
-    from ..trial_design.build import build_trial_design
-
-    studies: dict[str, tuple] = {}
-    for row in dm_rows:
-        study = row.refs["study"]
-        assert study is not None  # a DM row is selected through its study
-        studies.setdefault(study.key, (study, row.values["STUDYID"]))
-    dm = datasets["DM"].frame if "DM" in datasets else pd.DataFrame()
-    return build_trial_design(list(studies.values()), mappings, dm, run.index, run.report, run.used)
 
 
 def _account(resources: Sequence[InputResource | LineResource], outcome: dict, run: RunContext, report: Report) -> None:

@@ -14,6 +14,7 @@ Ids are UUIDv5 of the study, dataset and record, so the same SDTM gives the same
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
@@ -254,12 +255,15 @@ def _norm(value: Any, kind: str) -> Any:
     return None if value is None or value == "" or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def _forward(resources: list[dict], ms: MappingSet, version: str) -> tuple[dict[str, Dataset], Report]:
-    from . import engine
+# to-sdtm of resources in memory, given by the caller (sdtm_pipeline.map_resources: the domains and the
+# trial design); passed in, since the pipeline that composes them stands above this module
+ToSdtm = Callable[[list, MappingSet, Report], dict[str, Dataset]]
 
+
+def _forward(resources: list[dict], ms: MappingSet, version: str, to_sdtm: ToSdtm) -> tuple[dict[str, Dataset], Report]:
     report = Report()
     inputs = [InputResource(r, "<to-fhir>", f"{r['resourceType']}/{r['id']}", version=version) for r in resources]
-    return engine.build(inputs, ms, report), report
+    return to_sdtm(inputs, ms, report), report
 
 
 def _unequal(wants: list, haves: list, kind: str) -> list[int]:
@@ -277,8 +281,9 @@ def _unequal(wants: list, haves: list, kind: str) -> list[int]:
     return [k for k, (a, b) in enumerate(zip(wants, haves, strict=True)) if _norm(a, kind) != _norm(b, kind)]
 
 
-def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: MappingSet, version: str) -> None:
-    forward, _ = _forward(built.resources, ms, version)
+def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: MappingSet, version: str,
+                                  to_sdtm: ToSdtm) -> None:
+    forward, _ = _forward(built.resources, ms, version, to_sdtm)
     where: dict[str, tuple[str, int]] = {}  # resource key -> (forward dataset, row)
     for fname, ds in forward.items():
         for j, key in enumerate(ds.sources):
@@ -350,10 +355,10 @@ def _parent_index(sdtm: dict[str, Dataset], originals: dict[str, list[dict]]) ->
     return index
 
 
-def differences(sdtm: dict[str, Dataset], resources: list[dict], ms: MappingSet, version: str,
+def differences(sdtm: dict[str, Dataset], resources: list[dict], ms: MappingSet, version: str, to_sdtm: ToSdtm,
                 limit: int = 20) -> tuple[int, int, list[str]]:
     """(cells compared, cells equal, first differences) of to-sdtm(resources) against the input."""
-    forward, _ = _forward(resources, ms, version)
+    forward, _ = _forward(resources, ms, version, to_sdtm)
     compared = equal = 0
     diffs: list[str] = []
     for name, ds in sdtm.items():
@@ -382,21 +387,21 @@ def differences(sdtm: dict[str, Dataset], resources: list[dict], ms: MappingSet,
     return compared, equal, diffs
 
 
-def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report,
+def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report, to_sdtm: ToSdtm,
                verify: bool = True, jobs: int | None = None) -> list[dict]:
     """The resources of the datasets, each validated with fhir.resources (in `jobs` workers, while the
-    round trip is checked here): an invalid one is an INVALID_OUTPUT error."""
+    round trip is checked here with to_sdtm): an invalid one is an INVALID_OUTPUT error."""
     builder = Builder(sdtm, ms, version, report)
     built = builder.build()
 
     mapped = {n: d for n, d in sdtm.items()
               if n in builder.specs or n in MADE_DESIGN or (n.startswith("SUPP") and n[4:] in builder.specs)}
-    carry_what_does_not_come_back(mapped, built, ms, version)
+    carry_what_does_not_come_back(mapped, built, ms, version, to_sdtm)
     resources = built.resources  # final from here on: the round trip only reads them
     with Validation(len(resources), lambda i: (resources[i], version), jobs,
                     kinds={(version, r["resourceType"]) for r in resources}) as validation:
         if verify:
-            compared, equal, diffs = differences(mapped, built.resources, ms, version)
+            compared, equal, diffs = differences(mapped, built.resources, ms, version, to_sdtm)
             report.add("info", "ROUND_TRIP", f"to-sdtm of the output gives back {equal} of {compared} cells")
             for d in diffs:
                 report.error("ROUND_TRIP_MISMATCH", d)

@@ -23,6 +23,7 @@ from ..fhir.extensions import read_datasets, read_records
 from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource
 from ..findings import Report
+from ..mapping.engine import Mapped
 from ..mapping.row_algorithms import study_arms
 from ..mapping_spec.load import MappingSet
 from ..sdtm.dataset import Dataset, VariableMeta, present
@@ -32,6 +33,19 @@ from .spec import TrialDesignSpec
 from .summary import SOURCES, DesignContext, config, registry_name
 
 IE_SYSTEM = "http://tcim-interop.org/fhir/CodeSystem/ie-criterion"
+
+
+def trial_design_of(mapped: Mapped, ms: MappingSet) -> dict[str, Dataset]:
+    """TS, TA, TE, TI, TV of every overall study with subjects in the mapped DM: the step beside the
+    domain mapping (sdtm_pipeline.map_resources)."""
+    studies: dict[str, tuple] = {}
+    for row in mapped.dm_rows:
+        study = row.refs["study"]
+        assert study is not None  # a DM row is selected through its study
+        studies.setdefault(study.key, (study, row.values["STUDYID"]))
+    dm = mapped.datasets["DM"].frame if "DM" in mapped.datasets else pd.DataFrame()
+    run = mapped.run
+    return build_trial_design(list(studies.values()), ms, dm, run.index, run.report, run.used)
 
 
 def build_trial_design(studies: list[tuple[InputResource, str]], ms: MappingSet, dm: pd.DataFrame,
