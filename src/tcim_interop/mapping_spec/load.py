@@ -358,24 +358,27 @@ def _supplemental(entry: dict, where: str, codelists: Codelists) -> Supplemental
                         qorig=str(entry.get("qorig", "Collected")), qeval=str(entry.get("qeval", "")))
 
 
+def _name_and_label(where: str, label: str, name_kind: str, label_kind: str, name: str | None = None) -> list[str]:
+    """What XPT v5 cannot hold of a variable's (or QNAM's) name and label."""
+    problems = [] if SDTM_NAME.match(where if name is None else name) else [f"{where}: not a valid {name_kind}"]
+    if len(label) > 40:
+        problems.append(f"{where}: {label_kind} longer than 40 characters ({len(label)})")
+    return problems
+
+
 def _check_domain(spec: DomainSpec) -> None:
     """XPT v5 and SDTM naming rules that the spec itself must satisfy."""
     problems = []
     if len(spec.label) > 40:
         problems.append(f"dataset label longer than 40 characters ({len(spec.label)})")
     for v in spec.variables:
-        if not SDTM_NAME.match(v.name):
-            problems.append(f"{v.name}: not a valid XPT v5 variable name (A-Z, 0-9, <= 8, starting with a letter)")
-        if len(v.label) > 40:
-            problems.append(f"{v.name}: label longer than 40 characters ({len(v.label)})")
+        problems += _name_and_label(v.name, v.label, "XPT v5 variable name (A-Z, 0-9, <= 8, starting with a letter)",
+                                    "label")
         for key, r in v.referenced():
             if r not in spec.by_name:
                 problems.append(f"{v.name}: params.{key} names {r!r}, which is not a variable of {spec.domain}")
     for s in spec.supplemental:
-        if not SDTM_NAME.match(s.qnam):
-            problems.append(f"SUPP{spec.domain} {s.qnam}: not a valid QNAM")
-        if len(s.qlabel) > 40:
-            problems.append(f"SUPP{spec.domain} {s.qnam}: QLABEL longer than 40 characters")
+        problems += _name_and_label(f"SUPP{spec.domain} {s.qnam}", s.qlabel, "QNAM", "QLABEL", name=s.qnam)
     for k in spec.sort + spec.keys:
         if k not in spec.by_name:
             problems.append(f"sort/keys name {k!r}, which is not a variable")
