@@ -1,8 +1,11 @@
 """Shared by every test module: where the data is, and the conversions many tests read, each run once
-per test session. Session fixtures are read only: a test that changes a result or a file works on a copy."""
+per test run (run_once: once for all pytest-xdist workers). Session fixtures are read only: a test that
+changes a result or a file works on a copy."""
 
+import fcntl
 import functools
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -43,8 +46,9 @@ def fake(monkeypatch):
     URL: the pull and push commands reach it, without credentials from the environment."""
     import dataclasses
 
-    import tcim_interop.cli_server as cli_server
     from fhir_fake import MINI, FakeServer
+
+    import tcim_interop.cli_server as cli_server
     from tcim_interop.fhir.client import ENV
 
     for name in ENV.values():
@@ -56,13 +60,32 @@ def fake(monkeypatch):
     return server
 
 
+def run_once(tmp_path_factory, name: str, compute):
+    """compute(folder), run once per test run: the first pytest-xdist worker to ask computes it in a folder
+    all workers share and pickles the result; the others wait for it and read it (the same files, the same
+    result). Without xdist, the session's own temporary folder."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    folder, done = root / f"once-{name}", root / f"once-{name}.pickle"
+    with open(root / f"once-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            return pickle.loads(done.read_bytes())
+        shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half-way
+        folder.mkdir()
+        result = compute(folder)
+        done.write_bytes(pickle.dumps(result))  # written last: there only when complete
+        return result
+
+
 @pytest.fixture(scope="session")
 def mini_conversion(tmp_path_factory):
     """tests/data/mini-r4.json converted: (the to-sdtm result, the package in XPT and Dataset-JSON)."""
     from tcim_interop import to_sdtm
 
-    out = tmp_path_factory.mktemp("mini") / "sdtm"
-    return to_sdtm([MINI], out, formats=("xpt", "json")), out
+    return run_once(tmp_path_factory, "mini", lambda d: (
+        to_sdtm([MINI], d / "sdtm", formats=("xpt", "json")), d / "sdtm"))
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +94,8 @@ def example_conversion(tmp_path_factory):
     dataset is in both, read_sdtm and to-fhir read the XPT file."""
     from tcim_interop import to_sdtm
 
-    out = tmp_path_factory.mktemp("example") / "sdtm"
-    return to_sdtm([EXAMPLE], out, formats=("xpt", "json")), out
+    return run_once(tmp_path_factory, "example", lambda d: (
+        to_sdtm([EXAMPLE], d / "sdtm", formats=("xpt", "json")), d / "sdtm"))
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +109,8 @@ def example_fhir(example_package, tmp_path_factory):
     """to-fhir of the example's package (R4, a transaction bundle): (the result, the bundle file)."""
     from tcim_interop import to_fhir
 
-    out = tmp_path_factory.mktemp("example-fhir") / "bundle.json"
-    return to_fhir(example_package, out, fhir_version="R4"), out
+    return run_once(tmp_path_factory, "example-fhir", lambda d: (
+        to_fhir(example_package, d / "bundle.json", fhir_version="R4"), d / "bundle.json"))
 
 
 @pytest.fixture(scope="session")
@@ -101,8 +124,9 @@ def pilot(tmp_path_factory) -> Path:
 
 
 def once_per_version(tmp_path_factory, name: str, convert):
-    """f(version) = convert(version, a new folder), run once per FHIR version and kept."""
-    return functools.cache(lambda version: convert(version, tmp_path_factory.mktemp(f"{name}-{version}")))
+    """f(version) = convert(version, a folder), run once per FHIR version (run_once) and kept."""
+    return functools.cache(lambda version: run_once(tmp_path_factory, f"{name}-{version}",
+                                                    lambda d: convert(version, d)))
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,10 @@ import re
 
 import pandas as pd
 import pytest
+from conftest import DATA
 
 import tcim_interop
 from tcim_interop import to_sdtm, validate_package
-
-from conftest import DATA
 
 
 def test_all_is_the_documented_public_api():

@@ -16,15 +16,15 @@ import copy
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pyreadstat
 import pytest
+from conftest import DATA
 from typer.testing import CliRunner
 
-from conftest import DATA
 from tcim_interop.cli import app
 from tcim_interop.sdtm.text import MAX_BYTES, fold_ascii
 

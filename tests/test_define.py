@@ -14,9 +14,9 @@ from lxml import etree
 from tcim_interop import SpecError, load_mapping_set, to_sdtm
 from tcim_interop.sdtm.dataset import Dataset
 from tcim_interop.sdtm.dataset_json import text_length
-from tcim_interop.trial_design import TRIAL_DESIGN
 from tcim_interop.sdtm.define import build_define, dataset_keys, define_oids, schema_path, validate_define
 from tcim_interop.sdtm.define_html import define_html
+from tcim_interop.trial_design import TRIAL_DESIGN
 
 NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3", "def": "http://www.cdisc.org/ns/def/v2.1",
       "xlink": "http://www.w3.org/1999/xlink"}

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tcim_interop.findings import Report
-from tcim_interop.mapping import registry
+from tcim_interop.mapping import algorithms
 from tcim_interop.mapping.derivations import DeriveContext
 from tcim_interop.mapping_spec.load import load_mapping_set
 
@@ -28,13 +28,13 @@ def ctx(domain, frame, **datasets):
 
 def derive(ms, role, name, data):
     v = ms.spec(role).by_name[name]
-    algo = registry.get(v.algorithm)
+    algo = algorithms.get(v.algorithm)
     assert algo.kind == "derive"
     return algo.fn(data, v)
 
 
 def test_every_derivation_is_registered():
-    assert registry.known("derive") == ["baseline_flag", "copy", "first_exposure", "last_exposure", "numeric",
+    assert algorithms.known("derive") == ["baseline_flag", "copy", "first_exposure", "last_exposure", "numeric",
                                         "sequence", "study_day"]
 
 

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from fhir_fake import MINI, FakeServer
 from typer.testing import CliRunner
 
-from fhir_fake import MINI, FakeServer
 from tcim_interop.cli import app
 from tcim_interop.fhir.client import ServerError
 from tcim_interop.fhir.exchange import PULLED_TYPES, plan_chunks, pull_to_directory, push_bundle
@@ -24,7 +24,7 @@ def cli(*args, env=None):
 
 
 def strip_meta(resources):
-    return sorted((json.dumps({k: v for k, v in r.items() if k != "meta"}, sort_keys=True) for r in resources))
+    return sorted(json.dumps({k: v for k, v in r.items() if k != "meta"}, sort_keys=True) for r in resources)
 
 
 def read_ndjson(directory):

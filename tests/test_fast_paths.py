@@ -8,8 +8,7 @@ import stat
 import orjson
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tcim_interop.atomic import write_atomic
 from tcim_interop.errors import OutputError

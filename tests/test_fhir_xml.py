@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pandas.testing
 import pytest
+from conftest import DATA, EXTERNAL, need_external
 from lxml import etree
 
-from conftest import DATA, EXTERNAL, need_external
 from tcim_interop.errors import InputError
 from tcim_interop.fhir import xml as fxml
 from tcim_interop.fhir.read import NotFhirError, read_file

@@ -4,8 +4,8 @@ is one `error:` line naming the file, exit code 2, no traceback, nothing written
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from typer.testing import CliRunner

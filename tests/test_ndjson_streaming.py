@@ -10,10 +10,10 @@ import pytest
 
 from tcim_interop import to_sdtm
 from tcim_interop.api import to_fhir
-from tcim_interop.sdtm_pipeline import input_timestamp, read_inputs
-from tcim_interop.findings import Report
 from tcim_interop.fhir.read import InputResource, LineResource, read_file
+from tcim_interop.findings import Report
 from tcim_interop.mapping import engine
+from tcim_interop.sdtm_pipeline import input_timestamp, read_inputs
 from tcim_interop.synth import generate, write_bundle
 
 EVENT_TYPES = {"Observation", "AdverseEvent", "MedicationAdministration"}
@@ -79,13 +79,13 @@ def test_a_line_resource_holds_no_parsed_json(tmp_path, mappings, monkeypatch):
     assert lines[0].data is not lines[0].data  # read again each time: nothing cached
 
     kept = {}
-    restore = engine.restore
+    read_recorded = engine.read_recorded
 
-    def spy(datasets, index, *args):  # the index the run built its rows from, once they are all built
+    def spy(index, *args):  # the index the run builds its rows from
         kept["index"] = index
-        return restore(datasets, index, *args)
+        return read_recorded(index, *args)
 
-    monkeypatch.setattr(engine, "restore", spy)
+    monkeypatch.setattr(engine, "read_recorded", spy)
     result = to_sdtm([ndjson], mappings=mappings)
     events = [r for r in kept["index"].by_key.values() if r.resource_type in EVENT_TYPES]
     assert events and all(isinstance(r, LineResource) for r in events)

@@ -15,12 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tcim_interop import OutputError, to_sdtm
-from tcim_interop.errors import ConformanceError, InputError
-from tcim_interop import output_dir
-
 from conftest import DATA
+
+from tcim_interop import OutputError, output_dir, to_sdtm
+from tcim_interop.errors import ConformanceError, InputError
 
 MINI = DATA / "mini-r4.json"
 
@@ -146,7 +144,7 @@ def test_a_second_run_into_the_same_out_is_refused(tmp_path):
 
 def test_kill_9_at_random_moments_leaves_the_old_package_or_the_new_one(tmp_path):
     """SIGKILL a conversion at random moments: each time, --out is the old package or the new one, whole."""
-    kills = int(os.environ.get("TCIM_KILL_LOOPS", "20"))
+    kills = int(os.environ.get("TCIM_KILL_LOOPS", "10"))  # TCIM_KILL_LOOPS=200 for a longer hunt
     out = tmp_path / "sdtm"
     command = [sys.executable, "-m", "tcim_interop", "to-sdtm", str(MINI), "--out", str(out), "-q", "-j", "1"]
     variants = {"XM": [], "NV": ["--mune-domain", "NV"]}

@@ -9,8 +9,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest import need_external
+
 from tcim_interop import NoSubjectError, to_fhir, to_sdtm
 
 

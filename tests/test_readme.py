@@ -9,10 +9,10 @@ import shlex
 import shutil
 
 import pytest
+from conftest import ROOT, need_external
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from conftest import ROOT, need_external
 from tcim_interop import to_fhir
 from tcim_interop.cli import app
 

@@ -6,8 +6,7 @@ from tcim_interop.fhir.index import ResourceIndex
 from tcim_interop.fhir.path import compile_path
 from tcim_interop.fhir.read import InputResource
 from tcim_interop.findings import Report
-from tcim_interop.mapping import registry
-from tcim_interop.mapping import row_algorithms as ra
+from tcim_interop.mapping import algorithms, row_algorithms as ra
 from tcim_interop.mapping.context import Row, RunContext
 from tcim_interop.mapping_spec.load import load_mapping_set
 from tcim_interop.mapping_spec.model import Variable
@@ -54,7 +53,7 @@ def make_row(ms, data, version="R4", domain="DM", refs=None, others=(), values=N
 
 
 def run_algo(row, variable):
-    return registry.get(variable.algorithm).fn(row, variable)
+    return algorithms.get(variable.algorithm).fn(row, variable)
 
 
 def found(row):
@@ -62,7 +61,7 @@ def found(row):
 
 
 def test_every_row_algorithm_is_registered():
-    assert registry.known("row") == sorted([
+    assert algorithms.known("row") == sorted([
         "assign", "assign_ct", "hardcode", "hardcode_if", "domain_code", "concat", "subject_var", "iso_datetime",
         "death_flag", "birth_date", "age", "arm", "arm_null_reason", "country", "visit", "meddra",
         "seriousness_criterion", "result_text", "not_done", "yes_no"])

@@ -3,8 +3,8 @@
 import pytest
 
 from tcim_interop.errors import SpecError
-from tcim_interop.mapping_spec.load import load_mapping_set
 from tcim_interop.mapping_spec import sdtmig34
+from tcim_interop.mapping_spec.load import load_mapping_set
 
 
 def test_the_shipped_table_loads():

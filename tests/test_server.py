@@ -18,10 +18,12 @@ from typer.testing import CliRunner
 
 import tcim_interop.cli_server  # noqa: F401  (registers pull and push on the app)
 from tcim_interop.cli import app
-from tcim_interop.fhir.write import bundle as make_bundle
 from tcim_interop.fhir.exchange import pull_to_directory, push_bundle
+from tcim_interop.fhir.write import bundle as make_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
+# one Medplum server per test run: these tests run in one pytest-xdist worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("medplum")
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
 runner = CliRunner()
 
@@ -186,15 +188,16 @@ def test_push_reports_what_the_server_refused(tmp_path, server):
 
 
 def _self_signed(tmp_path):
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))

@@ -17,10 +17,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from fhir_fake import MINI, included, outcome as echo_outcome, search, searchset
 from typer.testing import CliRunner
 
 import tcim_interop.cli_server  # noqa: F401  (registers pull and push on the app)
-from fhir_fake import MINI, included, outcome as echo_outcome, search, searchset
 from tcim_interop.cli import app
 from tcim_interop.fhir.client import ServerError, ServerOptions, redact
 from tcim_interop.fhir.exchange import pull_to_directory
@@ -112,7 +112,8 @@ def serve():
     def start(respond, prefix="http://"):
         server = _Server(("127.0.0.1", 0), _Handler)
         server.respond = respond
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # a short poll: shutdown() waits for the loop to look, once per test
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
         servers.append(server)
         return f"{prefix}127.0.0.1:{server.server_port}/fhir"
 

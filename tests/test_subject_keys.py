@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pyreadstat
+from conftest import DATA
 
 from tcim_interop import to_sdtm
 from tcim_interop.sdtm.dataset_json import read_dataset_json
-
-from conftest import DATA
 
 KEYS = ("STUDYID", "SITEID", "SUBJID", "USUBJID")
 

@@ -38,7 +38,7 @@ def test_xpt_length_counts_bytes_after_folding():
     assert xpt_length("inyección") == 9
     assert xpt_length("頭痛") == 2
     assert xpt_length("e\u0301") == 1
-    assert len("inyección".encode("utf-8")) == 10  # what it would be unfolded
+    assert len("inyección".encode()) == 10  # what it would be unfolded
 
 
 # --- split_text --------------------------------------------------------------------------------
@@ -190,9 +190,9 @@ def test_a_long_verbatim_term_comes_back_whole_from_ae_and_suppae(tmp_path):
     import json
 
     import pyreadstat
+    from conftest import DATA
     from lxml import etree
 
-    from conftest import DATA
     from tcim_interop import to_sdtm
     from tcim_interop.mapping.engine import continuation_qnam
 

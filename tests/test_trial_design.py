@@ -3,12 +3,12 @@
 import shutil
 
 import pytest
-from lxml import etree
-
 from conftest import need_external
+from lxml import etree
+from test_to_fhir import compare_datasets
+
 from tcim_interop import SpecError, load_mapping_set, read_sdtm, to_fhir, to_sdtm
 from tcim_interop.synth import generate, write_bundle
-from test_to_fhir import compare_datasets
 
 DESIGN = ("TS", "TA", "TE", "TI", "TV")
 

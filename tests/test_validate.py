@@ -8,15 +8,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, need_external
 from typer.testing import CliRunner
 
-from conftest import ROOT, need_external
 from tcim_interop import read_sdtm, to_sdtm
 from tcim_interop.cli import app
 from tcim_interop.sdtm import xpt
 from tcim_interop.sdtm.dataset import Dataset, VariableMeta
-from tcim_interop.validate import validate_datasets, validate_package
-from tcim_interop.validate import registry
+from tcim_interop.validate import registry, validate_datasets, validate_package
 
 CREATED = datetime(2024, 1, 1)
 

@@ -24,7 +24,8 @@ import pandas as pd
 
 from .findings import Report
 from .gc_pause import paused_gc
-from .mapping_spec.load import MappingSet, load_mapping_set, package_mappings
+from .mapping_spec.load import load_mapping_set, package_mappings
+from .mapping_spec.model import MappingSet
 from .options import FhirOptions, SdtmOptions
 from .sdtm.dataset import Dataset
 

@@ -9,47 +9,15 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
 
 import typer
 
-from .errors import TcimError, UsageError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="Convert the TCIM-ELAII trial's records between HL7 FHIR and CDISC SDTM.")
-
-
-class FhirVersion(str, Enum):
-    R4 = "R4"
-    R5 = "R5"
-
-
-class MuneDomain(str, Enum):
-    XM = "XM"
-    NV = "NV"
-
-
-def _fail(e: TcimError) -> None:
-    typer.echo(f"error: {e}", err=True)
-    raise typer.Exit(e.exit_code)
-
-
-@contextmanager
-def running():
-    """A command's body: a progress line for long runs, and user errors as one line and an exit code."""
-    from .progress import Progress
-
-    progress = Progress()
-    try:
-        yield progress
-    except TcimError as e:
-        progress.close()
-        _fail(e)
-    finally:
-        progress.close()
+from . import cli_server  # noqa: F401  (pull and push register on app)
+from .cli_app import FhirVersion, MuneDomain, _fail, app, running
+from .errors import UsageError
 
 
 def _created(value: str | None) -> datetime | None:
@@ -200,8 +168,6 @@ def validate_cmd(
     if report.errors:
         raise typer.Exit(1)
 
-
-from . import cli_server  # noqa: E402,F401  (pull and push register on app)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The pull and push commands (registered on tcim_interop.cli.app when cli.py imports this module).
+"""The pull and push commands (registered on cli_app.app when cli.py imports this module).
 
 Credentials never appear on the command line: a bearer token comes from TCIM_FHIR_TOKEN; SMART Backend
 Services needs a client id, a private key file and the token URL (options, or TCIM_FHIR_CLIENT_ID,
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from .cli import app, running
+from .cli_app import app, running
 
 SERVER = typer.Option(..., "--server", help="FHIR base URL, e.g. https://fhir.example.org/R4")
 CLIENT_ID = typer.Option(None, "--client-id", help="SMART Backend Services client id (or TCIM_FHIR_CLIENT_ID).")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import ConformanceError
 from .findings import Report
-from .mapping_spec.load import MappingSet
+from .mapping_spec.model import MappingSet
 from .options import FhirOptions
 from .sdtm.dataset import Dataset
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +71,8 @@ class Report:
     skipped_files: list[str] = field(default_factory=list)  # files met in input directories and not read
     memory_inputs: list[dict[str, Any]] = field(default_factory=list)  # documents given in memory (the API)
     report_paths: bool = False  # name the input files by path in to_dict(), not only by label
-    _digests: dict[str, str] = field(default_factory=dict, repr=False)  # sha256 by path: inputs() hashes once
+    _digests: dict[str, str] = field(default_factory=dict, repr=False)
+    _moot: set[tuple[str, str]] = field(default_factory=set, repr=False)  # sha256 by path: inputs() hashes once
     records_per_domain: dict[str, int] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     validation: dict[str, int] = field(default_factory=dict)  # the package's conformance findings by severity
@@ -79,8 +82,19 @@ class Report:
     def add(self, severity: str, code: str, message: str, **where: Any) -> Finding:
         fields: dict[str, Any] = {k: (v if k == "row" else "" if v is None else str(v)) for k, v in where.items()}
         f = Finding(severity, code, message, **fields)
-        self.findings.append(f)
+        if not self._moot or (f.source, f.variable) not in self._moot:
+            self.findings.append(f)
         return f
+
+    @contextmanager
+    def moot(self, cells: set[tuple[str, str]]) -> Iterator[None]:
+        """Within: findings about these (source, variable) cells are not reported. The mapping's cells
+        whose value the input records verbatim (mapping/restore.py): the mapped value is never written."""
+        self._moot = cells
+        try:
+            yield
+        finally:
+            self._moot = set()
 
     def error(self, code: str, message: str, **where: Any) -> Finding:
         return self.add("error", code, message, **where)

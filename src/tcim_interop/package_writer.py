@@ -19,7 +19,7 @@ from .atomic import write_atomic
 from .errors import ConformanceError
 from .findings import Report
 from .manifest import write_manifest
-from .mapping_spec.load import MappingSet
+from .mapping_spec.model import MappingSet
 from .output_dir import PackageDir, failed_report_path
 from .sdtm import xpt
 from .sdtm.dataset import Dataset

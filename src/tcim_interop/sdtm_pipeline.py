@@ -29,7 +29,7 @@ from .fhir.validate import Validation
 from .fhir.version import assign_versions
 from .findings import Report
 from .mapping import engine
-from .mapping_spec.load import MappingSet
+from .mapping_spec.model import MappingSet
 from .options import SdtmOptions
 from .output_dir import PackageDir, failed_report_path
 from .package_writer import write_package, write_report

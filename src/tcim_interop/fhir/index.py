@@ -9,25 +9,25 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .read import InputResource
+from .read import InputResource, LineResource
 
 _TYPE_ID = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
 class ResourceIndex:
-    def __init__(self, resources: Iterable[InputResource]):
-        self.by_key: dict[str, InputResource] = {}
-        self.by_full_url: dict[str, InputResource] = {}
-        self._resolved: dict[str, InputResource | None] = {}  # every event row resolves its subject and visit
+    def __init__(self, resources: Iterable[InputResource | LineResource]):
+        self.by_key: dict[str, InputResource | LineResource] = {}
+        self.by_full_url: dict[str, InputResource | LineResource] = {}
+        self._resolved: dict[str, InputResource | LineResource | None] = {}  # every event row resolves its subject and visit
         for r in resources:
             self.by_key.setdefault(r.key, r)
             if r.full_url:
                 self.by_full_url.setdefault(r.full_url, r)
 
-    def of_type(self, resource_type: str) -> list[InputResource]:
+    def of_type(self, resource_type: str) -> list[InputResource | LineResource]:
         return [r for k, r in self.by_key.items() if k.startswith(resource_type + "/")]
 
-    def resolve(self, reference: object, expected_type: str | None = None) -> InputResource | None:
+    def resolve(self, reference: object, expected_type: str | None = None) -> InputResource | LineResource | None:
         """The resource a Reference (dict) or reference string points at, or None."""
         ref = reference.get("reference") if isinstance(reference, dict) else reference
         if not isinstance(ref, str) or not ref or ref.startswith("#"):

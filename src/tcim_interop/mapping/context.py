@@ -9,7 +9,7 @@ from typing import Any
 from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource, LineResource
 from ..findings import Report
-from ..mapping_spec.load import MappingSet
+from ..mapping_spec.model import MappingSet
 
 CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter")
 

@@ -17,14 +17,13 @@ import pandas as pd
 from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource, LineResource
 from ..findings import Report
-from ..mapping_spec.load import MappingSet
-from ..mapping_spec.model import READ_BEFORE, DomainSpec, SuppStructure
+from ..mapping_spec.model import READ_BEFORE, DomainSpec, MappingSet, SuppStructure
 from ..sdtm.dataset import Dataset, VariableMeta
 from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
-from . import registry
+from . import algorithms
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext
-from .restore import restore
+from .restore import read_recorded, restore
 
 IDENTIFIERS = ("STUDYID", "SITEID", "SUBJID", "USUBJID")
 SUPPORTING_TYPES = ("Patient", "ResearchStudy", "Consent", "Encounter", "Group", "Organization")  # Group, Organization: trial design
@@ -54,23 +53,24 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
     """The spec-driven mapping: rows selected and filled, derivations, SUPPxx, then restore (what
     to-fhir carried). outcome: resources already rejected upstream (invalid, duplicate), by key.
     progress: called ("mapping", done, total) once per resource of a row type."""
-    rows, run, outcome = _select_rows(resources, mappings, report, outcome, progress)
-    index = run.index
-    frames = {d: _frame(mappings.domains[_role(mappings, d)], rs) for d, rs in rows.items()}
-    derive_order = ["DM"] + [d for d in frames if d != "DM"]
-    for d in derive_order:
-        _derive(mappings.domains[_role(mappings, d)], frames, report)
-
-    datasets: dict[str, Dataset] = {}
-    for d in frames:
-        spec = mappings.domains[_role(mappings, d)]
-        frame, sources, supp_rows = frames[d]
-        supp_rows += _split_long_text(spec, frame, report)
-        datasets[d] = Dataset(d, spec.label, [VariableMeta(v.name, v.label, v.type, v.core) for v in spec.variables],
-                              frame.reset_index(drop=True), sources)
-        if supp_rows:
-            datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, mappings.suppqual)
-    restore(datasets, index, report, mappings.suppqual)
+    index = ResourceIndex(r for r in resources if r.key not in (outcome or {}))
+    recorded = read_recorded(index, mappings.suppqual)
+    with report.moot(recorded.cells()):
+        rows, run, outcome = _select_rows(index, mappings, report, outcome, progress)
+        frames = {d: _frame(mappings.domains[_role(mappings, d)], rs) for d, rs in rows.items()}
+        derive_order = ["DM"] + [d for d in frames if d != "DM"]
+        for d in derive_order:
+            _derive(mappings.domains[_role(mappings, d)], frames, report)
+        datasets: dict[str, Dataset] = {}
+        for d in frames:
+            spec = mappings.domains[_role(mappings, d)]
+            frame, sources, supp_rows = frames[d]
+            supp_rows += _split_long_text(spec, frame, report)
+            datasets[d] = Dataset(d, spec.label, [VariableMeta(v.name, v.label, v.type, v.core) for v in spec.variables],
+                                  frame.reset_index(drop=True), sources)
+            if supp_rows:
+                datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, mappings.suppqual)
+    restore(datasets, recorded, mappings.suppqual)
     return Mapped(datasets, rows.get("DM", []), run, outcome)
 
 
@@ -81,8 +81,7 @@ def account(mapped: Mapped, resources: Sequence[InputResource | LineResource], r
         report.records_per_domain[name] = len(ds)
 
 
-def _select_rows(resources, mappings: MappingSet, report: Report, outcome=None, progress=None):
-    index = ResourceIndex(r for r in resources if r.key not in (outcome or {}))
+def _select_rows(index: ResourceIndex, mappings: MappingSet, report: Report, outcome=None, progress=None):
     run = RunContext(mappings, index, report)
     outcome = dict(outcome or {})
     rows: dict[str, list[Row]] = {}
@@ -102,7 +101,7 @@ def _select_rows(resources, mappings: MappingSet, report: Report, outcome=None, 
 def rows_with_context(resources: list[InputResource], mappings: MappingSet, report: Report) -> list[tuple]:
     """(spec, Row) for every record, before derivation: the row's resource, its context resources
     and its row-level values. For tracing a record to what it was made of."""
-    rows, _, _ = _select_rows(resources, mappings, report)
+    rows, _, _ = _select_rows(ResourceIndex(resources), mappings, report)
     specs = {s.domain: s for s in mappings.domains.values()}
     return [(specs[d], r) for d, rs in rows.items() for r in rs]
 
@@ -111,11 +110,11 @@ def _role(mappings: MappingSet, domain: str) -> str:
     return next(r for r, s in mappings.domains.items() if s.domain == domain)
 
 
-def _rows(spec: DomainSpec, candidates: list[InputResource], run: RunContext,
+def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run: RunContext,
           outcome: dict[str, tuple[str, str]]) -> list[Row]:
-    select = registry.get(spec.row_select).fn
-    row_vars = [(v, registry.get(v.algorithm).fn) for v in in_dependency_order(spec, "row")]
-    supp_vars = [(sq, registry.get(sq.algorithm).fn) for sq in spec.supplemental]
+    select = algorithms.get(spec.row_select).fn
+    row_vars = [(v, algorithms.get(v.algorithm).fn) for v in in_dependency_order(spec, "row")]
+    supp_vars = [(sq, algorithms.get(sq.algorithm).fn) for sq in spec.supplemental]
     out = []
     for res in candidates:
         if run.progress:
@@ -208,7 +207,7 @@ def _frame(spec: DomainSpec, rows: list[Row]) -> tuple[pd.DataFrame, list[str], 
 def in_dependency_order(spec: DomainSpec, kind: str) -> list:
     """The spec's variables of one algorithm kind, in spec order except that a variable named by
     another's params (model.READ_BEFORE) comes before it (USUBJID needs SITEID and SUBJID)."""
-    wanted = [v for v in spec.variables if registry.get(v.algorithm).kind == kind]
+    wanted = [v for v in spec.variables if algorithms.get(v.algorithm).kind == kind]
     order, seen = [], set()
 
     def visit(var) -> None:
@@ -230,7 +229,7 @@ def _derive(spec: DomainSpec, frames: dict, report: Report) -> None:
     frame = frames[spec.domain][0]
     ctx = DeriveContext(spec.domain, frame, {d: f[0] for d, f in frames.items()}, report)
     for var in in_dependency_order(spec, "derive"):
-        values = registry.get(var.algorithm).fn(ctx, var)
+        values = algorithms.get(var.algorithm).fn(ctx, var)
         frame[var.name] = pd.Series(values, index=frame.index, dtype="object" if var.is_char else "float64")
 
 

@@ -5,6 +5,8 @@ Three kinds, each with one argument shape:
   row(row, var)              -> the value of one variable for one record, from its FHIR sources
   derive(data, var)          -> a whole column, computed from the dataset (and DM) after all rows exist
 An unknown name is rejected when the spec is loaded (mapping_spec/load.py), never in the middle of a run.
+This module only records what the algorithm modules register; mapping/algorithms.py is the complete
+vocabulary, looked up by name.
 
 The other direction (to-fhir) uses the same names: a row algorithm may have a reverse,
     reverse(target, var, value)   writes one SDTM value into the FHIR resources of its record,
@@ -50,29 +52,3 @@ def reverse(name: str):
         return fn
 
     return register
-
-
-def get_reverse(name: str) -> Callable | None:
-    _load_builtins()
-    return REVERSES.get(name)
-
-
-def get(name: str) -> Algorithm:
-    _load_builtins()
-    return ALGORITHMS[name]
-
-
-def known(kind: str) -> list[str]:
-    _load_builtins()
-    return sorted(n for n, a in ALGORITHMS.items() if a.kind == kind)
-
-
-_loaded = False
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        from . import derivations, reverse_algorithms, row_algorithms, selectors  # noqa: F401  (registration)
-
-        _loaded = True

@@ -1,43 +1,59 @@
 """Give back SDTM exactly as it was, for FHIR that to-fhir made from SDTM.
 
 Resources made by to-fhir carry the sdtm-record, sdtm-supp and sdtm-dataset extensions
-(fhir/extensions.py). After the spec-driven mapping, this layer puts back what the mapped elements
-could not: the cells recorded on each resource, the original row order, the dataset's own variables
+(fhir/extensions.py). They are read before the mapping (read_recorded), so that the mapping knows which
+cells the input records verbatim: a finding about the value it would have mapped there describes a value
+never written, and is not reported (Report.moot). After the spec-driven mapping, restore puts back what
+the mapped elements could not: the recorded cells, the original row order, the dataset's own variables
 (order, labels, and those the spec does not know), and the SUPPxx records. FHIR that carries none of
 these extensions goes through unchanged.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pandas as pd
 
 from ..fhir.extensions import read_datasets, read_record, read_supps
 from ..fhir.index import ResourceIndex
-from ..findings import Report
 from ..mapping_spec.model import SuppStructure
 from ..sdtm.dataset import Dataset, VariableMeta
 
 
-def restore(datasets: dict[str, Dataset], index: ResourceIndex, report: Report,
-            supp_shape: SuppStructure) -> None:
-    described: dict[str, tuple[str, list]] = {}
-    supps: dict[str, list[tuple[int, dict]]] = {}
-    by_source: dict[str, tuple | None] = {}
-    sources = {k for n, ds in datasets.items() if not n.startswith("SUPP") for k in ds.sources}
+@dataclass
+class Recorded:
+    """What the input's sdtm-* extensions hold."""
+
+    records: dict[str, tuple]  # by resource key: (dataset, row, cells) of its sdtm-record
+    described: dict[str, tuple[str, list]] = field(default_factory=dict)  # dataset -> (label, variables)
+    supps: dict[str, list[tuple[int, dict]]] = field(default_factory=dict)  # RDOMAIN -> (row, SUPP record)
+
+    def cells(self) -> set[tuple[str, str]]:
+        """(resource key, variable) of every recorded cell."""
+        return {(key, var) for key, (_, _, cells) in self.records.items() for var in cells}
+
+
+def read_recorded(index: ResourceIndex, supp_shape: SuppStructure) -> Recorded:
+    recorded = Recorded({})
     for res in index.by_key.values():
         if not res.may_carry_sdtm:  # an NDJSON line with no sdtm-* extension: not read again
             continue
         data = res.data  # once per resource: an NDJSON line is parsed anew on each .data
         if res.resource_type == "ResearchStudy":
-            described.update(read_datasets(data))
+            recorded.described.update(read_datasets(data))
         for row, rec in read_supps(data, supp_shape.carried):
-            supps.setdefault(rec["RDOMAIN"], []).append((row, rec))
-        if res.key in sources:
-            by_source[res.key] = read_record(data)
-    overridden: set[tuple[str, str]] = set()
+            recorded.supps.setdefault(rec["RDOMAIN"], []).append((row, rec))
+        if (record := read_record(data)) is not None:
+            recorded.records[res.key] = record
+    return recorded
+
+
+def restore(datasets: dict[str, Dataset], recorded: Recorded, supp_shape: SuppStructure) -> None:
+    supps = dict(recorded.supps)
     for name in [n for n in datasets if not n.startswith("SUPP")]:
         ds = datasets[name]
-        records = [by_source.get(k) for k in ds.sources]
+        records = [recorded.records.get(k) for k in ds.sources]
         if not any(r is not None and r[0] == name for r in records):
             continue
         frame = ds.frame
@@ -46,21 +62,19 @@ def restore(datasets: dict[str, Dataset], index: ResourceIndex, report: Report,
                 if var not in frame.columns:
                     frame[var] = pd.Series([None] * len(frame), index=frame.index, dtype="object")
                 frame.at[i, var] = value
-                overridden.add((ds.sources[i], var))
         order = sorted(range(len(frame)), key=lambda i: (r[1] if (r := records[i]) else float("inf"), i))
         ds.frame = frame.iloc[order].reset_index(drop=True)
         ds.sources = [ds.sources[i] for i in order]
-        if name in described:
-            _apply_description(ds, *described[name])
+        if name in recorded.described:
+            _apply_description(ds, *recorded.described[name])
         if name in supps:
             rows = sorted(supps.pop(name), key=lambda r: r[0])
             frame = pd.DataFrame([{**rec, "STUDYID": ds.frame.at[0, "STUDYID"]} for _, rec in rows],
                                  columns=supp_shape.names)
             supp = Dataset(f"SUPP{name}", supp_shape.label_for(name), list(supp_shape.variables), frame)
-            if f"SUPP{name}" in described:
-                _apply_description(supp, *described[f"SUPP{name}"])
+            if f"SUPP{name}" in recorded.described:
+                _apply_description(supp, *recorded.described[f"SUPP{name}"])
             datasets[f"SUPP{name}"] = supp
-    report.findings[:] = [f for f in report.findings if (f.source, f.variable) not in overridden]
 
 
 def _apply_description(ds: Dataset, label: str, variables: list[tuple[str, str, str]]) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..fhir.path import Path, compile_path, set_value
-from ..mapping_spec.load import MappingSet
+from ..mapping_spec.model import MappingSet
 from ..sdtm.dates import DateError, to_iso8601
 from .registry import reverse
 from .row_algorithms import ISO3166_SYSTEM, MEDDRA_LEVEL_URL, MEDDRA_SYSTEM, format_number

@@ -25,12 +25,11 @@ from ..fhir.path import compile_path, set_value
 from ..fhir.read import InputResource
 from ..fhir.validate import Validation
 from ..findings import Report
-from ..mapping_spec.load import MappingSet
-from ..mapping_spec.model import DomainSpec
+from ..mapping_spec.model import DomainSpec, MappingSet
 from ..sdtm.dataset import Dataset, present
 from ..sdtm.text import continuation_qnam
 from ..trial_design import MADE as MADE_DESIGN
-from . import registry
+from . import algorithms
 from .reverse_algorithms import Target, resource_id
 
 
@@ -123,13 +122,13 @@ class Builder:
     def _apply(self, spec: DomainSpec, target: Target) -> None:
         for var in spec.variables:
             value = target.record.get(var.name)
-            fn = registry.get_reverse(var.algorithm)
+            fn = algorithms.get_reverse(var.algorithm)
             if fn is not None and present(value):
                 fn(target, var, value)
         supp = self.supp_index.get((spec.domain, str(target.record["USUBJID"]), _idvarval(spec, target.record)), {})
         for sq in spec.supplemental:
             value = supp.get(sq.qnam)
-            fn = registry.get_reverse(sq.algorithm)
+            fn = algorithms.get_reverse(sq.algorithm)
             if fn is not None and present(value):
                 fn(target, sq, value)
         resource = target.resources["resource"]

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path as FsPath
 from typing import Any
-
-import yaml
 
 from ..errors import SpecError
 from ..fhir.path import PathSyntaxError, compile_path
 from ..fhir.version import VERSIONS
-from ..mapping import registry
+from ..mapping import algorithms
 from ..sdtm.dataset import VariableMeta
 from .codelists import Codelists
-from .model import DomainSpec, Supplemental, SuppStructure, Variable
+from .model import DomainSpec, MappingSet, Supplemental, SuppStructure, Variable
+from .yaml_files import read_yaml
 
 SDTM_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")  # a dataset or variable name: also what XPT v5 holds
 
@@ -65,43 +62,8 @@ def default_mappings_dir() -> FsPath:
     raise SpecError("cannot find the mappings/ folder; pass --mappings DIR")
 
 
-@dataclass
-class MappingSet:
-    directory: FsPath
-    study: dict[str, Any]
-    codelists: Codelists
-    suppqual: SuppStructure
-    domains: dict[str, DomainSpec] = field(default_factory=dict)  # role (dm, ex, ae, mune) -> spec
-    trial_design: Any = None  # trial_design/spec.py TrialDesignSpec, from trial_design.yaml when present
-    masked: bool = False  # a masked delivery (to-sdtm --masked): study.yaml masked_domains, variables' masked:
-
-    def spec(self, role: str) -> DomainSpec:
-        return self.domains[role]
-
-    @cached_property  # read for every VISITNUM and VISIT
-    def visits(self) -> dict[str, dict]:
-        return {v["code"]: v for v in self.study.get("visits", [])}
 
 
-# libyaml's parser when PyYAML was built with it (5x faster; the same constructors and resolvers)
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def load_yaml(text: str):
-    return yaml.load(text, Loader=_LOADER)
-
-
-def read_yaml(path: FsPath) -> dict:
-    """A YAML mapping, or a SpecError naming the file."""
-    try:
-        doc = load_yaml(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
-    if not isinstance(doc, dict):
-        raise SpecError(f"{path}: a spec must be a YAML mapping")
-    return doc
 
 
 def package_mappings(datasets, mappings: str | os.PathLike | None = None, masked: bool | None = None) -> MappingSet:
@@ -160,7 +122,7 @@ def _check_exposure_reads(ms: MappingSet) -> None:
     produced = {s.domain: s for s in ms.domains.values()}
     for spec in ms.domains.values():
         for v in spec.variables:
-            algo = registry.get(v.algorithm)
+            algo = algorithms.get(v.algorithm)
             if algo.kind != "derive" or "domain" not in algo.required_params:
                 continue
             other = produced.get(str(v.params["domain"]))
@@ -263,9 +225,9 @@ def _sources(raw: Any, where: str) -> dict:
 def _common(entry: dict, name: str, where: str, codelists: Codelists, kinds: tuple[str, ...]):
     algo_name = entry.get("algorithm")
     try:
-        algo = registry.get(str(algo_name))
+        algo = algorithms.get(str(algo_name))
     except KeyError:
-        known = ", ".join(n for k in kinds for n in registry.known(k))
+        known = ", ".join(n for k in kinds for n in algorithms.known(k))
         raise SpecError(f"{where}: {name}: unknown algorithm {algo_name!r}; known: {known}") from None
     if algo.kind not in kinds:
         raise SpecError(f"{where}: {name}: {algo_name!r} is a {algo.kind} algorithm, not allowed here")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path as FsPath
 from typing import Any
 
 from ..fhir.path import Path
 from ..sdtm.dataset import VariableMeta
+from .codelists import Codelists
 
 # Parameters whose value names another variable of the same spec (a name or a list of names): each is
 # checked to exist when the spec loads, and a variable is filled after those it reads.
@@ -122,3 +125,21 @@ class DomainSpec:
     @property
     def dataset(self) -> str:
         return self.domain.lower()
+
+
+@dataclass
+class MappingSet:
+    directory: FsPath
+    study: dict[str, Any]
+    codelists: Codelists
+    suppqual: SuppStructure
+    domains: dict[str, DomainSpec] = field(default_factory=dict)  # role (dm, ex, ae, mune) -> spec
+    trial_design: Any = None  # trial_design/spec.py TrialDesignSpec, from trial_design.yaml when present
+    masked: bool = False  # a masked delivery (to-sdtm --masked): study.yaml masked_domains, variables' masked:
+
+    def spec(self, role: str) -> DomainSpec:
+        return self.domains[role]
+
+    @cached_property  # read for every VISITNUM and VISIT
+    def visits(self) -> dict[str, dict]:
+        return {v["code"]: v for v in self.study.get("visits", [])}

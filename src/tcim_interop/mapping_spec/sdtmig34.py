@@ -28,7 +28,8 @@ class Standard(NamedTuple):
 
 @cache
 def standard(path: Path = DATA) -> Standard:
-    from .load import SDTM_NAME, read_yaml, variable_list
+    from .load import SDTM_NAME, variable_list
+    from .yaml_files import read_yaml
 
     doc = read_yaml(path)
     classes, domains = doc.get("classes"), doc.get("domains")

@@ -24,8 +24,7 @@ from lxml import etree
 
 from ..errors import SpecError
 from ..mapping_spec import sdtmig34
-from ..mapping_spec.load import MappingSet
-from ..mapping_spec.model import DomainSpec
+from ..mapping_spec.model import DomainSpec, MappingSet
 from .dataset import Dataset, VariableMeta
 from .dataset_json import column_type, is_integral, item_oid, package_version, present, text_length
 

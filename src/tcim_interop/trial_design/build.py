@@ -25,7 +25,7 @@ from ..fhir.read import InputResource
 from ..findings import Report
 from ..mapping.engine import Mapped
 from ..mapping.row_algorithms import study_arms
-from ..mapping_spec.load import MappingSet
+from ..mapping_spec.model import MappingSet
 from ..sdtm.dataset import Dataset, VariableMeta, present
 from ..sdtm.text import MAX_BYTES, split_text, xpt_length
 from . import MADE

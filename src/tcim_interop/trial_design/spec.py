@@ -34,7 +34,7 @@ class TrialDesignSpec:
 
 
 def load_trial_design(path: Path, codelists: Codelists) -> TrialDesignSpec:
-    from ..mapping_spec.load import load_yaml
+    from ..mapping_spec.yaml_files import load_yaml
     from .summary import SOURCES
 
     try:

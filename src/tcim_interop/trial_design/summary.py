@@ -19,7 +19,7 @@ from ..mapping.row_algorithms import study_arms
 from ..sdtm.dataset import present
 
 if TYPE_CHECKING:
-    from ..mapping_spec.load import MappingSet
+    from ..mapping_spec.model import MappingSet
 
 SNOMED = "http://snomed.info/sct"
 # Registries by identifier system -> TSVCDREF of REGID (the registry's own name, as SDTMIG's example)

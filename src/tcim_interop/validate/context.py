@@ -10,8 +10,7 @@ from typing import Any
 
 from ..findings import Finding
 from ..mapping_spec import sdtmig34
-from ..mapping_spec.load import MappingSet
-from ..mapping_spec.model import DomainSpec
+from ..mapping_spec.model import DomainSpec, MappingSet
 from ..mapping_spec.sdtmig34 import StdVariable
 from ..sdtm.dataset import Dataset, present
 

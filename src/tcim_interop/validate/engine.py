@@ -9,7 +9,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..findings import Finding
 from ..manifest import read_manifest
-from ..mapping_spec.load import MappingSet, package_mappings
+from ..mapping_spec.load import package_mappings
+from ..mapping_spec.model import MappingSet
 from ..sdtm.dataset import Dataset
 from . import registry
 from .context import Context
