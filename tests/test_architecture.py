@@ -21,7 +21,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tcim_interop"
 LAYERS = {
     # 0: the vocabulary of a run and files on disk
     "": 0,  # the package's __init__: the version, and its exports imported on first use
-    "errors": 0, "findings": 0, "atomic": 0, "gc_pause": 0, "progress": 0, "csv_safety": 0,
+    "errors": 0, "json_files": 0, "findings": 0, "atomic": 0, "gc_pause": 0, "progress": 0, "csv_safety": 0,
     "manifest": 0,  # checksums and manifest.json; findings takes its sha256
     # 1: the formats: SDTM files (XPT, Dataset-JSON, text, dates) and FHIR (read, write, paths, shapes, server)
     "sdtm": 1, "fhir": 1,

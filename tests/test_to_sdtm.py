@@ -107,7 +107,7 @@ def test_accounting_adds_up(result):
     assert c["input"] == 23 == c["converted"] + c["rejected"] + c["out_of_scope"]
     out = {d.resource: d.reason for d in result.report.dispositions if d.outcome == "out_of_scope"}
     assert out == {"MedicationAdministration/cm1": "not a study product: concomitant medication (CM is not produced)",
-                   "Observation/wt": "not a MUNE measure (code not in the MUNE test code system)"}
+                   "Observation/wt": "not a MUNE measure (code not in the MUNE_TEST map, directly or through a ConceptMap)"}
     for t, n in c["by_resource_type"].items():
         assert n["input"] == n["converted"] + n["rejected"] + n["out_of_scope"], t
 

@@ -59,30 +59,34 @@ def to_sdtm(inputs: Iterable[str | os.PathLike | dict | list], out_dir: str | os
             mune_domain: str | None = None, strict: bool = False, created: datetime | None = None,
             formats: Iterable[str] = ("xpt",), fast: bool = False, masked: bool = False,
             progress: Callable[..., None] | None = None, jobs: int | None = None,
-            report_paths: bool = False, pulled=None) -> SdtmResult:
+            report_paths: bool = False, pulled=None, site: str | os.PathLike | None = None) -> SdtmResult:
     """Convert FHIR inputs (files, directories, or documents in memory: a Bundle or resource as a dict,
     a list of resources) to SDTM datasets; with out_dir, write the submission package, which replaces
     out_dir whole, or a failed run leaves it as it was and puts its report beside it (output_dir.py).
-    The options are SdtmOptions' (options.py); mappings: a loaded MappingSet or a specs folder."""
+    The options are SdtmOptions' (options.py); mappings: a loaded MappingSet or a specs folder; site: a
+    hospital's site folder (ConceptMaps, site.yaml: mapping_spec/site.py)."""
     from . import sdtm_pipeline
 
     opts = SdtmOptions(fhir_version=fhir_version, mune_domain=mune_domain, strict=strict, created=created,
                        formats=tuple(formats), fast=fast, masked=masked, jobs=jobs, report_paths=report_paths,
                        pulled=pulled, progress=progress)
     inputs = [inputs] if isinstance(inputs, dict) else list(inputs)  # one Bundle dict is one input
-    ms = _sdtm_mappings(mappings, opts)
+    ms = _sdtm_mappings(mappings, opts, site)
     datasets, report, written = sdtm_pipeline.run(inputs, Path(out_dir) if out_dir is not None else None, ms, opts)
     return SdtmResult({n: d.frame for n, d in datasets.items()}, report, datasets, written)
 
 
-def _sdtm_mappings(mappings: MappingSet | str | os.PathLike | None, opts: SdtmOptions) -> MappingSet:
+def _sdtm_mappings(mappings: MappingSet | str | os.PathLike | None, opts: SdtmOptions,
+                   site: str | os.PathLike | None = None) -> MappingSet:
     if isinstance(mappings, MappingSet):
-        if opts.masked and not mappings.masked:  # would write the arms: refuse rather than unmask
-            from .errors import UsageError
+        from .errors import UsageError
 
+        if opts.masked and not mappings.masked:  # would write the arms: refuse rather than unmask
             raise UsageError("masked=True needs a mapping set loaded with load_mapping_set(..., masked=True)")
+        if site is not None:  # its maps belong in the set's codelists
+            raise UsageError("site= with a loaded MappingSet: load it with load_mapping_set(..., site=...)")
         return mappings
-    return load_mapping_set(_folder(mappings), mune_domain=opts.mune_domain, masked=opts.masked)
+    return load_mapping_set(_folder(mappings), mune_domain=opts.mune_domain, masked=opts.masked, site=site)
 
 
 def _folder(path: str | os.PathLike | None) -> Path | None:

@@ -39,6 +39,8 @@ def to_sdtm_cmd(
     mune_domain: MuneDomain | None = typer.Option(None, "--mune-domain",
                                                   help="Send MUNE to XM (default, mappings/xm.yaml) or NV."),
     mappings: Path | None = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
+    site: Path | None = typer.Option(None, "--site", help="The hospital's site folder: ConceptMaps from its codes "
+                                                          "to the study's, and site.yaml (docs/integration.md)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 and write no dataset if any error is found."),
     created: str | None = typer.Option(None, "--created",
                                        help="Creation time for XPT headers (default: latest meta.lastUpdated)."),
@@ -80,7 +82,7 @@ def to_sdtm_cmd(
                              mune_domain=mune_domain.value if mune_domain else None, strict=strict,
                              created=_created(created), formats=formats.split(","), fast=fast,
                              masked=masked, progress=progress, jobs=jobs or None, report_paths=report_paths,
-                             pulled=pulled)
+                             pulled=pulled, site=site)
     if not quiet:
         typer.echo(summary(result.report), err=True)
 

@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 import orjson
 
 from ..errors import InputError, OutputError, UsageError
+from ..json_files import read_json
 from .client import MAX_JSON_DEPTH, FhirClient, ServerError, ServerOptions, holds_secret, json_depth_ok, outcome_lines
 
 # What to-sdtm reads (a test checks this against the mapping specs), and for the records of a subject,
@@ -421,12 +422,7 @@ def _levels(deps: dict[int, set[int]]) -> dict[int, int]:
 
 def read_bundle(path: str | os.PathLike) -> dict:
     path = Path(path)
-    try:
-        bundle = orjson.loads(path.read_bytes())
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
-    except orjson.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON: {e}") from None
+    bundle = read_json(path, InputError)
     if not json_depth_ok(bundle):  # the chunking walks it recursively, and orjson must write it again
         raise InputError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" \

@@ -123,7 +123,7 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
             continue
         loaded = res.loaded()  # an NDJSON line parsed once for its row, dropped once the row is built
         try:
-            row = select(loaded, run, spec.domain)
+            row = select(loaded, run, spec)
             if not isinstance(row, Skip):
                 for var, fn in row_vars:
                     row.values[var.name] = fn(row, var)

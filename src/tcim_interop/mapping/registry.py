@@ -29,6 +29,8 @@ class Algorithm:
     needs_source: bool
     required_params: tuple[str, ...]
     doc: str
+    optional_params: tuple[str, ...] = ()  # a selector's: the rows: keys it may read besides the required
+    path_params: tuple[str, ...] = ()  # a selector's params that are FHIR paths (compiled when the spec loads)
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
@@ -36,11 +38,12 @@ REVERSES: dict[str, Callable] = {}
 
 
 def algorithm(name: str, kind: str, origin: str = "Collected", needs_source: bool = False,
-              params: tuple[str, ...] = ()):
+              params: tuple[str, ...] = (), optional: tuple[str, ...] = (), paths: tuple[str, ...] = ()):
     def register(fn: Callable) -> Callable:
         if name in ALGORITHMS:
             raise RuntimeError(f"algorithm {name!r} registered twice")
-        ALGORITHMS[name] = Algorithm(name, kind, fn, origin, needs_source, params, (fn.__doc__ or "").strip())
+        ALGORITHMS[name] = Algorithm(name, kind, fn, origin, needs_source, params, (fn.__doc__ or "").strip(),
+                                     optional, paths)
         return fn
 
     return register

@@ -79,6 +79,7 @@ def _number_or_text(value: Any) -> Any:
 
 
 @reverse("assign")
+@reverse("site_id")  # the site study's identifier: to-fhir always writes site studies
 def assign(t: Target, var, value: Any) -> None:
     t.write(var, _number_or_text(value) if not var.is_char else str(value))
 
@@ -116,6 +117,14 @@ def assign_ct(t: Target, var, value: Any) -> None:
         node.update(quantity)
     else:
         t.write(var, coding)
+
+
+@reverse("study_product")
+def study_product(t: Target, var, value: Any) -> None:
+    """The product's coding in the medication CodeableConcept the forward path reads."""
+    coding = t.mappings.codelists.fhir_coding(var.codelist, var.map, str(value), t.version)
+    if coding is not None:
+        t.write(var, {"coding": [coding]})
 
 
 @reverse("iso_datetime")

@@ -10,6 +10,7 @@ import math
 from functools import cache
 from typing import Any
 
+from ..mapping_spec.model import name_key
 from ..sdtm.dates import DateError, age_in_years, to_iso8601
 from .context import Row
 from .registry import algorithm
@@ -74,23 +75,64 @@ def _codes(row: Row, var, values: list[Any]) -> list[tuple[str | None, str | Non
 @algorithm("assign_ct", "row", needs_source=True)
 def assign_ct(row: Row, var) -> str | None:
     """The submission value the first mappable code maps to (the var's map, or its codelist's NCI
-    codes); codes present but unmapped are reported and the value left empty."""
+    codes, directly or through the ConceptMaps); codes present but unmapped are reported and the value
+    left empty."""
     values = row.values_of(var)
     if not values:
         return None
-    codelists = row.run.mappings.codelists
     codes = _codes(row, var, values)
     dimensionless = _frozen(tuple(var.params.get("dimensionless", ())))
     for system, code, _ in codes:
         if code in dimensionless and system in (None, "http://unitsofmeasure.org"):
             return None
-        hit = codelists.lookup(var.codelist, var.map, system, code)
+        hit = row.run.mappings.codelists.lookup(var.codelist, var.map, system, code)
         if hit is not None:
             return hit
-    if codes:
-        shown = ", ".join(c[2] for c in codes)
+    _unmapped(row, var, [c[2] for c in codes])
+    return None
+
+
+def _unmapped(row: Row, var, shown_codes: list[str]) -> None:
+    if shown_codes:
+        shown = ", ".join(shown_codes)
         row.finding("warning", "CT_UNMAPPED", f"no {var.codelist} term for {shown}", var.name, shown,
-                    codelists.unmapped_hint(var.codelist, var.map))
+                    row.run.mappings.codelists.unmapped_hint(var.codelist, var.map))
+
+
+@algorithm("site_id", "row", needs_source=True)
+def site_id(row: Row, var) -> Any:
+    """The site study's identifier (as assign); a subject enrolled straight in a study that has no site
+    studies (a hospital's single ResearchStudy) takes the site folder's site.yaml site_id."""
+    if row.refs.get("site") is None and row.run.mappings.site is not None:
+        return row.run.mappings.site.site_id
+    return assign(row, var)
+
+
+@algorithm("study_product", "row", needs_source=True)
+def study_product(row: Row, var) -> str | None:
+    """The study product a medication CodeableConcept names: its first coding the map knows (directly
+    or through the ConceptMaps), else its text, a study product's name or synonym in study.yaml
+    `products` (case and accents aside). Neither: reported, left empty."""
+    concepts = row.values_of(var)
+    product = product_of(concepts, row.run.mappings, var)
+    if product is None:
+        codings = [c for cc in concepts if isinstance(cc, dict) for c in cc.get("coding") or [] if isinstance(c, dict)]
+        texts = [cc["text"] for cc in concepts if isinstance(cc, dict) and isinstance(cc.get("text"), str)]
+        _unmapped(row, var, [f"{c.get('system')}|{c.get('code')}" for c in codings] + [f"text {t!r}" for t in texts])
+    return product
+
+
+def product_of(concepts: list, mappings, var) -> str | None:
+    """study_product's value, without a finding (the EX selector asks it too)."""
+    codelists = mappings.codelists
+    for concept in concepts:
+        for c in (concept.get("coding") or []) if isinstance(concept, dict) else []:
+            if isinstance(c, dict) and (hit := codelists.lookup(var.codelist, var.map, c.get("system"), c.get("code"))):
+                return hit
+    for concept in concepts:
+        text = concept.get("text") if isinstance(concept, dict) else None
+        if isinstance(text, str) and (hit := mappings.product_names.get(name_key(text))):
+            return hit
     return None
 
 

@@ -8,10 +8,10 @@ in no study) or rejected (a reference to a resource that is not in the input).
 from __future__ import annotations
 
 from ..fhir.extensions import read_record
+from ..mapping_spec.model import DomainSpec
 from .context import Row, RunContext, Skip
 from .registry import algorithm
-
-_NOT_HAPPENED = {"entered-in-error", "not-done", "cancelled", "stopped", "unknown"}
+from .row_algorithms import product_of
 
 
 def _subject_context(resource, run: RunContext, domain: str, subject_ref) -> Row | Skip:
@@ -34,7 +34,7 @@ def _subject_context(resource, run: RunContext, domain: str, subject_ref) -> Row
 
 
 @algorithm("study_subject", "select")
-def study_subject(resource, run: RunContext, domain: str) -> Row | Skip:
+def study_subject(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
     """DM rows: a ResearchSubject, its Patient, site study, overall study (site.partOf) and Consent."""
     data, index = resource.data, run.index
     pref = data.get("individual") if resource.version == "R4" else data.get("subject")
@@ -45,50 +45,81 @@ def study_subject(resource, run: RunContext, domain: str) -> Row | Skip:
     if site is None:
         return Skip("rejected", f"study references {_ref(data.get('study'))!r}, which is not in the input")
     overall = index.resolve(site.data.get("partOf", [None])[0] if site.data.get("partOf") else None, "ResearchStudy")
-    if overall is None:
+    site_id = run.mappings.site.site_id if run.mappings.site is not None else None
+    if overall is None and not site.data.get("partOf") and site_id:
+        # a hospital's single ResearchStudy, no site studies: the study is its own, SITEID from site.yaml
+        overall, site = site, None
+    elif overall is None:
         return Skip("rejected", f"{site.key} is not a site study: it has no partOf naming the overall study, "
-                                "so SITEID cannot be set")
+                                "so SITEID cannot be set (a single study with no site studies: give site_id "
+                                "in the site folder's site.yaml, --site)")
     consents = data.get("consent")
     consent_ref = consents[0] if isinstance(consents, list) and consents else consents
     consent = index.resolve(consent_ref, "Consent") if consent_ref else None
-    return Row(resource, run, domain, refs={"patient": patient, "site": site, "study": overall, "consent": consent})
+    return Row(resource, run, spec.domain, refs={"patient": patient, "site": site, "study": overall, "consent": consent})
 
 
-@algorithm("study_treatment", "select")
-def study_treatment(resource, run: RunContext, domain: str) -> Row | Skip:
-    """EX rows: administrations of a study product (map STUDY_PRODUCT) that took place."""
-    data = resource.data
-    concept = data.get("medicationCodeableConcept") if resource.version == "R4" else (data.get("medication") or {}).get("concept")
-    products = run.mappings.codelists.maps["STUDY_PRODUCT"]
-    codings = (concept or {}).get("coding") or []
-    if not _from_sdtm(resource, domain) and not any(f"{c.get('system')}|{c.get('code')}" in products for c in codings if isinstance(c, dict)):
-        return Skip("out_of_scope", "not a study product: concomitant medication (CM is not produced)")
-    if data.get("status") in _NOT_HAPPENED:
-        return Skip("out_of_scope", f"status {data.get('status')!r}: not an administration that took place "
-                                    "(EX holds administered doses only)")
-    return _subject_context(resource, run, domain, data.get("subject"))
+def _out_of_scope(resource, spec: DomainSpec) -> Skip | None:
+    """The spec's rows.out_of_scope rules: the first whose element has one of its values."""
+    for rule in spec.rows.out_of_scope:
+        value = resource.data.get(rule.element)
+        if isinstance(value, str) and value in rule.values:
+            return Skip("out_of_scope", f"{rule.element} {value!r}" + (f": {rule.reason}" if rule.reason else ""))
+    return None
+
+
+@algorithm("study_treatment", "select", params=("product",), optional=("study_link",), paths=("study_link",))
+def study_treatment(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
+    """EX rows: administrations of a study product that took place. Study treatment is what the
+    `product` variable's map (through the ConceptMaps) or a study product's name recognises, or what
+    `study_link` (the core workflow-researchStudy extension) ties to a study in the input; a study
+    administration whose product cannot be told is rejected, anything else is concomitant medication."""
+    product_var = spec.rows.deciders["product"]
+    concept = product_var.path(resource.version)
+    product = product_of(concept.values(_roots(resource)), run.mappings, product_var) if concept else None
+    if product is None and not _from_sdtm(resource, spec.domain):
+        link = spec.rows.path("study_link", resource.version)
+        refs = link.values(_roots(resource)) if link else []
+        studies = [run.index.resolve(r, "ResearchStudy") for r in refs]
+        if not refs:
+            return Skip("out_of_scope", "not a study product: concomitant medication (CM is not produced)")
+        if not any(studies):
+            return Skip("out_of_scope", "its workflow-researchStudy extension names no study of the input")
+        return Skip("rejected", f"given in the study (workflow-researchStudy) but its product is not told: no "
+                                f"coding the {product_var.map} map or the site's ConceptMaps know, and no text that "
+                                "is a study product's name or synonym (study.yaml products)")
+    if (skip := _out_of_scope(resource, spec)) is not None:
+        return skip
+    return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
 
 
 @algorithm("study_subject_event", "select")
-def study_subject_event(resource, run: RunContext, domain: str) -> Row | Skip:
-    """AE rows: actual adverse events of a study subject (potential events are out of scope)."""
-    if resource.data.get("actuality") == "potential":
-        return Skip("out_of_scope", "actuality 'potential': a near miss, not an adverse event")
-    if resource.data.get("status") == "entered-in-error":
-        return Skip("out_of_scope", "status 'entered-in-error'")
-    return _subject_context(resource, run, domain, resource.data.get("subject"))
+def study_subject_event(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
+    """AE rows: adverse events of a study subject, unless the spec's out_of_scope rules say otherwise
+    (a potential event, an entry in error)."""
+    if (skip := _out_of_scope(resource, spec)) is not None:
+        return skip
+    return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
 
 
-@algorithm("mune_observation", "select")
-def mune_observation(resource, run: RunContext, domain: str) -> Row | Skip:
-    """MUNE rows: Observations coded in the MUNE test code system (map MUNE_TEST)."""
-    tests = run.mappings.codelists.maps["MUNE_TEST"]
+@algorithm("mune_observation", "select", params=("test",))
+def mune_observation(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
+    """MUNE rows: Observations whose code the `test` variable's map knows (directly or through the
+    ConceptMaps), about a study subject."""
+    test = spec.rows.deciders["test"]
+    codelists = run.mappings.codelists
     codings = (resource.data.get("code") or {}).get("coding") or []
-    if not _from_sdtm(resource, domain) and not any(f"{c.get('system')}|{c.get('code')}" in tests for c in codings if isinstance(c, dict)):
-        return Skip("out_of_scope", "not a MUNE measure (code not in the MUNE test code system)")
-    if resource.data.get("status") == "entered-in-error":
-        return Skip("out_of_scope", "status 'entered-in-error'")
-    return _subject_context(resource, run, domain, resource.data.get("subject"))
+    if not _from_sdtm(resource, spec.domain) and not any(
+            codelists.lookup(test.codelist or "", test.map, c.get("system"), c.get("code")) is not None
+            for c in codings if isinstance(c, dict)):
+        return Skip("out_of_scope", f"not a MUNE measure (code not in the {test.map} map, directly or through a ConceptMap)")
+    if (skip := _out_of_scope(resource, spec)) is not None:
+        return skip
+    return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
+
+
+def _roots(resource):
+    return lambda var: resource.data if var is None else None
 
 
 def _from_sdtm(resource, domain: str) -> bool:

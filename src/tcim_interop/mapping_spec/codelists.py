@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import SpecError
+from .concept_maps import Translations
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Codelists:
     maps: dict[str, dict[str, str]]  # map name -> {"system|code": submission value}
     dictionaries: dict[str, dict] = field(default_factory=dict)
     reverse_choice: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)  # map -> release -> value -> key
+    # the ConceptMaps shipped in mappings/conceptmaps/ and the site's (--site): foreign codes -> the study's
+    translations: Translations = field(default_factory=Translations)
 
     @classmethod
     def from_yaml(cls, doc: dict, file: str) -> Codelists:
@@ -61,6 +64,15 @@ class Codelists:
         """The submission value for a FHIR code, or None when nothing maps it (never a guess)."""
         if code is None or code == "":
             return None
+        hit = self._direct(codelist, map_name, system, code)
+        if hit is None:  # a foreign code: the study concepts the ConceptMaps give it, in their order
+            for target in self.translations.targets.get(f"{system}|{code}", ()):
+                t_system, _, t_code = target.rpartition("|")
+                if (hit := self._direct(codelist, map_name, t_system, t_code)) is not None:
+                    break
+        return hit
+
+    def _direct(self, codelist: str, map_name: str | None, system: str | None, code: str) -> str | None:
         if map_name:
             hit = self.maps[map_name].get(f"{system}|{code}")
             if hit is not None:
@@ -75,8 +87,9 @@ class Codelists:
     def unmapped_hint(self, codelist: str, map_name: str | None) -> str:
         """How to make a code that lookup() does not map give a term: the Finding.hint of CT_UNMAPPED."""
         nci = f"code it in the NCI Thesaurus ({self.nci_system}) with the code of a {codelist} term"
-        return (f'add "system|code": TERM to maps.{map_name} in mappings/codelists.yaml, or {nci}' if map_name
-                else f"{nci}, or give the variable a map in mappings/codelists.yaml")
+        site = "or map the hospital's code to a study concept in a ConceptMap of the site folder (--site)"
+        return (f'add "system|code": TERM to maps.{map_name} in mappings/codelists.yaml, {nci}, {site}' if map_name
+                else f"{nci}, {site}, or give the variable a map in mappings/codelists.yaml")
 
     def fhir_coding(self, codelist: str, map_name: str | None, value: str, version: str | None = None) -> dict | None:
         """The canonical FHIR coding for a submission value: the map's choice for the release, else

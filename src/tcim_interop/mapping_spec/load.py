@@ -18,7 +18,9 @@ from ..fhir.version import VERSIONS
 from ..mapping import algorithms
 from ..sdtm.dataset import VariableMeta
 from .codelists import Codelists
-from .model import DomainSpec, MappingSet, Supplemental, SuppStructure, Variable
+from .concept_maps import Translations, read_concept_maps
+from .model import DomainSpec, MappingSet, OutOfScope, RowCriteria, Supplemental, SuppStructure, Variable, name_key
+from .site import Site, load_site
 from .yaml_files import read_yaml
 
 SDTM_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")  # a dataset or variable name: also what XPT v5 holds
@@ -32,7 +34,7 @@ STUDY_KEYS = {
     "study": ("studyid", "registry_id", "protocol"),
     "domains": None, "masked_domains": None, "birth_date": None, "non_ascii": None, "ct_version": None,
     "visit_system": None, "visits": [("code", "visitnum", "visit", "day", "start_rule", "end_rule")],
-    "timezone": None, "visit_encounter": None,
+    "timezone": None, "visit_encounter": None, "products": [("extrt", "names")],
     "trial_design": {"summary": None, "elements": [("etcd", "element", "testrl", "teenrl", "tedur", "epoch")],
                      "arms": {"*": ("elements", "branch")}},
 }
@@ -77,14 +79,23 @@ def package_mappings(datasets, mappings: str | os.PathLike | None = None, masked
 
 
 def load_mapping_set(directory: str | os.PathLike | None = None, mune_domain: str | None = None,
-                     masked: bool = False) -> MappingSet:
+                     masked: bool = False, site: str | os.PathLike | Site | None = None) -> MappingSet:
     """masked=True: the mapping set of a delivery before unblinding. The roles of study.yaml
     `masked_domains` are served by those specs (ex: ec.yaml, EC with ECTRT = MASKED), and every
-    variable's `masked:` entry replaces the keys it names (DM's arm variables, RFXSTDTC read from EC)."""
+    variable's `masked:` entry replaces the keys it names (DM's arm variables, RFXSTDTC read from EC).
+    site: a hospital's site folder (site.py): its ConceptMaps translate its codes before the shipped
+    ones (mappings/conceptmaps/), and its site.yaml completes what its FHIR does not say."""
     directory = FsPath(directory) if directory else default_mappings_dir()
     study = read_yaml(directory / "study.yaml")
     _known_keys(study, STUDY_KEYS, str(directory / "study.yaml"))
     codelists = Codelists.from_yaml(read_yaml(directory / "codelists.yaml"), str(directory / "codelists.yaml"))
+    if site is not None and not isinstance(site, Site):
+        site = load_site(site)
+    codelists.translations = Translations()
+    if site is not None:  # the hospital's own maps first: they know its codes best
+        codelists.translations.extend(site.translations)
+    if (directory / "conceptmaps").is_dir():
+        read_concept_maps(sorted((directory / "conceptmaps").glob("*.json")), codelists.translations)
     if study.get("birth_date", "year") not in ("year", "full", "omit"):
         raise SpecError(f"{directory / 'study.yaml'}: birth_date must be year, full or omit, got {study['birth_date']!r}")
     files = dict(study.get("domains") or {})
@@ -101,18 +112,33 @@ def load_mapping_set(directory: str | os.PathLike | None = None, mune_domain: st
         if unknown:
             raise SpecError(f"{directory / 'study.yaml'}: masked_domains names roles not in domains: {', '.join(unknown)}")
         files.update(swaps)
-    ms = MappingSet(directory, study, codelists, load_suppqual(directory / "suppqual.yaml"), masked=masked)
+    ms = MappingSet(directory, study, codelists, load_suppqual(directory / "suppqual.yaml"), masked=masked, site=site)
     for role, fname in files.items():
         path = directory / fname
         if not path.is_file():
             raise SpecError(f"{directory / 'study.yaml'}: domain {role!r} names {fname}, which does not exist")
         ms.domains[role] = load_domain(path, codelists, masked=masked)
     _check_exposure_reads(ms)
+    _check_products(ms, directory / "study.yaml")
     if (directory / "trial_design.yaml").is_file():
         from ..trial_design.spec import load_trial_design
 
         ms.trial_design = load_trial_design(directory / "trial_design.yaml", codelists)
     return ms
+
+
+def _check_products(ms: MappingSet, where: FsPath) -> None:
+    """study.yaml products name terms of the codelist of the variable that tells a study product."""
+    lists = {v.codelist for s in ms.domains.values() for v in s.rows.deciders.values() if v.algorithm == "study_product"}
+    for product in ms.study.get("products") or []:
+        if not isinstance(product.get("extrt"), str):
+            raise SpecError(f"{where}: products: each needs an extrt (the EXTRT term) and may list names")
+        bad = [cl for cl in lists if cl in ms.codelists.codelists and product["extrt"] not in ms.codelists.codelists[cl]]
+        if bad:
+            raise SpecError(f"{where}: products: {product['extrt']!r} is not a term of codelist {bad[0]}")
+        for name in [product["extrt"], *(product.get("names") or [])]:
+            if ms.product_names[name_key(name)] != product["extrt"]:
+                raise SpecError(f"{where}: products: the name {name!r} is given to two products")
 
 
 def _check_exposure_reads(ms: MappingSet) -> None:
@@ -171,8 +197,62 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
         row_resource=str(rows.get("resource")), row_select=str(rows.get("select")),
         sort=[sub(k) for k in doc.get("sort", [])], variables=variables, supplemental=supp, file=where,
         reverse=_reverse_section(doc.get("reverse") or {}, sub, where))
+    spec.rows = _row_criteria(rows, sub, spec, codelists, f"{where}: rows")
     _check_domain(spec)
     return spec
+
+
+def _row_criteria(rows: Any, sub, spec: DomainSpec, codelists: Codelists, where: str) -> RowCriteria:
+    """rows: {resource, select, out_of_scope, and the selector's params}. The selector must exist and
+    be one; a param naming a variable (product, test) must name one with a map, since the map is what
+    tells a row; paths compile. So renaming a map or a variable fails here, never mid-run."""
+    if not isinstance(rows, dict) or not rows.get("resource") or not rows.get("select"):
+        raise SpecError(f"{where}: needs resource (the FHIR type of a row) and select (its selector)")
+    try:
+        algo = algorithms.get(str(rows["select"]))
+    except KeyError:
+        raise SpecError(f"{where}: unknown selector {rows['select']!r}; known: {', '.join(algorithms.known('select'))}") from None
+    if algo.kind != "select":
+        raise SpecError(f"{where}: {rows['select']!r} is a {algo.kind} algorithm, not a selector")
+    params = {k: sub(v) for k, v in rows.items() if k not in ("resource", "select", "out_of_scope")}
+    allowed = set(algo.required_params) | set(algo.optional_params)
+    for key in params:
+        if key not in allowed:
+            raise SpecError(f"{where}: {key!r} is not a param of selector {algo.name} "
+                            f"(its params: {', '.join(sorted(allowed)) or 'none'})")
+    missing = [p for p in algo.required_params if p not in params]
+    if missing:
+        raise SpecError(f"{where}: selector {algo.name} needs {', '.join(missing)}")
+    paths = {}
+    for key in algo.path_params:
+        if key in params:
+            paths[key] = _sources(params[key], f"{where}: {key}")
+    deciders = {}
+    for key in sorted(set(params) - set(algo.path_params)):
+        deciders[key] = _decider(params[key], spec, codelists, f"{where}: {key}")
+    out = []
+    for i, rule in enumerate(rows.get("out_of_scope") or []):
+        if not isinstance(rule, dict) or not isinstance(rule.get("element"), str) \
+                or not isinstance(rule.get("values"), list) or set(rule) - {"element", "values", "reason"}:
+            raise SpecError(f"{where}: out_of_scope[{i}] must be {{element, values: [...], reason}}")
+        out.append(OutOfScope(rule["element"], tuple(map(str, rule["values"])), str(rule.get("reason", ""))))
+    return RowCriteria(params, paths, out, deciders)
+
+
+def _decider(value: Any, spec: DomainSpec, codelists: Codelists, where: str) -> Variable:
+    """A selector param that tells a row by its code: a variable of the spec with a map (EX's EXTRT), or,
+    where no variable carries the code (EC's ECTRT is MASKED), {map, codelist, source} of its own."""
+    var: Variable | None
+    if isinstance(value, dict):
+        entry = {"name": "ROWCODE", "label": "the code that selects a row", "type": "Char", "core": "Perm",
+                 "algorithm": "assign_ct", **value}
+        var = _variable(entry, where, codelists)
+    else:
+        var = spec.by_name.get(value) if isinstance(value, str) else None
+    if var is None or not var.map or not var.source:
+        raise SpecError(f"{where}: {value!r} must name a variable of {spec.domain} with a map and a source, or "
+                        "give {map, codelist, source}: they tell the selector which resources are rows")
+    return var
 
 
 def _masking(entry: Any, masked: bool, where: str) -> Any:

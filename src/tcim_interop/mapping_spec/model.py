@@ -9,6 +9,7 @@ from typing import Any
 
 from ..fhir.path import Path
 from ..sdtm.dataset import VariableMeta
+from ..sdtm.text import fold_ascii
 from .codelists import Codelists
 
 # Parameters whose value names another variable of the same spec (a name or a list of names): each is
@@ -100,6 +101,30 @@ class SuppStructure:
         return [n for n in self.names if n != "STUDYID"]
 
 
+@dataclass(frozen=True)
+class OutOfScope:
+    """rows.out_of_scope: a resource whose element has one of these values makes no row, for this reason."""
+
+    element: str
+    values: tuple[str, ...]
+    reason: str = ""
+
+
+@dataclass
+class RowCriteria:
+    """What makes a resource a row, beyond its type (rows: in a spec): the selector's params (e.g.
+    `product: EXTRT`, the variable whose map tells a study product), FHIR paths it reads (`study_link`),
+    and the element values that put a resource out of scope."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, dict[str, Path]] = field(default_factory=dict)  # param -> release -> compiled path
+    out_of_scope: list[OutOfScope] = field(default_factory=list)
+    deciders: dict[str, Variable] = field(default_factory=dict)  # a param naming the code that tells a row
+
+    def path(self, name: str, version: str) -> Path | None:
+        return self.paths.get(name, {}).get(version)
+
+
 @dataclass
 class DomainSpec:
     domain: str
@@ -114,6 +139,7 @@ class DomainSpec:
     supplemental: list[Supplemental]
     file: str
     reverse: dict = field(default_factory=dict)  # to-fhir: templates, links, fallback (see the specs)
+    rows: RowCriteria = field(default_factory=RowCriteria)
 
     def __post_init__(self) -> None:
         self.by_name = {v.name: v for v in self.variables}
@@ -136,6 +162,7 @@ class MappingSet:
     domains: dict[str, DomainSpec] = field(default_factory=dict)  # role (dm, ex, ae, mune) -> spec
     trial_design: Any = None  # trial_design/spec.py TrialDesignSpec, from trial_design.yaml when present
     masked: bool = False  # a masked delivery (to-sdtm --masked): study.yaml masked_domains, variables' masked:
+    site: Any = None  # site.py Site: the hospital's folder given with --site (its maps are in codelists)
 
     def spec(self, role: str) -> DomainSpec:
         return self.domains[role]
@@ -143,3 +170,14 @@ class MappingSet:
     @cached_property  # read for every VISITNUM and VISIT
     def visits(self) -> dict[str, dict]:
         return {v["code"]: v for v in self.study.get("visits", [])}
+
+    @cached_property
+    def product_names(self) -> dict[str, str]:
+        """study.yaml products: every name and synonym, in name_key form, -> the product's EXTRT."""
+        return {name_key(n): str(p["extrt"]) for p in self.study.get("products") or []
+                for n in [p["extrt"], *(p.get("names") or [])]}
+
+
+def name_key(text: str) -> str:
+    """A product's name as compared with the text a hospital sends: case, accents and spacing aside."""
+    return " ".join(fold_ascii(text).casefold().split())

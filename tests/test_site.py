@@ -1,0 +1,193 @@
+"""Hospital FHIR through a site folder (--site): ConceptMaps from the hospital's codes to the study's
+concepts (R4 and R5 forms), the core workflow-researchStudy extension, study products told by name, and
+row selection declared in the specs (checked when they load)."""
+
+import copy
+import json
+import shutil
+
+import pytest
+from conftest import MINI, ROOT
+from typer.testing import CliRunner
+
+from tcim_interop import to_sdtm
+from tcim_interop.cli import app
+from tcim_interop.errors import NoSubjectError, SpecError
+from tcim_interop.mapping_spec.load import load_mapping_set
+from tcim_interop.mapping_spec.site import load_site
+
+PHARMACY = "http://hospital.example.org/fhir/CodeSystem/pharmacy"
+EMG = "http://hospital.example.org/fhir/CodeSystem/emg-tests"
+PRODUCT = "http://tcim-interop.org/fhir/CodeSystem/study-product"
+MUNE = "http://tcim-interop.org/fhir/CodeSystem/mune-test"
+STUDY_EXT = "http://hl7.org/fhir/StructureDefinition/workflow-researchStudy"
+
+
+def concept_map(source: str, target: str, pairs: list[tuple[str, str, str]], r5: bool = False) -> dict:
+    """A ConceptMap in its R4 (equivalence) or R5 (relationship) form."""
+    key = "relationship" if r5 else "equivalence"
+    return {"resourceType": "ConceptMap", "id": f"cm-{len(pairs)}", "status": "active", "group": [{
+        "source": source, "target": target,
+        "element": [{"code": s, "target": [{"code": t, key: k}]} for s, t, k in pairs]}]}
+
+
+def hospital_bundle() -> dict:
+    """The mini bundle as a hospital would code it: pharmacy codes on the study administrations, EMG
+    codes on the MUNE observations."""
+    doc = json.loads(MINI.read_text())
+    for e in doc["entry"]:
+        r = e["resource"]
+        for c in (r.get("medicationCodeableConcept") or {}).get("coding", []):
+            if c["system"] == PRODUCT:
+                c.update(system=PHARMACY, code={"BMNC": "PH-4711", "PLACEBO": "PH-0815"}[c["code"]])
+        for c in (r.get("code") or {}).get("coding", []) if r["resourceType"] == "Observation" else []:
+            if c["system"] == MUNE:
+                c.update(system=EMG, code={"MUNIX": "EMG-MX", "MUSIX": "EMG-MS"}[c["code"]])
+    return doc
+
+
+def site_folder(tmp_path, maps: list[dict], site_yaml: str | None = None):
+    folder = tmp_path / "site"
+    folder.mkdir()
+    for i, m in enumerate(maps):
+        (folder / f"map{i}.json").write_text(json.dumps(m), encoding="utf-8")
+    if site_yaml is not None:
+        (folder / "site.yaml").write_text(site_yaml, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("r5", [False, True], ids=["R4 equivalence", "R5 relationship"])
+def test_hospital_codes_convert_through_the_site_concept_maps(tmp_path, mini_conversion, r5):
+    sponsor = mini_conversion[0].datasets
+    hospital = hospital_bundle()
+    without = to_sdtm([hospital], fast=True)
+    assert "EX" not in without.datasets or len(without.datasets["EX"]) == 0
+    wide = "source-is-narrower-than-target" if r5 else "wider"
+    site = site_folder(tmp_path, [
+        concept_map(PHARMACY, PRODUCT, [("PH-4711", "BMNC", "equivalent"), ("PH-0815", "PLACEBO", wide)], r5),
+        concept_map(EMG, MUNE, [("EMG-MX", "MUNIX", "equivalent"), ("EMG-MS", "MUSIX", "equivalent")], r5)])
+    result = to_sdtm([hospital], fast=True, site=site)
+    for name in ("DM", "EX", "XM"):
+        got, want = result.datasets[name], sponsor[name]
+        assert got.equals(want), name
+    assert result.report.counts()["rejected"] == 0
+
+
+def test_a_target_narrower_than_its_source_is_not_used(tmp_path):
+    """A hospital code mapped to a narrower study concept may not be it: no translation, out of scope."""
+    site = site_folder(tmp_path, [concept_map(PHARMACY, PRODUCT, [("PH-4711", "BMNC", "narrower"),
+                                                                   ("PH-0815", "PLACEBO", "equivalent")])])
+    result = to_sdtm([hospital_bundle()], fast=True, site=site)
+    assert list(result.datasets["EX"]["EXTRT"]) == ["PLACEBO", "PLACEBO"]
+    reasons = {d.reason for d in result.report.dispositions if d.outcome == "out_of_scope"
+               and d.resource.startswith("MedicationAdministration/")}
+    assert reasons == {"not a study product: concomitant medication (CM is not produced)"}
+
+
+def _administrations(doc: dict) -> list[dict]:
+    return [e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == "MedicationAdministration"]
+
+
+@pytest.mark.parametrize("text, extrt", [
+    ("Células mononucleares de médula ósea", "BONE MARROW MONONUCLEAR CELLS"),
+    ("  PLACEBO (VEHICULO) ", "PLACEBO"),
+])
+def test_a_study_administration_with_a_text_only_product_is_told_by_its_name(text, extrt):
+    doc = json.loads(MINI.read_text())
+    ma = _administrations(doc)[0]
+    ma["medicationCodeableConcept"] = {"text": text}
+    ma["extension"] = [{"url": STUDY_EXT, "valueReference": {"reference": "ResearchStudy/site01"}}]
+    result = to_sdtm([doc], fast=True)
+    ex = result.metadata["EX"]
+    assert ex.frame.at[ex.sources.index(f"MedicationAdministration/{ma['id']}"), "EXTRT"] == extrt
+
+
+def test_a_study_administration_whose_product_cannot_be_told_is_rejected_never_concomitant():
+    doc = json.loads(MINI.read_text())
+    ma = _administrations(doc)[0]
+    ma["medicationCodeableConcept"] = {"coding": [{"system": PHARMACY, "code": "PH-9999"}], "text": "cells"}
+    ma["extension"] = [{"url": STUDY_EXT, "valueReference": {"reference": "ResearchStudy/study"}}]
+    other = copy.deepcopy(ma)
+    other.update(id="ma-other", extension=[{"url": STUDY_EXT, "valueReference": {"reference": "ResearchStudy/x"}}])
+    doc["entry"].append({"resource": other})
+    result = to_sdtm([doc], fast=True)
+    outcome = {d.resource: (d.outcome, d.reason) for d in result.report.dispositions}
+    assert outcome[f"MedicationAdministration/{ma['id']}"][0] == "rejected"
+    assert "workflow-researchStudy" in outcome[f"MedicationAdministration/{ma['id']}"][1]
+    assert outcome["MedicationAdministration/ma-other"] == (
+        "out_of_scope", "its workflow-researchStudy extension names no study of the input")
+    assert any(f.code == "REJECTED" and f.source == f"MedicationAdministration/{ma['id']}" for f in result.report.findings)
+
+
+def test_site_folder_errors_name_the_file(tmp_path):
+    bad = site_folder(tmp_path, [{"resourceType": "ValueSet", "id": "vs"}])
+    with pytest.raises(SpecError, match=r"map0\.json: a ValueSet, not a ConceptMap"):
+        load_site(bad)
+    shutil.rmtree(bad)
+    bad = site_folder(tmp_path, [concept_map(PHARMACY, PRODUCT, [("PH-1", "BMNC", "roughly")])])
+    with pytest.raises(SpecError, match=r"map0\.json#cm-1: group\[0\]\.element\[0\]\.target\[0\]: equivalence"):
+        load_site(bad)
+    shutil.rmtree(bad)
+    bad = site_folder(tmp_path, [], "site_id: '01'\ntimezone_typo: x\n")
+    with pytest.raises(SpecError, match="site.yaml: unknown key 'timezone_typo'"):
+        load_site(bad)
+    (bad / "notes.txt").write_text("x")
+    (bad / "site.yaml").write_text("site_id: '01'\n")
+    with pytest.raises(SpecError, match=r"notes\.txt: not a site file"):
+        load_site(bad)
+
+
+def test_cli_site_error_is_one_line_and_writes_nothing(tmp_path):
+    site = site_folder(tmp_path, [{"resourceType": "ConceptMap", "id": "x"}])
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["to-sdtm", str(MINI), "--out", str(out), "--site", str(site), "-q"])
+    assert r.exit_code == 2 and r.stderr.strip().count("\n") == 0
+    assert "map0.json#x: no group" in r.stderr and not out.exists()
+
+
+def _specs(tmp_path, edit):
+    folder = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", folder)
+    edit(folder)
+    return folder
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("map: STUDY_PRODUCT,", "map: STUDY_PRODUCT_RENAMED,", "unknown map 'STUDY_PRODUCT_RENAMED'"),
+    ("product: EXTRT", "product: EXDOSE", "product: 'EXDOSE' must name a variable of EX with a map"),
+    ("select: study_treatment", "select: study_treatmnet", "unknown selector 'study_treatmnet'"),
+    ("  product: EXTRT", "  products: EXTRT", "'products' is not a param of selector study_treatment"),
+    ("    - {element: status, values: [entered-in-error, not-done",
+     "    - {element: status, value: [entered-in-error, not-done", r"out_of_scope\[0\] must be"),
+])
+def test_row_selection_is_checked_when_the_specs_load(tmp_path, old, new, message):
+    def edit(folder):
+        text = (folder / "ex.yaml").read_text()
+        assert old in text
+        (folder / "ex.yaml").write_text(text.replace(old, new, 1))
+    with pytest.raises(SpecError, match=message):
+        load_mapping_set(_specs(tmp_path, edit))
+
+
+def test_a_product_name_given_to_two_products_is_refused(tmp_path):
+    def edit(folder):
+        text = (folder / "study.yaml").read_text()
+        (folder / "study.yaml").write_text(text.replace("names: [placebo (vehicle),", "names: [bmnc, placebo (vehicle),"))
+    with pytest.raises(SpecError, match="(?i)the name 'bmnc' is given to two products"):
+        load_mapping_set(_specs(tmp_path, edit))
+
+
+def test_a_single_study_without_site_studies_takes_siteid_from_site_yaml(tmp_path, mini_conversion):
+    doc = json.loads(MINI.read_text())
+    doc["entry"] = [e for e in doc["entry"] if e["resource"].get("id") != "site01"]
+    for e in doc["entry"]:
+        if e["resource"]["resourceType"] == "ResearchSubject":
+            e["resource"]["study"] = {"reference": "ResearchStudy/study"}
+    with pytest.raises(NoSubjectError) as no_subject:  # every subject rejected: no DM record
+        to_sdtm([doc], fast=True)
+    rejected = {d.reason for d in no_subject.value.report.dispositions if d.outcome == "rejected"}
+    assert any("give site_id in the site folder's site.yaml" in r for r in rejected)
+    result = to_sdtm([doc], fast=True, site=site_folder(tmp_path, [], "site_id: '01'\n"))
+    keys = ["STUDYID", "SITEID", "SUBJID", "USUBJID"]
+    assert result.datasets["DM"][keys].equals(mini_conversion[0].datasets["DM"][keys])
+    assert len(result.datasets["EX"]) == len(mini_conversion[0].datasets["EX"])
