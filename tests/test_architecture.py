@@ -31,7 +31,7 @@ LAYERS = {
     # 3: conformance checks of a package
     "validate": 3,
     # 4: a run, end to end, and what it writes
-    "api": 4, "options": 4, "sdtm_pipeline": 4, "fhir_pipeline": 4, "package_writer": 4, "output_dir": 4,
+    "api": 4, "options": 4, "sdtm_pipeline": 4, "fhir_pipeline": 4, "package_writer": 4, "survey": 4, "output_dir": 4,
     "report_text": 4,
     # 5: the command line
     "cli": 5, "cli_app": 5, "cli_server": 5, "__main__": 5,

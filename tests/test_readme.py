@@ -101,6 +101,8 @@ def test_the_help_example_runs(command, tmp_path, monkeypatch, request):
         assert (tmp_path / "sdtm-validation" / "validation-report.json").is_file()
     elif command == "pull":
         assert len(list((tmp_path / "export").glob("*.ndjson"))) == 8
+    elif command == "survey":
+        assert "unmapped: " in result.output and "EX.EXTRT" in result.output
     elif command == "push":
         bundle = json.loads((tmp_path / "study.json").read_text())
         assert {f"{e['request']['url']}" for e in bundle["entry"]} <= set(fake.store)

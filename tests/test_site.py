@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from conftest import MINI, ROOT
+from conftest import MINI, ROOT, need_external
 from typer.testing import CliRunner
 
 from tcim_interop import to_sdtm
@@ -191,3 +191,67 @@ def test_a_single_study_without_site_studies_takes_siteid_from_site_yaml(tmp_pat
     keys = ["STUDYID", "SITEID", "SUBJID", "USUBJID"]
     assert result.datasets["DM"][keys].equals(mini_conversion[0].datasets["DM"][keys])
     assert len(result.datasets["EX"]) == len(mini_conversion[0].datasets["EX"])
+
+
+@pytest.mark.parametrize("version, files, patient, subjid", [
+    ("R4", ["ResearchSubject-example.json", "ResearchStudy-example.json", "Patient-example.json"], None, "123"),
+    # R5's example names its study and subject by bare id, and its Patient is not among the examples
+    ("R5", ["ResearchSubject-example-crossover-placebo-to-drug.json", "ResearchStudy-example-ctgov-study-record.json"],
+     {"resourceType": "Patient", "id": "cfsb1676546565857", "gender": "female"}, "ecsr45"),
+])
+def test_hl7_research_subject_examples_convert_with_a_site_yaml(tmp_path, version, files, patient, subjid):
+    folder = need_external("fhir-examples", version.lower())
+    resources = [json.loads((folder / f).read_text()) for f in files] + ([patient] if patient else [])
+    study = next(r for r in resources if r["resourceType"] == "ResearchStudy")
+    with pytest.raises(NoSubjectError, match="no DM record"):  # no site study, and the site not told
+        to_sdtm(resources, fast=True, fhir_version=version)
+    site = site_folder(tmp_path, [], f"site_id: '01'\nstudy: ResearchStudy/{study['id']}\n")
+    dm = to_sdtm(resources, fast=True, fhir_version=version, site=site).datasets["DM"]
+    assert dm[["STUDYID", "SITEID", "SUBJID", "USUBJID"]].values.tolist() == [
+        ["TCIM-ELAII", "01", subjid, f"TCIM-ELAII-01-{subjid}"]]
+
+
+def test_a_study_known_by_the_trials_registry_id_takes_the_configured_studyid(tmp_path):
+    doc = json.loads(MINI.read_text())
+    study = next(e["resource"] for e in doc["entry"] if e["resource"]["id"] == "study")
+    study["identifier"] = [{"use": "official", "system": "http://hospital.example.org/studies", "value": "EC-2021-17"},
+                           {"system": "http://clinicaltrials.gov", "value": "NCT04849065"}]
+    dm = to_sdtm([doc], fast=True).datasets["DM"]
+    assert set(dm["STUDYID"]) == {"TCIM-ELAII"}
+    study["identifier"] = study["identifier"][:1]  # another study: its own identifier, as before
+    assert set(to_sdtm([doc], fast=True).datasets["DM"]["STUDYID"]) == {"EC-2021-17"}
+
+
+def test_laterality_as_a_snomed_qualifier_among_the_body_site_codings(mini_conversion):
+    """No laterality extension: the side is the SNOMED CT qualifier coding (7771000 left, 24028007 right)
+    sent in the same CodeableConcept as the muscle, for EX and for the MUNE domain."""
+    doc = json.loads(MINI.read_text())
+    for e in doc["entry"]:
+        r = e["resource"]
+        site = (r.get("dosage") or {}).get("site") or r.get("bodySite")
+        if site:
+            side = site.pop("extension")[0]["valueCodeableConcept"]["coding"][0]
+            site["coding"].insert(0, {"system": "http://snomed.info/sct", "code": side["code"]})
+    result = to_sdtm([doc], fast=True)
+    sponsor = mini_conversion[0].datasets
+    for name, cols in (("EX", ["EXLOC", "EXLAT"]), ("XM", ["XMLOC", "XMLAT"])):
+        assert result.datasets[name][cols].equals(sponsor[name][cols]), name
+        assert sponsor[name][cols[1]].notna().all()
+    assert not [f for f in result.report.findings if f.code == "CT_UNMAPPED"]
+
+
+def test_unmapped_codes_are_counted_in_the_run_report_and_a_concept_map_clears_them(tmp_path):
+    local = "http://hospital.example.org/fhir/CodeSystem/routes"
+    doc = json.loads(MINI.read_text())
+    for ma in _administrations(doc):
+        if (ma.get("dosage") or {}).get("route"):
+            ma["dosage"]["route"] = {"coding": [{"system": local, "code": "RT-IM"}]}
+    report = to_sdtm([doc], fast=True).report
+    assert report.to_dict()["unmapped_codes"] == [
+        {"domain": "EX", "variable": "EXROUTE", "codes": f"{local}|RT-IM", "count": 4}]
+    from tcim_interop.report_text import summary
+    assert f"4 x EX.EXROUTE: {local}|RT-IM" in summary(report)
+    site = site_folder(tmp_path, [concept_map(local, "http://snomed.info/sct", [("RT-IM", "78421000", "equivalent")])])
+    result = to_sdtm([doc], fast=True, site=site)
+    assert result.report.to_dict()["unmapped_codes"] == []
+    assert set(result.datasets["EX"]["EXROUTE"]) == {"INTRAMUSCULAR"}

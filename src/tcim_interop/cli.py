@@ -87,6 +87,33 @@ def to_sdtm_cmd(
         typer.echo(summary(result.report), err=True)
 
 
+@app.command("survey")
+def survey_cmd(
+    inputs: list[Path] = typer.Argument(..., help="FHIR JSON/XML bundles or resources, NDJSON files, or directories."),
+    site: Path | None = typer.Option(None, "--site", help="The hospital's site folder: ConceptMaps and site.yaml."),
+    mappings: Path | None = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
+    fhir_version: FhirVersion | None = typer.Option(None, "--fhir-version",
+                                                    help="Force R4 or R5 (default: detected per resource)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write survey.json and conceptmap-skeleton.json here."),
+) -> None:
+    """What a hospital's FHIR holds, before converting it: every coded element the specs read, its codes
+    with counts and the study term each becomes (or UNMAPPED), and what a conversion would convert, leave
+    out of scope or reject. --out adds a ConceptMap skeleton of the unmapped codes for the site to fill in.
+
+    Example:  tcim-interop survey examples/tcim-elaii-100-r4.json
+    """
+    from .api import load_mapping_set
+    from .survey import survey, write_survey
+
+    with running():
+        ms = load_mapping_set(mappings, site=site)
+        result = survey([str(p) for p in inputs], ms, fhir_version.value if fhir_version else None)
+        written = write_survey(result, out) if out is not None else []
+    typer.echo(result.text())
+    if written:
+        typer.echo("written: " + ", ".join(str(p) for p in written), err=True)
+
+
 class BundleType(str, Enum):
     transaction = "transaction"
     collection = "collection"

@@ -163,8 +163,16 @@ class Report:
             "findings": [asdict(f) for f in self.findings],
             "not_converted": [asdict(d) for d in self.dispositions if d.outcome == "rejected"],
             "out_of_scope": [{"resource_type": t, "reason": r, "count": n} for (t, r), n in sorted(out_of_scope.items())],
+            "unmapped_codes": self.unmapped_codes(),
         }
         return doc if self.report_paths else self._labelled(doc)
+
+    def unmapped_codes(self) -> list[dict[str, Any]]:
+        """The codes no map or ConceptMap turned into a term (CT_UNMAPPED), per domain and variable, with
+        how many records sent them: what a site's ConceptMaps should cover, most frequent first."""
+        counts = Counter((f.domain, f.variable, f.value) for f in self.findings if f.code == "CT_UNMAPPED")
+        return [{"domain": d, "variable": v, "codes": c, "count": n}
+                for (d, v, c), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
     def _labelled(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Every input file's path, or its bare name, replaced by its label wherever the report names it."""

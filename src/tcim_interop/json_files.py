@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,3 +18,8 @@ def read_json(path: Path, error: type[TcimError]) -> Any:
         raise error(f"{path}: cannot read: {e.strerror or e}") from None
     except orjson.JSONDecodeError as e:
         raise error(f"{path}: not valid JSON: {e}") from None
+
+
+def dump_json(doc: Any) -> str:
+    """The project's JSON reports as people read them: indented, UTF-8 text as is, a final newline."""
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -21,6 +21,12 @@ def summary(report: Report, most: int = 5) -> str:
     for (s, code), n in by_code.most_common(most):
         example = next(f for f in report.findings if f.code == code)
         lines.append(f"  {n:>5} x {s} {code}: e.g. {example.line()}")
+    unmapped = report.unmapped_codes()
+    if unmapped:
+        lines.append(f"unmapped codes: {len(unmapped)} distinct (run-report.json unmapped_codes; a site maps them "
+                     "with ConceptMaps, --site)")
+        for u in unmapped[:most]:
+            lines.append(f"  {u['count']:>5} x {u['domain']}.{u['variable']}: {u['codes']}")
     if report.validation:
         v = report.validation
         lines.append(f"validation: {v.get('error', 0)} error(s), {v.get('warning', 0)} warning(s) "

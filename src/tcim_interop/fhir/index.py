@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from .read import InputResource, LineResource
 
+_BARE_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _TYPE_ID = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
@@ -41,6 +42,10 @@ class ResourceIndex:
                 if m:
                     found = self.by_key.get(f"{m.group(1)}/{m.group(2)}")
             self._resolved[ref] = found
+        if found is None and expected_type and _BARE_ID.fullmatch(ref):
+            # a bare id ("example-study" for "ResearchStudy/example-study"), as some senders (HL7's own R5
+            # ResearchSubject example among them) write it: unambiguous where the element allows one type
+            found = self.by_key.get(f"{expected_type}/{ref}")
         if found is not None and expected_type and found.resource_type != expected_type:
             return None
         return found

@@ -80,6 +80,7 @@ def _number_or_text(value: Any) -> Any:
 
 @reverse("assign")
 @reverse("site_id")  # the site study's identifier: to-fhir always writes site studies
+@reverse("study_id")  # the study's identifier: the configured one, written as the study's official identifier
 def assign(t: Target, var, value: Any) -> None:
     t.write(var, _number_or_text(value) if not var.is_char else str(value))
 

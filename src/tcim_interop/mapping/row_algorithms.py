@@ -99,6 +99,30 @@ def _unmapped(row: Row, var, shown_codes: list[str]) -> None:
                     row.run.mappings.codelists.unmapped_hint(var.codelist, var.map))
 
 
+@algorithm("study_id", "row", needs_source=True)
+def study_id(row: Row, var) -> Any:
+    """The study's identifier (as assign); a study that is this trial under another name takes the
+    configured study id (study.yaml study.studyid): one whose identifiers include the trial's registry id,
+    protocol number or EU CT number, or the ResearchStudy the site folder's site.yaml `study` names."""
+    study = row.refs.get("study")
+    mappings = row.run.mappings
+    if study is not None and (names := _trial_names(mappings)):
+        ids = [i for i in study.data.get("identifier") or [] if isinstance(i, dict)]
+        given = {study.key} | {str(i.get("value")) for i in ids} | {f"{i.get('system')}|{i.get('value')}" for i in ids}
+        if given & names:
+            return str(mappings.study["study"]["studyid"])
+    return assign(row, var)
+
+
+def _trial_names(mappings) -> set[str]:
+    """What identifies this trial: study.yaml's identifiers, and the site's name for its ResearchStudy."""
+    trial = mappings.study.get("study") or {}
+    names = {str(trial[k]) for k in ("studyid", "registry_id", "protocol", "eu_ct_number") if trial.get(k)}
+    if mappings.site is not None and mappings.site.study:
+        names.add(mappings.site.study)
+    return names if trial.get("studyid") else set()
+
+
 @algorithm("site_id", "row", needs_source=True)
 def site_id(row: Row, var) -> Any:
     """The site study's identifier (as assign); a subject enrolled straight in a study that has no site

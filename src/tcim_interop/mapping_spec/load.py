@@ -31,7 +31,7 @@ SDTM_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")  # a dataset or variable name: a
 # [x] is the structure of each entry of a list, {"*": x} of each value of a mapping with free keys, and
 # None leaves the value to its reader (role names, TS parameter codes, FHIR templates).
 STUDY_KEYS = {
-    "study": ("studyid", "registry_id", "protocol"),
+    "study": ("studyid", "registry_id", "protocol", "eu_ct_number"),
     "domains": None, "masked_domains": None, "birth_date": None, "non_ascii": None, "ct_version": None,
     "visit_system": None, "visits": [("code", "visitnum", "visit", "day", "start_rule", "end_rule")],
     "timezone": None, "visit_encounter": None, "products": [("extrt", "names")],

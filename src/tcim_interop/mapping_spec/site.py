@@ -1,7 +1,9 @@
 """A site folder (`to-sdtm --site DIR`): what one hospital's FHIR needs that the study's specs cannot know.
 
     site.yaml        optional: site_id (SITEID of subjects enrolled straight in the overall study, when
-                     the hospital sends one ResearchStudy and no site study)
+                     the hospital sends one ResearchStudy and no site study); study (the hospital's name for
+                     the trial's ResearchStudy, "ResearchStudy/<id>" or an identifier "system|value", when
+                     none of its identifiers is one study.yaml lists)
     *.json           ConceptMaps from the hospital's code systems to the study's concepts
                      (concept_maps.py)
 
@@ -19,13 +21,14 @@ from ..errors import SpecError
 from .concept_maps import Translations, read_concept_maps
 from .yaml_files import read_yaml
 
-SITE_KEYS = ("site_id",)  # each read by the converter; any other key is refused
+SITE_KEYS = ("site_id", "study")  # each read by the converter; any other key is refused
 
 
 @dataclass
 class Site:
     directory: Path
     site_id: str | None = None
+    study: str | None = None
     translations: Translations = field(default_factory=Translations)
 
 
@@ -40,10 +43,11 @@ def load_site(directory: str | os.PathLike) -> Site:
         unknown = sorted(set(doc) - set(SITE_KEYS))
         if unknown:
             raise SpecError(f"{config}: unknown key {unknown[0]!r} (known: {', '.join(SITE_KEYS)})")
-        if "site_id" in doc:
-            if not isinstance(doc["site_id"], str | int) or not str(doc["site_id"]).strip():
-                raise SpecError(f"{config}: site_id must be a non-empty text, got {doc['site_id']!r}")
-            site.site_id = str(doc["site_id"]).strip()
+        for key in SITE_KEYS:
+            if key in doc:
+                if not isinstance(doc[key], str | int) or not str(doc[key]).strip():
+                    raise SpecError(f"{config}: {key} must be a non-empty text, got {doc[key]!r}")
+                setattr(site, key, str(doc[key]).strip())
     others = sorted(p.name for p in folder.iterdir() if p.name != "site.yaml" and not p.name.startswith(".")
                     and not (p.is_file() and p.suffix.lower() == ".json"))
     if others:

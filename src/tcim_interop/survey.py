@@ -1,0 +1,140 @@
+"""`tcim-interop survey`: what a hospital's FHIR holds, before a conversion, for the integrator.
+
+For each domain's row resources (whatever their outcome: the codes of a resource left out of scope are
+often the ones a site must map), every coded element the specs read: the systems and codes found, how
+many resources send each, and the study term each becomes (directly or through the site's ConceptMaps)
+or UNMAPPED. With it, the accounting a conversion would give (converted, out of scope, rejected, why),
+and a ConceptMap skeleton of every unmapped code for the site to fill in. Nothing is written but that.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .findings import Report
+from .mapping import engine
+from .mapping_spec.model import MappingSet, Variable
+from .options import SdtmOptions
+from .sdtm_pipeline import read_inputs, validate_and_map
+
+CODED = ("assign_ct", "study_product")  # the row algorithms that turn a code into a term
+UNMAPPED = "UNMAPPED"
+
+
+@dataclass(frozen=True)
+class CodeUse:
+    domain: str
+    variable: str  # the variable, or the selector param (product, test) that tells a row
+    system: str
+    code: str
+    count: int  # resources that send it
+    term: str  # the study term it becomes, or UNMAPPED
+    target_system: str  # where a ConceptMap for it should point (the map's first system, or the NCI Thesaurus)
+    choices: str  # the terms a ConceptMap may give it
+
+
+@dataclass
+class Survey:
+    report: Report
+    codes: list[CodeUse]
+
+    def unmapped(self) -> list[CodeUse]:
+        return [c for c in self.codes if c.term == UNMAPPED]
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = self.report.to_dict()
+        return {"resources": doc["resources"], "out_of_scope": doc["out_of_scope"],
+                "not_converted": doc["not_converted"], "codes": [c.__dict__ for c in self.codes]}
+
+    def text(self) -> str:
+        from .report_text import summary
+
+        lines = [summary(self.report).split("\nfindings:")[0], "codes (resources sending each -> study term):"]
+        for c in self.codes:
+            lines.append(f"  {c.domain}.{c.variable:<10} {c.count:>6}  {c.system}|{c.code} -> {c.term}")
+        lines.append(f"unmapped: {len(self.unmapped())} code(s)")
+        return "\n".join(lines)
+
+    def concept_map_skeleton(self) -> dict:
+        """A Bundle of ConceptMaps (R4 form), one per hospital system and target: each unmapped code an
+        element whose target code the site fills in (an empty code maps nothing: it loads, and changes
+        nothing until filled)."""
+        groups: dict[tuple[str, str], dict[str, CodeUse]] = {}
+        for c in self.unmapped():
+            groups.setdefault((c.system, c.target_system), {}).setdefault(c.code, c)
+        maps = []
+        for n, ((source, target), codes) in enumerate(sorted(groups.items()), 1):
+            maps.append({"resourceType": "ConceptMap", "id": f"site-map-{n}", "status": "draft", "group": [{
+                "source": source, "target": target,
+                "element": [{"code": code, "target": [{"code": "", "equivalence": "equivalent",
+                                                       "comment": f"{c.domain}.{c.variable} ({c.count} resources): "
+                                                                  f"one of {c.choices}"}]}
+                            for code, c in sorted(codes.items())]}]})
+        return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": m} for m in maps]}
+
+
+def survey(inputs: Iterable[str | os.PathLike | dict | list], ms: MappingSet,
+           fhir_version: str | None = None) -> Survey:
+    report = Report()
+    read = read_inputs(inputs, report, fhir_version, keep=engine.whole_types(ms))
+    _, report = validate_and_map(read, ms, report, SdtmOptions(fhir_version=fhir_version, fast=True))
+    found: Counter[tuple[str, str, str, str]] = Counter()
+    variables: dict[tuple[str, str], Variable] = {}
+    for spec in ms.domains.values():
+        coded = [(v.name, v) for v in spec.variables if v.algorithm in CODED]
+        coded += [(param, v) for param, v in spec.rows.deciders.items() if v.name not in dict(coded)]
+        rows = [r for r in read.resources if r.resource_type == spec.row_resource]
+        for name, var in coded:
+            variables[(spec.domain, name)] = var
+            for res in rows:
+                path = var.path(res.version)
+                values = path.values(_own(res.data)) if path else []  # the row's own elements, no %var
+                found.update({(spec.domain, name, s, c) for s, c in _codings(values)})
+    codes = [_use(ms, variables[(d, n)], d, n, s, c, count) for (d, n, s, c), count in found.items()]
+    codes.sort(key=lambda c: (c.term != UNMAPPED, c.domain, c.variable, -c.count, c.system, c.code))
+    return Survey(report, codes)
+
+
+def _own(data: dict):
+    return lambda var: data if var is None else None
+
+
+def _codings(values: list) -> set[tuple[str, str]]:
+    out = set()
+    for v in values:
+        for c in (v.get("coding") or []) if isinstance(v, dict) and "coding" in v else [v]:
+            if isinstance(c, dict) and c.get("code") not in (None, ""):
+                out.add((str(c.get("system") or ""), str(c["code"])))
+    return out
+
+
+def _use(ms: MappingSet, var: Variable, domain: str, name: str, system: str, code: str, count: int) -> CodeUse:
+    codelists = ms.codelists
+    term = codelists.lookup(var.codelist or "", var.map, system or None, code) or UNMAPPED
+    if term == UNMAPPED and code in var.params.get("dimensionless", ()) and system == "http://unitsofmeasure.org":
+        term = "(dimensionless: no unit)"
+    the_map = codelists.maps.get(var.map or "", {})
+    if the_map:
+        target = next(iter(the_map)).rpartition("|")[0]
+        choices = ", ".join(f"{k.rpartition('|')[2]} ({v})" for k, v in the_map.items() if k.startswith(target + "|"))
+    else:
+        target = codelists.nci_system
+        terms = codelists.codelists[var.codelist].terms if var.codelist in codelists.codelists else []
+        choices = ", ".join(f"{t.nci_code} ({t.value})" for t in terms if t.nci_code)
+    return CodeUse(domain, name, system, code, count, term, target, choices)
+
+
+def write_survey(result: Survey, out: Path) -> list[Path]:
+    from .atomic import write_atomic
+    from .json_files import dump_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "survey.json", out / "conceptmap-skeleton.json"]
+    write_atomic(written[0], dump_json(result.to_dict()))
+    write_atomic(written[1], dump_json(result.concept_map_skeleton()))
+    return written

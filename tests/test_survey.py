@@ -1,0 +1,52 @@
+"""survey: the codes a hospital's FHIR sends, what each becomes, the accounting, and a ConceptMap skeleton
+that, once filled in, makes the codes map."""
+
+import json
+
+from conftest import MINI
+from test_site import EMG, PHARMACY, hospital_bundle
+from typer.testing import CliRunner
+
+from tcim_interop.cli import app
+from tcim_interop.mapping_spec.load import load_mapping_set
+from tcim_interop.survey import UNMAPPED, survey
+
+
+def test_survey_of_the_sponsor_coded_bundle_maps_every_study_code(mappings):
+    result = survey([MINI], mappings)
+    by = {(c.domain, c.variable, c.system.rsplit("/", 1)[-1], c.code): c for c in result.codes}
+    assert by[("EX", "EXTRT", "study-product", "BMNC")].term == "BONE MARROW MONONUCLEAR CELLS"
+    assert by[("EX", "EXTRT", "study-product", "BMNC")].count == 2
+    assert by[("XM", "XMORRESU", "unitsofmeasure.org", "1")].term.startswith("(dimensionless")
+    # the out-of-scope resources' codes are surveyed too: riluzole and a body weight
+    assert {(c.domain, c.variable, c.code) for c in result.unmapped()} == {
+        ("EX", "EXTRT", "35623"), ("XM", "XMTESTCD", "29463-7"), ("XM", "XMTEST", "29463-7")}
+    assert result.report.counts()["out_of_scope"] == 2
+
+
+def test_the_skeleton_filled_in_makes_the_hospital_codes_map(tmp_path, mappings):
+    hospital = tmp_path / "hospital.json"
+    hospital.write_text(json.dumps(hospital_bundle()))
+    out = tmp_path / "survey"
+    r = CliRunner().invoke(app, ["survey", str(hospital), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"{PHARMACY}|PH-4711 -> {UNMAPPED}" in r.stdout
+    doc = json.loads((out / "survey.json").read_text())
+    assert doc["resources"]["by_resource_type"]["MedicationAdministration"]["out_of_scope"] == 5
+    skeleton = json.loads((out / "conceptmap-skeleton.json").read_text())
+    answers = {"PH-4711": "BMNC", "PH-0815": "PLACEBO", "EMG-MX": "MUNIX", "EMG-MS": "MUSIX"}
+    site = tmp_path / "site"
+    site.mkdir()
+    filled = 0
+    for entry in skeleton["entry"]:
+        cm = entry["resource"]
+        if cm["group"][0]["source"] not in (PHARMACY, EMG):
+            continue
+        for element in cm["group"][0]["element"]:
+            element["target"][0]["code"] = answers[element["code"]]
+            filled += 1
+        (site / f"{cm['id']}.json").write_text(json.dumps(cm))
+    assert filled == 4
+    after = survey([hospital], load_mapping_set(site=site))
+    assert not [c for c in after.unmapped() if c.system in (PHARMACY, EMG)]
+    assert after.report.counts()["by_resource_type"]["MedicationAdministration"]["converted"] == 4
