@@ -34,6 +34,7 @@ class CodeUse:
     code: str
     count: int  # resources that send it
     term: str  # the study term it becomes, or UNMAPPED
+    in_rows: int  # of those, the resources that became records (the others: out of scope or rejected)
     target_system: str  # where a ConceptMap for it should point (the map's first system, or the NCI Thesaurus)
     choices: str  # the terms a ConceptMap may give it
 
@@ -56,7 +57,8 @@ class Survey:
 
         lines = [summary(self.report).split("\nfindings:")[0], "codes (resources sending each -> study term):"]
         for c in self.codes:
-            lines.append(f"  {c.domain}.{c.variable:<10} {c.count:>6}  {c.system}|{c.code} -> {c.term}")
+            note = " (only in resources out of scope or rejected)" if c.term == UNMAPPED and not c.in_rows else ""
+            lines.append(f"  {c.domain}.{c.variable:<10} {c.count:>6}  {c.system}|{c.code} -> {c.term}{note}")
         lines.append(f"unmapped: {len(self.unmapped())} code(s)")
         return "\n".join(lines)
 
@@ -84,6 +86,8 @@ def survey(inputs: Iterable[str | os.PathLike | dict | list], ms: MappingSet,
     read = read_inputs(inputs, report, fhir_version, keep=engine.whole_types(ms))
     _, report = validate_and_map(read, ms, report, SdtmOptions(fhir_version=fhir_version, fast=True))
     found: Counter[tuple[str, str, str, str]] = Counter()
+    in_rows: Counter[tuple[str, str, str, str]] = Counter()
+    converted = {d.resource for d in report.dispositions if d.outcome == "converted"}
     variables: dict[tuple[str, str], Variable] = {}
     for spec in ms.domains.values():
         coded = [(v.name, v) for v in spec.variables if v.algorithm in CODED]
@@ -94,8 +98,16 @@ def survey(inputs: Iterable[str | os.PathLike | dict | list], ms: MappingSet,
             for res in rows:
                 path = var.path(res.version)
                 values = path.values(_own(res.data)) if path else []  # the row's own elements, no %var
-                found.update({(spec.domain, name, s, c) for s, c in _codings(values)})
-    codes = [_use(ms, variables[(d, n)], d, n, s, c, count) for (d, n, s, c), count in found.items()]
+                keys = {(spec.domain, name, s, c) for s, c in _codings(values)}
+                found.update(keys)
+                if res.key in converted:
+                    in_rows.update(keys)
+    codes = [_use(ms, variables[(d, n)], d, n, s, c, count, in_rows[(d, n, s, c)])
+             for (d, n, s, c), count in found.items()]
+    # a code another variable of the domain maps belongs to it (a laterality qualifier among a body
+    # site's codings is no unmapped location)
+    mapped = {(c.domain, c.system, c.code) for c in codes if c.term != UNMAPPED}
+    codes = [c for c in codes if c.term != UNMAPPED or (c.domain, c.system, c.code) not in mapped]
     codes.sort(key=lambda c: (c.term != UNMAPPED, c.domain, c.variable, -c.count, c.system, c.code))
     return Survey(report, codes)
 
@@ -113,7 +125,8 @@ def _codings(values: list) -> set[tuple[str, str]]:
     return out
 
 
-def _use(ms: MappingSet, var: Variable, domain: str, name: str, system: str, code: str, count: int) -> CodeUse:
+def _use(ms: MappingSet, var: Variable, domain: str, name: str, system: str, code: str, count: int,
+         in_rows: int) -> CodeUse:
     codelists = ms.codelists
     term = codelists.lookup(var.codelist or "", var.map, system or None, code) or UNMAPPED
     if term == UNMAPPED and code in var.params.get("dimensionless", ()) and system == "http://unitsofmeasure.org":
@@ -126,7 +139,7 @@ def _use(ms: MappingSet, var: Variable, domain: str, name: str, system: str, cod
         target = codelists.nci_system
         terms = codelists.codelists[var.codelist].terms if var.codelist in codelists.codelists else []
         choices = ", ".join(f"{t.nci_code} ({t.value})" for t in terms if t.nci_code)
-    return CodeUse(domain, name, system, code, count, term, target, choices)
+    return CodeUse(domain, name, system, code, count, term, in_rows, target, choices)
 
 
 def write_survey(result: Survey, out: Path) -> list[Path]:
