@@ -153,15 +153,22 @@ def synth_cmd(
     fhir_version: FhirVersion = typer.Option(FhirVersion.R4, "--fhir-version"),
     ndjson: bool = typer.Option(False, "--ndjson", help="Write bulk-data NDJSON, one file per resource type."),
     seed: int = typer.Option(1, "--seed", help="Same seed, same data, byte for byte."),
+    hospital_site: Path | None = typer.Option(
+        None, "--hospital-site", help="Write the trial as a hospital's EHR sends it (standard FHIR, local codes), "
+                                      "and its site folder (ConceptMaps, site.yaml) here."),
 ) -> None:
     """Write a realistic synthetic TCIM-ELAII dataset as FHIR.
 
     Example:  tcim-interop synth --subjects 1000 --out corpus.json --seed 7
     """
     from .synth import generate, write_bundle, write_ndjson
+    from .synth.hospital import hospital_style, write_site_folder
 
     try:
         resources = generate(subjects, seed=seed, fhir_version=fhir_version.value)
+        if hospital_site is not None:
+            resources = hospital_style(resources)
+            write_site_folder(hospital_site)
         if ndjson:
             write_ndjson(resources, out)
         else:
