@@ -8,8 +8,8 @@
               first()                             the first item
 
 Navigation flattens lists as FHIRPath does. "%var" names another resource of the row's context
-(%patient, %subject, %site, %study, %consent, %encounter); without it the path starts at the row's
-own resource. Paths are compiled once when a spec is loaded, so a typo fails at load time.
+(%patient, %subject, %site, %study, %consent, %encounter, %condition); without it the path starts at the
+row's own resource. Paths are compiled once when a spec is loaded, so a typo fails at load time.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 _STEP = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*?)\))?\s*$")
 _ARG = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*'([^']*)'\s*")
 FUNCTIONS = ("where", "extension", "first")
-VARIABLES = ("patient", "subject", "site", "study", "consent", "encounter")  # the %vars a row can resolve
+VARIABLES = ("patient", "subject", "site", "study", "consent", "encounter", "condition")  # the %vars a row can resolve
 
 
 class PathSyntaxError(ValueError):

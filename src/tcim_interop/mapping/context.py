@@ -11,7 +11,7 @@ from ..fhir.read import InputResource, LineResource
 from ..findings import Report
 from ..mapping_spec.model import MappingSet
 
-CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter")
+CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter", "condition")
 
 
 @dataclass
@@ -43,7 +43,8 @@ class Row:
     subject_row: Row | None = None
     # path text -> its values: variables sharing a source (--TESTCD and --TEST, VISITNUM and VISIT)
     # walk it once. Sound because a row's resource and refs do not change once it is selected.
-    _seen: dict[str, list] = field(default_factory=dict, repr=False, compare=False)
+    # Also what once() keeps.
+    _seen: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -64,6 +65,13 @@ class Row:
         if vals is None:
             vals = self._seen[path.text] = path.values(self.root)
         return vals
+
+    def once(self, key: str, make: Callable[[], Any]) -> Any:
+        """make()'s value, made once per row for the variables that share it (MedDRA's levels). The key
+        is no path text (it holds a blank), so it never meets one."""
+        if key not in self._seen:
+            self._seen[key] = make()
+        return self._seen[key]
 
     def forget_sources(self, stored: InputResource | LineResource | None = None) -> None:
         """Drop the walked sources once the row's values are set: rows are kept until the frames are built.

@@ -285,8 +285,10 @@ def _account(resources: Sequence[InputResource | LineResource], outcome: dict, r
             report.dispose(res.key, res.where, kind, reason)
         elif kind == "converted":
             report.dispose(res.key, res.where, "converted")
-        elif res.key in run.used:
+        elif res.key in run.used and res.resource_type in SUPPORTING_TYPES:
             report.dispose(res.key, res.where, "converted", "feeds DM, visits or the trial design")
+        elif res.key in run.used:  # a row's own context (an adverse event's resulting Condition)
+            report.dispose(res.key, res.where, "converted", "feeds the records that reference it")
         elif res.resource_type in SUPPORTING_TYPES:
             report.dispose(res.key, res.where, "out_of_scope", "not referenced by any converted record")
         else:

@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from typing import Any
 
-from ..fhir.path import Path, compile_path, set_value
+from ..fhir.path import Alternative, Path, compile_path, set_value
 from ..mapping_spec.model import MappingSet
 from ..sdtm.dates import DateError, to_iso8601
 from .registry import reverse
@@ -229,7 +230,18 @@ def meddra(t: Target, var, value: Any) -> None:
             c[fld] = text
             return
     coding = {"extension": [{"url": MEDDRA_LEVEL_URL, "valueCode": level}], "system": MEDDRA_SYSTEM, fld: text}
-    t.write(var, coding)
+    t.write(var, coding, _without_filter(root_path))
+
+
+@cache
+def _without_filter(path: Path) -> Path:
+    """The path's first alternative without its closing where(system=...): the coding written carries its
+    system already, in the place it has always had in the coding."""
+    alt = path.alternatives[0]
+    steps = alt.steps
+    while steps and steps[-1].func == "where":
+        steps = steps[:-1]
+    return Path(path.text, (Alternative(alt.var, steps),))
 
 
 @reverse("seriousness_criterion")

@@ -7,6 +7,7 @@ they cannot determine is left empty (None), never guessed.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -350,19 +351,53 @@ def visit(row: Row, var) -> Any:
     return None
 
 
-def _meddra_level(coding: dict) -> str:
+def _meddra_level(coding: dict) -> str | None:
     for ext in coding.get("extension") or []:
         if isinstance(ext, dict) and ext.get("url") == MEDDRA_LEVEL_URL:
             return str(ext.get("valueCode", "")).upper()
-    return "PT"
+    return None
+
+
+@dataclass
+class _MeddraLevels:
+    """The MedDRA codings of a row by level, worked out once for every MedDRA variable of the row."""
+
+    told: list[tuple[str, dict]]  # (level, coding): those the extension names first, so that it wins
+    untold: list[dict]  # two or more non-SOC codings with no level: none of them is the PT
+    reported: bool = False
+
+
+def _meddra_levels(codings: list[Any], socs: frozenset[str]) -> _MeddraLevels:
+    """A coding's level is its meddra-level extension; without it, a system organ class code
+    (dictionaries.MEDDRA.soc) is the SOC, and the one other coding the PT (unless one says it is)."""
+    mdr = [c for c in codings if isinstance(c, dict) and c.get("system") == MEDDRA_SYSTEM]
+    told = [(level, c) for c in mdr if (level := _meddra_level(c)) is not None]
+    bare = [c for c in mdr if _meddra_level(c) is None]
+    told += [("SOC", c) for c in bare if str(c.get("code")) in socs]
+    others = [c for c in bare if str(c.get("code")) not in socs]
+    if any(level == "PT" for level, _ in told):
+        return _MeddraLevels(told, [])
+    if len(others) == 1:
+        return _MeddraLevels([*told, ("PT", others[0])], [])
+    return _MeddraLevels(told, others if len(others) > 1 else [])
 
 
 @algorithm("meddra", "row", needs_source=True, params=("level", "field"))
 def meddra(row: Row, var) -> Any:
-    """A MedDRA level's term or code, from the codings of system mdr (level in extension
-    meddra-level; a coding without it is the preferred term)."""
-    for c in row.values_of(var):
-        if isinstance(c, dict) and c.get("system") == MEDDRA_SYSTEM and _meddra_level(c) == var.params["level"]:
+    """A MedDRA level's term or code, from the codings of system mdr: the level in extension
+    meddra-level; without it, a system organ class code is the SOC and a lone other coding the PT."""
+    path = var.path(row.version)
+    levels = row.once(f"meddra levels of {path.text if path else ''}",
+                      lambda: _meddra_levels(row.values_of(var), row.run.mappings.codelists.meddra_socs))
+    if var.params["level"] == "PT" and levels.untold and not levels.reported:
+        levels.reported = True  # once per record, on its first PT variable (AEDECOD)
+        codes = ", ".join(str(c.get("code")) for c in levels.untold)
+        row.finding("warning", "MEDDRA_AMBIGUOUS", f"MedDRA codings {codes} say no level: which is the preferred "
+                    "term cannot be told, so none is taken", var.name, codes,
+                    f"give each MedDRA coding the extension {MEDDRA_LEVEL_URL} (valueCode LLT, PT, HLT, HLGT or "
+                    "SOC), or send one MedDRA coding per level")
+    for level, c in levels.told:
+        if level == var.params["level"]:
             value = c.get(var.params["field"])
             if value is None:
                 return None
@@ -370,11 +405,15 @@ def meddra(row: Row, var) -> Any:
     return None
 
 
-@algorithm("seriousness_criterion", "row", needs_source=True)
+@algorithm("seriousness_criterion", "row", needs_source=True, optional=("outcome",))
 def seriousness_criterion(row: Row, var) -> str | None:
     """A seriousness criterion flag: Y when a seriousness code or a seriousness-criteria extension
-    (criterionCode, criterionPresent true) maps to this criterion (the var's map); N when the event is
-    serious without it; empty for a non-serious event."""
+    (criterionCode, criterionPresent true) maps to this criterion (the var's map), or, with params.outcome,
+    when that variable says FATAL of a serious event (AESDTH); N when the event is serious without it;
+    empty for a non-serious event."""
+    serious = row.values.get("AESER") == "Y"
+    if serious and var.params.get("outcome") and row.values.get(var.params["outcome"]) == "FATAL":
+        return "Y"
     codelists = row.run.mappings.codelists
     for item in row.values_of(var):
         codings = [item] if "code" in item else []
@@ -385,7 +424,7 @@ def seriousness_criterion(row: Row, var) -> str | None:
         for c in codings:
             if codelists.lookup(var.codelist, var.map, c.get("system"), c.get("code")) == "Y":
                 return "Y"
-    return "N" if row.values.get("AESER") == "Y" else None
+    return "N" if serious else None
 
 
 @algorithm("result_text", "row", needs_source=True)

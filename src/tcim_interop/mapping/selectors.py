@@ -93,13 +93,28 @@ def study_treatment(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
     return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
 
 
-@algorithm("study_subject_event", "select")
+@algorithm("study_subject_event", "select", optional=("condition",), paths=("condition",))
 def study_subject_event(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
     """AE rows: adverse events of a study subject, unless the spec's out_of_scope rules say otherwise
-    (a potential event, an entry in error)."""
+    (a potential event, an entry in error). %condition: the first Condition of the input that the
+    `condition` references name (R4 resultingCondition, R5 resultingEffect), where a hospital may code
+    the event; it counts as used by the record."""
     if (skip := _out_of_scope(resource, spec)) is not None:
         return skip
-    return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
+    row = _subject_context(resource, run, spec.domain, resource.data.get("subject"))
+    path = spec.rows.path("condition", resource.version)
+    if isinstance(row, Row) and path is not None:
+        refs = path.values(_roots(resource))
+        found = (run.index.resolve(r, "Condition") for r in refs)
+        condition = next((c for c in found if c is not None), None)
+        row.refs["condition"] = condition
+        if condition is not None:
+            run.used.add(condition.key)
+        elif missing := [_ref(r) for r in refs if run.index.resolve(r) is None]:
+            row.finding("warning", "BROKEN_REFERENCE", f"its resulting condition {missing[0]!r} is not in the input",
+                        value=missing[0], hint="add the Condition to the input: its code is read when the event "
+                        "itself carries no MedDRA coding")
+    return row
 
 
 @algorithm("mune_observation", "select", params=("test",))

@@ -3,6 +3,7 @@ FHIR codes to submission values."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..errors import SpecError
@@ -42,6 +43,7 @@ class Codelists:
     reverse_choice: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)  # map -> release -> value -> key
     # the ConceptMaps shipped in mappings/conceptmaps/ and the site's (--site): foreign codes -> the study's
     translations: Translations = field(default_factory=Translations)
+    meddra_socs: frozenset[str] = frozenset()  # dictionaries.MEDDRA.soc: the system organ class codes
 
     @classmethod
     def from_yaml(cls, doc: dict, file: str) -> Codelists:
@@ -56,7 +58,9 @@ class Codelists:
             maps = {name: {str(k): str(v) for k, v in (m or {}).items() if k != "_reverse"} for name, m in raw_maps.items()}
             choice = {name: {str(rel): {str(v): str(k) for v, k in pick.items()} for rel, pick in m["_reverse"].items()}
                       for name, m in raw_maps.items() if isinstance(m, dict) and "_reverse" in m}
-            return cls(str(doc["nci_system"]), lists, maps, dict(doc.get("dictionaries") or {}), choice)
+            dictionaries = dict(doc.get("dictionaries") or {})
+            socs = _soc_codes(dictionaries.get("MEDDRA") or {}, file)
+            return cls(str(doc["nci_system"]), lists, maps, dictionaries, choice, meddra_socs=socs)
         except (KeyError, TypeError, AttributeError) as e:
             raise SpecError(f"{file}: malformed codelist file: {e!r}") from None
 
@@ -108,3 +112,15 @@ class Codelists:
         if term is not None and term.nci_code:
             return {"system": self.nci_system, "code": term.nci_code, "display": value}
         return None
+
+
+def _soc_codes(meddra: dict, file: str) -> frozenset[str]:
+    """dictionaries.MEDDRA.soc, {8-digit code: name}, as its set of codes."""
+    socs = meddra.get("soc") or {}
+    if not isinstance(socs, dict):
+        raise SpecError(f"{file}: dictionaries.MEDDRA.soc must map MedDRA codes to names, got {socs!r}")
+    bad = [str(code) for code, name in socs.items()
+           if not re.fullmatch(r"\d{8}", str(code)) or not isinstance(name, str) or not name.strip()]
+    if bad:
+        raise SpecError(f"{file}: dictionaries.MEDDRA.soc: not an 8-digit MedDRA code with a name: {', '.join(bad)}")
+    return frozenset(map(str, socs))

@@ -14,7 +14,7 @@ from .codelists import Codelists
 
 # Parameters whose value names another variable of the same spec (a name or a list of names): each is
 # checked to exist when the spec loads, and a variable is filled after those it reads.
-VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit")
+VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit", "outcome")
 # "unit" is read by to-fhir only (the result's unit); filling the unit first would change no value but
 # the order of the findings of a run.
 READ_BEFORE = tuple(p for p in VARIABLE_PARAMS if p != "unit")
