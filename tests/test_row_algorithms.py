@@ -1,5 +1,7 @@
 """mapping/row_algorithms.py: one variable of one record, from hand-built rows and the shipped specs."""
 
+import dataclasses
+
 import pytest
 
 from tcim_interop.fhir.index import ResourceIndex
@@ -8,6 +10,7 @@ from tcim_interop.fhir.read import InputResource
 from tcim_interop.findings import Report
 from tcim_interop.mapping import algorithms, row_algorithms as ra
 from tcim_interop.mapping.context import Row, RunContext
+from tcim_interop.mapping_spec.concept_maps import Translations
 from tcim_interop.mapping_spec.load import load_mapping_set
 from tcim_interop.mapping_spec.model import Variable
 
@@ -503,16 +506,47 @@ def test_visit_reference_to_something_else_is_broken(ms):
 @pytest.mark.parametrize("enc", [encounter("e1", "DAY45"), encounter("e1", "DAY30", system="urn:other-visits"),
                                  {"resourceType": "Encounter", "id": "e1"}])
 def test_visit_encounter_without_a_known_visit_code(ms, enc):
+    """With visit windows (the shipped study.yaml), the record's visit is told by date after DM
+    (mapping/visits.py, tests/test_visits.py); without, it is unmapped."""
     ma = {"resourceType": "MedicationAdministration", "id": "ma1", "context": {"reference": "Encounter/e1"}}
     row = make_row(ms, ma, domain="EX", others=[enc])
     assert run_algo(row, var(ms, "ex", "VISIT")) is None
-    assert found(row) == [("warning", "CT_UNMAPPED", "VISIT")]
+    assert found(row) == []
+    pending = row.run.visits.pending["MedicationAdministration/ma1"]
+    assert (pending.encounter, pending.date_var, pending.fields) == ("Encounter/e1", "EXSTDTC", {"VISIT": ("visit", True)})
+    no_windows = _without_windows(ms)
+    row = make_row(no_windows, ma, domain="EX", others=[enc])
+    assert run_algo(row, var(no_windows, "ex", "VISIT")) is None
+    assert found(row) == [("warning", "CT_UNMAPPED", "VISIT")] and row.run.visits.pending == {}
+
+
+def _without_windows(ms):
+    study = {**ms.study, "visits": [{k: v for k, v in visit.items() if k != "window"} for visit in ms.study["visits"]]}
+    return dataclasses.replace(ms, study=study)
 
 
 def test_visit_no_encounter_reference(ms):
     row = make_row(ms, {"resourceType": "MedicationAdministration", "id": "ma1"}, domain="EX")
     assert run_algo(row, var(ms, "ex", "VISITNUM")) is None
     assert found(row) == []
+    assert row.run.visits.pending["MedicationAdministration/ma1"].encounter is None  # its own date tells
+    row = make_row(_without_windows(ms), {"resourceType": "MedicationAdministration", "id": "ma1"}, domain="EX")
+    assert run_algo(row, var(ms, "ex", "VISITNUM")) is None
+    assert found(row) == [] and row.run.visits.pending == {}
+
+
+def test_visit_of_an_encounter_typed_through_a_concept_map(ms):
+    """A hospital's encounter type that a ConceptMap translates to a visit code is that visit."""
+    mapped = dataclasses.replace(ms, codelists=dataclasses.replace(ms.codelists, translations=Translations()))
+    mapped.codelists.translations.add("urn:hospital|REV", f"{VISIT}|DAY90", "test")
+    ma = {"resourceType": "MedicationAdministration", "id": "ma1", "context": {"reference": "Encounter/e1"}}
+    enc = encounter("e1", "REV", system="urn:hospital")
+    row = make_row(mapped, ma, domain="EX", others=[enc])
+    assert run_algo(row, var(mapped, "ex", "VISITNUM")) == 5.0
+    assert run_algo(row, var(mapped, "ex", "VISIT")) == "DAY 90"
+    assert found(row) == [] and row.run.visits.pending == {} and row.run.used == {"Encounter/e1"}
+    row = make_row(ms, ma, domain="EX", others=[enc])  # the shipped maps do not know it
+    assert run_algo(row, var(ms, "ex", "VISITNUM")) is None
 
 
 # --- MedDRA ------------------------------------------------------------------------------------

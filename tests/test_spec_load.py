@@ -59,7 +59,7 @@ def test_shipped_specs_details():
     assert dm.by_name["AGE"].origin == "Derived"
     assert dm.by_name["AGEU"].origin == "Assigned"
     assert ms.spec("ae").supplemental[0].qnam == "AEDISCON"
-    assert ms.visits["DAY30"] == {"code": "DAY30", "visitnum": 4, "visit": "DAY 30", "day": 30}
+    assert ms.visits["DAY30"] == {"code": "DAY30", "visitnum": 4, "visit": "DAY 30", "day": 30, "window": [-7, 7]}
     assert ms.study["birth_date"] == "year"
 
 

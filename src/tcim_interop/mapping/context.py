@@ -10,6 +10,7 @@ from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource, LineResource
 from ..findings import Report
 from ..mapping_spec.model import MappingSet
+from .visits import VisitLedger
 
 CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter", "condition")
 
@@ -30,6 +31,7 @@ class RunContext:
     subjects_by_patient: dict[str, list[Row]] = field(default_factory=dict)  # filled by DM
     used: set[str] = field(default_factory=set)  # keys of supporting resources that fed a record
     progress: Callable[[], None] | None = None  # called once per resource of a row type
+    visits: VisitLedger = field(default_factory=VisitLedger)  # what visits by date need (visits.py)
 
 
 @dataclass

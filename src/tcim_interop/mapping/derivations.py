@@ -26,10 +26,14 @@ class DeriveContext:
     report: Report
 
     def dm_column(self, name: str) -> dict[str, Any]:
-        dm = self.datasets.get("DM")
-        if dm is None or dm.empty or name not in dm:
-            return {}
-        return dict(zip(dm["USUBJID"], dm[name], strict=True))
+        return by_subject(self.datasets.get("DM"), name)
+
+
+def by_subject(frame: pd.DataFrame | None, name: str) -> dict[str, Any]:
+    """A column of a domain's frame by USUBJID (DM's RFSTDTC, ...); empty when the frame has none."""
+    if frame is None or frame.empty or name not in frame:
+        return {}
+    return dict(zip(frame["USUBJID"], frame[name], strict=True))
 
 
 @algorithm("sequence", "derive", origin="Derived")

@@ -1,7 +1,8 @@
 """FHIR resources -> SDTM datasets, as the specs say: select rows, fill variables, derive, add SUPP.
 
     rows     each domain's selector picks its resources; row algorithms fill the variables in spec order
-    derive   DM first, then the other domains: --SEQ, --DY, reference dates, baseline flags
+    derive   DM first, then the visits told by date (visits.py), then the other domains: --SEQ, --DY,
+             reference dates, baseline flags
     supp     supplemental qualifiers and the continuation of text longer than 200 bytes
     account  every input resource is converted, rejected or out of scope, exactly once
 """
@@ -22,8 +23,9 @@ from ..sdtm.dataset import Dataset, VariableMeta
 from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
 from . import algorithms
 from .context import Row, RunContext, Skip
-from .derivations import DeriveContext
+from .derivations import DeriveContext, by_subject
 from .restore import read_recorded, restore
+from .visits import assign_visits_by_date
 
 IDENTIFIERS = ("STUDYID", "SITEID", "SUBJID", "USUBJID")
 SUPPORTING_TYPES = ("Patient", "ResearchStudy", "Consent", "Encounter", "Group", "Organization")  # Group, Organization: trial design
@@ -58,8 +60,16 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
     with report.moot(recorded.cells()):
         rows, run, outcome = _select_rows(index, mappings, report, outcome, progress)
         frames = {d: _frame(mappings.domains[_role(mappings, d)], rs) for d, rs in rows.items()}
-        derive_order = ["DM"] + [d for d in frames if d != "DM"]
-        for d in derive_order:
+        _derive(mappings.spec("dm"), frames, report)
+        if run.visits.pending:
+            # Visits by date are a step of their own, not a derivation: they need DM's RFSTDTC (known once
+            # EX is built and DM derived), each record's Encounter (rows hold it, frames do not), and every
+            # domain's records of a subject at once (one Encounter, one VISITNUM in EX and XM alike; a
+            # planned visit taken once). The frames they change are built again, in their sort order.
+            rfstdtc = by_subject(frames["DM"][0], "RFSTDTC")
+            for d in assign_visits_by_date(run.visits, mappings, index, rfstdtc, run.used):
+                frames[d] = _frame(mappings.domains[_role(mappings, d)], rows[d])
+        for d in [d for d in frames if d != "DM"]:
             _derive(mappings.domains[_role(mappings, d)], frames, report)
         datasets: dict[str, Dataset] = {}
         for d in frames:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from ..fhir.extensions import read_record
 from ..mapping_spec.model import name_key
 from ..sdtm.dates import DateError, age_in_years, to_iso8601
 from .context import Row
@@ -329,26 +330,45 @@ def country(row: Row, var) -> str | None:
 
 @algorithm("visit", "row", needs_source=True, params=("field",))
 def visit(row: Row, var) -> Any:
-    """VISITNUM/VISIT from the Encounter's type in the visit code system of study.yaml."""
+    """VISITNUM/VISIT (params.field of study.yaml visits) from the Encounter's type: a code of the visit
+    system, directly or through the site's ConceptMaps. When study.yaml declares visit windows, an
+    Encounter with no such code, or a record with no Encounter (its date: params.by_date), is given its
+    visit by date after DM (mapping/visits.py)."""
     ref = row.first_of(var)
+    mappings = row.run.mappings
     if ref is None:
+        if var.params.get("by_date") and _visit_by_date(row):
+            row.run.visits.defer(row, None, var)
         return None
     encounter = row.run.index.resolve(ref, "Encounter")
     if encounter is None:
         row.finding("warning", "BROKEN_REFERENCE", f"encounter {ref!r} is not in the input", var.name, ref,
                     "add the Encounter to the input")
         return None
-    system = row.run.mappings.study.get("visit_system")
-    visits = row.run.mappings.visits
     for t in encounter.data.get("type") or []:
         for c in (t.get("coding") or []) if isinstance(t, dict) else []:
-            if c.get("system") == system and c.get("code") in visits:
+            planned = mappings.visit_of(c.get("system"), c.get("code"))
+            if planned is not None:
                 row.run.used.add(encounter.key)
-                value = visits[c["code"]][var.params["field"]]
+                if mappings.visit_windows:  # what places the visits given by date
+                    row.run.visits.code(row, encounter.key, planned)
+                value = planned[var.params["field"]]
                 return float(value) if not var.is_char else str(value)
+    if _visit_by_date(row):
+        row.run.visits.defer(row, encounter.key, var)
+        return None
+    system = mappings.study.get("visit_system")
     row.finding("warning", "CT_UNMAPPED", f"{encounter.key} has no visit code of {system}", var.name,
-                hint=f"give the Encounter a type coding of {system} whose code is one of visits in mappings/study.yaml")
+                hint=f"give the Encounter a type coding of {system} whose code is one of visits in mappings/study.yaml, "
+                     "map its type to one in a ConceptMap of the site folder (--site), or declare visit windows "
+                     "in study.yaml")
     return None
+
+
+def _visit_by_date(row: Row) -> bool:
+    """study.yaml declares visit windows, and the record is not one to-fhir made (whose visit is its
+    Encounter's code, or the value its sdtm-record extension carries)."""
+    return bool(row.run.mappings.visit_windows) and read_record(row.resource.data) is None
 
 
 def _meddra_level(coding: dict) -> str | None:

@@ -70,8 +70,7 @@ class Codelists:
             return None
         hit = self._direct(codelist, map_name, system, code)
         if hit is None:  # a foreign code: the study concepts the ConceptMaps give it, in their order
-            for target in self.translations.targets.get(f"{system}|{code}", ()):
-                t_system, _, t_code = target.rpartition("|")
+            for t_system, t_code in self.translations.of(system, code):
                 if (hit := self._direct(codelist, map_name, t_system, t_code)) is not None:
                     break
         return hit

@@ -35,6 +35,11 @@ class Translations:
             self.targets[source] = self.targets.get(source, ()) + (target,)
             self.origin.setdefault(source, origin)
 
+    def of(self, system: str | None, code: str) -> list[tuple[str, str]]:
+        """(system, code) of each study concept a foreign code stands for, in the maps' order."""
+        return [(t_system, t_code) for t_system, _, t_code in
+                (target.rpartition("|") for target in self.targets.get(f"{system}|{code}", ()))]
+
     def extend(self, other: Translations) -> None:
         for source, targets in other.targets.items():
             for target in targets:

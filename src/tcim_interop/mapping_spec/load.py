@@ -7,6 +7,7 @@ exist, map values that are not terms of their codelist, names and labels that XP
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from pathlib import Path as FsPath
@@ -19,7 +20,17 @@ from ..mapping import algorithms
 from ..sdtm.dataset import VariableMeta
 from .codelists import Codelists
 from .concept_maps import Translations, read_concept_maps
-from .model import DomainSpec, MappingSet, OutOfScope, RowCriteria, Supplemental, SuppStructure, Variable, name_key
+from .model import (
+    DomainSpec,
+    MappingSet,
+    OutOfScope,
+    RowCriteria,
+    Supplemental,
+    SuppStructure,
+    Variable,
+    name_key,
+    window_offsets,
+)
 from .site import Site, load_site
 from .yaml_files import read_yaml
 
@@ -33,7 +44,7 @@ SDTM_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")  # a dataset or variable name: a
 STUDY_KEYS = {
     "study": ("studyid", "registry_id", "protocol", "eu_ct_number"),
     "domains": None, "masked_domains": None, "birth_date": None, "non_ascii": None, "ct_version": None,
-    "visit_system": None, "visits": [("code", "visitnum", "visit", "day", "start_rule", "end_rule")],
+    "visit_system": None, "visits": [("code", "visitnum", "visit", "day", "window", "start_rule", "end_rule")],
     "timezone": None, "visit_encounter": None, "products": [("extrt", "names")],
     "trial_design": {"summary": None, "elements": [("etcd", "element", "testrl", "teenrl", "tedur", "epoch")],
                      "arms": {"*": ("elements", "branch")}},
@@ -96,6 +107,7 @@ def load_mapping_set(directory: str | os.PathLike | None = None, mune_domain: st
         codelists.translations.extend(site.translations)
     if (directory / "conceptmaps").is_dir():
         read_concept_maps(sorted((directory / "conceptmaps").glob("*.json")), codelists.translations)
+    _check_visit_windows(study, directory / "study.yaml")
     if study.get("birth_date", "year") not in ("year", "full", "omit"):
         raise SpecError(f"{directory / 'study.yaml'}: birth_date must be year, full or omit, got {study['birth_date']!r}")
     files = dict(study.get("domains") or {})
@@ -125,6 +137,42 @@ def load_mapping_set(directory: str | os.PathLike | None = None, mune_domain: st
 
         ms.trial_design = load_trial_design(directory / "trial_design.yaml", codelists)
     return ms
+
+
+def _check_visit_windows(study: dict, where: FsPath) -> None:
+    """visits' windows (mapping/visits.py gives a visit by date): [before, after], whole days around the
+    planned day, no two overlapping; with windows, whole and distinct visitnums, since an unplanned
+    visit after visit N is numbered N.01, N.02 ..."""
+    visits = study.get("visits") or []
+    if not any(isinstance(v, dict) and "window" in v for v in visits):
+        return
+    spans = []
+    for v in visits:
+        if not isinstance(v, dict) or "window" not in v:
+            continue
+        window, day = v["window"], v.get("day")
+        if not (isinstance(window, list) and len(window) == 2 and all(_whole(x) for x in window)
+                and window[0] <= 0 <= window[1]):
+            raise SpecError(f"{where}: visits: {v.get('code')}: window must be [before, after], whole days around "
+                            f"the planned day (before <= 0 <= after, e.g. [-7, 7]), got {window!r}")
+        if not isinstance(day, int) or isinstance(day, bool) or day == 0:
+            raise SpecError(f"{where}: visits: {v.get('code')}: a window needs the planned study day `day` "
+                            "(a whole number, never 0)")
+        offsets = window_offsets(day, window)
+        spans.append((*offsets, str(v.get("code"))))
+    spans.sort()
+    for (_, last, code), (first, _, other) in itertools.pairwise(spans):
+        if first <= last:
+            raise SpecError(f"{where}: visits: the windows of {code} and {other} overlap: a date in both "
+                            "could be either visit")
+    numbers = [v.get("visitnum") for v in visits if isinstance(v, dict)]
+    if not all(_whole(n) for n in numbers) or len(set(numbers)) != len(numbers):
+        raise SpecError(f"{where}: visits: with windows, every visitnum must be a distinct whole number "
+                        "(an unplanned visit after visit N is numbered N.01, N.02 ...)")
+
+
+def _whole(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _check_products(ms: MappingSet, where: FsPath) -> None:

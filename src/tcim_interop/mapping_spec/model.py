@@ -9,15 +9,16 @@ from typing import Any
 
 from ..fhir.path import Path
 from ..sdtm.dataset import VariableMeta
+from ..sdtm.dates import day_offset
 from ..sdtm.text import fold_ascii
 from .codelists import Codelists
 
 # Parameters whose value names another variable of the same spec (a name or a list of names): each is
 # checked to exist when the spec loads, and a variable is filled after those it reads.
-VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit", "outcome")
-# "unit" is read by to-fhir only (the result's unit); filling the unit first would change no value but
-# the order of the findings of a run.
-READ_BEFORE = tuple(p for p in VARIABLE_PARAMS if p != "unit")
+VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit", "outcome", "by_date")
+# "unit" is read by to-fhir only (the result's unit), "by_date" (a visit's date) only after DM
+# (mapping/visits.py); filling them first would change no value but the order of the findings of a run.
+READ_BEFORE = tuple(p for p in VARIABLE_PARAMS if p not in ("unit", "by_date"))
 
 
 @dataclass
@@ -171,11 +172,40 @@ class MappingSet:
     def visits(self) -> dict[str, dict]:
         return {v["code"]: v for v in self.study.get("visits", [])}
 
+    def visit_of(self, system: str | None, code: str | None) -> dict | None:
+        """The study.yaml visit a coding names: a code of the visit system, or a code a ConceptMap
+        translates to one (the site's maps first, then the shipped ones)."""
+        wanted = self.study.get("visit_system")
+        if system == wanted and code in self.visits:
+            return self.visits[code]
+        for t_system, t_code in self.codelists.translations.of(system, code) if code else ():
+            if t_system == wanted and t_code in self.visits:
+                return self.visits[t_code]
+        return None
+
+    @cached_property
+    def visit_windows(self) -> list[tuple[int, int, dict]]:
+        """(first, last, visit) of every visit with a window in study.yaml: the calendar days from study
+        day 1 that count as that visit, in date order (checked not to overlap when the set loads)."""
+        out = [(*window_offsets(v["day"], v["window"]), v) for v in self.study.get("visits", []) if "window" in v]
+        return sorted(out, key=lambda w: w[0])
+
+    def visit_on(self, day: int) -> dict | None:
+        """The visit whose window holds study day `day`, if any."""
+        at = day_offset(day)
+        return next((v for first, last, v in self.visit_windows if first <= at <= last), None)
+
     @cached_property
     def product_names(self) -> dict[str, str]:
         """study.yaml products: every name and synonym, in name_key form, -> the product's EXTRT."""
         return {name_key(n): str(p["extrt"]) for p in self.study.get("products") or []
                 for n in [p["extrt"], *(p.get("names") or [])]}
+
+
+def window_offsets(day: int, window: list[int]) -> tuple[int, int]:
+    """A visit's window, [before, after] days around its planned study day, as the calendar days from
+    study day 1 it spans (first, last)."""
+    return day_offset(day) + window[0], day_offset(day) + window[1]
 
 
 def name_key(text: str) -> str:

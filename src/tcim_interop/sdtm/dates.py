@@ -73,6 +73,11 @@ def study_day(dtc: object, rfstdtc: object) -> int | None:
     return delta + 1 if delta >= 0 else delta
 
 
+def day_offset(day: int) -> int:
+    """Calendar days from study day 1 to study day `day` (no day 0: day -1 is the day before day 1)."""
+    return day - 1 if day > 0 else day
+
+
 def age_in_years(birth: object, at: object) -> int | None:
     b, a = complete_date(birth), complete_date(at)
     if b is None or a is None or a < b:
