@@ -9,6 +9,8 @@ hospital's with its site folder) they must give the same SDTM, cell for cell (te
     muscles             the EMG lab's anatomical codes (mapped to the NCI Thesaurus terms of LOC)
     laterality          a SNOMED CT qualifier coding in the body site (7771000 left, 24028007 right)
     study               one ResearchStudy, no site studies: SITEID from site.yaml
+    visits              the hospital's appointment types as Encounter types (mapped to the visit codes)
+    adverse events      MedDRA codings without the project's level extension (the SOC told by its code)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ PHARMACY = "http://hospital.example.org/fhir/CodeSystem/pharmacy"
 EMG_TESTS = "http://hospital.example.org/fhir/CodeSystem/emg-tests"
 EMG_METHODS = "http://hospital.example.org/fhir/CodeSystem/emg-methods"
 EMG_SITES = "http://hospital.example.org/fhir/CodeSystem/emg-sites"
+APPOINTMENTS = "http://hospital.example.org/fhir/CodeSystem/appointment-types"
 STUDY_EXT = "http://hl7.org/fhir/StructureDefinition/workflow-researchStudy"
 LATERALITY_EXT = "http://tcim-interop.org/fhir/StructureDefinition/laterality"
 SNOMED = "http://snomed.info/sct"
@@ -34,7 +37,11 @@ MAPS = {
                                           "EMG-104": "CMAPAREA", "EMG-105": "D50", "EMG-106": "MUNE"},
     (EMG_METHODS, _SPONSOR + "mune-method"): {"MET-1": "MUNIX", "MET-2": "MSCANFIT", "MET-3": "CMAPSCAN"},
     (EMG_SITES, NCI): {"MUS-TA": "C117874", "MUS-EDB": "C163514"},
+    (APPOINTMENTS, _SPONSOR + "visit"): {"NEU-SEL": "SCREENING", "NEU-BAS": "BASELINE", "NEU-INY": "INJECTION",
+                                        "NEU-S30": "DAY30", "NEU-S90": "DAY90", "NEU-S180": "DAY180",
+                                        "NEU-S360": "DAY360"},
 }
+MEDDRA_LEVEL_EXT = "http://tcim-interop.org/fhir/StructureDefinition/meddra-level"
 SITE_ID = "01"
 
 
@@ -58,6 +65,11 @@ def hospital_style(resources: list[dict]) -> list[dict]:
                                                   "valueReference": {"reference": f"ResearchStudy/{overall['id']}"}})
         for site in _body_sites(r):
             _laterality_as_qualifier(site)
+        if r["resourceType"] == "AdverseEvent":
+            for coding in (r.get("event") or r.get("code") or {}).get("coding") or []:
+                coding["extension"] = [e for e in coding.get("extension") or [] if e.get("url") != MEDDRA_LEVEL_EXT]
+                if not coding["extension"]:
+                    del coding["extension"]
         kept.append(r)
     return kept
 
