@@ -59,10 +59,10 @@ def test_path_walk_flattens_lists_drops_nulls_and_filters():
             "extension": [{"url": "u", "valueCode": "c"}, {"url": "w", "valueCode": "d"}]}
     root = {None: data}.get
     assert compile_path("coding.code").values(root) == ["1", "2"]
-    assert compile_path("coding.where(system='b', v='x').code").values(root) == ["2"]
-    assert compile_path("coding.where(system='b', v='y').code").values(root) == []
+    assert compile_path("coding.where(system='b' and v='x').code").values(root) == ["2"]
+    assert compile_path("coding.where(system='b' and v='y').code").values(root) == []
     assert compile_path("extension('w').valueCode").values(root) == ["d"]
-    assert compile_path("missing | coding.first().code").values(root) == ["1"]
+    assert compile_path("missing ?? coding.first().code").values(root) == ["1"]
 
 
 def _dataset(frame: pd.DataFrame, types: dict[str, str]) -> Dataset:

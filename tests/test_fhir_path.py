@@ -38,20 +38,21 @@ def test_plain_steps_compile_to_one_alternative():
     assert p.alternatives == (Alternative(None, (Step("name"), Step("given"))),)
 
 
-def test_alternatives_split_on_bar():
-    p = compile_path("a.b | c | %patient.d")
+def test_alternatives_split_on_first_of_and_union():
+    p = compile_path("a.b ?? c | %patient.d")
+    assert [[a.var for a in g] for g in p.groups] == [[None], [None, "patient"]]
     assert [a.var for a in p.alternatives] == [None, None, "patient"]
     assert [tuple(s.name for s in a.steps) for a in p.alternatives] == [("a", "b"), ("c",), ("d",)]
 
 
 def test_variable_prefix_is_parsed_and_listed():
-    p = compile_path("%study.identifier.value | %patient.birthDate | gender")
+    p = compile_path("%study.identifier.value ?? %patient.birthDate ?? gender")
     assert p.alternatives[0] == Alternative("study", (Step("identifier"), Step("value")))
     assert p.variables == {"study", "patient"}
 
 
 def test_where_compiles_to_a_filter_step():
-    p = compile_path("identifier.where(use='official', system='urn:sid').value")
+    p = compile_path("identifier.where(use='official' and system='urn:sid').value")
     assert p.alternatives[0].steps == (
         Step("identifier"), Step("", "where", (("use", "official"), ("system", "urn:sid"))), Step("value"))
 
@@ -70,7 +71,8 @@ def test_first_compiles():
 
 
 def test_whitespace_around_steps_and_bars_is_allowed():
-    assert values(" name . given |  gender ") == ["Ana", "Maria", "Anita"]
+    assert values(" name . given ??  gender ") == ["Ana", "Maria", "Anita"]
+    assert values(" name . given |  identifier.value ") == ["Ana", "Maria", "Anita", "MRN-9", "001", "002"]
 
 
 @pytest.mark.parametrize("text, fragment", [
@@ -81,9 +83,13 @@ def test_whitespace_around_steps_and_bars_is_allowed():
     (".name", "empty step"),
     ("name | ", "empty step"),
     ("| name", "empty step"),
-    ("identifier.where()", "where() takes key='value' pairs"),
-    ("identifier.where(use=official)", "where() takes key='value' pairs"),
-    ("identifier.where(use='official', system)", "where() takes key='value' pairs"),
+    ("name ?? ", "empty step"),
+    ("?? name", "empty step"),
+    ("identifier.where()", "where() takes key = 'value' comparisons"),
+    ("identifier.where(use=official)", "where() takes key = 'value' comparisons"),
+    ("identifier.where(use='official' and system)", "where() takes key = 'value' comparisons"),
+    # the comma is not FHIRPath: the comparisons are joined by "and"
+    ("identifier.where(use='official', system='urn:sid')", "where() takes key = 'value' comparisons"),
     ("identifier.where(use='official'", "cannot parse step"),
     ("name.given)", "cannot parse step"),
     ("name given", "cannot parse step"),
@@ -127,7 +133,7 @@ def test_primitive_at_the_root():
 
 def test_where_keeps_matching_items_only():
     assert values("identifier.where(use='official').value") == ["001", "002"]
-    assert values("identifier.where(use='official', system='urn:other').value") == ["002"]
+    assert values("identifier.where(use='official' and system='urn:other').value") == ["002"]
     assert values("identifier.where(use='usual').value") == []
 
 
@@ -145,20 +151,27 @@ def test_first_takes_one_item():
 
 
 def test_first_non_empty_alternative_wins():
-    assert values("identifier.where(use='official').value | identifier.value") == ["001", "002"]
-    assert values("identifier.where(use='usual').value | identifier.value") == ["MRN-9", "001", "002"]
+    assert values("identifier.where(use='official').value ?? identifier.value") == ["001", "002"]
+    assert values("identifier.where(use='usual').value ?? identifier.value") == ["MRN-9", "001", "002"]
     # an alternative that is present but yields only nulls / empty lists does not win
-    assert values("a | b", {"a": [], "b": "B"}) == ["B"]
-    assert values("a | b", {"a": [None], "b": "B"}) == ["B"]
+    assert values("a ?? b", {"a": [], "b": "B"}) == ["B"]
+    assert values("a ?? b", {"a": [None], "b": "B"}) == ["B"]
     # and the later alternative is not looked at when the first yields
-    assert values("a | b", {"a": "A", "b": "B"}) == ["A"]
-    assert values("a | b", {}) == []
+    assert values("a ?? b", {"a": "A", "b": "B"}) == ["A"]
+    assert values("a ?? b", {}) == []
+
+
+def test_bar_is_the_fhirpath_union():
+    assert values("a | b", {"a": "A", "b": "B"}) == ["A", "B"]
+    assert values("a | b | c", {"a": ["A", "B"], "b": "B", "c": "C"}) == ["A", "B", "C"]  # duplicates removed
+    assert values("a | b ?? c", {"c": "C"}) == ["C"]
+    assert values("a | b ?? c", {"b": "B", "c": "C"}) == ["B"]
 
 
 def test_variables_start_at_other_resources():
     assert values("%study.identifier.value", {}, study=STUDY) == ["TCIM-ELAII"]
     # a variable that resolves to nothing skips its alternative
-    assert values("%consent.dateTime | %patient.birthDate", {}, patient=PATIENT) == ["1960-05-17"]
+    assert values("%consent.dateTime ?? %patient.birthDate", {}, patient=PATIENT) == ["1960-05-17"]
     # a bare variable is the resource itself
     assert values("%patient", {}, patient=PATIENT) == [PATIENT]
 

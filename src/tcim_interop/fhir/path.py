@@ -1,15 +1,19 @@
 """A small, strict subset of FHIRPath, enough for the mapping specs to name their FHIR sources.
 
-    expr   := alt ( "|" alt )*            first alternative that yields something wins
+    expr   := union ( "??" union )*          first of: the first union that yields something wins
+    union  := alt ( "|" alt )*               FHIRPath union: every alternative's values, duplicates removed
     alt    := [ "%" var "." ] step ( "." step )*
     step   := name | name "(" args ")"
-    funcs  := where(key='value'[, key='value'])   keep list items whose key equals value
-              extension('url')                    the extensions with that url
-              first()                             the first item
+    funcs  := where(key = 'value' [and key = 'value'])   keep list items whose keys equal the values
+              extension('url')                            the extensions with that url
+              first()                                     the first item
 
-Navigation flattens lists as FHIRPath does. "%var" names another resource of the row's context
-(%patient, %subject, %site, %study, %consent, %encounter, %condition); without it the path starts at the
-row's own resource. Paths are compiled once when a spec is loaded, so a typo fails at load time.
+"??" is this project's own: FHIRPath has no "first of" operator (a ?? b is FHIRPath's
+iif((a).exists(), a, b)); a path without it is plain FHIRPath, and tests/test_fhir_path.py checks
+that fhirpathpy, the reference engine, gives the same values on the example data. Navigation flattens
+lists as FHIRPath does. "%var" names another resource of the row's context (%patient, %subject, %site,
+%study, %consent, %encounter, %condition); without it the path starts at the row's own resource. Paths
+are compiled once when a spec is loaded, so a typo fails at load time.
 """
 
 from __future__ import annotations
@@ -53,19 +57,22 @@ class Alternative:
 @dataclass(frozen=True)
 class Path:
     text: str
-    alternatives: tuple[Alternative, ...]
+    groups: tuple[tuple[Alternative, ...], ...]  # the operands of ??, each a union of alternatives
+
+    @cached_property
+    def alternatives(self) -> tuple[Alternative, ...]:
+        """Every alternative, in order: to-fhir writes at the first."""
+        return tuple(a for group in self.groups for a in group)
 
     def values(self, roots: Callable[[str | None], Any]) -> list[Any]:
-        """All values of the first alternative that yields any."""
-        for alt in self.alternatives:
-            start = roots(alt.var)
-            if start is None:
-                continue
-            steps = alt.steps
-            # most alternatives that yield nothing fail at their first element: no walk for them
-            if steps and steps[0].func is None and isinstance(start, dict) and start.get(steps[0].name) is None:
-                continue
-            out = _walk([start], steps)
+        """The values of the first ?? operand that yields any: one alternative's, or a union's."""
+        for group in self.groups:
+            if len(group) == 1:
+                out = _values(group[0], roots)
+            else:
+                out = []
+                for alt in group:
+                    out += [v for v in _values(alt, roots) if v not in out]
             if out:
                 return out
         return []
@@ -79,23 +86,35 @@ class Path:
         return {a.var for a in self.alternatives if a.var}
 
 
+def _values(alt: Alternative, roots: Callable[[str | None], Any]) -> list[Any]:
+    start = roots(alt.var)
+    if start is None:
+        return []
+    steps = alt.steps
+    # most alternatives that yield nothing fail at their first element: no walk for them
+    if steps and steps[0].func is None and isinstance(start, dict) and start.get(steps[0].name) is None:
+        return []
+    return _walk([start], steps)
+
+
 def _split_top(text: str, sep: str) -> list[str]:
-    """Split on sep outside parentheses and quotes."""
-    cur: list[str]
-    parts, depth, quote, cur = [], 0, False, []
-    for ch in text:
+    """Split on sep (one or more characters) outside parentheses and quotes."""
+    parts, depth, quote, start, i = [], 0, False, 0, 0
+    while i < len(text):
+        ch = text[i]
         if ch == "'":
             quote = not quote
         elif not quote and ch == "(":
             depth += 1
         elif not quote and ch == ")":
             depth -= 1
-        if ch == sep and depth == 0 and not quote:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
+        elif not quote and depth == 0 and text.startswith(sep, i):
+            parts.append(text[start:i])
+            i += len(sep)
+            start = i
+            continue
+        i += 1
+    parts.append(text[start:])
     return parts
 
 
@@ -107,9 +126,11 @@ def _parse_step(raw: str, text: str) -> list[Step]:
     if args is None:
         return [Step(name)]
     if name == "where":
-        pairs = tuple((a.group(1), a.group(2)) for a in map(_ARG.fullmatch, _split_top(args, ",")) if a)
-        if not pairs or len(pairs) != len(_split_top(args, ",")):
-            raise PathSyntaxError(f"where() takes key='value' pairs, got {args!r} in path {text!r}")
+        terms = _split_top(args, " and ")
+        pairs = tuple((a.group(1), a.group(2)) for a in map(_ARG.fullmatch, terms) if a)
+        if not pairs or len(pairs) != len(terms):
+            raise PathSyntaxError(f"where() takes key = 'value' comparisons joined by 'and', got {args!r} "
+                                  f"in path {text!r}")
         return [Step("", "where", pairs)]
     if name == "extension":
         url = args.strip().strip("'")
@@ -125,22 +146,23 @@ def _parse_step(raw: str, text: str) -> list[Step]:
 def compile_path(text: str) -> Path:
     if not text or not text.strip():
         raise PathSyntaxError("empty path")
-    alts = []
-    for alt_text in _split_top(text, "|"):
-        raw_steps = [s for s in _split_top(alt_text.strip(), ".")]
-        if any(not s.strip() for s in raw_steps):
-            raise PathSyntaxError(f"empty step in path {text!r}")
-        var = None
-        if raw_steps[0].strip().startswith("%"):
-            var = raw_steps[0].strip()[1:]
-            raw_steps = raw_steps[1:]
-            if var not in VARIABLES:
-                raise PathSyntaxError(f"unknown variable %{var} in path {text!r}; known: %{', %'.join(VARIABLES)}")
-        steps: list[Step] = []
-        for raw in raw_steps:
-            steps.extend(_parse_step(raw, text))
-        alts.append(Alternative(var, tuple(steps)))
-    return Path(text, tuple(alts))
+    return Path(text, tuple(tuple(_alternative(a, text) for a in _split_top(g, "|")) for g in _split_top(text, "??")))
+
+
+def _alternative(alt_text: str, text: str) -> Alternative:
+    raw_steps = [s for s in _split_top(alt_text.strip(), ".")]
+    if any(not s.strip() for s in raw_steps):
+        raise PathSyntaxError(f"empty step in path {text!r}")
+    var = None
+    if raw_steps[0].strip().startswith("%"):
+        var = raw_steps[0].strip()[1:]
+        raw_steps = raw_steps[1:]
+        if var not in VARIABLES:
+            raise PathSyntaxError(f"unknown variable %{var} in path {text!r}; known: %{', %'.join(VARIABLES)}")
+    steps: list[Step] = []
+    for raw in raw_steps:
+        steps.extend(_parse_step(raw, text))
+    return Alternative(var, tuple(steps))
 
 
 def _walk(items: list[Any], steps: tuple[Step, ...]) -> list[Any]:

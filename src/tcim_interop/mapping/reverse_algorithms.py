@@ -52,7 +52,7 @@ class Target:
         root = self.resources.get(alt.var or "resource")
         if root is None:
             return
-        set_value(root, Path(path.text, (alt,)), value, self.version, root["resourceType"])
+        set_value(root, Path(path.text, ((alt,),)), value, self.version, root["resourceType"])
 
 
 def _fhir_datetime(dtc: str, tz_name: str | None) -> str:
@@ -241,7 +241,7 @@ def _without_filter(path: Path) -> Path:
     steps = alt.steps
     while steps and steps[-1].func == "where":
         steps = steps[:-1]
-    return Path(path.text, (Alternative(alt.var, steps),))
+    return Path(path.text, ((Alternative(alt.var, steps),),))
 
 
 @reverse("seriousness_criterion")

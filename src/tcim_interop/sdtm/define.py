@@ -411,7 +411,8 @@ def _fhir_source(sv, spec: DomainSpec | None) -> str:
     """Where a collected value is read: "FHIR AdverseEvent: R4 event.text; R5 code.text"."""
     if sv is None or not getattr(sv, "source", None):
         return ""
-    texts = {v: p.text for v, p in sv.source.items()}
+    # "a ?? b" (first of) read as a reviewer reads it; "|" stays, FHIRPath's union
+    texts = {v: " ".join(p.text.split()).replace(" ?? ", ", else ") for v, p in sv.source.items()}
     resource = spec.row_resource if spec is not None else "resource"
     if len(set(texts.values())) == 1:
         return f"FHIR {resource}: {next(iter(texts.values()))}"
