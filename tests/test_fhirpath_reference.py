@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from conftest import EXAMPLE, ROOT
 
-from tcim_interop.fhir.path import VARIABLES, _split_top
+from tcim_interop.fhir.path import VARIABLES, _split_top, compile_path
 from tcim_interop.fhir.read import InputResource
 from tcim_interop.findings import Report
 from tcim_interop.mapping import engine
@@ -25,6 +25,12 @@ def as_fhirpath(text: str) -> str:
     """a ?? b ?? c -> iif((a).exists(), a, iif((b).exists(), b, c))"""
     first, *rest = [p.strip() for p in _split_top(text, "??")]
     return first if not rest else f"iif(({first}).exists(), {first}, {as_fhirpath(' ?? '.join(rest))})"
+
+
+def without_resolve(text: str) -> str:
+    """fhirpathpy has no resolve(): the ?? operands that use it are left out on both sides (the example
+    data has no BodyStructure; tests/test_site.py tests them)."""
+    return " ?? ".join(p for p in _split_top(text, "??") if "resolve()" not in p)
 
 
 def _rows(resources: list[dict], version: str, mappings, site=None):
@@ -55,8 +61,9 @@ def test_every_spec_path_gives_what_fhirpathpy_gives(mappings):
             path = var.path(row.version)
             if path is None:
                 continue
-            ours = path.values(row.root)
-            expression = as_fhirpath(path.text)
+            text = without_resolve(path.text)
+            ours = compile_path(text).values(row.root)
+            expression = as_fhirpath(text)
             if expression not in compiled:
                 compiled[expression] = fhirpathpy.compile(expression, None)
             theirs = compiled[expression](row.resource.data, context)

@@ -255,3 +255,42 @@ def test_unmapped_codes_are_counted_in_the_run_report_and_a_concept_map_clears_t
     result = to_sdtm([doc], fast=True, site=site)
     assert result.report.to_dict()["unmapped_codes"] == []
     assert set(result.datasets["EX"]["EXROUTE"]) == {"INTRAMUSCULAR"}
+
+
+def _body_structure(version: str) -> dict:
+    muscle = {"coding": [{"system": "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl", "code": "C117874"}]}
+    left = {"coding": [{"system": "http://snomed.info/sct", "code": "7771000", "display": "Left"}]}
+    if version == "R4":
+        return {"resourceType": "BodyStructure", "id": "bs1", "patient": {"reference": "Patient/p1"},
+                "location": muscle, "locationQualifier": [left]}
+    return {"resourceType": "BodyStructure", "id": "bs1", "patient": {"reference": "Patient/p1"},
+            "includedStructure": [{"structure": muscle, "laterality": left}]}
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_muscle_and_side_from_a_referenced_body_structure(version):
+    """R4: the core bodySite extension's BodyStructure (location, locationQualifier); R5: Observation.bodyStructure
+    (includedStructure.structure, .laterality). The BodyStructure counts as converted: it feeds a record."""
+    if version == "R4":
+        doc = json.loads(MINI.read_text())
+        resources = [e["resource"] for e in doc["entry"]]
+    else:
+        from tcim_interop.synth import generate
+        resources = generate(2, seed=5, fhir_version="R5")
+    obs = next(r for r in resources if r["resourceType"] == "Observation" and r.get("bodySite"))
+    patient = obs["subject"]["reference"]
+    structure = _body_structure(version)
+    structure["patient"] = {"reference": patient}
+    if version == "R4":
+        obs["bodySite"] = {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/bodySite",
+                                          "valueReference": {"reference": "BodyStructure/bs1"}}]}
+    else:
+        del obs["bodySite"]
+        obs["bodyStructure"] = {"reference": "BodyStructure/bs1"}
+    result = to_sdtm(resources + [structure], fast=True, fhir_version=version)
+    mune = next(n for n in ("XM", "NV") if n in result.datasets)
+    ds = result.metadata[mune]
+    row = ds.sources.index(f"Observation/{obs['id']}")
+    assert (ds.frame.at[row, f"{mune}LOC"], ds.frame.at[row, f"{mune}LAT"]) == ("TIBIALIS ANTERIOR MUSCLE", "LEFT")
+    outcome = {d.resource: d.outcome for d in result.report.dispositions}
+    assert outcome["BodyStructure/bs1"] == "converted"

@@ -7,6 +7,7 @@
     funcs  := where(key = 'value' [and key = 'value'])   keep list items whose keys equal the values
               extension('url')                            the extensions with that url
               first()                                     the first item
+              resolve()                                   the resources the references point at (in the input)
 
 "??" is this project's own: FHIRPath has no "first of" operator (a ?? b is FHIRPath's
 iif((a).exists(), a, b)); a path without it is plain FHIRPath, and tests/test_fhir_path.py checks
@@ -26,8 +27,11 @@ from typing import Any
 
 _STEP = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*?)\))?\s*$")
 _ARG = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*'([^']*)'\s*")
-FUNCTIONS = ("where", "extension", "first")
+FUNCTIONS = ("where", "extension", "first", "resolve")
 VARIABLES = ("patient", "subject", "site", "study", "consent", "encounter", "condition")  # the %vars a row can resolve
+
+
+Resolver = Callable[[Any], Any]  # a Reference (or its string) -> the resource it points at (a dict), or None
 
 
 class PathSyntaxError(ValueError):
@@ -64,15 +68,15 @@ class Path:
         """Every alternative, in order: to-fhir writes at the first."""
         return tuple(a for group in self.groups for a in group)
 
-    def values(self, roots: Callable[[str | None], Any]) -> list[Any]:
+    def values(self, roots: Callable[[str | None], Any], resolve: Resolver | None = None) -> list[Any]:
         """The values of the first ?? operand that yields any: one alternative's, or a union's."""
         for group in self.groups:
             if len(group) == 1:
-                out = _values(group[0], roots)
+                out = _values(group[0], roots, resolve)
             else:
                 out = []
                 for alt in group:
-                    out += [v for v in _values(alt, roots) if v not in out]
+                    out += [v for v in _values(alt, roots, resolve) if v not in out]
             if out:
                 return out
         return []
@@ -86,7 +90,7 @@ class Path:
         return {a.var for a in self.alternatives if a.var}
 
 
-def _values(alt: Alternative, roots: Callable[[str | None], Any]) -> list[Any]:
+def _values(alt: Alternative, roots: Callable[[str | None], Any], resolve: Resolver | None) -> list[Any]:
     start = roots(alt.var)
     if start is None:
         return []
@@ -94,7 +98,7 @@ def _values(alt: Alternative, roots: Callable[[str | None], Any]) -> list[Any]:
     # most alternatives that yield nothing fail at their first element: no walk for them
     if steps and steps[0].func is None and isinstance(start, dict) and start.get(steps[0].name) is None:
         return []
-    return _walk([start], steps)
+    return _walk([start], steps, resolve)
 
 
 def _split_top(text: str, sep: str) -> list[str]:
@@ -137,6 +141,8 @@ def _parse_step(raw: str, text: str) -> list[Step]:
         if not url:
             raise PathSyntaxError(f"extension() needs a url in path {text!r}")
         return [Step("extension"), Step("", "where", (("url", url),))]
+    if name == "resolve" and not args.strip():
+        return [Step("", "resolve")]
     if name == "first" and not args.strip():
         return [Step("", "first")]
     raise PathSyntaxError(f"unknown function {name}() in path {text!r}; known: {', '.join(FUNCTIONS)}")
@@ -165,7 +171,7 @@ def _alternative(alt_text: str, text: str) -> Alternative:
     return Alternative(var, tuple(steps))
 
 
-def _walk(items: list[Any], steps: tuple[Step, ...]) -> list[Any]:
+def _walk(items: list[Any], steps: tuple[Step, ...], resolve: Resolver | None = None) -> list[Any]:
     # the innermost loop of to-sdtm (every variable of every row): kept to plain dict/list operations
     for step in steps:
         func = step.func
@@ -188,6 +194,8 @@ def _walk(items: list[Any], steps: tuple[Step, ...]) -> list[Any]:
                 nxt = [i for i in items if isinstance(i, dict) and i.get(key) == want]
             else:
                 nxt = [i for i in items if isinstance(i, dict) and all(i.get(k) == v for k, v in args)]
+        elif func == "resolve":  # the resources the references point at, where the caller can find them
+            nxt = [found for i in items if resolve is not None and (found := resolve(i)) is not None]
         else:  # first()
             nxt = items[:1]
         items = nxt

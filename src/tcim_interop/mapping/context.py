@@ -65,8 +65,17 @@ class Row:
             return []
         vals = self._seen.get(path.text)
         if vals is None:
-            vals = self._seen[path.text] = path.values(self.root)
+            vals = self._seen[path.text] = path.values(self.root, self.resolve)
         return vals
+
+    def resolve(self, reference: Any) -> dict | None:
+        """resolve() in a path: the resource a Reference points at, if the input has it; it then counts as
+        used by this record (a BodyStructure that gives a muscle's side is converted, not out of scope)."""
+        found = self.run.index.resolve(reference) if isinstance(reference, dict | str) else None
+        if found is None:
+            return None
+        self.run.used.add(found.key)
+        return found.data
 
     def once(self, key: str, make: Callable[[], Any]) -> Any:
         """make()'s value, made once per row for the variables that share it (MedDRA's levels). The key
