@@ -135,7 +135,7 @@ def test_missing_params(mdir):
 
 @pytest.mark.parametrize("bad, fragment", [
     ("%patient..birthDate", "empty step in path '%patient..birthDate'"),
-    ("%patient.birthDate.where(x)", "where() takes key='value' pairs"),
+    ("%patient.birthDate.where(x)", "where() takes key = 'value' comparisons"),
     ("%patient.birthDate.exists()", "unknown function exists()"),
     ("%pateint.birthDate", "unknown variable %pateint"),
 ])
