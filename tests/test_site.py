@@ -294,3 +294,13 @@ def test_muscle_and_side_from_a_referenced_body_structure(version):
     assert (ds.frame.at[row, f"{mune}LOC"], ds.frame.at[row, f"{mune}LAT"]) == ("TIBIALIS ANTERIOR MUSCLE", "LEFT")
     outcome = {d.resource: d.outcome for d in result.report.dispositions}
     assert outcome["BodyStructure/bs1"] == "converted"
+
+
+def test_synthea_bundles_of_no_study_end_out_of_scope_with_reasons():
+    files = sorted(need_external("synthea").glob("*.json"))[:3]
+    with pytest.raises(NoSubjectError) as no_subject:
+        to_sdtm(files, fast=True)
+    report = no_subject.value.report
+    c = report.counts()
+    assert c["input"] > 100 and c["out_of_scope"] == c["input"] and c["rejected"] == 0
+    assert all(d.reason for d in report.dispositions)
