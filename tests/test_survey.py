@@ -22,6 +22,8 @@ def test_survey_of_the_sponsor_coded_bundle_maps_every_study_code(mappings):
     assert {(c.domain, c.variable, c.code) for c in result.unmapped()} == {
         ("EX", "EXTRT", "35623"), ("XM", "XMTESTCD", "29463-7"), ("XM", "XMTEST", "29463-7")}
     assert result.report.counts()["out_of_scope"] == 2
+    visits = {c.code: c.term for c in result.codes if (c.domain, c.variable) == ("Encounter", "type")}
+    assert visits == {"BASELINE": "BASELINE", "INJECTION": "INJECTION", "DAY30": "DAY 30"}
 
 
 def test_the_skeleton_filled_in_makes_the_hospital_codes_map(tmp_path, mappings):
