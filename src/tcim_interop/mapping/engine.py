@@ -129,7 +129,7 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
     for res in candidates:
         if run.progress:
             run.progress()
-        if res.key in outcome:  # already rejected upstream (invalid, duplicate)
+        if res.key in outcome and res.key not in run.deferred:  # rejected upstream (invalid, duplicate), or decided
             continue
         loaded = res.loaded()  # an NDJSON line parsed once for its row, dropped once the row is built
         try:
@@ -151,11 +151,16 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
                                    f"has the wrong shape ({type(e).__name__})")
         if isinstance(row, Skip):
             outcome[res.key] = (row.outcome, row.reason)
+            if row.defer:
+                run.deferred.add(res.key)
+            else:
+                run.deferred.discard(res.key)
             if row.outcome == "rejected":  # a record lost: an error, so that --strict fails on it
                 run.report.error("REJECTED", row.reason, domain=spec.domain, source=res.key, file=res.where)
             continue
         out.append(row)
         outcome[res.key] = ("converted", "")
+        run.deferred.discard(res.key)
     return out
 
 
