@@ -19,6 +19,7 @@ from typing import Any
 
 from .findings import Report
 from .mapping import engine
+from .mapping_spec.concept_maps import concept_map
 from .mapping_spec.model import MappingSet, Variable
 from .options import SdtmOptions
 from .sdtm_pipeline import read_inputs, validate_and_map
@@ -70,14 +71,10 @@ class Survey:
         groups: dict[tuple[str, str], dict[str, CodeUse]] = {}
         for c in self.unmapped():
             groups.setdefault((c.system, c.target_system), {}).setdefault(c.code, c)
-        maps = []
-        for n, ((source, target), codes) in enumerate(sorted(groups.items()), 1):
-            maps.append({"resourceType": "ConceptMap", "id": f"site-map-{n}", "status": "draft", "group": [{
-                "source": source, "target": target,
-                "element": [{"code": code, "target": [{"code": "", "equivalence": "equivalent",
-                                                       "comment": f"{c.domain}.{c.variable} ({c.count} resources): "
-                                                                  f"one of {c.choices}"}]}
-                            for code, c in sorted(codes.items())]}]})
+        maps = [concept_map(f"site-map-{n}", source, target,
+                            [(code, "", f"{c.domain}.{c.variable} ({c.count} resources): one of {c.choices}")
+                             for code, c in sorted(codes.items())], status="draft")
+                for n, ((source, target), codes) in enumerate(sorted(groups.items()), 1)]
         return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": m} for m in maps]}
 
 
