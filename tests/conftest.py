@@ -17,6 +17,7 @@ SHARED = Path(os.environ.get("TCIM_SHARED", ROOT.parent / "shared"))
 EXTERNAL = SHARED / "external"
 EXAMPLE = ROOT / "examples" / "tcim-elaii-100-r4.json"
 MINI = DATA / "mini-r4.json"
+PILOT_ZONE = "America/New_York"  # the CDISC pilot ran in the US; its SDTM times carry no zone
 PILOT_FILES = ("dm", "ae", "ex", "suppdm", "suppae")  # the CDISC pilot's datasets to-fhir maps
 
 
@@ -135,7 +136,7 @@ def pilot_fhir(pilot, tmp_path_factory):
     from tcim_interop import to_fhir
 
     return once_per_version(tmp_path_factory, "pilot-fhir", lambda version, d: (
-        to_fhir(pilot, d / "pilot.json", fhir_version=version), d / "pilot.json"))
+        to_fhir(pilot, d / "pilot.json", fhir_version=version, timezone=PILOT_ZONE), d / "pilot.json"))
 
 
 @pytest.fixture(scope="session")

@@ -130,18 +130,21 @@ def to_fhir_cmd(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 and write nothing if any error is found."),
     jobs: int = typer.Option(0, "--jobs", "-j", min=0, metavar="N",
                              help="Processes validating resources with fhir.resources (0: one per core)."),
+    timezone: str | None = typer.Option(
+        None, "--timezone", metavar="ZONE", help="IANA time zone of the SDTM date-times, e.g. America/New_York "
+                                                 "(default: study.yaml's, for its own study only)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
 ) -> None:
     """Convert SDTM datasets to FHIR, losslessly: to-sdtm of the output gives the datasets back.
 
-    Example:  tcim-interop to-fhir ../shared/external/cdiscpilot01 --out pilot.json --fhir-version R5
+    Example:  tcim-interop to-fhir ../shared/external/cdiscpilot01 --out pilot.json --timezone America/New_York
     """
     from .api import to_fhir
     from .report_text import fhir_summary
 
     with running():
         result = to_fhir(sdtm_dir, out, fhir_version=fhir_version.value, bundle_type=bundle_type.value,
-                         ndjson=ndjson, mappings=mappings, strict=strict, jobs=jobs or None)
+                         ndjson=ndjson, mappings=mappings, strict=strict, jobs=jobs or None, timezone=timezone)
     if not quiet:
         typer.echo(fhir_summary(result), err=True)
 

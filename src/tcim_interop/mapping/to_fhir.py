@@ -48,8 +48,10 @@ class Built:
 
 
 class Builder:
-    def __init__(self, sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report):
+    def __init__(self, sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report,
+                 timezone: str | None = None):
         self.sdtm, self.ms, self.version, self.report = sdtm, ms, version, report
+        self.timezone = timezone  # --timezone: the zone of every study in the input
         self.out = Built()
         self.studies: dict[str, dict] = {}
         self.sites: dict[tuple[str, str], dict] = {}
@@ -60,6 +62,14 @@ class Builder:
         self.specs = {s.domain: s for s in ms.domains.values()}
 
     # -- the pieces -------------------------------------------------------------------------------
+    def zone(self, studyid: Any) -> str | None:
+        """The time zone of a study's local date-times: --timezone, else study.yaml's `timezone` for the
+        study study.yaml describes (its STUDYID), else none: another study's times are not the site's."""
+        if self.timezone:
+            return self.timezone
+        study = self.ms.study
+        return study.get("timezone") if studyid == (study.get("study") or {}).get("studyid") else None
+
     def _template(self, spec: DomainSpec, role: str) -> dict:
         return deepcopy(spec.reverse.get("templates", {}).get(role, {}).get(self.version, {}))
 
@@ -185,7 +195,7 @@ class Builder:
             if path:
                 consent[path] = _ref(patient)
             roles["consent"] = consent
-        target = Target(self.version, roles, self.ms, record, arms=self.arms[studyid])
+        target = Target(self.version, roles, self.ms, record, arms=self.arms[studyid], zone=self.zone(studyid))
         self._apply(spec, target)
         for role in ("patient", "site", "consent"):
             self._link(spec, subject, role, roles.get(role))
@@ -216,7 +226,8 @@ class Builder:
         seq = record.get(f"{spec.domain}SEQ")
         resource["id"] = resource_id(record["STUDYID"], spec.domain, usubjid, seq if present(seq) else f"row{i}")
         target = Target(self.version, {**roles, "resource": resource}, self.ms, record,
-                        encounter_for=lambda vn: self._encounter(usubjid, vn, record.get("VISIT")))
+                        encounter_for=lambda vn: self._encounter(usubjid, vn, record.get("VISIT")),
+                        zone=self.zone(record["STUDYID"]))
         self._apply(spec, target)
         self._link(spec, resource, "patient", roles["patient"])
         self._link(spec, resource, "site", roles["site"])
@@ -387,10 +398,10 @@ def differences(sdtm: dict[str, Dataset], resources: list[dict], ms: MappingSet,
 
 
 def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report, to_sdtm: ToSdtm,
-               verify: bool = True, jobs: int | None = None) -> list[dict]:
+               verify: bool = True, jobs: int | None = None, timezone: str | None = None) -> list[dict]:
     """The resources of the datasets, each validated with fhir.resources (in `jobs` workers, while the
     round trip is checked here with to_sdtm): an invalid one is an INVALID_OUTPUT error."""
-    builder = Builder(sdtm, ms, version, report)
+    builder = Builder(sdtm, ms, version, report, timezone)
     built = builder.build()
 
     mapped = {n: d for n, d in sdtm.items()
