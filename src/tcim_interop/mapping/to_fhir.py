@@ -67,8 +67,18 @@ class Builder:
         study study.yaml describes (its STUDYID), else none: another study's times are not the site's."""
         if self.timezone:
             return self.timezone
-        study = self.ms.study
-        return study.get("timezone") if studyid == (study.get("study") or {}).get("studyid") else None
+        return self.ms.study.get("timezone") if self._own_study(studyid) else None
+
+    def _own_study(self, studyid: Any) -> bool:
+        return studyid == (self.ms.study.get("study") or {}).get("studyid")
+
+    def _consent_policy(self, studyid: Any) -> dict:
+        """The rules the consent was given under: study.yaml's consent_policy URI for its own study. R4
+        requires a policy or a policyRule (invariant ppc-1): another study's gets a policyRule in words."""
+        uri = self.ms.study.get("consent_policy") if self._own_study(studyid) else None
+        if self.version == "R5":
+            return {"policyBasis": {"url": uri}} if uri else {}
+        return {"policy": [{"uri": uri}]} if uri else {"policyRule": {"text": "Informed consent to the study protocol"}}
 
     def _template(self, spec: DomainSpec, role: str) -> dict:
         return deepcopy(spec.reverse.get("templates", {}).get(role, {}).get(self.version, {}))
@@ -194,6 +204,7 @@ class Builder:
             path = spec.reverse.get("consent_link", {}).get(self.version)
             if path:
                 consent[path] = _ref(patient)
+            consent.update(self._consent_policy(studyid))
             roles["consent"] = consent
         target = Target(self.version, roles, self.ms, record, arms=self.arms[studyid], zone=self.zone(studyid))
         self._apply(spec, target)
