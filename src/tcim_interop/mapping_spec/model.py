@@ -35,7 +35,7 @@ class Variable:
     dictionary: str | None = None
     comment: str = ""
     origin: str = ""  # Define-XML origin: Collected / Derived / Assigned
-    method: str = ""  # what the algorithm does, its docstring: the define's MethodDef of a derivation
+    method: str = ""  # the define's MethodDef of a derivation: the algorithm's method sentence (else its docstring)
 
     def path(self, version: str) -> Path | None:
         return self.source.get(version)
