@@ -1,5 +1,5 @@
-"""What every check reads: the datasets, their metadata (the spec of mappings/ where there is one,
-SDTMIG 3.4 otherwise), the package's define.xml and options, and how a finding is made."""
+"""What every check reads: the datasets, their metadata (SDTMIG 3.4 and, where there is one, the spec of
+mappings/), the package's define.xml and options, and how a finding is made."""
 
 from __future__ import annotations
 
