@@ -111,7 +111,7 @@ class Context:
         domain (XM) is held to what SDTMIG requires of every domain of its class; () when nothing is known."""
         spec = self.specs.get(name)
         standard = {v.name: v for v in sdtmig34.variables(name)}
-        if not standard and name[:1] in "XYZ" and not self.is_supp(name):
+        if not standard and name[:1] in ("X", "Y", "Z") and not self.is_supp(name):
             standard = {v.name: v for v in sdtmig34.class_variables(self.domain_class(name), name)}
         own: list[StdVariable] = []
         if spec is not None:
