@@ -135,3 +135,17 @@ def baseline_flag(data: DeriveContext, var) -> list[str | None]:
             best[key] = (d, i)
     flagged = {i for _, i in best.values()}
     return ["Y" if i in flagged else None for i in range(len(frame))]
+
+
+@algorithm("group_id", "derive", origin="Derived", params=("by",))
+def group_id(data: DeriveContext, var) -> list[str | None]:
+    """--GRPID: the records of a subject with the same values of params.by share one group id, "1",
+    "2", ... per subject in the order of those values (nulls first)."""
+    frame = data.frame
+    cols = [frame[k].tolist() for k in var.params["by"]]
+    keys = [tuple((1, v) if present(v) else (0, "") for v in cells) for cells in zip(*cols, strict=True)] \
+        if cols else [()] * len(frame)
+    numbers: dict[str, dict[tuple, int]] = {}
+    for u, key in sorted(set(zip(frame["USUBJID"], keys, strict=True)), key=lambda uk: (str(uk[0]), uk[1])):
+        numbers.setdefault(u, {})[key] = len(numbers.get(u, {})) + 1
+    return [str(numbers[u][key]) for u, key in zip(frame["USUBJID"], keys, strict=True)]

@@ -141,6 +141,7 @@ class DomainSpec:
     file: str
     reverse: dict = field(default_factory=dict)  # to-fhir: templates, links, fallback (see the specs)
     rows: RowCriteria = field(default_factory=RowCriteria)
+    comment: str = ""  # define.xml's comment on the dataset (why a sponsor-defined domain, ...)
 
     def __post_init__(self) -> None:
         self.by_name = {v.name: v for v in self.variables}

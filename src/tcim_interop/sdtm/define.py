@@ -223,6 +223,9 @@ class _Builder:
                  _d("StandardOID"): None if custom else "STD.SDTMIG", _d("IsNonStandard"): "Yes" if custom else None,
                  _d("HasNoData"): "Yes" if not len(ds) else None,
                  _d("ArchiveLocationID"): f"LF.{ds.name}" if len(ds) else None}
+        if spec is not None and spec.comment and not supp:  # why a sponsor-defined domain, what NV extends
+            self.comments[f"COM.{ds.name}"] = spec.comment
+            attrs[_d("CommentOID")] = f"COM.{ds.name}"
         group = _el(None, _o("ItemGroupDef"), attrs)
         _description(group, ds.label)
         for n, var in enumerate(ds.variables, start=1):
