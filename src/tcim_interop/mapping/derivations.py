@@ -137,7 +137,9 @@ def baseline_flag(data: DeriveContext, var) -> list[str | None]:
     return ["Y" if i in flagged else None for i in range(len(frame))]
 
 
-@algorithm("group_id", "derive", origin="Derived", params=("by",))
+@algorithm("group_id", "derive", origin="Derived", params=("by",),
+           method="{target} groups the results of one recording: a subject's records with the same {by} "
+                  "share one number, 1, 2, 3 and so on in the order of those values.")
 def group_id(data: DeriveContext, var) -> list[str | None]:
     """--GRPID: the records of a subject with the same values of params.by share one group id, "1",
     "2", ... per subject in the order of those values (nulls first)."""
