@@ -154,13 +154,14 @@ def test_define_flags_nv_extensions(converted):
     assert group.get(f"{{{NS['def']}}}StandardOID") == "STD.SDTMIG" and group.get(f"{{{NS['def']}}}IsNonStandard") is None
     assert "extensions" in comment_of(doc, group.get(f"{{{NS['def']}}}CommentOID"))
     ms = load_mapping_set(mune_domain="NV")
-    for name in ("NVTESTCD", "NVTEST", "METHOD"):
+    nv = converted["NV"][0].metadata["NV"].frame
+    for name, var in (("NVTESTCD", "NVTESTCD"), ("NVTEST", "NVTEST"), ("METHOD", "NVMETHOD")):
         cl = doc.find(f".//odm:CodeList[@OID='CL.{name}']", NS)
         assert cl.get(f"{{{NS['def']}}}StandardOID") == "STD.CT", name
         items = {i.get("CodedValue"): i for i in cl if i.get("CodedValue")}
         spec = ms.codelists.codelists[name]
-        assert set(items) == {t.value for t in spec.terms}
-        for term in spec.terms:
+        assert set(items) == set(nv[var].dropna()) - {""}  # the terms the package uses
+        for term in (t for t in spec.terms if t.value in items):
             assert items[term.value].get(f"{{{NS['def']}}}ExtendedValue") == ("Yes" if term.sponsor else None), term.value
     peakra = doc.find(".//odm:CodeList[@OID='CL.NVTESTCD']/odm:CodeListItem[@CodedValue='PEAKRA']/odm:Alias", NS)
     assert peakra.get("Name") == "C156559"
