@@ -31,6 +31,11 @@ class Algorithm:
     doc: str
     optional_params: tuple[str, ...] = ()  # a selector's: the rows: keys it may read besides the required
     path_params: tuple[str, ...] = ()  # a selector's params that are FHIR paths (compiled when the spec loads)
+    # a selector of one source of a spec with several (rows: a list): it returns the resource's rows (a
+    # list, maybe empty) and never decides its outcome, which stays its own domain's (a ResearchSubject
+    # is DM's and gives DS rows too)
+    many: bool = False
+    value_params: tuple[str, ...] = ()  # a selector's params taken as written (a code it gives an event)
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
@@ -38,12 +43,13 @@ REVERSES: dict[str, Callable] = {}
 
 
 def algorithm(name: str, kind: str, origin: str = "Collected", needs_source: bool = False,
-              params: tuple[str, ...] = (), optional: tuple[str, ...] = (), paths: tuple[str, ...] = ()):
+              params: tuple[str, ...] = (), optional: tuple[str, ...] = (), paths: tuple[str, ...] = (),
+              many: bool = False, values: tuple[str, ...] = ()):
     def register(fn: Callable) -> Callable:
         if name in ALGORITHMS:
             raise RuntimeError(f"algorithm {name!r} registered twice")
         ALGORITHMS[name] = Algorithm(name, kind, fn, origin, needs_source, params, (fn.__doc__ or "").strip(),
-                                     optional, paths)
+                                     optional, paths, many, values)
         return fn
 
     return register
