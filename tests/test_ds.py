@@ -175,6 +175,12 @@ def test_adverse_event_that_caused_the_discontinuation():
     assert _events(_ds(result), "TCIM-ELAII-01-001")[-1] == ("DISPOSITION EVENT", "ADVERSE EVENT", "2022-06-20")
     assert result.datasets["SUPPAE"]["QNAM"].tolist().count("AEDISCON") >= 1  # AE keeps its own record of it
 
+    def near_miss(by_id, bundle):
+        discontinue(by_id, bundle)
+        by_id["ae1"]["actuality"] = "potential"  # a near miss: no adverse event, no discontinuation by one
+
+    assert _events(_ds(to_sdtm([_mini(near_miss)])), "TCIM-ELAII-01-001")[-1][1] == "COMPLETED"
+
 
 def test_refused_consent_gives_no_milestone_but_stays_accounted():
     def refuse(by_id, _):

@@ -237,13 +237,18 @@ def _inferred_reason(resource, run: RunContext, criteria: RowCriteria, subject: 
 
 
 def _discontinued(run: RunContext, criteria: RowCriteria) -> set[str]:
-    """Patient keys of the AdverseEvents whose `discontinued` flag is true."""
+    """Patient keys of the AdverseEvents whose `discontinued` flag is true, but those the AE spec puts out
+    of scope (a potential event, one entered in error)."""
+    rules = [s.rows for s in run.mappings.domains.values() if s.row_resource == "AdverseEvent" and not s.sources]
+
     def make() -> set[str]:
         out = set()
-        for ae in run.index.of_type("AdverseEvent"):
-            data = ae.loaded().data
-            if _first(criteria, "discontinued", ae.loaded()) is True:
-                patient = run.index.resolve(data.get("subject"), "Patient")
+        for line in run.index.of_type("AdverseEvent"):
+            ae = line.loaded()  # an NDJSON line parsed once here
+            if any(out_of_scope(ae, r) is not None for r in rules):
+                continue
+            if _first(criteria, "discontinued", ae) is True:
+                patient = run.index.resolve(ae.data.get("subject"), "Patient")
                 if patient is not None:
                     out.add(patient.key)
         return out
