@@ -112,7 +112,7 @@ def test_round_trip_push_pull_to_sdtm_gives_the_same_sdtm(tmp_path, server, caps
 
     to_sdtm([tmp_path / "pulled"], tmp_path / "sdtm-again")
     before, after = read_sdtm(example_package), read_sdtm(tmp_path / "sdtm-again")
-    assert sorted(after) == sorted(before) == ["AE", "CM", "DM", "EX", "SUPPAE", "TA", "TE", "TI", "TS", "TV", "XM"]
+    assert sorted(after) == sorted(before) == ["AE", "CM", "DM", "DS", "EX", "SUPPAE", "TA", "TE", "TI", "TS", "TV", "XM"]
     for name, dataset in before.items():
         pdt.assert_frame_equal(after[name].frame, dataset.frame, obj=name)
 

@@ -36,7 +36,7 @@ def test_shipped_mappings_load_in_sdtmig_order():
     ms = load_mapping_set()
     assert ms.directory == MAPPINGS
     assert {role: spec.domain for role, spec in ms.domains.items()} == {"dm": "DM", "ex": "EX", "ae": "AE", "cm": "CM",
-                                                                              "mune": "XM"}
+                                                                              "ds": "DS", "mune": "XM"}
     assert ms.spec("dm").names == DM
     assert ms.spec("ex").names == EX
     assert ms.spec("ae").names == AE
@@ -83,7 +83,7 @@ def test_nv_variant_sends_the_mune_data_to_nv():
     assert nv.by_name["NVGRPID"].params == {"by": ["VISITNUM", "NVDTC", "NVLOC", "NVLAT", "NVMETHOD"]}
     assert (nv.row_resource, nv.row_select) == ("Observation", "mune_observation")
     # the other domains are unchanged
-    assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "CM", "NV"]
+    assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "CM", "DS", "NV"]
 
 
 # --- broken specs ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from ..findings import Report
 from ..mapping_spec.model import MappingSet
 from .visits import VisitLedger
 
-CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter", "condition")
+CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter", "condition", "event")
 
 
 @dataclass
@@ -36,6 +36,7 @@ class RunContext:
     progress: Callable[[], None] | None = None  # called once per resource of a row type
     visits: VisitLedger = field(default_factory=VisitLedger)  # what visits by date need (visits.py)
     deferred: set[str] = field(default_factory=set)  # keys skipped with Skip.defer: a later domain may take them
+    memo: dict[str, Any] = field(default_factory=dict)  # what a selector works out once per run (disposition.py)
 
 
 @dataclass
@@ -47,10 +48,16 @@ class Row:
     values: dict[str, Any] = field(default_factory=dict)
     supp: dict[str, Any] = field(default_factory=dict)
     subject_row: Row | None = None
+    part: int = 0  # the resource's n-th row of this domain (a ResearchSubject's DS events): its source names it
     # path text -> its values: variables sharing a source (--TESTCD and --TEST, VISITNUM and VISIT)
     # walk it once. Sound because a row's resource and refs do not change once it is selected.
     # Also what once() keeps.
     _seen: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def source(self) -> str:
+        """What the record is traced to (Dataset.sources): the resource, and its part when it gives several."""
+        return self.resource.key if not self.part else f"{self.resource.key}#{self.part}"
 
     @property
     def version(self) -> str:

@@ -96,12 +96,16 @@ def _select_rows(index: ResourceIndex, mappings: MappingSet, report: Report, out
     outcome = dict(outcome or {})
     rows: dict[str, list[Row]] = {}
     order = ["dm"] + [r for r in mappings.domains if r != "dm"]
-    candidates = {role: index.of_type(mappings.spec(role).row_resource) for role in order}
+    candidates = {role: index.of_type(mappings.spec(role).row_resource) for role in order
+                  if not mappings.spec(role).sources}
     if progress:
         total, done = sum(map(len, candidates.values())), iter(range(1, 1 << 62))
         run.progress = lambda: progress("mapping", next(done), total)
     for role in order:
         spec = mappings.spec(role)
+        if spec.sources:
+            rows[spec.domain] = _added_rows(spec, index, run, outcome)
+            continue
         rows[spec.domain] = _rows(spec, candidates[role], run, outcome)
         if role == "dm":
             _link_subjects(rows[spec.domain], run, outcome)
@@ -123,8 +127,7 @@ def _role(mappings: MappingSet, domain: str) -> str:
 def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run: RunContext,
           outcome: dict[str, tuple[str, str]]) -> list[Row]:
     select = algorithms.get(spec.row_select).fn
-    row_vars = [(v, algorithms.get(v.algorithm).fn) for v in in_dependency_order(spec, "row")]
-    supp_vars = [(sq, algorithms.get(sq.algorithm).fn) for sq in spec.supplemental]
+    fill = _filler(spec)
     out = []
     for res in candidates:
         if run.progress:
@@ -135,12 +138,7 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
         try:
             row = select(loaded, run, spec)
             if not isinstance(row, Skip):
-                for var, fn in row_vars:
-                    row.values[var.name] = fn(row, var)
-                for sq, fn in supp_vars:
-                    value = fn(row, sq)
-                    if value not in (None, ""):
-                        row.supp[sq.qnam] = (value, sq)
+                fill(row)
                 row.forget_sources(res)
         except (AttributeError, TypeError) as e:
             # what a reader meets in an element of the wrong JSON type (a string where FHIR has an object).
@@ -162,6 +160,51 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
         outcome[res.key] = ("converted", "")
         run.deferred.discard(res.key)
     return out
+
+
+def _added_rows(spec: DomainSpec, index: ResourceIndex, run: RunContext, outcome: dict[str, tuple[str, str]]) -> list[Row]:
+    """The rows of a spec with several sources (rows: a list): each selector returns the rows a resource
+    gives (maybe none) and its outcome stays what its own domain decided: a resource that another
+    domain rejected or put out of scope gives no row here either, and one that gives rows counts as
+    used (a Consent that only DS reads is converted). Rows of one resource are told apart by part."""
+    fill, out = _filler(spec), []
+    for source in spec.sources:
+        select = algorithms.get(source.select).fn
+        for res in index.of_type(source.resource):
+            if outcome.get(res.key, ("converted",))[0] != "converted":
+                continue
+            try:
+                made = select(res.loaded(), run, spec, source.criteria)
+                for part, row in enumerate(made):
+                    row.part = part
+                    fill(row)
+                    row.forget_sources(res)
+            except (AttributeError, TypeError) as e:  # an element of the wrong JSON type, as in _rows
+                run.report.warning("MALFORMED_ELEMENT", f"no {spec.domain} record: an element the mapping reads has "
+                                   f"the wrong shape ({type(e).__name__})", domain=spec.domain, source=res.key,
+                                   file=res.where)
+                continue
+            out += made
+            if made:
+                run.used.add(res.key)
+    return out
+
+
+def _filler(spec: DomainSpec) -> Callable[[Row], None]:
+    """What fills a selected row: its variables (row algorithms, in dependency order), then its
+    supplemental qualifiers."""
+    row_vars = [(v, algorithms.get(v.algorithm).fn) for v in in_dependency_order(spec, "row")]
+    supp_vars = [(sq, algorithms.get(sq.algorithm).fn) for sq in spec.supplemental]
+
+    def fill(row: Row) -> None:
+        for var, fn in row_vars:
+            row.values[var.name] = fn(row, var)
+        for sq, fn in supp_vars:
+            value = fn(row, sq)
+            if value not in (None, ""):
+                row.supp[sq.qnam] = (value, sq)
+
+    return fill
 
 
 def _link_subjects(dm_rows: list[Row], run: RunContext, outcome: dict) -> None:
@@ -216,7 +259,7 @@ def _frame(spec: DomainSpec, rows: list[Row]) -> tuple[pd.DataFrame, list[str], 
                                             dtype="object" if v.is_char else "float64")
                           for v in spec.variables}, columns=spec.names)
     supp = [{"row": i, "qnam": q, "value": val, "spec": sq} for i, r in enumerate(rows) for q, (val, sq) in r.supp.items()]
-    return frame, [r.resource.key for r in rows], supp
+    return frame, [r.source for r in rows], supp
 
 
 def in_dependency_order(spec: DomainSpec, kind: str) -> list:
@@ -301,7 +344,7 @@ def _account(resources: Sequence[InputResource | LineResource], outcome: dict, r
         elif kind == "converted":
             report.dispose(res.key, res.where, "converted")
         elif res.key in run.used and res.resource_type in SUPPORTING_TYPES:
-            report.dispose(res.key, res.where, "converted", "feeds DM, visits or the trial design")
+            report.dispose(res.key, res.where, "converted", "feeds DM, DS, visits or the trial design")
         elif res.key in run.used:  # a row's own context (an adverse event's resulting Condition)
             report.dispose(res.key, res.where, "converted", "feeds the records that reference it")
         elif res.resource_type in SUPPORTING_TYPES:

@@ -32,6 +32,11 @@ class Algorithm:
     optional_params: tuple[str, ...] = ()  # a selector's: the rows: keys it may read besides the required
     path_params: tuple[str, ...] = ()  # a selector's params that are FHIR paths (compiled when the spec loads)
     method: str = ""  # a derivation as a reviewer reads it in define.xml: {target} the variable, {param}s
+    # a selector of one source of a spec with several (rows: a list): it returns the resource's rows (a
+    # list, maybe empty) and never decides its outcome, which stays its own domain's (a ResearchSubject
+    # is DM's and gives DS rows too)
+    many: bool = False
+    value_params: tuple[str, ...] = ()  # a selector's params taken as written (a code it gives an event)
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
@@ -40,12 +45,12 @@ REVERSES: dict[str, Callable] = {}
 
 def algorithm(name: str, kind: str, origin: str = "Collected", needs_source: bool = False,
               params: tuple[str, ...] = (), optional: tuple[str, ...] = (), paths: tuple[str, ...] = (),
-              method: str = ""):
+              method: str = "", many: bool = False, values: tuple[str, ...] = ()):
     def register(fn: Callable) -> Callable:
         if name in ALGORITHMS:
             raise RuntimeError(f"algorithm {name!r} registered twice")
         ALGORITHMS[name] = Algorithm(name, kind, fn, origin, needs_source, params, (fn.__doc__ or "").strip(),
-                                     optional, paths, method)
+                                     optional, paths, method, many, values)
         return fn
 
     return register

@@ -8,7 +8,7 @@ in no study) or rejected (a reference to a resource that is not in the input).
 from __future__ import annotations
 
 from ..fhir.extensions import read_record
-from ..mapping_spec.model import DomainSpec
+from ..mapping_spec.model import DomainSpec, RowCriteria
 from .context import Row, RunContext, Skip
 from .registry import algorithm
 from .row_algorithms import product_of
@@ -59,9 +59,9 @@ def study_subject(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
     return Row(resource, run, spec.domain, refs={"patient": patient, "site": site, "study": overall, "consent": consent})
 
 
-def _out_of_scope(resource, spec: DomainSpec) -> Skip | None:
-    """The spec's rows.out_of_scope rules: the first whose element has one of its values."""
-    for rule in spec.rows.out_of_scope:
+def out_of_scope(resource, criteria: RowCriteria) -> Skip | None:
+    """A spec's rows.out_of_scope rules: the first whose element has one of its values."""
+    for rule in criteria.out_of_scope:
         value = resource.data.get(rule.element)
         if isinstance(value, str) and value in rule.values:
             return Skip("out_of_scope", f"{rule.element} {value!r}" + (f": {rule.reason}" if rule.reason else ""))
@@ -77,7 +77,7 @@ def study_treatment(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
     (deferred: the CM domain takes it when the study's domains have one)."""
     if (skip := _treatment_decision(resource, run, spec)) is not None:
         return skip
-    if (skip := _out_of_scope(resource, spec)) is not None:
+    if (skip := out_of_scope(resource, spec.rows)) is not None:
         return skip
     return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
 
@@ -120,7 +120,7 @@ def other_medication(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
             return Skip("out_of_scope", f"study treatment ({exposure.domain}), not concomitant medication")
         if not decision.defer:
             return decision
-    if (skip := _out_of_scope(resource, spec)) is not None:
+    if (skip := out_of_scope(resource, spec.rows)) is not None:
         return skip
     return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
 
@@ -131,7 +131,7 @@ def study_subject_event(resource, run: RunContext, spec: DomainSpec) -> Row | Sk
     (a potential event, an entry in error). %condition: the first Condition of the input that the
     `condition` references name (R4 resultingCondition, R5 resultingEffect), where a hospital may code
     the event; it counts as used by the record."""
-    if (skip := _out_of_scope(resource, spec)) is not None:
+    if (skip := out_of_scope(resource, spec.rows)) is not None:
         return skip
     row = _subject_context(resource, run, spec.domain, resource.data.get("subject"))
     path = spec.rows.path("condition", resource.version)
@@ -160,7 +160,7 @@ def mune_observation(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
             codelists.lookup(test.codelist or "", test.map, c.get("system"), c.get("code")) is not None
             for c in codings if isinstance(c, dict)):
         return Skip("out_of_scope", f"not a MUNE measure (code not in the {test.map} map, directly or through a ConceptMap)")
-    if (skip := _out_of_scope(resource, spec)) is not None:
+    if (skip := out_of_scope(resource, spec.rows)) is not None:
         return skip
     return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
-from ..fhir.extensions import SDTM_RECORD, dataset_extension, record_extension, supp_extension
+from ..fhir.extensions import SDTM_RECORD, dataset_extension, read_records, record_extension, supp_extension
 from ..fhir.path import compile_path, set_value
 from ..fhir.read import InputResource
 from ..fhir.validate import Validation
@@ -30,6 +30,7 @@ from ..sdtm.dataset import Dataset, present
 from ..sdtm.text import continuation_qnam, fold_ascii
 from ..trial_design import MADE as MADE_DESIGN
 from . import algorithms
+from .disposition import STATE_SYSTEM, add_progress, is_consent
 from .reverse_algorithms import Target, resource_id
 
 
@@ -41,6 +42,9 @@ def _ref(resource: dict) -> dict:
 class Built:
     resources: list[dict] = field(default_factory=list)
     rows: dict[tuple[str, int], dict] = field(default_factory=dict)  # (dataset, row) -> its resource
+    # (dataset, row) -> the source to-sdtm gives its record: the resource's key, and "#n" for the n-th
+    # further record of that dataset it carries (a ResearchSubject's DS events)
+    sources: dict[tuple[str, int], str] = field(default_factory=dict)
 
     def add(self, resource: dict) -> dict:
         self.resources.append(resource)
@@ -60,6 +64,7 @@ class Builder:
         self.encounters: dict[tuple[str, Any], dict] = {}
         self.treatments: dict[str, dict] = {}  # USUBJID -> first EX resource
         self.specs = {s.domain: s for s in ms.domains.values()}
+        self._marked: dict[int, list] = {}  # id(resource) -> the (dataset, row) records it carries, in order
 
     # -- the pieces -------------------------------------------------------------------------------
     def zone(self, studyid: Any) -> str | None:
@@ -180,7 +185,10 @@ class Builder:
                                 domain=name)
                 continue
             for i in range(len(ds.frame)):
-                self._event_record(spec, ds, i)
+                if spec.sources:  # DS: events written on the subject's own resources
+                    self._subject_event(spec, ds, i)
+                else:
+                    self._event_record(spec, ds, i)
         add_trial_design(self)
         for studyid, arms in self.arms.items():
             self._write_arms(self.studies[studyid], arms)
@@ -227,12 +235,17 @@ class Builder:
                                          **({"description": a["description"]} if "description" in a else {})}
                                         for a in arms.values()]
 
-    def _event_record(self, spec: DomainSpec, ds: Dataset, i: int) -> None:
+    def _subject_record(self, spec: DomainSpec, ds: Dataset, i: int) -> tuple[dict[str, Any], str, dict[str, dict]]:
+        """(the record, its USUBJID, the resources of its subject by role): a subject DM has."""
         record = self._record(ds, i, spec)
         usubjid = str(record["USUBJID"])
         roles = self.subjects.get(usubjid)
         if roles is None:
             raise InputError(f"{ds.name} row {i + 1}: USUBJID {usubjid} is not in DM")
+        return record, usubjid, roles
+
+    def _event_record(self, spec: DomainSpec, ds: Dataset, i: int) -> None:
+        record, usubjid, roles = self._subject_record(spec, ds, i)
         resource = self._template(spec, "resource")
         seq = record.get(f"{spec.domain}SEQ")
         resource["id"] = resource_id(record["STUDYID"], spec.domain, usubjid, seq if present(seq) else f"row{i}")
@@ -250,11 +263,59 @@ class Builder:
         self.out.add(resource)
         self._mark(resource, ds.name, i)
 
+    def _subject_event(self, spec: DomainSpec, ds: Dataset, i: int) -> None:
+        """A DS record: the informed consent on the subject's Consent (the first such record; R4 names
+        one Consent), any other event as a progress entry of its ResearchSubject (R4: the pre-adopted
+        extension), in DS order, which is the order to-sdtm reads them back (disposition.py)."""
+        record, _, roles = self._subject_record(spec, ds, i)
+        event = self._template(spec, "event")
+        target = Target(self.version, {**roles, "event": event}, self.ms, record,
+                        shapes={"event": ("R5", event.get("resourceType", ""))})
+        self._apply(spec, target)
+        event.pop("resourceType", None)
+        subject = roles["resource"]
+        consent = self._consent_for(spec, roles, record) if is_consent(event) else None
+        if consent is not None:
+            if "startDate" in event:
+                path = next(s.criteria.path("date", self.version) for s in spec.sources if s.resource == "Consent")
+                if path is not None and not path.values(lambda v: consent):
+                    set_value(consent, path, event["startDate"], self.version, "Consent")
+            self._mark(consent, ds.name, i)
+            return
+        add_progress(subject, event, self.version)
+        if self.version == "R4":  # R4's own element for the state the subject is in: the last one written
+            state = next((c["code"] for c in (event.get("subjectState") or {}).get("coding") or []
+                          if c.get("system") == STATE_SYSTEM), None)
+            if state:
+                subject["status"] = state
+        self._mark(subject, ds.name, i)
+
+    def _consent_for(self, spec: DomainSpec, roles: dict, record: dict) -> dict | None:
+        """The subject's Consent for its informed consent record: DM's (made for RFICDTC), else a new one;
+        None when it carries a DS record already (a further consent is a progress milestone)."""
+        consent = roles.get("consent")
+        if consent is not None:
+            return None if any(r[0] == spec.domain for r in read_records(consent)) else consent
+        dm = self.specs["DM"]
+        consent = self._template(dm, "consent")
+        consent["id"] = resource_id(record["STUDYID"], "Consent", record["USUBJID"])
+        path = dm.reverse.get("consent_link", {}).get(self.version)
+        if path:
+            consent[path] = _ref(roles["patient"])
+        self._link(dm, roles["resource"], "consent", consent)
+        roles["consent"] = self.out.add(consent)
+        return consent
+
     def _mark(self, resource: dict, dataset: str, row: int) -> None:
         """Where the resource came from; the cells that do not come back are added by the verify pass."""
+        before = sum(1 for (d, _), r in self._marked.get(id(resource), ()) if d == dataset)
         resource.setdefault("extension", []).append(record_extension(dataset, row, {}))
-        resource.setdefault("meta", {})["source"] = f"tcim-interop:sdtm/{dataset.lower()}.xpt#row={row + 1}"
+        if "source" not in resource.get("meta", {}):  # the first record it holds
+            resource.setdefault("meta", {})["source"] = f"tcim-interop:sdtm/{dataset.lower()}.xpt#row={row + 1}"
         self.out.rows[(dataset, row)] = resource
+        key = f"{resource['resourceType']}/{resource['id']}"
+        self.out.sources[(dataset, row)] = key if not before else f"{key}#{before}"
+        self._marked.setdefault(id(resource), []).append(((dataset, row), resource))
 
     def _complete_suspects(self, resource: dict, path: str, treatment: dict | None) -> None:
         """FHIR requires what an AE is suspected of: the subject's study treatment."""
@@ -305,16 +366,16 @@ def _unequal(wants: list, haves: list, kind: str) -> list[int]:
 def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: MappingSet, version: str,
                                   to_sdtm: ToSdtm) -> None:
     forward, _ = _forward(built.resources, ms, version, to_sdtm)
-    where: dict[str, tuple[str, int]] = {}  # resource key -> (forward dataset, row)
+    where: dict[tuple[str, str], tuple[str, int]] = {}  # (dataset, source) -> (forward dataset, row)
     for fname, ds in forward.items():
         for j, key in enumerate(ds.sources):
-            where[key] = (fname, j)
+            where[(fname, key)] = (fname, j)
     by_dataset: dict[str, list[tuple[int, dict]]] = {}
     for (name, i), resource in built.rows.items():
         by_dataset.setdefault(name, []).append((i, resource))
     columns: dict[tuple[str, str], list] = {}  # forward (dataset, variable) -> its values
     for name, items in by_dataset.items():
-        frame, locs = sdtm[name].frame, [where.get(f"{r['resourceType']}/{r['id']}") for _, r in items]
+        frame, locs = sdtm[name].frame, [where.get((name, built.sources[(name, i)])) for i, _ in items]
         cells: list[dict] = [{} for _ in items]
         for v in sdtm[name].variables:  # column by column: what each resource's row gives back
             col = frame[v.name].tolist()
@@ -327,8 +388,10 @@ def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: Ma
             for k in _unequal(wants, haves, v.type):
                 cells[k][v.name] = _norm(wants[k], v.type)
         for (i, resource), carried in zip(items, cells, strict=True):
-            resource["extension"] = [e for e in resource["extension"] if e.get("url") != SDTM_RECORD]
-            resource["extension"].append(record_extension(name, i, carried))
+            if carried:  # the record's own extension, in its place among those the resource carries
+                mine = [r[:2] for r in read_records(resource)].index((name, i))
+                at = [k for k, e in enumerate(resource["extension"]) if e.get("url") == SDTM_RECORD][mine]
+                resource["extension"][at] = record_extension(name, i, carried)
     supp_names = [n for n in sdtm if n.startswith("SUPP")]
     originals = {n: sdtm[n].frame.to_dict("records") for n in supp_names}  # SUPP and their parents only
     parent_names = {"DM"} | {r["RDOMAIN"] for n in supp_names for r in originals[n]}

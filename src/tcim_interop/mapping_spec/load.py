@@ -25,6 +25,7 @@ from .model import (
     MappingSet,
     OutOfScope,
     RowCriteria,
+    RowSource,
     Supplemental,
     SuppStructure,
     Variable,
@@ -256,18 +257,44 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
                 _variable(_subst(_masking(v, True, where), sub), where, codelists)
     _once_each([v.name for v in variables], where)
     supp = [_supplemental(_subst(s, sub), where, codelists) for s in doc.get("supplemental") or []]
+    several = isinstance(rows, list)
+    if several and not rows:
+        raise SpecError(f"{where}: rows: an empty list names no source of rows")
+    first = rows[0] if several else rows
+    if not isinstance(first, dict):
+        raise SpecError(f"{where}: rows must be a mapping (one source) or a list of them")
     spec = DomainSpec(
         domain=domain, label=str(doc.get("label", "")), klass=str(doc.get("class", "")), comment=str(doc.get("comment", "")),
         structure=str(doc.get("structure", "")), keys=[sub(k) for k in doc.get("keys", [])],
-        row_resource=str(rows.get("resource")), row_select=str(rows.get("select")),
+        row_resource=str(first.get("resource")), row_select=str(first.get("select")),
         sort=[sub(k) for k in doc.get("sort", [])], variables=variables, supplemental=supp, file=where,
         reverse=_reverse_section(doc.get("reverse") or {}, sub, where))
-    spec.rows = _row_criteria(rows, sub, spec, codelists, f"{where}: rows")
+    if several:
+        spec.sources = _row_sources(rows, sub, spec, codelists, f"{where}: rows")
+        spec.rows = spec.sources[0].criteria
+    else:
+        spec.rows = _row_criteria(rows, sub, spec, codelists, f"{where}: rows")
     _check_domain(spec)
     return spec
 
 
-def _row_criteria(rows: Any, sub, spec: DomainSpec, codelists: Codelists, where: str) -> RowCriteria:
+def _row_sources(rows: list, sub, spec: DomainSpec, codelists: Codelists, where: str) -> list[RowSource]:
+    """rows: a list of sources, each {resource, select, and the selector's params}, for a domain whose
+    rows come from several FHIR types (DS: Consent, ResearchSubject). Each selector must be one that
+    returns a resource's rows and leaves its outcome to its own domain (registry.py `many`), so that a
+    resource is accounted once whichever specs draw rows from it; a type is listed once."""
+    out: list[RowSource] = []
+    for i, entry in enumerate(rows):
+        here = f"{where}[{i}]"
+        criteria = _row_criteria(entry, sub, spec, codelists, here, many=True)
+        if any(s.resource == entry["resource"] for s in out):
+            raise SpecError(f"{here}: {entry['resource']} is listed twice; one source per FHIR type")
+        out.append(RowSource(str(entry["resource"]), str(entry["select"]), criteria))
+    return out
+
+
+def _row_criteria(rows: Any, sub, spec: DomainSpec, codelists: Codelists, where: str,
+                  many: bool = False) -> RowCriteria:
     """rows: {resource, select, out_of_scope, and the selector's params}. The selector must exist and
     be one; a param naming a variable (product, test) must name one with a map, since the map is what
     tells a row; paths compile. So renaming a map or a variable fails here, never mid-run."""
@@ -279,6 +306,11 @@ def _row_criteria(rows: Any, sub, spec: DomainSpec, codelists: Codelists, where:
         raise SpecError(f"{where}: unknown selector {rows['select']!r}; known: {', '.join(algorithms.known('select'))}") from None
     if algo.kind != "select":
         raise SpecError(f"{where}: {rows['select']!r} is a {algo.kind} algorithm, not a selector")
+    if algo.many != many:
+        raise SpecError(f"{where}: selector {algo.name} " + (
+            "makes one row per resource and decides its outcome: a source of a rows: list needs a "
+            "selector that adds rows (" + ", ".join(n for n in algorithms.known('select') if algorithms.get(n).many) + ")"
+            if many else "adds rows to resources of other domains: it belongs in a rows: list of sources"))
     params = {k: sub(v) for k, v in rows.items() if k not in ("resource", "select", "out_of_scope")}
     allowed = set(algo.required_params) | set(algo.optional_params)
     for key in params:
@@ -293,7 +325,7 @@ def _row_criteria(rows: Any, sub, spec: DomainSpec, codelists: Codelists, where:
         if key in params:
             paths[key] = _sources(params[key], f"{where}: {key}")
     deciders = {}
-    for key in sorted(set(params) - set(algo.path_params)):
+    for key in sorted(set(params) - set(algo.path_params) - set(algo.value_params)):
         deciders[key] = _decider(params[key], spec, codelists, f"{where}: {key}")
     out = []
     for i, rule in enumerate(rows.get("out_of_scope") or []):

@@ -127,6 +127,17 @@ class RowCriteria:
 
 
 @dataclass
+class RowSource:
+    """One source of a spec's rows: a FHIR type, its selector and the selector's criteria. A spec has one
+    (rows: a mapping), or several (rows: a list, DS: Consent and ResearchSubject), whose selectors
+    return a resource's rows and leave its outcome to the domain it belongs to (registry.py `many`)."""
+
+    resource: str
+    select: str
+    criteria: RowCriteria = field(default_factory=RowCriteria)
+
+
+@dataclass
 class DomainSpec:
     domain: str
     label: str
@@ -142,9 +153,15 @@ class DomainSpec:
     reverse: dict = field(default_factory=dict)  # to-fhir: templates, links, fallback (see the specs)
     rows: RowCriteria = field(default_factory=RowCriteria)
     comment: str = ""  # define.xml's comment on the dataset (why a sponsor-defined domain, ...)
+    sources: list[RowSource] = field(default_factory=list)  # rows: a list; empty for a single source
 
     def __post_init__(self) -> None:
         self.by_name = {v.name: v for v in self.variables}
+
+    @property
+    def resource_types(self) -> list[str]:
+        """The FHIR types its rows come from."""
+        return [s.resource for s in self.sources] if self.sources else [self.row_resource]
 
     @property
     def names(self) -> list[str]:

@@ -468,7 +468,7 @@ def _fhir_source(sv, spec: DomainSpec | None) -> str:
         return ""
     # "a ?? b" (first of) read as a reviewer reads it; "|" stays, FHIRPath's union
     texts = {v: " ".join(p.text.split()).replace(" ?? ", ", else ") for v, p in sv.source.items()}
-    resource = spec.row_resource if spec is not None else "resource"
+    resource = " or ".join(spec.resource_types) if spec is not None else "resource"
     if len(set(texts.values())) == 1:
         return f"FHIR {resource}: {next(iter(texts.values()))}"
     return f"FHIR {resource}: " + "; ".join(f"{v} {t}" for v, t in texts.items())
