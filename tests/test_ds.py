@@ -11,7 +11,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import DATA, ROOT, need_external
+from conftest import DATA, PILOT_ZONE, ROOT, need_external
 
 from tcim_interop import load_mapping_set, to_fhir, to_sdtm
 from tcim_interop.errors import SpecError
@@ -126,7 +126,7 @@ def test_pilot_ds_comes_back_cell_for_cell(tmp_path):
     pilot.mkdir()
     for name in ("dm", "ds"):
         shutil.copy(src / f"{name}.xpt", pilot / f"{name}.xpt")
-    result = to_fhir(pilot, tmp_path / "pilot.json", fhir_version="R5")
+    result = to_fhir(pilot, tmp_path / "pilot.json", fhir_version="R5", timezone=PILOT_ZONE)
     assert not [f for f in result.report.findings if f.code == "ROUND_TRIP_MISMATCH"]
     back = to_sdtm([tmp_path / "pilot.json"]).datasets["DS"]
     original = pd.read_sas(src / "ds.xpt", encoding="ascii")
