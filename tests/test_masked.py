@@ -87,7 +87,11 @@ def test_report_accounts_medication_administrations_converted_into_ec(unmasked, 
     assert counts["input"] == counts["converted"] + counts["rejected"] + counts["out_of_scope"]
     assert counts == base.counts()  # the same resources converted, whatever the target
     ma = counts["by_resource_type"]["MedicationAdministration"]
-    assert ma["converted"] == len(masked[0].datasets["EC"]) == rep.records_per_domain["EC"]
+    # study treatment in EC, the other administrations in CM, as unmasked
+    assert ma["converted"] == len(masked[0].datasets["EC"]) + len(masked[0].datasets["CM"]) \
+        == rep.records_per_domain["EC"] + rep.records_per_domain["CM"]
+    assert len(masked[0].datasets["EC"]) == len(unmasked[0].datasets["EX"])
+    pd.testing.assert_frame_equal(masked[0].datasets["CM"], unmasked[0].datasets["CM"])
     assert not rep.errors
 
 
@@ -263,8 +267,10 @@ def test_to_fhir_and_back_gives_the_same_ec_and_dm(small_masked, tmp_path, versi
     given, total = (int(x) for x in trip.split("gives back ")[1].split(" cells")[0].split(" of "))
     assert given == total > 0
     meds = [r for r in fhir.resources if r["resourceType"] == "MedicationAdministration"]
-    assert len(meds) == len(result.datasets["EC"])
-    for m in meds:
+    assert len(meds) == len(result.datasets["EC"]) + len(result.datasets["CM"])  # CM: not study treatment
+    ec = [m for m in meds if "/ec.xpt#" in m["meta"]["source"]]
+    assert len(ec) == len(result.datasets["EC"])
+    for m in ec:
         concept = m["medicationCodeableConcept"] if version == "R4" else m["medication"]["concept"]
         assert concept == {"text": "MASKED"}
     # the study's arms come back from TA (the design); no subject is put in one
@@ -303,7 +309,7 @@ def test_cli_masked_flag(tmp_path, mini_bundle):
 
 def test_masked_mapping_set_serves_ex_with_ec():
     ms = load_mapping_set(masked=True)
-    assert ms.masked and {r: s.domain for r, s in ms.domains.items()} == {"dm": "DM", "ex": "EC", "ae": "AE", "mune": "XM"}
+    assert ms.masked and {r: s.domain for r, s in ms.domains.items()} == {"dm": "DM", "ex": "EC", "ae": "AE", "cm": "CM", "mune": "XM"}
     dm = ms.spec("dm")
     assert dm.by_name["RFXSTDTC"].params == {"domain": "EC", "var": "ECSTDTC"}
     assert dm.by_name["RFXENDTC"].params == {"domain": "EC", "var": "ECENDTC"}

@@ -74,14 +74,19 @@ def test_hospital_codes_convert_through_the_site_concept_maps(tmp_path, mini_con
 
 
 def test_a_target_narrower_than_its_source_is_not_used(tmp_path):
-    """A hospital code mapped to a narrower study concept may not be it: no translation, out of scope."""
+    """A hospital code mapped to a narrower study concept may not be it: no translation, so not study
+    treatment: those administrations are CM records (concomitant medication), none is EX."""
     site = site_folder(tmp_path, [concept_map(PHARMACY, PRODUCT, [("PH-4711", "BMNC", "narrower"),
                                                                    ("PH-0815", "PLACEBO", "equivalent")])])
     result = to_sdtm([hospital_bundle()], fast=True, site=site)
     assert list(result.datasets["EX"]["EXTRT"]) == ["PLACEBO", "PLACEBO"]
     reasons = {d.reason for d in result.report.dispositions if d.outcome == "out_of_scope"
                and d.resource.startswith("MedicationAdministration/")}
-    assert reasons == {"not a study product: concomitant medication (CM is not produced)"}
+    assert reasons == set()
+    administrations = [d for d in result.report.dispositions if d.resource.startswith("MedicationAdministration/")]
+    assert all(d.outcome == "converted" for d in administrations)
+    assert len(result.datasets["EX"]) + len(result.datasets["CM"]) == len(administrations)
+    assert set(result.metadata["EX"].sources).isdisjoint(result.metadata["CM"].sources)
 
 
 def _administrations(doc: dict) -> list[dict]:

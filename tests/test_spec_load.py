@@ -35,7 +35,8 @@ def test_default_mappings_dir_is_the_project_folder():
 def test_shipped_mappings_load_in_sdtmig_order():
     ms = load_mapping_set()
     assert ms.directory == MAPPINGS
-    assert {role: spec.domain for role, spec in ms.domains.items()} == {"dm": "DM", "ex": "EX", "ae": "AE", "mune": "XM"}
+    assert {role: spec.domain for role, spec in ms.domains.items()} == {"dm": "DM", "ex": "EX", "ae": "AE", "cm": "CM",
+                                                                              "mune": "XM"}
     assert ms.spec("dm").names == DM
     assert ms.spec("ex").names == EX
     assert ms.spec("ae").names == AE
@@ -78,7 +79,7 @@ def test_nv_variant_sends_the_mune_data_to_nv():
     assert nv.by_name["NVTESTCD"].label == "Short Name of MUNE Test"
     assert (nv.row_resource, nv.row_select) == ("Observation", "mune_observation")
     # the other domains are unchanged
-    assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "NV"]
+    assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "CM", "NV"]
 
 
 # --- broken specs ------------------------------------------------------------------------------

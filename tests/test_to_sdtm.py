@@ -92,6 +92,14 @@ def test_xm(result):
          "TIBIALIS ANTERIOR MUSCLE", "RIGHT", "MUNIX", "Y", 2.0, "BASELINE", "2021-05-24", -8.0]))
 
 
+def test_cm(result):
+    """The administration that is not study treatment: CM, its verbatim name and the RxNorm display
+    (no ATC coding), no dose, no route."""
+    same(result.datasets["CM"], table(
+        "USUBJID CMSEQ CMTRT CMDECOD CMDOSE CMDOSU CMROUTE CMSTDTC CMENDTC CMSTDY CMENDY",
+        [U1, 1.0, "riluzole", "riluzole", NaN, None, None, "2021-06-02", "2021-06-02", 2.0, 2.0]))
+
+
 def test_nv_is_the_same_data_under_another_domain(result):
     nv = to_sdtm([pytest.importorskip("conftest").DATA / "mini-r4.json"], mune_domain="NV").datasets
     assert "XM" not in nv and list(nv["NV"]["DOMAIN"].unique()) == ["NV"]
@@ -106,8 +114,9 @@ def test_accounting_adds_up(result):
     c = result.report.counts()
     assert c["input"] == 23 == c["converted"] + c["rejected"] + c["out_of_scope"]
     out = {d.resource: d.reason for d in result.report.dispositions if d.outcome == "out_of_scope"}
-    assert out == {"MedicationAdministration/cm1": "not a study product: concomitant medication (CM is not produced)",
-                   "Observation/wt": "not a MUNE measure (code not in the MUNE_TEST map, directly or through a ConceptMap)"}
+    # the riluzole administration (cm1) is not study treatment: a CM record, converted
+    assert out == {"Observation/wt": "not a MUNE measure (code not in the MUNE_TEST map, directly or through a ConceptMap)"}
+    assert next(d for d in result.report.dispositions if d.resource == "MedicationAdministration/cm1").outcome == "converted"
     for t, n in c["by_resource_type"].items():
         assert n["input"] == n["converted"] + n["rejected"] + n["out_of_scope"], t
 
@@ -117,8 +126,8 @@ def test_written_xpt_files_read_back_with_spec_metadata(tmp_path, mappings):
 
     res = to_sdtm([DATA / "mini-r4.json"], tmp_path)
     # and the trial design; no ti.xpt: the mini study has no eligibility criteria
-    assert sorted(p.name for p in tmp_path.glob("*.xpt")) == ["ae.xpt", "dm.xpt", "ex.xpt", "suppae.xpt", "ta.xpt",
-                                                              "te.xpt", "ts.xpt", "tv.xpt", "xm.xpt"]
+    assert sorted(p.name for p in tmp_path.glob("*.xpt")) == ["ae.xpt", "cm.xpt", "dm.xpt", "ex.xpt", "suppae.xpt",
+                                                              "ta.xpt", "te.xpt", "ts.xpt", "tv.xpt", "xm.xpt"]
     for role, spec in mappings.domains.items():
         df, meta = pyreadstat.read_xport(str(tmp_path / f"{spec.dataset}.xpt"))
         assert meta.table_name == spec.domain and meta.file_label == spec.label

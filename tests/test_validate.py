@@ -103,10 +103,10 @@ def test_expected_variable_missing(clean, mappings):
 
 def test_controlled_terminology_non_extensible_error_extensible_warning(clean, mappings):
     data = edited(clean, "DM", lambda f: f.__setitem__("SEX", f["SEX"].where(f.index != 0, "X")))
-    data = edited(data, "EX", lambda f: f.__setitem__("EXROUTE", f["EXROUTE"].where(f.index != 4, "ORAL")))
+    data = edited(data, "EX", lambda f: f.__setitem__("EXROUTE", f["EXROUTE"].where(f.index != 4, "INTRAVENOUS")))
     findings = [f for f in validate_datasets(data, mappings) if f.rule == "SDTMIG-4.3/CT"]
     assert [(f.severity, f.domain, f.row, f.variable, f.value) for f in findings] == [
-        ("error", "DM", 1, "SEX", "X"), ("warning", "EX", 5, "EXROUTE", "ORAL")]
+        ("error", "DM", 1, "SEX", "X"), ("warning", "EX", 5, "EXROUTE", "INTRAVENOUS")]
     assert findings[0].usubjid == subject(clean, "DM", 1)
 
 

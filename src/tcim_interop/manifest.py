@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .atomic import write_atomic
 from .errors import InputError
+from .json_files import dump_json
 
 MANIFEST = "manifest.json"
 
@@ -44,7 +45,7 @@ def write_manifest(out: Path, outputs: list[Path], inputs: list[dict], mappings_
         "inputs": inputs,
         "outputs": [{"path": p.name, "sha256": sha256(p), "bytes": p.stat().st_size} for p in sorted(outputs)],
     }
-    return write_atomic(out / MANIFEST, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    return write_atomic(out / MANIFEST, dump_json(doc))
 
 
 def read_manifest(directory: Path) -> dict | None:

@@ -1,7 +1,8 @@
 """`tcim-interop survey`: what a hospital's FHIR holds, before a conversion, for the integrator.
 
 For each domain's row resources (whatever their outcome: the codes of a resource left out of scope are
-often the ones a site must map), every coded element the specs read: the systems and codes found, how
+often the ones a site must map), every coded element the specs read, and the Encounters' types (listed
+as Encounter.type, with the visit each names): the systems and codes found, how
 many resources send each, and the study term each becomes (directly or through the site's ConceptMaps)
 or UNMAPPED. With it, the accounting a conversion would give (converted, out of scope, rejected, why),
 and a ConceptMap skeleton of every unmapped code for the site to fill in. Nothing is written but that.
@@ -18,6 +19,7 @@ from typing import Any
 
 from .findings import Report
 from .mapping import engine
+from .mapping_spec.concept_maps import concept_map
 from .mapping_spec.model import MappingSet, Variable
 from .options import SdtmOptions
 from .sdtm_pipeline import read_inputs, validate_and_map
@@ -69,14 +71,10 @@ class Survey:
         groups: dict[tuple[str, str], dict[str, CodeUse]] = {}
         for c in self.unmapped():
             groups.setdefault((c.system, c.target_system), {}).setdefault(c.code, c)
-        maps = []
-        for n, ((source, target), codes) in enumerate(sorted(groups.items()), 1):
-            maps.append({"resourceType": "ConceptMap", "id": f"site-map-{n}", "status": "draft", "group": [{
-                "source": source, "target": target,
-                "element": [{"code": code, "target": [{"code": "", "equivalence": "equivalent",
-                                                       "comment": f"{c.domain}.{c.variable} ({c.count} resources): "
-                                                                  f"one of {c.choices}"}]}
-                            for code, c in sorted(codes.items())]}]})
+        maps = [concept_map(f"site-map-{n}", source, target,
+                            [(code, "", f"{c.domain}.{c.variable} ({c.count} resources): one of {c.choices}")
+                             for code, c in sorted(codes.items())], status="draft")
+                for n, ((source, target), codes) in enumerate(sorted(groups.items()), 1)]
         return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": m} for m in maps]}
 
 
@@ -108,8 +106,25 @@ def survey(inputs: Iterable[str | os.PathLike | dict | list], ms: MappingSet,
     # site's codings is no unmapped location)
     mapped = {(c.domain, c.system, c.code) for c in codes if c.term != UNMAPPED}
     codes = [c for c in codes if c.term != UNMAPPED or (c.domain, c.system, c.code) not in mapped]
+    codes += _encounter_types(read.resources, ms, converted)
     codes.sort(key=lambda c: (c.term != UNMAPPED, c.domain, c.variable, -c.count, c.system, c.code))
     return Survey(report, codes)
+
+
+def _encounter_types(resources: list, ms: MappingSet, converted: set[str]) -> list[CodeUse]:
+    """The Encounters' types and the visit each names (directly or through a ConceptMap), or UNMAPPED:
+    an Encounter with no visit code takes its visit from the study.yaml windows, if any."""
+    found: Counter[tuple[str, str]] = Counter()
+    used: Counter[tuple[str, str]] = Counter()
+    for res in (r for r in resources if r.resource_type == "Encounter"):
+        keys = _codings(res.data.get("type") or [])
+        found.update(keys)
+        if res.key in converted:
+            used.update(keys)
+    system = str(ms.study.get("visit_system") or "")
+    choices = ", ".join(f"{code} ({v['visit']})" for code, v in ms.visits.items())
+    return [CodeUse("Encounter", "type", s, c, n, str(v["visit"]) if (v := ms.visit_of(s or None, c)) else UNMAPPED,
+                    used[(s, c)], system, choices) for (s, c), n in found.items()]
 
 
 def _own(data: dict):

@@ -21,6 +21,9 @@ class Skip:
 
     outcome: str  # "out_of_scope" | "rejected"
     reason: str
+    # out of scope here, but a later domain may take it (an administration that is not study
+    # treatment: EX leaves it to CM); stays the outcome when no domain does
+    defer: bool = False
 
 
 @dataclass
@@ -32,6 +35,7 @@ class RunContext:
     used: set[str] = field(default_factory=set)  # keys of supporting resources that fed a record
     progress: Callable[[], None] | None = None  # called once per resource of a row type
     visits: VisitLedger = field(default_factory=VisitLedger)  # what visits by date need (visits.py)
+    deferred: set[str] = field(default_factory=set)  # keys skipped with Skip.defer: a later domain may take them
 
 
 @dataclass

@@ -100,10 +100,9 @@ def _select_rows(index: ResourceIndex, mappings: MappingSet, report: Report, out
     if progress:
         total, done = sum(map(len, candidates.values())), iter(range(1, 1 << 62))
         run.progress = lambda: progress("mapping", next(done), total)
-    upstream = set(outcome)  # rejected before the mapping (invalid, duplicate): no spec sees them
     for role in order:
         spec = mappings.spec(role)
-        rows[spec.domain] = _rows(spec, candidates[role], run, outcome, upstream)
+        rows[spec.domain] = _rows(spec, candidates[role], run, outcome)
         if role == "dm":
             _link_subjects(rows[spec.domain], run, outcome)
     return rows, run, outcome
@@ -122,11 +121,11 @@ def _role(mappings: MappingSet, domain: str) -> str:
 
 
 def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run: RunContext,
-          outcome: dict[str, tuple[str, str]], upstream: set[str] | frozenset[str] = frozenset()) -> list[Row]:
-    """The spec's records from the candidates. Several specs may read one resource type (Observation:
-    MUNE and VS): a resource out of scope for one is offered to the next, and the first that converts or
-    rejects it decides (all out of scope: the first spec's reason). A resource that two specs select is
-    a record of the first only, and an error: the selectors must not overlap."""
+          outcome: dict[str, tuple[str, str]]) -> list[Row]:
+    """The spec's records from the candidates. Several specs may read one resource type (EX and CM,
+    VS and MUNE): a resource an earlier spec passes on (Skip.defer) is offered to the next, and the
+    first that converts or rejects it decides; one that every spec passes on is out of scope with all
+    their reasons. What an earlier spec takes, no later one sees: a resource is one record at most."""
     select = algorithms.get(spec.row_select).fn
     row_vars = [(v, algorithms.get(v.algorithm).fn) for v in in_dependency_order(spec, "row")]
     supp_vars = [(sq, algorithms.get(sq.algorithm).fn) for sq in spec.supplemental]
@@ -134,9 +133,8 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
     for res in candidates:
         if run.progress:
             run.progress()
-        if res.key in upstream:  # already rejected upstream (invalid, duplicate)
+        if res.key in outcome and res.key not in run.deferred:  # rejected upstream (invalid, duplicate), or decided
             continue
-        previous = outcome.get(res.key)
         loaded = res.loaded()  # an NDJSON line parsed once for its row, dropped once the row is built
         try:
             row = select(loaded, run, spec)
@@ -156,19 +154,22 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
             row = Skip("rejected", f"malformed {res.resource_type}: an element the mapping reads "
                                    f"has the wrong shape ({type(e).__name__})")
         if isinstance(row, Skip):
-            if previous is None or (previous[0] == "out_of_scope" and row.outcome == "rejected"):
+            passed_on = outcome.get(res.key) if res.key in run.deferred else None
+            if row.defer and passed_on is not None and passed_on[0] == "out_of_scope" == row.outcome:
+                # none of the domains that pass it on takes it: every one's reason (not a MUNE measure; not a vital sign)
+                outcome[res.key] = (row.outcome, f"{passed_on[1]}; {row.reason}")
+            else:
                 outcome[res.key] = (row.outcome, row.reason)
+            if row.defer:
+                run.deferred.add(res.key)
+            else:
+                run.deferred.discard(res.key)
             if row.outcome == "rejected":  # a record lost: an error, so that --strict fails on it
                 run.report.error("REJECTED", row.reason, domain=spec.domain, source=res.key, file=res.where)
             continue
-        if previous is not None and previous[0] != "out_of_scope":
-            run.report.error("SELECTED_TWICE", f"{res.key} is {previous[0]} by another domain's rows: it is not "
-                             f"made a {spec.domain} record too", domain=spec.domain, source=res.key, file=res.where,
-                             hint="the domains' row selectors overlap: a code their `test` maps (or a ConceptMap) "
-                                  "gives both")
-            continue
         out.append(row)
         outcome[res.key] = ("converted", "")
+        run.deferred.discard(res.key)
     return out
 
 

@@ -73,21 +73,53 @@ def study_treatment(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
     """EX rows: administrations of a study product that took place. Study treatment is what the
     `product` variable's map (through the ConceptMaps) or a study product's name recognises, or what
     `study_link` (the core workflow-researchStudy extension) ties to a study in the input; a study
-    administration whose product cannot be told is rejected, anything else is concomitant medication."""
+    administration whose product cannot be told is rejected, anything else is concomitant medication
+    (deferred: the CM domain takes it when the study's domains have one)."""
+    if (skip := _treatment_decision(resource, run, spec)) is not None:
+        return skip
+    if (skip := _out_of_scope(resource, spec)) is not None:
+        return skip
+    return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
+
+
+NOT_STUDY_PRODUCT = "not a study product: concomitant medication (CM is not produced)"
+
+
+def _treatment_decision(resource, run: RunContext, spec: DomainSpec) -> Skip | None:
+    """None when the administration is study treatment for the exposure spec `spec` (EX, or EC when
+    masked); else why not. The one decision EX and CM both follow, so that they never disagree."""
     product_var = spec.rows.deciders["product"]
     concept = product_var.path(resource.version)
     product = product_of(concept.values(_roots(resource)), run.mappings, product_var) if concept else None
-    if product is None and not _from_sdtm(resource, spec.domain):
-        link = spec.rows.path("study_link", resource.version)
-        refs = link.values(_roots(resource)) if link else []
-        studies = [run.index.resolve(r, "ResearchStudy") for r in refs]
-        if not refs:
-            return Skip("out_of_scope", "not a study product: concomitant medication (CM is not produced)")
-        if not any(studies):
-            return Skip("out_of_scope", "its workflow-researchStudy extension names no study of the input")
-        return Skip("rejected", f"given in the study (workflow-researchStudy) but its product is not told: no "
-                                f"coding the {product_var.map} map or the site's ConceptMaps know, and no text that "
-                                "is a study product's name or synonym (study.yaml products)")
+    if product is not None or _from_sdtm(resource, spec.domain):
+        return None
+    link = spec.rows.path("study_link", resource.version)
+    refs = link.values(_roots(resource)) if link else []
+    studies = [run.index.resolve(r, "ResearchStudy") for r in refs]
+    if not refs:
+        return Skip("out_of_scope", NOT_STUDY_PRODUCT, defer=True)
+    if not any(studies):
+        return Skip("out_of_scope", "its workflow-researchStudy extension names no study of the input")
+    return Skip("rejected", f"given in the study (workflow-researchStudy) but its product is not told: no "
+                            f"coding the {product_var.map} map or the site's ConceptMaps know, and no text that "
+                            "is a study product's name or synonym (study.yaml products)")
+
+
+EXPOSURE_ROLE = "ex"  # study.yaml domains: the role whose spec tells study treatment (EX; EC when masked)
+
+
+@algorithm("other_medication", "select")
+def other_medication(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
+    """CM rows: the administrations the exposure role's spec (`ex`: EX, or EC when masked) does not take as study treatment, by the same decision (_treatment_decision),
+    given to a study subject, unless the spec's out_of_scope rules say otherwise (entered in error,
+    not done). Study treatment, and what that decision rejects or puts out of scope, is never CM."""
+    exposure = run.mappings.domains.get(EXPOSURE_ROLE)
+    if exposure is not None:
+        decision = _treatment_decision(resource, run, exposure)
+        if decision is None:
+            return Skip("out_of_scope", f"study treatment ({exposure.domain}), not concomitant medication")
+        if not decision.defer:
+            return decision
     if (skip := _out_of_scope(resource, spec)) is not None:
         return skip
     return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
@@ -127,8 +159,8 @@ def mune_observation(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
 @algorithm("vital_sign_observation", "select", params=("test",))
 def vital_sign_observation(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
     """VS rows: Observations whose code the `test` variable's map knows (a LOINC vital sign, directly or
-    through the ConceptMaps), about a study subject. A MUNE code is no vital sign, so no Observation
-    is both a MUNE and a VS record."""
+    through the ConceptMaps), about a study subject. What VS takes, MUNE never sees (and the other way
+    round): an Observation is one record at most."""
     return _coded_observation(resource, run, spec, "a vital sign")
 
 
@@ -140,7 +172,9 @@ def _coded_observation(resource, run: RunContext, spec: DomainSpec, what: str) -
     if not _from_sdtm(resource, spec.domain) and not any(
             codelists.lookup(test.codelist or "", test.map, c.get("system"), c.get("code")) is not None
             for c in codings if isinstance(c, dict)):
-        return Skip("out_of_scope", f"not {what} (code not in the {test.map} map, directly or through a ConceptMap)")
+        # passed on: a later domain of Observations (MUNE after VS) may know the code
+        return Skip("out_of_scope", f"not {what} (code not in the {test.map} map, directly or through a ConceptMap)",
+                    defer=True)
     if (skip := _out_of_scope(resource, spec)) is not None:
         return skip
     return _subject_context(resource, run, spec.domain, resource.data.get("subject"))

@@ -223,7 +223,7 @@ class Builder:
         treatment_path = self._link_path(spec, "treatment")
         if treatment_path:
             self._complete_suspects(resource, treatment_path, self.treatments.get(usubjid))
-        if spec.row_resource == "MedicationAdministration":
+        if spec.row_select == "study_treatment":  # study treatment, not a concomitant medication (CM)
             self.treatments.setdefault(usubjid, resource)
         self.out.add(resource)
         self._mark(resource, ds.name, i)

@@ -10,6 +10,7 @@ elements give no translation, and the code stays unmapped (reported, never guess
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,3 +92,13 @@ def _read_one(cm: dict, where: str, out: Translations) -> None:
 def _canonical(url: str) -> str:
     """A code system's canonical URL without its |version."""
     return str(url).split("|", 1)[0]
+
+
+def concept_map(map_id: str, source: str, target: str, codes: Iterable[tuple[str, str, str]],
+                status: str = "active") -> dict:
+    """An R4 ConceptMap of one group, each (code, target code, comment) mapped "equivalent" (what a site
+    folder holds; an empty target code maps nothing, an empty comment is left out)."""
+    return {"resourceType": "ConceptMap", "id": map_id, "status": status, "group": [{
+        "source": source, "target": target,
+        "element": [{"code": code, "target": [{"code": to, "equivalence": "equivalent", **({"comment": note} if note else {})}]}
+                    for code, to, note in codes]}]}

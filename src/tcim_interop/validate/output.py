@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from pathlib import Path
 
 from ..atomic import write_atomic
 from ..csv_safety import safe_cell
 from ..errors import OutputError, UsageError
+from ..json_files import dump_json
 from ..manifest import MANIFEST, read_manifest
 from .engine import ValidationReport
 
@@ -56,7 +56,7 @@ def write_reports(report: ValidationReport, out: Path) -> list[Path]:
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: safe_cell(v) for k, v in _row(f).items()} for f in report.findings)
-    texts = {JSON_FILE: json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n", CSV_FILE: buffer.getvalue()}
+    texts = {JSON_FILE: dump_json(to_dict(report)), CSV_FILE: buffer.getvalue()}
     return [write_atomic(out / name, content) for name, content in texts.items()]
 
 
