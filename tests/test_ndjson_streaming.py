@@ -113,9 +113,11 @@ def test_each_line_is_parsed_again_once_per_use(tmp_path, mappings, monkeypatch,
     result = to_sdtm([ndjson], mappings=mappings, fast=fast)
     events = [d.resource for d in result.report.dispositions if d.resource.split("/")[0] in EVENT_TYPES]
     assert events and set(reads) == set(events)
-    # an administration that is not study treatment is read by EX's selector, then by CM's: once more
-    cm = set(result.metadata["CM"].sources)
-    assert cm and {reads[k] for k in cm} == {3} and {n for k, n in reads.items() if k not in cm} == {2}
+    # what one domain passes on to the next is read once more: an administration that is not study
+    # treatment (EX's selector, then CM's), a MUNE Observation (VS's selector, then XM's)
+    cm, xm, vs = (set(result.metadata[d].sources) for d in ("CM", "XM", "VS"))
+    assert cm and xm and vs and {reads[k] for k in cm | xm} == {3}
+    assert {n for k, n in reads.items() if k not in cm | xm} == {2}
 
 
 def test_duplicate_lines_are_still_told_identical_or_different(tmp_path, mappings):
