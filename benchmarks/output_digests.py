@@ -49,7 +49,7 @@ def main() -> None:
         for name in ("ex", "ex-masked", "ex-nv", "ex-r4.json", "ex-r5.json", "ex-ndjson"):
             lines += digests(t / name, name)
         if PILOT.is_dir():
-            run("to-fhir", str(PILOT), "--out", str(t / "pilot.json"))
+            run("to-fhir", str(PILOT), "--out", str(t / "pilot.json"), "--timezone", "America/New_York")
             run("to-sdtm", str(t / "pilot.json"), "--out", str(t / "pilot-sdtm"), "--format", "xpt,json", *CREATED)
             for name in ("pilot.json", "pilot-sdtm"):
                 lines += digests(t / name, name)

@@ -17,7 +17,26 @@ SHARED = Path(os.environ.get("TCIM_SHARED", ROOT.parent / "shared"))
 EXTERNAL = SHARED / "external"
 EXAMPLE = ROOT / "examples" / "tcim-elaii-100-r4.json"
 MINI = DATA / "mini-r4.json"
+PILOT_ZONE = "America/New_York"  # the CDISC pilot ran in the US; its SDTM times carry no zone
 PILOT_FILES = ("dm", "ae", "ex", "suppdm", "suppae")  # the CDISC pilot's datasets to-fhir maps
+
+
+MEDPLUM_DIR = ROOT / "tests" / "fhir_server"  # Medplum's packages (npm): the test server and validator
+
+
+def medplum_missing() -> str | None:
+    """Why Medplum cannot run here (node too old or absent, packages not installed), or None."""
+    import subprocess
+
+    node = shutil.which("node")
+    if not node:
+        return "node is not installed"
+    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip().lstrip("v")
+    if tuple(map(int, version.split(".")[:2])) < (20, 19):
+        return f"node {version} is too old for @medplum 4.5 (needs >= 20.19)"
+    if not (MEDPLUM_DIR / "node_modules" / "@medplum" / "fhir-router").is_dir():
+        return "Medplum's packages are not installed: cd tests/fhir_server && npm install"
+    return None
 
 
 def need_external(*parts: str) -> Path:
@@ -135,7 +154,7 @@ def pilot_fhir(pilot, tmp_path_factory):
     from tcim_interop import to_fhir
 
     return once_per_version(tmp_path_factory, "pilot-fhir", lambda version, d: (
-        to_fhir(pilot, d / "pilot.json", fhir_version=version), d / "pilot.json"))
+        to_fhir(pilot, d / "pilot.json", fhir_version=version, timezone=PILOT_ZONE), d / "pilot.json"))
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,14 @@ def test_the_example_define_validates_against_the_xsd(define):
     assert validate_define(define, xsd(shared_only=True)) == []
 
 
+def test_define_asks_for_the_cdisc_stylesheet_before_the_root(define):
+    """A reviewer's browser renders define.xml through CDISC's define2-1.xsl when the file names it, as
+    CDISC's own Define-XML 2.1 examples do: the processing instruction precedes the ODM element."""
+    tree = etree.fromstring(define).getroottree()
+    pis = [n for n in tree.getroot().itersiblings(preceding=True) if isinstance(n, etree._ProcessingInstruction)]
+    assert [(pi.target, pi.get("type"), pi.get("href")) for pi in pis] == [("xml-stylesheet", "text/xsl", "define2-1.xsl")]
+
+
 def test_odmlibs_copy_of_the_xsd_agrees(define):
     pytest.importorskip("odmlib", reason="odmlib (a dependency) ships the XSD used when ../shared is absent")
     assert validate_define(define) == []

@@ -7,13 +7,13 @@ Needs node >= 20.19 and `cd tests/fhir_server && npm install`; without them thes
 
 import datetime
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import httpx
 import pandas.testing as pdt
 import pytest
+from conftest import MEDPLUM_DIR, medplum_missing
 from typer.testing import CliRunner
 
 import tcim_interop.cli_server  # noqa: F401  (registers pull and push on the app)
@@ -24,7 +24,7 @@ from tcim_interop.fhir.write import bundle as make_bundle
 ROOT = Path(__file__).resolve().parents[1]
 # one Medplum server per test run: these tests run in one pytest-xdist worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("medplum")
-SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
+SERVER_DIR = MEDPLUM_DIR
 runner = CliRunner()
 
 
@@ -32,20 +32,8 @@ def cli(*args, env=None):
     return runner.invoke(app, [str(a) for a in args], env=env)
 
 
-def _node_ok() -> str | None:
-    node = shutil.which("node")
-    if not node:
-        return "node is not installed"
-    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip().lstrip("v")
-    if tuple(map(int, version.split(".")[:2])) < (20, 19):
-        return f"node {version} is too old for @medplum 4.5 (needs >= 20.19)"
-    if not (SERVER_DIR / "node_modules" / "@medplum" / "fhir-router").is_dir():
-        return "the test FHIR server's packages are not installed: cd tests/fhir_server && npm install"
-    return None
-
-
 def start_server(*args):
-    reason = _node_ok()
+    reason = medplum_missing()
     if reason:
         pytest.skip(reason)
     proc = subprocess.Popen(["node", str(SERVER_DIR / "server.js"), "--port", "0", *map(str, args)],

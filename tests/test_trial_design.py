@@ -3,7 +3,7 @@
 import shutil
 
 import pytest
-from conftest import need_external
+from conftest import PILOT_ZONE, need_external
 from lxml import etree
 from test_to_fhir import compare_datasets
 
@@ -170,7 +170,7 @@ def test_pilot_trial_design_comes_back_cell_for_cell(tmp_path, version):
     pilot.mkdir()
     for f in ("dm", "ts", "ta", "te", "ti", "tv"):
         shutil.copy(src / f"{f}.xpt", pilot / f"{f}.xpt")
-    result = to_fhir(pilot, tmp_path / "pilot.json", fhir_version=version)
+    result = to_fhir(pilot, tmp_path / "pilot.json", fhir_version=version, timezone=PILOT_ZONE)
     assert not result.report.errors, result.report.errors[:3]
     study = next(r for r in result.resources if r["resourceType"] == "ResearchStudy" and "partOf" not in r)
     assert study["title"].startswith("Safety and Efficacy of the Xanomeline")

@@ -16,8 +16,12 @@ fhir.resources.
 """
 
 from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
+try:  # the one place the version is written is pyproject.toml
+    __version__ = version("tcim-interop")
+except PackageNotFoundError:  # a source tree on PYTHONPATH, not installed
+    __version__ = "0+unknown"
 
 _EXPORTS = {
     "to_sdtm": "api", "SdtmResult": "api", "to_fhir": "api", "FhirResult": "api", "read_sdtm": "api",

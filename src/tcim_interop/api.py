@@ -104,14 +104,14 @@ def read_sdtm(path: str | os.PathLike) -> dict[str, Dataset]:
 def to_fhir(sdtm: str | os.PathLike | dict[str, Dataset], out: str | os.PathLike | None = None, *,
             fhir_version: str = "R4", bundle_type: str = "transaction", ndjson: bool = False,
             mappings: MappingSet | str | os.PathLike | None = None, strict: bool = False,
-            verify: bool = True, jobs: int | None = None) -> FhirResult:
+            verify: bool = True, jobs: int | None = None, timezone: str | None = None) -> FhirResult:
     """SDTM datasets (a package folder, or datasets in memory) -> FHIR resources (ResearchStudy,
     Patient, ResearchSubject, Consent, Encounter, MedicationAdministration, AdverseEvent, Observation);
     with out, also written as a Bundle or NDJSON. The options are FhirOptions' (options.py)."""
     from . import fhir_pipeline
 
     opts = FhirOptions(fhir_version=fhir_version, bundle_type=bundle_type, ndjson=ndjson, strict=strict,
-                       verify=verify, jobs=jobs)
+                       verify=verify, jobs=jobs, timezone=timezone)
     datasets = sdtm if isinstance(sdtm, dict) else read_sdtm(sdtm)
     ms = mappings if isinstance(mappings, MappingSet) else package_mappings(datasets, _folder(mappings))
     resources, report, written = fhir_pipeline.run(datasets, Path(out) if out is not None else None, ms, opts)

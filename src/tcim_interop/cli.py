@@ -32,25 +32,25 @@ def _created(value: str | None) -> datetime | None:
 @app.command("to-sdtm")
 def to_sdtm_cmd(
     inputs: list[Path] | None = typer.Argument(
-        None, help="FHIR JSON/XML bundles or resources, NDJSON files, or directories (or use --server)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for the .xpt files and run-report.json."),
-    fhir_version: FhirVersion | None = typer.Option(None, "--fhir-version",
+        None, metavar="INPUT...", show_default=False, help="FHIR JSON/XML bundles or resources, NDJSON files, or directories (or use --server)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Directory for the .xpt files and run-report.json."),
+    fhir_version: FhirVersion | None = typer.Option(None, "--fhir-version", case_sensitive=False,
                                                     help="Force R4 or R5 (default: detected per resource)."),
-    mune_domain: MuneDomain | None = typer.Option(None, "--mune-domain",
+    mune_domain: MuneDomain | None = typer.Option(None, "--mune-domain", case_sensitive=False,
                                                   help="Send MUNE to XM (default, mappings/xm.yaml) or NV."),
-    mappings: Path | None = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
-    site: Path | None = typer.Option(None, "--site", help="The hospital's site folder: ConceptMaps from its codes "
+    mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", help="Use these specs instead of mappings/."),
+    site: Path | None = typer.Option(None, "--site", metavar="DIR", help="The hospital's site folder: ConceptMaps from its codes "
                                                           "to the study's, and site.yaml (docs/integration.md)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 and write no dataset if any error is found."),
-    created: str | None = typer.Option(None, "--created",
+    created: str | None = typer.Option(None, "--created", metavar="DATETIME",
                                        help="Creation time for XPT headers (default: latest meta.lastUpdated)."),
-    formats: str = typer.Option("xpt", "--format", help="xpt, json (Dataset-JSON v1.1) or xpt,json."),
+    formats: str = typer.Option("xpt", "--format", metavar="FORMATS", help="xpt, json (Dataset-JSON v1.1) or xpt,json."),
     fast: bool = typer.Option(False, "--fast", help="Validate only what the mapping reads, not whole resources."),
     masked: bool = typer.Option(False, "--masked", help="Before unblinding: exposure in EC (ECTRT MASKED), "
                                                          "no EX, no arm in DM (ARMNRS MASKED)."),
-    server: str | None = typer.Option(None, "--server", help="Pull the study from this FHIR server instead."),
-    study: str | None = typer.Option(None, "--study", help="With --server: the study's identifier."),
-    jobs: int = typer.Option(0, "--jobs", "-j", min=0,
+    server: str | None = typer.Option(None, "--server", metavar="URL", help="Pull the study from this FHIR server instead."),
+    study: str | None = typer.Option(None, "--study", metavar="ID", help="With --server: the study's identifier."),
+    jobs: int = typer.Option(0, "--jobs", "-j", min=0, metavar="N",
                              help="Processes validating resources with fhir.resources (0: one per core)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
     report_paths: bool = typer.Option(False, "--report-paths",
@@ -65,7 +65,7 @@ def to_sdtm_cmd(
     from .api import to_sdtm
     from .report_text import summary
 
-    with running() as progress:
+    with running(quiet) as progress:
         if bool(server) == bool(inputs) or bool(server) != bool(study):
             raise UsageError("give INPUT files, or --server URL with --study IDENTIFIER")
         with tempfile.TemporaryDirectory(prefix="tcim-pull-") as tmp:
@@ -89,12 +89,12 @@ def to_sdtm_cmd(
 
 @app.command("survey")
 def survey_cmd(
-    inputs: list[Path] = typer.Argument(..., help="FHIR JSON/XML bundles or resources, NDJSON files, or directories."),
-    site: Path | None = typer.Option(None, "--site", help="The hospital's site folder: ConceptMaps and site.yaml."),
-    mappings: Path | None = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
-    fhir_version: FhirVersion | None = typer.Option(None, "--fhir-version",
+    inputs: list[Path] = typer.Argument(..., metavar="INPUT...", help="FHIR JSON/XML bundles or resources, NDJSON files, or directories."),
+    site: Path | None = typer.Option(None, "--site", metavar="DIR", help="The hospital's site folder: ConceptMaps and site.yaml."),
+    mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", help="Use these specs instead of mappings/."),
+    fhir_version: FhirVersion | None = typer.Option(None, "--fhir-version", case_sensitive=False,
                                                     help="Force R4 or R5 (default: detected per resource)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write survey.json and conceptmap-skeleton.json here."),
+    out: Path | None = typer.Option(None, "--out", "-o", metavar="DIR", help="Write survey.json and conceptmap-skeleton.json here."),
 ) -> None:
     """What a hospital's FHIR holds, before converting it: every coded element the specs read, its codes
     with counts and the study term each becomes (or UNMAPPED), and what a conversion would convert, leave
@@ -121,40 +121,43 @@ class BundleType(str, Enum):
 
 @app.command("to-fhir")
 def to_fhir_cmd(
-    sdtm_dir: Path = typer.Argument(..., help="Directory of SDTM .xpt datasets (DM required; EX, AE, XM/NV, SUPPxx)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Bundle file, or a directory with --ndjson."),
-    fhir_version: FhirVersion = typer.Option(FhirVersion.R4, "--fhir-version"),
+    sdtm_dir: Path = typer.Argument(..., metavar="SDTM_DIR", help="Directory of SDTM .xpt datasets (DM required; EX, AE, XM/NV, SUPPxx)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="PATH", help="Bundle file, or a directory with --ndjson."),
+    fhir_version: FhirVersion = typer.Option(FhirVersion.R4, "--fhir-version", case_sensitive=False),
     bundle_type: BundleType = typer.Option(BundleType.transaction, "--bundle-type"),
     ndjson: bool = typer.Option(False, "--ndjson", help="Write bulk-data NDJSON, one file per resource type."),
-    mappings: Path | None = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
+    mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", help="Use these specs instead of mappings/."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 and write nothing if any error is found."),
-    jobs: int = typer.Option(0, "--jobs", "-j", min=0,
+    jobs: int = typer.Option(0, "--jobs", "-j", min=0, metavar="N",
                              help="Processes validating resources with fhir.resources (0: one per core)."),
+    timezone: str | None = typer.Option(
+        None, "--timezone", metavar="ZONE", help="IANA time zone of the SDTM date-times, e.g. America/New_York "
+                                                 "(default: study.yaml's, for its own study only)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
 ) -> None:
     """Convert SDTM datasets to FHIR, losslessly: to-sdtm of the output gives the datasets back.
 
-    Example:  tcim-interop to-fhir ../shared/external/cdiscpilot01 --out pilot.json --fhir-version R5
+    Example:  tcim-interop to-fhir ../shared/external/cdiscpilot01 --out pilot.json --timezone America/New_York
     """
     from .api import to_fhir
     from .report_text import fhir_summary
 
     with running():
         result = to_fhir(sdtm_dir, out, fhir_version=fhir_version.value, bundle_type=bundle_type.value,
-                         ndjson=ndjson, mappings=mappings, strict=strict, jobs=jobs or None)
+                         ndjson=ndjson, mappings=mappings, strict=strict, jobs=jobs or None, timezone=timezone)
     if not quiet:
         typer.echo(fhir_summary(result), err=True)
 
 
 @app.command("synth")
 def synth_cmd(
-    subjects: int = typer.Option(100, "--subjects", "-n", min=1, help="Number of subjects (screen failure included)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Bundle file, or a directory with --ndjson."),
-    fhir_version: FhirVersion = typer.Option(FhirVersion.R4, "--fhir-version"),
+    subjects: int = typer.Option(100, "--subjects", "-n", min=1, metavar="N", help="Number of subjects (screen failure included)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="PATH", help="Bundle file, or a directory with --ndjson."),
+    fhir_version: FhirVersion = typer.Option(FhirVersion.R4, "--fhir-version", case_sensitive=False),
     ndjson: bool = typer.Option(False, "--ndjson", help="Write bulk-data NDJSON, one file per resource type."),
-    seed: int = typer.Option(1, "--seed", help="Same seed, same data, byte for byte."),
+    seed: int = typer.Option(1, "--seed", metavar="N", help="Same seed, same data, byte for byte."),
     hospital_site: Path | None = typer.Option(
-        None, "--hospital-site", help="Write the trial as a hospital's EHR sends it (standard FHIR, local codes), "
+        None, "--hospital-site", metavar="DIR", help="Write the trial as a hospital's EHR sends it (standard FHIR, local codes), "
                                       "and its site folder (ConceptMaps, site.yaml) here."),
 ) -> None:
     """Write a realistic synthetic TCIM-ELAII dataset as FHIR.
@@ -180,10 +183,10 @@ def synth_cmd(
 
 @app.command("validate")
 def validate_cmd(
-    sdtm_dir: Path = typer.Argument(..., help="SDTM package directory (.xpt or Dataset-JSON, define.xml, manifest.json)."),
-    out: Path | None = typer.Option(None, "--out", "-o",
+    sdtm_dir: Path = typer.Argument(..., metavar="SDTM_DIR", help="SDTM package directory (.xpt or Dataset-JSON, define.xml, manifest.json)."),
+    out: Path | None = typer.Option(None, "--out", "-o", metavar="DIR",
                                     help="Directory for the reports (default: SDTM_DIR-validation beside it)."),
-    mappings: Path | None = typer.Option(None, "--mappings", help="Use these specs instead of mappings/."),
+    mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", help="Use these specs instead of mappings/."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
 ) -> None:
     """Check an SDTM package against SDTMIG 3.4, CDISC CT, the specs and its define.xml (CDISC CORE

@@ -13,18 +13,18 @@ import typer
 
 from .cli_app import app, running
 
-SERVER = typer.Option(..., "--server", help="FHIR base URL, e.g. https://fhir.example.org/R4")
-CLIENT_ID = typer.Option(None, "--client-id", help="SMART Backend Services client id (or TCIM_FHIR_CLIENT_ID).")
-PRIVATE_KEY = typer.Option(None, "--private-key",
+SERVER = typer.Option(..., "--server", metavar="URL", help="FHIR base URL, e.g. https://fhir.example.org/R4")
+CLIENT_ID = typer.Option(None, "--client-id", metavar="ID", help="SMART Backend Services client id (or TCIM_FHIR_CLIENT_ID).")
+PRIVATE_KEY = typer.Option(None, "--private-key", metavar="FILE",
                            help="PEM private key signing the SMART JWT: RSA (RS384) or EC P-384 (ES384) "
                                 "(or TCIM_FHIR_PRIVATE_KEY).")
-TOKEN_URL = typer.Option(None, "--token-url", help="SMART token endpoint (or TCIM_FHIR_TOKEN_URL).")
-SCOPE = typer.Option(None, "--scope", help="SMART scopes (default system/*.read for pull, system/*.write for push).")
-KEY_ID = typer.Option(None, "--key-id", help="kid of the SMART JWT (default: the key's JWK thumbprint).")
-CA_BUNDLE = typer.Option(None, "--ca-bundle", help="PEM file of the CA(s) to trust instead of the system store.")
-TIMEOUT = typer.Option(30.0, "--timeout", help="Seconds for a whole exchange: connecting, and the answer to its last byte.")
-RETRIES = typer.Option(4, "--retries", min=0, max=10, help="Retries on 429, 5xx and lost connections.")
-WORKERS = typer.Option(4, "--workers", min=1, max=16, help="Requests in flight at most.")
+TOKEN_URL = typer.Option(None, "--token-url", metavar="URL", help="SMART token endpoint (or TCIM_FHIR_TOKEN_URL).")
+SCOPE = typer.Option(None, "--scope", metavar="SCOPES", help="SMART scopes (default system/*.read for pull, system/*.write for push).")
+KEY_ID = typer.Option(None, "--key-id", metavar="KID", help="kid of the SMART JWT (default: the key's JWK thumbprint).")
+CA_BUNDLE = typer.Option(None, "--ca-bundle", metavar="FILE", help="PEM file of the CA(s) to trust instead of the system store.")
+TIMEOUT = typer.Option(30.0, "--timeout", metavar="SECONDS", help="Seconds for a whole exchange: connecting, and the answer to its last byte.")
+RETRIES = typer.Option(4, "--retries", min=0, max=10, metavar="N", help="Retries on 429, 5xx and lost connections.")
+WORKERS = typer.Option(4, "--workers", min=1, max=16, metavar="N", help="Requests in flight at most.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No summary on the terminal.")
 
 
@@ -38,9 +38,9 @@ def server_options(client_id, private_key, token_url, scope, key_id, ca_bundle, 
 @app.command("pull")
 def pull_cmd(
     server: str = SERVER,
-    study: str = typer.Option(..., "--study", help="The overall study's identifier: value, or system|value."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for the NDJSON files (new, empty, or a previous pull)."),
-    page_size: int = typer.Option(500, "--page-size", min=1, max=10000, help="_count asked of the server per page."),
+    study: str = typer.Option(..., "--study", metavar="ID", help="The overall study's identifier: value, or system|value."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Directory for the NDJSON files (new, empty, or a previous pull)."),
+    page_size: int = typer.Option(500, "--page-size", min=1, max=10000, metavar="N", help="_count asked of the server per page."),
     client_id: str | None = CLIENT_ID, private_key: Path | None = PRIVATE_KEY,
     token_url: str | None = TOKEN_URL, scope: str | None = SCOPE, key_id: str | None = KEY_ID,
     ca_bundle: Path | None = CA_BUNDLE, timeout: float = TIMEOUT, retries: int = RETRIES,
@@ -52,7 +52,7 @@ def pull_cmd(
     """
     from .fhir.exchange import pull_to_directory
 
-    with running() as progress:
+    with running(quiet) as progress:
         result = pull_to_directory(server, study, out, page_size=page_size, progress=progress, options=server_options(
             client_id, private_key, token_url, scope, key_id, ca_bundle, timeout, retries, workers))
     for w in result.warnings:
@@ -65,9 +65,9 @@ def pull_cmd(
 
 @app.command("push")
 def push_cmd(
-    bundle: Path = typer.Argument(..., help="A transaction (or batch) Bundle, e.g. written by to-fhir."),
+    bundle: Path = typer.Argument(..., metavar="BUNDLE", help="A transaction (or batch) Bundle, e.g. written by to-fhir."),
     server: str = SERVER,
-    batch_size: int = typer.Option(50, "--batch-size", min=1, max=10000,
+    batch_size: int = typer.Option(50, "--batch-size", min=1, max=10000, metavar="N",
                                    help="Entries per transaction (some servers refuse more than 50 updates in one)."),
     client_id: str | None = CLIENT_ID, private_key: Path | None = PRIVATE_KEY,
     token_url: str | None = TOKEN_URL, scope: str | None = SCOPE, key_id: str | None = KEY_ID,
@@ -82,7 +82,7 @@ def push_cmd(
     """
     from .fhir.exchange import push_bundle
 
-    with running() as progress:
+    with running(quiet) as progress:
         result = push_bundle(bundle, server, batch_size=batch_size, progress=progress, options=server_options(
             client_id, private_key, token_url, scope, key_id, ca_bundle, timeout, retries, workers))
     for line in result.messages:

@@ -19,7 +19,8 @@ def run(datasets: dict[str, Dataset], out: Path | None, ms: MappingSet, opts: Fh
     from .sdtm_pipeline import map_resources
 
     report = Report()
-    resources = build_fhir(datasets, ms, opts.fhir_version, report, map_resources, verify=opts.verify, jobs=opts.jobs)
+    resources = build_fhir(datasets, ms, opts.fhir_version, report, map_resources, verify=opts.verify, jobs=opts.jobs,
+                           timezone=opts.timezone)
     if opts.strict and report.errors:
         raise ConformanceError(f"{len(report.errors)} error finding(s), nothing written; "
                                f"first: {report.errors[0].line()}")

@@ -51,7 +51,8 @@ class FhirOptions:
     """to-fhir. fhir_version: R4 or R5. bundle_type: transaction, collection (or batch). ndjson: one
     NDJSON file per resource type instead of a Bundle. strict: an error finding stops the run. verify:
     prove the round trip (to-sdtm of the output gives the datasets back). jobs: processes validating the
-    output (None: one per core)."""
+    output (None: one per core). timezone: the IANA time zone of the SDTM local date-times (--timezone),
+    for every study in the input; None: study.yaml's, for its own study only."""
 
     fhir_version: str = "R4"
     bundle_type: str = "transaction"
@@ -59,8 +60,17 @@ class FhirOptions:
     strict: bool = False
     verify: bool = True
     jobs: int | None = None
+    timezone: str | None = None
 
     def __post_init__(self) -> None:
+        if self.timezone is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise UsageError(f"--timezone must be an IANA time zone name such as Europe/Madrid or "
+                                 f"America/New_York, not {self.timezone!r}") from None
         if self.fhir_version not in VERSIONS:
             raise UsageError(f"--fhir-version must be one of {', '.join(VERSIONS)}, not {self.fhir_version!r}")
         if self.bundle_type not in BUNDLE_TYPES:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
+from ..errors import InputError
 from ..fhir.path import Alternative, Path, compile_path, set_value
 from ..mapping_spec.model import MappingSet
 from ..sdtm.dates import DateError, to_iso8601
@@ -43,6 +44,7 @@ class Target:
     record: dict[str, Any]
     encounter_for: Callable[[Any], dict | None] = lambda visitnum: None
     arms: dict[str, dict] = field(default_factory=dict)
+    zone: str | None = None  # the IANA time zone of the record's study (Builder.zone), None if undeclared
 
     def write(self, var, value: Any, path: Path | None = None) -> None:
         path = path or var.path(self.version)
@@ -55,22 +57,25 @@ class Target:
         set_value(root, Path(path.text, ((alt,),)), value, self.version, root["resourceType"])
 
 
-def _fhir_datetime(dtc: str, tz_name: str | None) -> str:
-    """SDTM local date-time -> FHIR dateTime: seconds and the site's offset added to a time."""
+def _fhir_datetime(dtc: str, tz_name: str | None, where: str = "") -> str:
+    """SDTM local date-time -> FHIR dateTime: seconds and the declared zone's offset added to a time.
+    FHIR requires an offset on a time and SDTM has none: with no zone declared for the study, a time is
+    an error naming the option (never a guessed zone, never a "Z" that would claim UTC)."""
     if "T" not in dtc:
         return dtc
     local = datetime.fromisoformat(dtc if dtc.count(":") == 2 else dtc + ":00")
-    if tz_name:
-        from zoneinfo import ZoneInfo
+    if not tz_name:
+        raise InputError(f"{where}{dtc!r} has a time and no time zone is declared for its study: give "
+                         "--timezone (an IANA name such as Europe/Madrid), or `timezone` in the study's study.yaml")
+    from zoneinfo import ZoneInfo
 
-        local = local.replace(tzinfo=ZoneInfo(tz_name))
-        delta = local.utcoffset()
-        assert delta is not None  # an aware datetime: ZoneInfo gives every instant an offset
-        offset = delta.total_seconds()
-        if offset % 60:  # a local mean time (Madrid before 1901, Monrovia before 1972): FHIR offsets are hh:mm
-            local = local.replace(tzinfo=timezone(timedelta(minutes=round(offset / 60))))
-        return local.isoformat(timespec="seconds")
-    return local.isoformat(timespec="seconds") + "Z"
+    local = local.replace(tzinfo=ZoneInfo(tz_name))
+    delta = local.utcoffset()
+    assert delta is not None  # an aware datetime: ZoneInfo gives every instant an offset
+    offset = delta.total_seconds()
+    if offset % 60:  # a local mean time (Madrid before 1901, Monrovia before 1972): FHIR offsets are hh:mm
+        local = local.replace(tzinfo=timezone(timedelta(minutes=round(offset / 60))))
+    return local.isoformat(timespec="seconds")
 
 
 def _number_or_text(value: Any) -> Any:
@@ -147,7 +152,8 @@ def iso_datetime(t: Target, var, value: Any) -> None:
         single = steps[0][: -len("Period")] + "DateTime"
         if single in root:
             root.setdefault(steps[0], {})["start"] = root.pop(single)
-    t.write(var, _fhir_datetime(str(value), t.mappings.study.get("timezone")))
+    where = f"{t.record.get('DOMAIN') or ''} {t.record.get('USUBJID') or ''} {var.name}: ".lstrip()
+    t.write(var, _fhir_datetime(str(value), t.zone, where))
 
 
 @reverse("birth_date")

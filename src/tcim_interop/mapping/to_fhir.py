@@ -48,8 +48,10 @@ class Built:
 
 
 class Builder:
-    def __init__(self, sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report):
+    def __init__(self, sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report,
+                 timezone: str | None = None):
         self.sdtm, self.ms, self.version, self.report = sdtm, ms, version, report
+        self.timezone = timezone  # --timezone: the zone of every study in the input
         self.out = Built()
         self.studies: dict[str, dict] = {}
         self.sites: dict[tuple[str, str], dict] = {}
@@ -60,6 +62,24 @@ class Builder:
         self.specs = {s.domain: s for s in ms.domains.values()}
 
     # -- the pieces -------------------------------------------------------------------------------
+    def zone(self, studyid: Any) -> str | None:
+        """The time zone of a study's local date-times: --timezone, else study.yaml's `timezone` for the
+        study study.yaml describes (its STUDYID), else none: another study's times are not the site's."""
+        if self.timezone:
+            return self.timezone
+        return self.ms.study.get("timezone") if self._own_study(studyid) else None
+
+    def _own_study(self, studyid: Any) -> bool:
+        return studyid == (self.ms.study.get("study") or {}).get("studyid")
+
+    def _consent_policy(self, studyid: Any) -> dict:
+        """The rules the consent was given under: study.yaml's consent_policy URI for its own study. R4
+        requires a policy or a policyRule (invariant ppc-1): another study's gets a policyRule in words."""
+        uri = self.ms.study.get("consent_policy") if self._own_study(studyid) else None
+        if self.version == "R5":
+            return {"policyBasis": {"url": uri}} if uri else {}
+        return {"policy": [{"uri": uri}]} if uri else {"policyRule": {"text": "Informed consent to the study protocol"}}
+
     def _template(self, spec: DomainSpec, role: str) -> dict:
         return deepcopy(spec.reverse.get("templates", {}).get(role, {}).get(self.version, {}))
 
@@ -184,8 +204,9 @@ class Builder:
             path = spec.reverse.get("consent_link", {}).get(self.version)
             if path:
                 consent[path] = _ref(patient)
+            consent.update(self._consent_policy(studyid))
             roles["consent"] = consent
-        target = Target(self.version, roles, self.ms, record, arms=self.arms[studyid])
+        target = Target(self.version, roles, self.ms, record, arms=self.arms[studyid], zone=self.zone(studyid))
         self._apply(spec, target)
         for role in ("patient", "site", "consent"):
             self._link(spec, subject, role, roles.get(role))
@@ -216,7 +237,8 @@ class Builder:
         seq = record.get(f"{spec.domain}SEQ")
         resource["id"] = resource_id(record["STUDYID"], spec.domain, usubjid, seq if present(seq) else f"row{i}")
         target = Target(self.version, {**roles, "resource": resource}, self.ms, record,
-                        encounter_for=lambda vn: self._encounter(usubjid, vn, record.get("VISIT")))
+                        encounter_for=lambda vn: self._encounter(usubjid, vn, record.get("VISIT")),
+                        zone=self.zone(record["STUDYID"]))
         self._apply(spec, target)
         self._link(spec, resource, "patient", roles["patient"])
         self._link(spec, resource, "site", roles["site"])
@@ -387,10 +409,10 @@ def differences(sdtm: dict[str, Dataset], resources: list[dict], ms: MappingSet,
 
 
 def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report, to_sdtm: ToSdtm,
-               verify: bool = True, jobs: int | None = None) -> list[dict]:
+               verify: bool = True, jobs: int | None = None, timezone: str | None = None) -> list[dict]:
     """The resources of the datasets, each validated with fhir.resources (in `jobs` workers, while the
     round trip is checked here with to_sdtm): an invalid one is an INVALID_OUTPUT error."""
-    builder = Builder(sdtm, ms, version, report)
+    builder = Builder(sdtm, ms, version, report, timezone)
     built = builder.build()
 
     mapped = {n: d for n, d in sdtm.items()

@@ -59,6 +59,9 @@ def dataset_keys(ms: MappingSet, name: str) -> list[str]:
     return list(_TRIAL_DESIGN[name][1]) if name in _TRIAL_DESIGN else []
 
 
+STYLESHEET = "define2-1.xsl"
+
+
 def build_define(ms: MappingSet, datasets: dict[str, Dataset], *, study_name: str, created: datetime,
                  dataset_files: dict[str, str], ct_version: str | None = None) -> bytes:
     """define.xml (UTF-8 bytes) describing `datasets`, whose files are dataset_files[name] (else
@@ -179,7 +182,11 @@ class _Builder:
             _description(m, doc)
         for oid, text in self.comments.items():
             _description(_el(mdv, _d("CommentDef"), {"OID": oid}), text)
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+        # The CDISC stylesheet's processing instruction, as the Define-XML 2.1 examples write it: a reviewer
+        # who puts CDISC's define2-1.xsl beside define.xml (as a submission does) sees it rendered. The
+        # package does not ship that file; define.html is its standalone view.
+        root.addprevious(etree.PI("xml-stylesheet", f'type="text/xsl" href="{STYLESHEET}"'))
+        return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
     def _order(self, ds: Dataset) -> int:
         klass = self._shape(ds)[0]
