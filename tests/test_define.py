@@ -154,6 +154,59 @@ def _where(doc, oid):
     return rc.get(f"{{{NS['def']}}}ItemOID"), rc.get("Comparator"), [v.text for v in rc.findall("odm:CheckValue", NS)]
 
 
+def _terms(cl) -> list[str]:
+    return [i.get("CodedValue") for i in cl.findall("odm:CodeListItem", NS) + cl.findall("odm:EnumeratedItem", NS)]
+
+
+def test_codelists_list_the_terms_the_package_uses(doc, example):
+    """A reviewer reads the terms used, not the whole CT codelist: each codelist holds exactly the values
+    of the variables that reference it (all its terms only when none is used, as a codelist cannot be
+    empty), so an unmasked package shows no MASKED."""
+    cls = {c.get("OID"): c for c in doc.findall(".//odm:CodeList", NS)}
+    items = {i.get("OID"): i for i in doc.findall(".//odm:ItemDef", NS)}
+    used: dict[str, set] = {}
+    for oid, item in items.items():
+        ref = item.find("odm:CodeListRef", NS)
+        parts = oid.split(".")
+        if ref is None or len(parts) != 3 or parts[1] not in example:  # value-level items: their own test
+            continue
+        column = example[parts[1]].frame[parts[2]]
+        used.setdefault(ref.get("CodeListOID"), set()).update(
+            str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in column if v == v and v not in ("", None))
+    checked = 0
+    for oid, values in used.items():
+        if cls[oid].find("odm:ExternalCodeList", NS) is not None or not values:
+            continue
+        assert set(_terms(cls[oid])) == values, oid
+        checked += 1
+    assert checked >= 10
+    assert _terms(cls["CL.ARMNRS"]) == ["SCREEN FAILURE"]
+    assert not any("MASKED" in _terms(c) for c in cls.values())
+
+
+def test_methods_read_as_sentences(doc):
+    methods = {m.get("OID"): "".join(m.find("odm:Description", NS).itertext()).strip()
+               for m in doc.findall(".//odm:MethodDef", NS)}
+    assert methods and not any("params." in t or "Parameters:" in t for t in methods.values()), methods
+    aestdy = next(t for t in methods.values() if t.startswith("AESTDY "))
+    assert aestdy.startswith("AESTDY is the study day of AESTDTC: the days from DM.RFSTDTC")
+    assert methods["MT.CONCAT.STUDYID"] == 'USUBJID is STUDYID, SITEID and SUBJID joined by "-".'
+    seq = [t for t in methods.values() if "numbers each subject's records" in t]
+    assert sorted(t.split()[0] for t in seq) == ["AESEQ", "CMSEQ", "EXSEQ", "VSSEQ", "XMSEQ"]  # one per variable it names
+
+
+def test_origins_in_define_xmls_vocabulary(doc):
+    items = {i.get("OID"): i for i in doc.findall(".//odm:ItemDef", NS)}
+
+    def origin(oid):
+        return items[oid].find("def:Origin", NS).get("Type")
+
+    assert origin("IT.AE.AEDECOD") == origin("IT.AE.AEBODSYS") == "Assigned"  # MedDRA coding
+    assert "FHIR AdverseEvent" in "".join(items["IT.AE.AEDECOD"].find("def:Origin", NS).itertext())
+    assert {origin(o) for o in items if o.split(".")[1] in TRIAL_DESIGN and o.count(".") == 2} == {"Protocol"}
+    assert origin("IT.AE.AETERM") == "Collected" and origin("IT.AE.AESTDY") == "Derived"
+
+
 def test_value_level_metadata_for_each_mune_test(doc, example):
     codes = sorted(set(example["XM"].frame["XMTESTCD"].dropna()))
     assert codes == ["CMAPAMP", "CMAPAREA", "D50", "MUNE", "MUNIX", "MUSIX"]

@@ -34,7 +34,7 @@ def derive(ms, role, name, data):
 
 
 def test_every_derivation_is_registered():
-    assert algorithms.known("derive") == ["baseline_flag", "copy", "first_exposure", "last_exposure", "numeric",
+    assert algorithms.known("derive") == ["baseline_flag", "copy", "first_exposure", "group_id", "last_exposure", "numeric",
                                         "sequence", "study_day"]
 
 

@@ -227,7 +227,7 @@ def test_define_validates_with_masked_as_an_extended_armnrs_term(masked):
     mood = doc.find(".//odm:CodeList[@OID='CL.MOOD']", NS)
     assert mood is not None and mood.find("odm:Alias", NS).get("Name") == "C125923"
     methods = " ".join(doc.xpath(".//odm:MethodDef//odm:TranslatedText/text()", namespaces=NS))
-    assert "domain = EC; var = ECSTDTC" in methods and "domain = EX" not in methods
+    assert "RFXSTDTC is the earliest ECSTDTC of the subject's EC records." in methods and "EX records" not in methods
 
 
 def test_manifest_says_masked(unmasked, masked):

@@ -18,7 +18,7 @@ EX = ["STUDYID", "DOMAIN", "USUBJID", "EXSEQ", "EXTRT", "EXDOSE", "EXDOSU", "EXD
 AE = ["STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AESPID", "AETERM", "AELLT", "AELLTCD", "AEDECOD", "AEPTCD",
       "AEBODSYS", "AEBDSYCD", "AESOC", "AESOCCD", "AESEV", "AESER", "AEACN", "AEREL", "AEOUT", "AESCONG", "AESDISAB",
       "AESDTH", "AESHOSP", "AESLIFE", "AESMIE", "AESTDTC", "AEENDTC", "AESTDY", "AEENDY"]
-MUNE = ["STUDYID", "DOMAIN", "USUBJID", "--SEQ", "--TESTCD", "--TEST", "--ORRES", "--ORRESU", "--STRESC",
+MUNE = ["STUDYID", "DOMAIN", "USUBJID", "--SEQ", "--GRPID", "--TESTCD", "--TEST", "--ORRES", "--ORRESU", "--STRESC",
         "--STRESN", "--STRESU", "--STAT", "--REASND", "--LOC", "--LAT", "--METHOD", "--LOBXFL", "VISITNUM", "VISIT",
         "--DTC", "--DY"]
 
@@ -80,7 +80,11 @@ def test_nv_variant_sends_the_mune_data_to_nv():
     assert nv.by_name["NVLOBXFL"].params == {"date": "NVDTC", "result": "NVORRES",
                                              "by": ["USUBJID", "NVTESTCD", "NVLOC", "NVLAT"]}
     assert nv.by_name["NVDY"].params == {"date": "NVDTC"}
-    assert nv.by_name["NVTESTCD"].label == "Short Name of MUNE Test"
+    # nv.yaml's overrides: NV's labels and CDISC's NV test codelists (sponsor-extended)
+    assert nv.by_name["NVTESTCD"].label == "Short Name of Nervous System Test"
+    assert (nv.by_name["NVTESTCD"].codelist, nv.by_name["NVTESTCD"].map) == ("NVTESTCD", "NV_TEST")
+    assert (nv.by_name["NVTEST"].codelist, nv.by_name["NVTEST"].map) == ("NVTEST", "NV_TEST_NAME")
+    assert nv.by_name["NVGRPID"].params == {"by": ["VISITNUM", "NVDTC", "NVLOC", "NVLAT", "NVMETHOD"]}
     assert (nv.row_resource, nv.row_select) == ("Observation", "mune_observation")
     # the other domains are unchanged
     assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "CM", "VS", "NV"]

@@ -79,16 +79,18 @@ def test_ae(result):
 
 
 def test_xm(result):
+    """XMGRPID: one per recording (visit, date, muscle, side, method), numbered in that order: the
+    left MUNIX of 2021-05-24 (2) and the right MUSIX of that day (3) are two recordings."""
     same(result.datasets["XM"], table(
-        "USUBJID XMSEQ XMTESTCD XMTEST XMORRES XMORRESU XMSTRESC XMSTRESN XMSTAT XMREASND XMLOC XMLAT XMMETHOD "
+        "USUBJID XMSEQ XMGRPID XMTESTCD XMTEST XMORRES XMORRESU XMSTRESC XMSTRESN XMSTAT XMREASND XMLOC XMLAT XMMETHOD "
         "XMLOBXFL VISITNUM VISIT XMDTC XMDY",
-        [U1, 1.0, "MUNIX", "Motor Unit Number Index", "88", None, "88", 88.0, None, None, "TIBIALIS ANTERIOR MUSCLE",
+        [U1, 1.0, "1", "MUNIX", "Motor Unit Number Index", "88", None, "88", 88.0, None, None, "TIBIALIS ANTERIOR MUSCLE",
          "LEFT", "MUNIX", None, 2.0, "BASELINE", "2021-05-20", -12.0],
-        [U1, 2.0, "MUNIX", "Motor Unit Number Index", "92.5", None, "92.5", 92.5, None, None,
+        [U1, 2.0, "2", "MUNIX", "Motor Unit Number Index", "92.5", None, "92.5", 92.5, None, None,
          "TIBIALIS ANTERIOR MUSCLE", "LEFT", "MUNIX", "Y", 2.0, "BASELINE", "2021-05-24", -8.0],
-        [U1, 3.0, "MUNIX", "Motor Unit Number Index", None, None, None, NaN, "NOT DONE", "Paciente no colaboró",
+        [U1, 3.0, "4", "MUNIX", "Motor Unit Number Index", None, None, None, NaN, "NOT DONE", "Paciente no colaboró",
          "TIBIALIS ANTERIOR MUSCLE", "LEFT", "MUNIX", None, 4.0, "DAY 30", "2021-06-30", 30.0],
-        [U1, 4.0, "MUSIX", "Motor Unit Size Index", "41.2", "uV", "41.2", 41.2, None, None,
+        [U1, 4.0, "3", "MUSIX", "Motor Unit Size Index", "41.2", "uV", "41.2", 41.2, None, None,
          "TIBIALIS ANTERIOR MUSCLE", "RIGHT", "MUNIX", "Y", 2.0, "BASELINE", "2021-05-24", -8.0]))
 
 

@@ -182,6 +182,18 @@ def test_pilot_trial_design_comes_back_cell_for_cell(tmp_path, version):
     compared, equal, diffs = compare_datasets(original, read_sdtm(tmp_path / "back"))
     print(f"pilot trial design {version}: {equal}/{compared} cells equal")
     assert compared == equal == 702, diffs[:5]
+    # to-fhir's own figure is true for XPT: the pilot's typographic apostrophes (TS) come back only as
+    # Dataset-JSON, and the report says which cells
+    everything = read_sdtm(pilot)
+    non_ascii = sorted(f"{name} row {i + 1} {col}" for name, ds in everything.items() for col in ds.frame.columns
+                       for i, v in enumerate(ds.frame[col]) if isinstance(v, str) and not (v.isascii() and v.isprintable()))
+    assert non_ascii, "the pilot's TS holds typographic apostrophes (cp1252 0x92)"
+    folds = [f for f in result.report.findings if f.code == "ROUND_TRIP_XPT_FOLDS"]
+    assert len(folds) == 1 and folds[0].message.startswith(f"{len(non_ascii)} cell(s)")
+    assert all(cell in folds[0].message for cell in non_ascii[:3])
+    trip = next(f.message for f in result.report.findings if f.code == "ROUND_TRIP")
+    given, total = trip.split("gives back ")[1].split(" cells")[0].split(" of ")
+    assert int(total) - int(given) == len(non_ascii) and trip.endswith(f"{total} as Dataset-JSON")
 
 
 def test_an_unknown_ts_source_is_a_spec_error(tmp_path):

@@ -36,7 +36,8 @@ def by_subject(frame: pd.DataFrame | None, name: str) -> dict[str, Any]:
     return dict(zip(frame["USUBJID"], frame[name], strict=True))
 
 
-@algorithm("sequence", "derive", origin="Derived")
+@algorithm("sequence", "derive", origin="Derived",
+           method="{target} numbers each subject's records 1, 2, 3 and so on, in the order of the dataset's keys.")
 def sequence(data: DeriveContext, var) -> list[float]:
     """--SEQ: 1, 2, ... within each USUBJID, in the spec's sort order."""
     counters: dict[str, int] = {}
@@ -47,7 +48,9 @@ def sequence(data: DeriveContext, var) -> list[float]:
     return out
 
 
-@algorithm("study_day", "derive", origin="Derived", params=("date",))
+@algorithm("study_day", "derive", origin="Derived", params=("date",),
+           method="{target} is the study day of {date}: the days from DM.RFSTDTC (the first study treatment) to {date}, "
+           "plus one when {date} is on or after RFSTDTC, so that there is no day 0. Empty when either date is partial.")
 def study_day(data: DeriveContext, var) -> list[float | None]:
     """--DY from params.date and DM.RFSTDTC (SDTMIG 4.4.4: no day 0, complete dates only)."""
     rfst = data.dm_column("RFSTDTC")
@@ -68,25 +71,29 @@ def _exposure(data: DeriveContext, var, pick) -> list[str | None]:
     return [pick(by_subject[u]) if u in by_subject else None for u in data.frame["USUBJID"]]
 
 
-@algorithm("first_exposure", "derive", origin="Derived", params=("domain", "var"))
+@algorithm("first_exposure", "derive", origin="Derived", params=("domain", "var"),
+           method="{target} is the earliest {var} of the subject's {domain} records.")
 def first_exposure(data: DeriveContext, var) -> list[str | None]:
     """RFXSTDTC: the earliest params.var of the subject's params.domain records."""
     return _exposure(data, var, min)
 
 
-@algorithm("last_exposure", "derive", origin="Derived", params=("domain", "var"))
+@algorithm("last_exposure", "derive", origin="Derived", params=("domain", "var"),
+           method="{target} is the latest {var} of the subject's {domain} records.")
 def last_exposure(data: DeriveContext, var) -> list[str | None]:
     """RFXENDTC: the latest params.var of the subject's params.domain records."""
     return _exposure(data, var, max)
 
 
-@algorithm("copy", "derive", origin="Derived", params=("of",))
+@algorithm("copy", "derive", origin="Derived", params=("of",),
+           method="{target} is {of} of the same record.")
 def copy(data: DeriveContext, var) -> list[Any]:
     """The value of another variable of the same record."""
     return list(data.frame[var.params["of"]])
 
 
-@algorithm("numeric", "derive", origin="Derived", params=("of",))
+@algorithm("numeric", "derive", origin="Derived", params=("of",),
+           method="{target} is {of} as a number when {of} is numeric, empty otherwise.")
 def numeric(data: DeriveContext, var) -> list[float | None]:
     """--STRESN: the standard result as a number, when it is one."""
     out = []
@@ -108,7 +115,9 @@ def _before_exposure(dtc: str, rfx: str) -> bool:
     return d is not None and r is not None and d <= r
 
 
-@algorithm("baseline_flag", "derive", origin="Derived", params=("date", "result", "by"))
+@algorithm("baseline_flag", "derive", origin="Derived", params=("date", "result", "by"),
+           method="{target} is Y on the last record with a value in {result}, per {by}, whose {date} is before the subject's "
+           "first study treatment (DM.RFXSTDTC); empty on every other record.")
 def baseline_flag(data: DeriveContext, var) -> list[str | None]:
     """--LOBXFL = Y on the last record with a result collected before first exposure (DM.RFXSTDTC),
     per params.by group; empty elsewhere."""
@@ -126,3 +135,19 @@ def baseline_flag(data: DeriveContext, var) -> list[str | None]:
             best[key] = (d, i)
     flagged = {i for _, i in best.values()}
     return ["Y" if i in flagged else None for i in range(len(frame))]
+
+
+@algorithm("group_id", "derive", origin="Derived", params=("by",),
+           method="{target} groups the results of one recording: a subject's records with the same {by} "
+                  "share one number, 1, 2, 3 and so on in the order of those values.")
+def group_id(data: DeriveContext, var) -> list[str | None]:
+    """--GRPID: the records of a subject with the same values of params.by share one group id, "1",
+    "2", ... per subject in the order of those values (nulls first)."""
+    frame = data.frame
+    cols = [frame[k].tolist() for k in var.params["by"]]
+    keys = [tuple((1, v) if present(v) else (0, "") for v in cells) for cells in zip(*cols, strict=True)] \
+        if cols else [()] * len(frame)
+    numbers: dict[str, dict[tuple, int]] = {}
+    for u, key in sorted(set(zip(frame["USUBJID"], keys, strict=True)), key=lambda uk: (str(uk[0]), uk[1])):
+        numbers.setdefault(u, {})[key] = len(numbers.get(u, {})) + 1
+    return [str(numbers[u][key]) for u, key in zip(frame["USUBJID"], keys, strict=True)]

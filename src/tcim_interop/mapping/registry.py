@@ -31,6 +31,7 @@ class Algorithm:
     doc: str
     optional_params: tuple[str, ...] = ()  # a selector's: the rows: keys it may read besides the required
     path_params: tuple[str, ...] = ()  # a selector's params that are FHIR paths (compiled when the spec loads)
+    method: str = ""  # a derivation as a reviewer reads it in define.xml: {target} the variable, {param}s
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
@@ -38,12 +39,13 @@ REVERSES: dict[str, Callable] = {}
 
 
 def algorithm(name: str, kind: str, origin: str = "Collected", needs_source: bool = False,
-              params: tuple[str, ...] = (), optional: tuple[str, ...] = (), paths: tuple[str, ...] = ()):
+              params: tuple[str, ...] = (), optional: tuple[str, ...] = (), paths: tuple[str, ...] = (),
+              method: str = ""):
     def register(fn: Callable) -> Callable:
         if name in ALGORITHMS:
             raise RuntimeError(f"algorithm {name!r} registered twice")
         ALGORITHMS[name] = Algorithm(name, kind, fn, origin, needs_source, params, (fn.__doc__ or "").strip(),
-                                     optional, paths)
+                                     optional, paths, method)
         return fn
 
     return register

@@ -185,7 +185,8 @@ def domain_code(row: Row, var) -> str:
     return row.domain
 
 
-@algorithm("concat", "row", origin="Derived", params=("of",))
+@algorithm("concat", "row", origin="Derived", params=("of",),
+           method="{target} is {of} joined by \"{sep}\".")
 def concat(row: Row, var) -> str | None:
     """Variables of the row joined by params.sep (USUBJID = STUDYID-SITEID-SUBJID)."""
     parts = [row.values.get(n) for n in var.params["of"]]
@@ -194,7 +195,8 @@ def concat(row: Row, var) -> str | None:
     return str(var.params.get("sep", "")).join(map(str, parts))
 
 
-@algorithm("subject_var", "row", origin="Derived", params=("of",))
+@algorithm("subject_var", "row", origin="Derived", params=("of",),
+           method="{target} is {of} of the subject's DM record.")
 def subject_var(row: Row, var) -> Any:
     """A variable of the subject's DM record (STUDYID, USUBJID)."""
     return row.subject_row.values.get(var.params["of"]) if row.subject_row else None
@@ -235,7 +237,8 @@ def birth_date(row: Row, var) -> str | None:
     return iso[:4] if policy == "year" else iso[:10]
 
 
-@algorithm("age", "row", origin="Derived", needs_source=True, params=("at",))
+@algorithm("age", "row", origin="Derived", needs_source=True, params=("at",),
+           method="{target} is the age in completed years at {at}, from the full date of birth (FHIR Patient.birthDate).")
 def age(row: Row, var) -> float | None:
     """Whole years from the full birth date to the row's params.at date (RFICDTC)."""
     birth = row.first_of(var)
@@ -402,7 +405,7 @@ def _meddra_levels(codings: list[Any], socs: frozenset[str]) -> _MeddraLevels:
     return _MeddraLevels(told, others if len(others) > 1 else [])
 
 
-@algorithm("meddra", "row", needs_source=True, params=("level", "field"))
+@algorithm("meddra", "row", origin="Assigned", needs_source=True, params=("level", "field"))  # coded terms
 def meddra(row: Row, var) -> Any:
     """A MedDRA level's term or code, from the codings of system mdr: the level in extension
     meddra-level; without it, a system organ class code is the SOC and a lone other coding the PT."""

@@ -209,14 +209,31 @@ def _check_exposure_reads(ms: MappingSet) -> None:
 
 
 def _merged(path: FsPath, seen: tuple = ()) -> dict:
+    """A spec with what it `extends`: its own top-level keys replace the parent's, and `overrides`
+    ({variable name as the parent writes it: {key: value}}) replaces keys of single variables (NV's
+    test codelists), so that a spec changing one variable does not copy all of them."""
     doc = read_yaml(path)
     parent = doc.pop("extends", None)
+    overrides = doc.pop("overrides", None)
     if parent is None:
+        if overrides is not None:
+            raise SpecError(f"{path}: 'overrides' changes the variables of the spec it extends; there is none")
         return doc
     ppath = path.parent / parent
     if ppath in seen:
         raise SpecError(f"{path}: 'extends' makes a loop")
-    return {**_merged(ppath, seen + (path,)), **doc}
+    out = {**_merged(ppath, seen + (path,)), **doc}
+    if overrides is not None:
+        if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+            raise SpecError(f"{path}: 'overrides' must map variable names to the keys they replace")
+        variables = [v for v in out.get("variables") or [] if isinstance(v, dict)]
+        unknown = sorted(set(overrides) - {v.get("name") for v in variables})
+        if unknown:
+            raise SpecError(f"{path}: overrides: {', '.join(unknown)} is no variable of {parent}")
+        if any("name" in keys for keys in overrides.values()):
+            raise SpecError(f"{path}: overrides cannot rename a variable")
+        out["variables"] = [{**v, **overrides.get(v.get("name"), {})} for v in out.get("variables") or []]
+    return out
 
 
 def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> DomainSpec:
@@ -240,7 +257,7 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
     _once_each([v.name for v in variables], where)
     supp = [_supplemental(_subst(s, sub), where, codelists) for s in doc.get("supplemental") or []]
     spec = DomainSpec(
-        domain=domain, label=str(doc.get("label", "")), klass=str(doc.get("class", "")),
+        domain=domain, label=str(doc.get("label", "")), klass=str(doc.get("class", "")), comment=str(doc.get("comment", "")),
         structure=str(doc.get("structure", "")), keys=[sub(k) for k in doc.get("keys", [])],
         row_resource=str(rows.get("resource")), row_select=str(rows.get("select")),
         sort=[sub(k) for k in doc.get("sort", [])], variables=variables, supplemental=supp, file=where,
@@ -437,7 +454,7 @@ def _variable(entry: dict, where: str, codelists: Codelists) -> Variable:
     return Variable(name=name, label=str(entry["label"]), type=entry["type"], core=entry["core"],
                     algorithm=algo.name, source=source, params=params, codelist=entry.get("codelist"),
                     map=entry.get("map"), dictionary=entry.get("dictionary"), comment=str(entry.get("comment", "")),
-                    origin=str(entry.get("origin") or algo.origin), method=algo.doc)
+                    origin=str(entry.get("origin") or algo.origin), method=algo.method or algo.doc)
 
 
 def _supplemental(entry: dict, where: str, codelists: Codelists) -> Supplemental:

@@ -35,7 +35,7 @@ class Variable:
     dictionary: str | None = None
     comment: str = ""
     origin: str = ""  # Define-XML origin: Collected / Derived / Assigned
-    method: str = ""  # what the algorithm does, its docstring: the define's MethodDef of a derivation
+    method: str = ""  # the define's MethodDef of a derivation: the algorithm's method sentence (else its docstring)
 
     def path(self, version: str) -> Path | None:
         return self.source.get(version)
@@ -141,6 +141,7 @@ class DomainSpec:
     file: str
     reverse: dict = field(default_factory=dict)  # to-fhir: templates, links, fallback (see the specs)
     rows: RowCriteria = field(default_factory=RowCriteria)
+    comment: str = ""  # define.xml's comment on the dataset (why a sponsor-defined domain, ...)
 
     def __post_init__(self) -> None:
         self.by_name = {v.name: v for v in self.variables}
