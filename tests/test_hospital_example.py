@@ -1,5 +1,5 @@
 """The shipped hospital-style example (examples/tcim-elaii-100-r4-hospital.json, standard FHIR with the
-hospital's own codes) converted with its site folder gives the same DM, EX, AE and MUNE datasets as the
+hospital's own codes) converted with its site folder gives the same DM, EX, AE, VS and MUNE datasets as the
 sponsor-coded example, cell for cell; without the site folder it does not."""
 
 import pytest
@@ -13,7 +13,7 @@ from tcim_interop.synth.hospital import hospital_style
 
 HOSPITAL = ROOT / "examples" / "tcim-elaii-100-r4-hospital.json"
 SITE = ROOT / "examples" / "hospital-site"
-COMPARED = ("DM", "EX", "AE", "SUPPAE", "XM")
+COMPARED = ("DM", "EX", "AE", "SUPPAE", "VS", "XM")
 
 
 def test_the_shipped_hospital_example_is_what_synth_writes():

@@ -22,6 +22,9 @@ MUNE = ["STUDYID", "DOMAIN", "USUBJID", "--SEQ", "--GRPID", "--TESTCD", "--TEST"
         "--STRESN", "--STRESU", "--STAT", "--REASND", "--LOC", "--LAT", "--METHOD", "--LOBXFL", "VISITNUM", "VISIT",
         "--DTC", "--DY"]
 
+VS = ["STUDYID", "DOMAIN", "USUBJID", "VSSEQ", "VSTESTCD", "VSTEST", "VSPOS", "VSORRES", "VSORRESU", "VSSTRESC",
+      "VSSTRESN", "VSSTRESU", "VSSTAT", "VSREASND", "VSLOC", "VSLOBXFL", "VISITNUM", "VISIT", "VSDTC", "VSDY"]
+
 
 def mune(domain):
     return [n.replace("--", domain) for n in MUNE]
@@ -36,11 +39,13 @@ def test_shipped_mappings_load_in_sdtmig_order():
     ms = load_mapping_set()
     assert ms.directory == MAPPINGS
     assert {role: spec.domain for role, spec in ms.domains.items()} == {"dm": "DM", "ex": "EX", "ae": "AE", "cm": "CM",
-                                                                              "ds": "DS", "mune": "XM"}
+                                                                              "ds": "DS", "vs": "VS",
+                                                                              "mune": "XM"}
     assert ms.spec("dm").names == DM
     assert ms.spec("ex").names == EX
     assert ms.spec("ae").names == AE
     assert ms.spec("mune").names == mune("XM")
+    assert ms.spec("vs").names == VS  # SDTMIG 3.4 order (sdtmig34.yaml)
     for spec in ms.domains.values():
         assert spec.names[:3] == ["STUDYID", "DOMAIN", "USUBJID"]
         assert len(spec.label) <= 40
@@ -83,7 +88,7 @@ def test_nv_variant_sends_the_mune_data_to_nv():
     assert nv.by_name["NVGRPID"].params == {"by": ["VISITNUM", "NVDTC", "NVLOC", "NVLAT", "NVMETHOD"]}
     assert (nv.row_resource, nv.row_select) == ("Observation", "mune_observation")
     # the other domains are unchanged
-    assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "CM", "DS", "NV"]
+    assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "CM", "DS", "VS", "NV"]
 
 
 # --- broken specs ------------------------------------------------------------------------------

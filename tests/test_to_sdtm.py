@@ -117,7 +117,9 @@ def test_accounting_adds_up(result):
     assert c["input"] == 23 == c["converted"] + c["rejected"] + c["out_of_scope"]
     out = {d.resource: d.reason for d in result.report.dispositions if d.outcome == "out_of_scope"}
     # the riluzole administration (cm1) is not study treatment: a CM record, converted
-    assert out == {"Observation/wt": "not a MUNE measure (code not in the MUNE_TEST map, directly or through a ConceptMap)"}
+    # and the body weight (wt) is a VS record: nothing of the mini bundle is out of scope
+    assert out == {}
+    assert next(d for d in result.report.dispositions if d.resource == "Observation/wt").outcome == "converted"
     assert next(d for d in result.report.dispositions if d.resource == "MedicationAdministration/cm1").outcome == "converted"
     for t, n in c["by_resource_type"].items():
         assert n["input"] == n["converted"] + n["rejected"] + n["out_of_scope"], t
@@ -130,6 +132,7 @@ def test_written_xpt_files_read_back_with_spec_metadata(tmp_path, mappings):
     # and the trial design; no ti.xpt: the mini study has no eligibility criteria
     assert sorted(p.name for p in tmp_path.glob("*.xpt")) == ["ae.xpt", "cm.xpt", "dm.xpt", "ds.xpt", "ex.xpt",
                                                               "suppae.xpt", "ta.xpt", "te.xpt", "ts.xpt", "tv.xpt",
+                                                              "vs.xpt",
                                                               "xm.xpt"]
     for role, spec in mappings.domains.items():
         df, meta = pyreadstat.read_xport(str(tmp_path / f"{spec.dataset}.xpt"))

@@ -85,7 +85,7 @@ def sponsor():
 @pytest.mark.parametrize("code", ["CONSULTA", None], ids=["hospital type", "no type"])
 def test_encounters_without_a_visit_code_take_the_visit_of_their_window(sponsor, code):
     result = to_sdtm([hospital_bundle(code)], fast=True)
-    for name in ("DM", "EX", "XM"):
+    for name in ("DM", "EX", "VS", "XM"):
         assert result.datasets[name].equals(sponsor.datasets[name]), name
     assert visits(result)["Observation/o3"] == (4.0, "DAY 30")
     assert visits(result, "EX")["MedicationAdministration/ma1"] == (3.0, "INJECTION")
@@ -185,7 +185,9 @@ def test_a_subject_never_treated_has_no_visit_by_date():
     assert got["Observation/o3"] == got["Observation/o3-same-day"] == (4.0, "DAY 30")
     assert {got[f"Observation/{o}"] for o in ("o1", "o2", "o4")} == {(None, None)}
     found = [f for f in result.report.findings if f.code == "VISIT_NO_REFERENCE_DATE"]
-    assert len(found) == 1 and found[0].severity == "warning" and found[0].source == "Observation/o1"
+    # one warning per Encounter, on the first record that meets it: the weight (VS comes before XM)
+    assert got["Observation/o1"] == visits(result, "VS")["Observation/wt"] == (None, None)
+    assert len(found) == 1 and found[0].severity == "warning" and found[0].source == "Observation/wt"
     assert "RFSTDTC" in found[0].hint and "ConceptMap" in found[0].hint
     assert found[0].usubjid == "TCIM-ELAII-01-001"
 

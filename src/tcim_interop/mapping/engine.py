@@ -126,6 +126,10 @@ def _role(mappings: MappingSet, domain: str) -> str:
 
 def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run: RunContext,
           outcome: dict[str, tuple[str, str]]) -> list[Row]:
+    """The spec's records from the candidates. Several specs may read one resource type (EX and CM,
+    VS and MUNE): a resource an earlier spec passes on (Skip.defer) is offered to the next, and the
+    first that converts or rejects it decides; one that every spec passes on is out of scope with all
+    their reasons. What an earlier spec takes, no later one sees: a resource is one record at most."""
     select = algorithms.get(spec.row_select).fn
     fill = _filler(spec)
     out = []
@@ -148,7 +152,12 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
             row = Skip("rejected", f"malformed {res.resource_type}: an element the mapping reads "
                                    f"has the wrong shape ({type(e).__name__})")
         if isinstance(row, Skip):
-            outcome[res.key] = (row.outcome, row.reason)
+            passed_on = outcome.get(res.key) if res.key in run.deferred else None
+            if row.defer and passed_on is not None and passed_on[0] == "out_of_scope" == row.outcome:
+                # none of the domains that pass it on takes it: every one's reason (not a MUNE measure; not a vital sign)
+                outcome[res.key] = (row.outcome, f"{passed_on[1]}; {row.reason}")
+            else:
+                outcome[res.key] = (row.outcome, row.reason)
             if row.defer:
                 run.deferred.add(res.key)
             else:

@@ -1,7 +1,7 @@
 """Which resources make rows of a domain, and the resources each row draws on.
 
 A selector returns a Row with its context (%patient, %site, ...) resolved, or a Skip that says why
-the resource makes no row: out of scope (concomitant medication, a non-MUNE observation, a patient
+the resource makes no row: out of scope (concomitant medication, an observation neither MUNE nor a vital sign, a patient
 in no study) or rejected (a reference to a resource that is not in the input).
 """
 
@@ -153,13 +153,28 @@ def study_subject_event(resource, run: RunContext, spec: DomainSpec) -> Row | Sk
 def mune_observation(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
     """MUNE rows: Observations whose code the `test` variable's map knows (directly or through the
     ConceptMaps), about a study subject."""
+    return _coded_observation(resource, run, spec, "a MUNE measure")
+
+
+@algorithm("vital_sign_observation", "select", params=("test",))
+def vital_sign_observation(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
+    """VS rows: Observations whose code the `test` variable's map knows (a LOINC vital sign, directly or
+    through the ConceptMaps), about a study subject. What VS takes, MUNE never sees (and the other way
+    round): an Observation is one record at most."""
+    return _coded_observation(resource, run, spec, "a vital sign")
+
+
+def _coded_observation(resource, run: RunContext, spec: DomainSpec, what: str) -> Row | Skip:
+    """An Observation whose code the `test` decider's map knows, or one to-fhir made from this domain."""
     test = spec.rows.deciders["test"]
     codelists = run.mappings.codelists
     codings = (resource.data.get("code") or {}).get("coding") or []
     if not _from_sdtm(resource, spec.domain) and not any(
             codelists.lookup(test.codelist or "", test.map, c.get("system"), c.get("code")) is not None
             for c in codings if isinstance(c, dict)):
-        return Skip("out_of_scope", f"not a MUNE measure (code not in the {test.map} map, directly or through a ConceptMap)")
+        # passed on: a later domain of Observations (MUNE after VS) may know the code
+        return Skip("out_of_scope", f"not {what} (code not in the {test.map} map, directly or through a ConceptMap)",
+                    defer=True)
     if (skip := out_of_scope(resource, spec.rows)) is not None:
         return skip
     return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
