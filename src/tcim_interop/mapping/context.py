@@ -47,6 +47,7 @@ class Row:
     values: dict[str, Any] = field(default_factory=dict)
     supp: dict[str, Any] = field(default_factory=dict)
     subject_row: Row | None = None
+    related: dict[str, list[str]] = field(default_factory=dict)  # relrec: role -> keys of the resources referenced
     # path text -> its values: variables sharing a source (--TESTCD and --TEST, VISITNUM and VISIT)
     # walk it once. Sound because a row's resource and refs do not change once it is selected.
     # Also what once() keeps.

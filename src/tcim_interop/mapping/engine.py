@@ -24,6 +24,7 @@ from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_
 from . import algorithms
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext, by_subject
+from .relations import link_records, referenced_keys, related_of, relrec_dataset
 from .restore import read_recorded, restore
 from .visits import assign_visits_by_date
 
@@ -69,8 +70,10 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
             rfstdtc = by_subject(frames["DM"][0], "RFSTDTC")
             for d in assign_visits_by_date(run.visits, mappings, index, rfstdtc, run.used):
                 frames[d] = _frame(mappings.domains[_role(mappings, d)], rows[d])
-        for d in [d for d in frames if d != "DM"]:
-            _derive(mappings.domains[_role(mappings, d)], frames, report)
+        links = link_records(mappings, rows)
+        keys = {d: f[1] for d, f in frames.items()}
+        for d in [d for d in frames if d != "DM"]:  # in the specs' order: EX before AE, which reads it (AELOC)
+            _derive(mappings.domains[_role(mappings, d)], frames, report, related_of(mappings, links, d, keys))
         datasets: dict[str, Dataset] = {}
         for d in frames:
             spec = mappings.domains[_role(mappings, d)]
@@ -81,6 +84,8 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
             if supp_rows:
                 datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, mappings.suppqual)
     restore(datasets, recorded, mappings.suppqual)
+    if (relrec := relrec_dataset(mappings, datasets, links)) is not None:  # after restore: its --SEQ are final
+        datasets["RELREC"] = relrec
     return Mapped(datasets, rows.get("DM", []), run, outcome)
 
 
@@ -123,7 +128,8 @@ def _role(mappings: MappingSet, domain: str) -> str:
 def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run: RunContext,
           outcome: dict[str, tuple[str, str]]) -> list[Row]:
     select = algorithms.get(spec.row_select).fn
-    row_vars = [(v, algorithms.get(v.algorithm).fn) for v in in_dependency_order(spec, "row")]
+    defaults = run.mappings.study.get("defaults") or {}  # study.yaml: a value the FHIR record need not say
+    row_vars = [(v, algorithms.get(v.algorithm).fn, defaults.get(v.name)) for v in in_dependency_order(spec, "row")]
     supp_vars = [(sq, algorithms.get(sq.algorithm).fn) for sq in spec.supplemental]
     out = []
     for res in candidates:
@@ -135,12 +141,14 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
         try:
             row = select(loaded, run, spec)
             if not isinstance(row, Skip):
-                for var, fn in row_vars:
-                    row.values[var.name] = fn(row, var)
+                for var, fn, default in row_vars:
+                    value = fn(row, var)
+                    row.values[var.name] = default if value is None else value
                 for sq, fn in supp_vars:
                     value = fn(row, sq)
                     if value not in (None, ""):
                         row.supp[sq.qnam] = (value, sq)
+                referenced_keys(row, spec)
                 row.forget_sources(res)
         except (AttributeError, TypeError) as e:
             # what a reader meets in an element of the wrong JSON type (a string where FHIR has an object).
@@ -240,9 +248,9 @@ def in_dependency_order(spec: DomainSpec, kind: str) -> list:
     return order
 
 
-def _derive(spec: DomainSpec, frames: dict, report: Report) -> None:
+def _derive(spec: DomainSpec, frames: dict, report: Report, related: dict | None = None) -> None:
     frame = frames[spec.domain][0]
-    ctx = DeriveContext(spec.domain, frame, {d: f[0] for d, f in frames.items()}, report)
+    ctx = DeriveContext(spec.domain, frame, {d: f[0] for d, f in frames.items()}, report, related or {})
     for var in in_dependency_order(spec, "derive"):
         values = algorithms.get(var.algorithm).fn(ctx, var)
         frame[var.name] = pd.Series(values, index=frame.index, dtype="object" if var.is_char else "float64")

@@ -56,8 +56,8 @@ class Builder:
         self.subjects: dict[str, dict[str, dict]] = {}  # USUBJID -> roles
         self.arms: dict[str, dict[str, dict]] = {}  # STUDYID -> ARMCD -> arm definition
         self.encounters: dict[tuple[str, Any], dict] = {}
-        self.treatments: dict[str, dict] = {}  # USUBJID -> first EX resource
         self.specs = {s.domain: s for s in ms.domains.values()}
+        self.by_seq: dict[tuple[str, str, str], dict] = {}  # (domain, USUBJID, --SEQ) -> the record's resource
 
     # -- the pieces -------------------------------------------------------------------------------
     def _template(self, spec: DomainSpec, role: str) -> dict:
@@ -151,8 +151,10 @@ class Builder:
             self._dm_record(dm_spec, dm, i)
         from ..trial_design.to_fhir import add_trial_design
 
-        for name, ds in self.sdtm.items():
-            if name in ("DM", *MADE_DESIGN) or name.startswith("SUPP"):
+        self.relations = _relations(self.records.get("RELREC", []))
+        order = {s.domain: i for i, s in enumerate(self.ms.domains.values())}  # EX before AE, which references it
+        for name, ds in sorted(self.sdtm.items(), key=lambda item: order.get(item[0], len(order))):
+            if name in ("DM", "RELREC", *MADE_DESIGN) or name.startswith("SUPP"):
                 continue
             spec = self.specs.get(name)
             if spec is None:
@@ -220,11 +222,10 @@ class Builder:
         self._apply(spec, target)
         self._link(spec, resource, "patient", roles["patient"])
         self._link(spec, resource, "site", roles["site"])
-        treatment_path = self._link_path(spec, "treatment")
-        if treatment_path:
-            self._complete_suspects(resource, treatment_path, self.treatments.get(usubjid))
-        if spec.row_select == "study_treatment":  # study treatment, not a concomitant medication (CM)
-            self.treatments.setdefault(usubjid, resource)
+        for rel in spec.relations:
+            self._reference_related(resource, rel, self._related(spec.domain, record, self.ms.spec(rel.role).domain))
+        if present(seq):
+            self.by_seq[(spec.domain, usubjid, _idvarval(spec, record))] = resource
         self.out.add(resource)
         self._mark(resource, ds.name, i)
 
@@ -234,12 +235,45 @@ class Builder:
         resource.setdefault("meta", {})["source"] = f"tcim-interop:sdtm/{dataset.lower()}.xpt#row={row + 1}"
         self.out.rows[(dataset, row)] = resource
 
-    def _complete_suspects(self, resource: dict, path: str, treatment: dict | None) -> None:
-        """FHIR requires what an AE is suspected of: the subject's study treatment."""
-        head, _, tail = path.partition(".")
-        for item in resource.get(head) or []:
+    def _related(self, domain: str, record: dict, other: str) -> list[dict]:
+        """The resources of the records of `other` that RELREC relates to this record (built before it:
+        the datasets are built in the specs' order, EX before AE)."""
+        usubjid, seq = str(record["USUBJID"]), _idvarval(self.specs[domain], record)
+        out = []
+        for members in self.relations.get((usubjid, domain, seq), ()):
+            for rdomain, idvar, value in members:
+                found = self.by_seq.get((rdomain, usubjid, value)) if (rdomain, idvar) == (other, f"{other}SEQ") else None
+                if found is not None and found not in out:
+                    out.append(found)
+        return out
+
+    def _reference_related(self, resource: dict, rel, targets: list[dict]) -> None:
+        """The reference a relrec: entry reads (R4 suspectEntity.instance), to each related record's resource.
+        FHIR requires what an AE is suspected of: an item (AEREL's causality) with no related record names
+        the study treatment in words only, so that no relation is made up."""
+        path = rel.path(self.version)
+        head, _, tail = path.text.partition(".") if path is not None else ("", "", "")
+        refs = [_ref(t) for t in targets]
+        items = resource.setdefault(head, []) if refs else resource.get(head) or []
+        for item in items:
             if tail not in item:
-                item[tail] = _ref(treatment) if treatment else {"display": "study treatment"}
+                item[tail] = refs.pop(0) if refs else {"display": "study treatment"}
+        items += [{tail: ref} for ref in refs]
+
+
+def _relations(relrec: list[dict]) -> dict[tuple[str, str, str], list[list[tuple[str, str, str]]]]:
+    """RELREC by member: (USUBJID, RDOMAIN, IDVARVAL) -> the members (RDOMAIN, IDVAR, IDVARVAL) of each
+    relationship (RELID) the record is in."""
+    groups: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for r in relrec:
+        groups.setdefault((str(r["USUBJID"]), str(r["RELID"])), []).append(
+            (str(r["RDOMAIN"]), str(r["IDVAR"]), _key(r["IDVARVAL"])))
+    out: dict[tuple[str, str, str], list[list[tuple[str, str, str]]]] = {}
+    for (usubjid, _), members in groups.items():
+        for rdomain, idvar, value in members:
+            if idvar == f"{rdomain}SEQ":
+                out.setdefault((usubjid, rdomain, value), []).append(members)
+    return out
 
 
 def _idvarval(spec: DomainSpec, record: dict) -> str:
@@ -393,8 +427,8 @@ def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: R
     builder = Builder(sdtm, ms, version, report)
     built = builder.build()
 
-    mapped = {n: d for n, d in sdtm.items()
-              if n in builder.specs or n in MADE_DESIGN or (n.startswith("SUPP") and n[4:] in builder.specs)}
+    mapped = {n: d for n, d in sdtm.items() if n in builder.specs or n in MADE_DESIGN or n == "RELREC"
+              or (n.startswith("SUPP") and n[4:] in builder.specs)}
     carry_what_does_not_come_back(mapped, built, ms, version, to_sdtm)
     resources = built.resources  # final from here on: the round trip only reads them
     with Validation(len(resources), lambda i: (resources[i], version), jobs,

@@ -126,6 +126,23 @@ class RowCriteria:
         return self.paths.get(name, {}).get(version)
 
 
+@dataclass(frozen=True)
+class Relation:
+    """relrec: in a spec: the row's resource references (source) resources that are records of the domain
+    serving `role` (study.yaml domains); each such pair of records is related in RELREC (SDTMIG 3.4 8.2)."""
+
+    role: str
+    source: dict[str, Path]  # FHIR release -> compiled path to the Reference(s)
+    comment: str = ""
+
+    def path(self, version: str) -> Path | None:
+        return self.source.get(version)
+
+    @property
+    def name(self) -> str:
+        return f"relrec {self.role}"
+
+
 @dataclass
 class DomainSpec:
     domain: str
@@ -141,6 +158,7 @@ class DomainSpec:
     file: str
     reverse: dict = field(default_factory=dict)  # to-fhir: templates, links, fallback (see the specs)
     rows: RowCriteria = field(default_factory=RowCriteria)
+    relations: list[Relation] = field(default_factory=list)  # relrec: the records this one's references name
 
     def __post_init__(self) -> None:
         self.by_name = {v.name: v for v in self.variables}
@@ -164,6 +182,7 @@ class MappingSet:
     trial_design: Any = None  # trial_design/spec.py TrialDesignSpec, from trial_design.yaml when present
     masked: bool = False  # a masked delivery (to-sdtm --masked): study.yaml masked_domains, variables' masked:
     site: Any = None  # site.py Site: the hospital's folder given with --site (its maps are in codelists)
+    relrec: SuppStructure | None = None  # mappings/relrec.yaml: RELREC's structure (SDTMIG 3.4 section 8.2)
 
     def spec(self, role: str) -> DomainSpec:
         return self.domains[role]
