@@ -36,6 +36,10 @@ class RunContext:
     progress: Callable[[], None] | None = None  # called once per resource of a row type
     visits: VisitLedger = field(default_factory=VisitLedger)  # what visits by date need (visits.py)
     deferred: set[str] = field(default_factory=set)  # keys skipped with Skip.defer: a later domain may take them
+    # dictionary (MEDDRA) -> the versions its codings carry (Coding.version): define.xml's ExternalCodeList
+    dictionary_versions: dict[str, set[str]] = field(default_factory=dict)
+    # (domain, variable) -> records whose input did not send that dictionary level of an Expected variable
+    levels_not_sent: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass

@@ -83,10 +83,38 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
                                   frame.reset_index(drop=True), sources)
             if supp_rows:
                 datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, mappings.suppqual)
+    _report_levels_not_sent(run, datasets, report)
+    for d, ds in datasets.items():
+        ds.dictionaries = _dictionary_versions(mappings.domains[_role(mappings, d)], run, report) \
+            if not d.startswith("SUPP") else {}
     restore(datasets, recorded, mappings.suppqual)
     if (relrec := relrec_dataset(mappings, datasets, links)) is not None:  # after restore: its --SEQ are final
         datasets["RELREC"] = relrec
     return Mapped(datasets, rows.get("DM", []), run, outcome)
+
+
+def _report_levels_not_sent(run: RunContext, datasets: dict[str, Dataset], report: Report) -> None:
+    """One warning per Expected dictionary variable (AELLT, AEHLT, AEHLGT ...) that records leave empty
+    because their codings do not send that level (a hospital's MedDRA without level extension)."""
+    for (domain, name), n in sorted(run.levels_not_sent.items()):
+        report.add("warning", "DICTIONARY_LEVEL_NOT_SENT",
+                   f"{name} is empty in {n} of {len(datasets[domain])} records: their codings do not send this level",
+                   domain=domain, variable=name,
+                   hint="send a coding of every level, each with its level (the meddra-level extension)")
+
+
+def _dictionary_versions(spec: DomainSpec, run: RunContext, report: Report) -> dict[str, str]:
+    """The version of each external dictionary the domain's variables are coded in, as the codings say
+    (Coding.version); several versions are listed and reported, since one study codes in one version."""
+    out = {}
+    for name in sorted({v.dictionary for v in spec.variables if v.dictionary}):
+        versions = sorted(run.dictionary_versions.get(name, ()))
+        if len(versions) > 1:
+            report.add("warning", "DICTIONARY_VERSIONS", f"{spec.domain} is coded in {name} versions "
+                       f"{', '.join(versions)}: one version is expected", domain=spec.domain)
+        if versions:
+            out[name] = ", ".join(versions)
+    return out
 
 
 def account(mapped: Mapped, resources: Sequence[InputResource | LineResource], report: Report) -> None:

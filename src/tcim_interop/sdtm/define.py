@@ -148,6 +148,7 @@ class _Builder:
 
     # -- the document -----------------------------------------------------------------------
     def build(self, datasets: dict[str, Dataset], created: datetime, files: dict[str, str]) -> bytes:
+        self.datasets = datasets
         for ds in sorted(datasets.values(), key=lambda d: (self._order(d), d.name)):
             self._dataset(ds, files.get(ds.name) or f"{ds.file_stem}.xpt")
         stamp = created.isoformat(timespec="seconds")
@@ -384,7 +385,9 @@ class _Builder:
                 self.comments[f"COM.CL.{name}"] = comment
             cl = _el(None, _o("CodeList"), {"OID": oid, "Name": str(cts.dictionaries[name].get("name", name)),
                                             "DataType": data_type, _d("CommentOID"): f"COM.CL.{name}" if comment else None})
-            version = cts.dictionaries[name].get("version")
+            # the version the codings carried (Coding.version), else the one codelists.yaml names
+            version = next((ds.dictionaries[name] for ds in self.datasets.values() if name in ds.dictionaries),
+                           cts.dictionaries[name].get("version"))
             _el(cl, _o("ExternalCodeList"), {"Dictionary": dictionary, "Version": version, "href": href})
             return cl
         spec = cts.codelists[name]
