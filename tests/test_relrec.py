@@ -196,3 +196,26 @@ def test_relrec_entries_are_checked_when_the_specs_load(tmp_path):
     (tmp_path / "m" / "relrec.yaml").unlink()
     with pytest.raises(SpecError, match="relrec.yaml: missing"):
         load_mapping_set(tmp_path / "m")
+
+
+def test_a_relrec_the_references_do_not_give_back_rides_on_the_study():
+    """RELIDs of another convention and a relation no relrec: entry makes (AE to CM) come back cell for cell."""
+    import dataclasses
+
+    import pandas as pd
+
+    sdtm = convert(event("ae-x", ["MedicationAdministration/ma2"]))
+    datasets = dict(sdtm.metadata)
+    theirs = datasets["RELREC"].frame.copy()
+    theirs["RELID"] = "1"
+    cm = datasets["CM"].frame
+    extra = {**theirs.iloc[0].to_dict(), "RDOMAIN": "CM", "IDVAR": "CMSEQ", "IDVARVAL": f"{int(cm['CMSEQ'][0])}"}
+    theirs = pd.concat([theirs, pd.DataFrame([extra], dtype="object")], ignore_index=True)
+    datasets["RELREC"] = dataclasses.replace(datasets["RELREC"], frame=theirs)
+    fhir = to_fhir(datasets)
+    assert not fhir.report.errors
+    back = to_sdtm([fhir.resources], fast=True)
+    assert back.datasets["RELREC"].equals(theirs)
+    ours = to_fhir(sdtm.metadata)  # the references give it back: nothing carried
+    study = next(r for r in ours.resources if r["resourceType"] == "ResearchStudy" and "partOf" not in r)
+    assert not [e for e in study["extension"] if any(s.get("valueString") == "RELREC" for s in e.get("extension", []))]

@@ -25,7 +25,7 @@ from . import algorithms
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext, by_subject
 from .relations import link_records, referenced_keys, related_of, relrec_dataset
-from .restore import read_recorded, restore
+from .restore import carried_relrec, read_recorded, restore
 from .visits import assign_visits_by_date
 
 IDENTIFIERS = ("STUDYID", "SITEID", "SUBJID", "USUBJID")
@@ -88,7 +88,9 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
         ds.dictionaries = _dictionary_versions(mappings.domains[_role(mappings, d)], run, report) \
             if not d.startswith("SUPP") else {}
     restore(datasets, recorded, mappings.suppqual)
-    if (relrec := relrec_dataset(mappings, datasets, links)) is not None:  # after restore: its --SEQ are final
+    # after restore: its --SEQ are final; a RELREC to-fhir carried whole wins over the references'
+    relrec = carried_relrec(recorded, mappings.relrec) or relrec_dataset(mappings, datasets, links)
+    if relrec is not None:
         datasets["RELREC"] = relrec
     return Mapped(datasets, rows.get("DM", []), run, outcome)
 

@@ -317,6 +317,7 @@ def _unequal(wants: list, haves: list, kind: str) -> list[int]:
 def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: MappingSet, version: str,
                                   to_sdtm: ToSdtm) -> None:
     forward, _ = _forward(built.resources, ms, version, to_sdtm)
+    _carry_relrec(sdtm.get("RELREC"), forward.get("RELREC"), built)
     where: dict[str, tuple[str, int]] = {}  # resource key -> (forward dataset, row)
     for fname, ds in forward.items():
         for j, key in enumerate(ds.sources):
@@ -359,6 +360,19 @@ def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: Ma
             if row is None:  # no such parent record: keep it on the subject
                 row = parents[("DM", r["USUBJID"], "", "")]
             built.rows[row].setdefault("extension", []).append(supp_extension(i, r, carried_fields))
+
+
+def _carry_relrec(wanted: Dataset | None, given: Dataset | None, built: Built) -> None:
+    """A RELREC the references do not give back (RELIDs of another convention, relations the specs'
+    relrec: entries do not make) rides whole on the overall study, as sdtm-record extensions of dataset
+    RELREC; to-sdtm then puts it back instead of the one the references make (mapping/restore.py)."""
+    if wanted is None or (given is not None and len(given) == len(wanted) and all(
+            v.name in given.frame and not _unequal(wanted.frame[v.name].tolist(), given.frame[v.name].tolist(), v.type)
+            for v in wanted.variables)):
+        return
+    study = next(r for r in built.resources if r["resourceType"] == "ResearchStudy" and "partOf" not in r)
+    for i, r in enumerate(wanted.frame.to_dict("records")):
+        study.setdefault("extension", []).append(record_extension("RELREC", i, {k: v for k, v in r.items() if present(v)}))
 
 
 def _key(value: Any) -> str:
