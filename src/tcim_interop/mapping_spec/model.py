@@ -138,10 +138,6 @@ class Relation:
     def path(self, version: str) -> Path | None:
         return self.source.get(version)
 
-    @property
-    def name(self) -> str:
-        return f"relrec {self.role}"
-
 
 @dataclass
 class DomainSpec:
