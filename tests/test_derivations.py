@@ -34,8 +34,24 @@ def derive(ms, role, name, data):
 
 
 def test_every_derivation_is_registered():
-    assert algorithms.known("derive") == ["baseline_flag", "copy", "first_exposure", "group_id", "last_exposure", "numeric",
+    assert algorithms.known("derive") == ["baseline_flag", "copy", "first_exposure", "from_related", "group_id", "last_exposure", "numeric",
                                         "sequence", "study_day"]
+
+
+
+def test_from_related_takes_the_related_records_value_for_the_records_it_is_for(ms):
+    """AELOC: EXLOC of the related EX record, for injection-site events (HLT code, or a PT "Injection site *")."""
+    data = ctx("AE", {"USUBJID": ["A"] * 5, "AEHLTCD": [10022097.0, None, None, None, 10022097.0],
+                      "AEDECOD": [None, "Injection site pain", "Headache", "injection site swelling", None]},
+               EX={"USUBJID": ["A", "A", "A"], "EXLOC": ["TIBIALIS ANTERIOR MUSCLE", "EXTENSOR DIGITORUM BREVIS MUSCLE",
+                                                         "TIBIALIS ANTERIOR MUSCLE"]})
+    data.related = {"ex": ("EX", [[0], [1], [0], [], [0, 1]])}
+    assert derive(ms, "ae", "AELOC", data) == ["TIBIALIS ANTERIOR MUSCLE", "EXTENSOR DIGITORUM BREVIS MUSCLE",
+                                               None,  # not an injection-site event
+                                               None,  # related to no record
+                                               None]  # related to two that disagree
+    data.related = {"ex": ("EX", [[0], [0, 2], [], [], []])}  # two records that agree
+    assert derive(ms, "ae", "AELOC", data)[:2] == ["TIBIALIS ANTERIOR MUSCLE"] * 2
 
 
 def test_sequence_counts_per_subject_in_frame_order(ms):

@@ -129,10 +129,11 @@ def test_written_xpt_files_read_back_with_spec_metadata(tmp_path, mappings):
     from conftest import DATA
 
     res = to_sdtm([DATA / "mini-r4.json"], tmp_path)
-    # and the trial design; no ti.xpt: the mini study has no eligibility criteria
+    # and the trial design; no ti.xpt: the mini study has no eligibility criteria; relrec.xpt: its adverse
+    # event ae1 is suspected of the administration ma1
     assert sorted(p.name for p in tmp_path.glob("*.xpt")) == ["ae.xpt", "cm.xpt", "dm.xpt", "ds.xpt", "ex.xpt",
-                                                              "suppae.xpt", "ta.xpt", "te.xpt", "ts.xpt", "tv.xpt",
-                                                              "vs.xpt",
+                                                              "relrec.xpt", "suppae.xpt", "ta.xpt", "te.xpt", "ts.xpt",
+                                                              "tv.xpt", "vs.xpt",
                                                               "xm.xpt"]
     for role, spec in mappings.domains.items():
         df, meta = pyreadstat.read_xport(str(tmp_path / f"{spec.dataset}.xpt"))

@@ -7,7 +7,8 @@ on DM's reference dates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import fnmatch
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -24,6 +25,8 @@ class DeriveContext:
     frame: pd.DataFrame
     datasets: dict[str, pd.DataFrame]  # every domain's frame, by domain code
     report: Report
+    # relrec: role -> (its domain, for each record the rows of that domain's frame the record is related to)
+    related: dict[str, tuple[str, list[list[int]]]] = field(default_factory=dict)
 
     def dm_column(self, name: str) -> dict[str, Any]:
         return by_subject(self.datasets.get("DM"), name)
@@ -151,3 +154,31 @@ def group_id(data: DeriveContext, var) -> list[str | None]:
     for u, key in sorted(set(zip(frame["USUBJID"], keys, strict=True)), key=lambda uk: (str(uk[0]), uk[1])):
         numbers.setdefault(u, {})[key] = len(numbers.get(u, {})) + 1
     return [str(numbers[u][key]) for u, key in zip(frame["USUBJID"], keys, strict=True)]
+
+
+def _matches(value: Any, patterns: list) -> bool:
+    if not present(value):
+        return False
+    text = f"{int(value)}" if isinstance(value, float) and value.is_integer() else str(value)
+    return any(fnmatch.fnmatchcase(text.casefold(), str(p).casefold()) for p in patterns)
+
+
+@algorithm("from_related", "derive", origin="Derived", params=("role", "suffix", "when"))
+def from_related(data: DeriveContext, var) -> list[Any]:
+    """A value of the record this one is related to (the spec's relrec: entry for params.role): that
+    record's --<params.suffix> (AELOC from EXLOC), for the records whose variables match params.when
+    (variable: [patterns], any match; * is any text). Empty when the record is related to none, or to
+    records that do not agree on the value."""
+    domain, rows = data.related.get(var.params["role"], ("", []))
+    other = data.datasets.get(domain)
+    column = f"{domain}{var.params['suffix']}"
+    if other is None or column not in other or not rows:
+        return [None] * len(data.frame)
+    values = other[column].tolist()
+    when = {name: p if isinstance(p, list) else [p] for name, p in var.params["when"].items()}
+    out = []
+    for i, related in enumerate(rows):
+        wanted = any(_matches(data.frame.at[i, name], patterns) for name, patterns in when.items())
+        found = {values[j] for j in related if present(values[j])}
+        out.append(found.pop() if wanted and len(found) == 1 else None)
+    return out

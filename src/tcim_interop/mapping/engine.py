@@ -24,7 +24,8 @@ from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_
 from . import algorithms
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext, by_subject
-from .restore import read_recorded, restore
+from .relations import link_records, referenced_keys, related_of, relrec_dataset
+from .restore import carried_relrec, read_recorded, restore
 from .visits import assign_visits_by_date
 
 IDENTIFIERS = ("STUDYID", "SITEID", "SUBJID", "USUBJID")
@@ -69,8 +70,10 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
             rfstdtc = by_subject(frames["DM"][0], "RFSTDTC")
             for d in assign_visits_by_date(run.visits, mappings, index, rfstdtc, run.used):
                 frames[d] = _frame(mappings.domains[_role(mappings, d)], rows[d])
-        for d in [d for d in frames if d != "DM"]:
-            _derive(mappings.domains[_role(mappings, d)], frames, report)
+        links = link_records(mappings, rows)
+        keys = {d: f[1] for d, f in frames.items()}
+        for d in [d for d in frames if d != "DM"]:  # in the specs' order: EX before AE, which reads it (AELOC)
+            _derive(mappings.domains[_role(mappings, d)], frames, report, related_of(mappings, links, d, keys))
         datasets: dict[str, Dataset] = {}
         for d in frames:
             spec = mappings.domains[_role(mappings, d)]
@@ -80,8 +83,40 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
                                   frame.reset_index(drop=True), sources)
             if supp_rows:
                 datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, mappings.suppqual)
+    _report_levels_not_sent(run, datasets, report)
+    for d, ds in datasets.items():
+        ds.dictionaries = _dictionary_versions(mappings.domains[_role(mappings, d)], run, report) \
+            if not d.startswith("SUPP") else {}
     restore(datasets, recorded, mappings.suppqual)
+    # after restore: its --SEQ are final; a RELREC to-fhir carried whole wins over the references'
+    relrec = carried_relrec(recorded, mappings.relrec) or relrec_dataset(mappings, datasets, links)
+    if relrec is not None:
+        datasets["RELREC"] = relrec
     return Mapped(datasets, rows.get("DM", []), run, outcome)
+
+
+def _report_levels_not_sent(run: RunContext, datasets: dict[str, Dataset], report: Report) -> None:
+    """One warning per Expected dictionary variable (AELLT, AEHLT, AEHLGT ...) that records leave empty
+    because their codings do not send that level (a hospital's MedDRA without level extension)."""
+    for (domain, name), n in sorted(run.levels_not_sent.items()):
+        report.add("warning", "DICTIONARY_LEVEL_NOT_SENT",
+                   f"{name} is empty in {n} of {len(datasets[domain])} records: their codings do not send this level",
+                   domain=domain, variable=name,
+                   hint="send a coding of every level, each with its level (the meddra-level extension)")
+
+
+def _dictionary_versions(spec: DomainSpec, run: RunContext, report: Report) -> dict[str, str]:
+    """The version of each external dictionary the domain's variables are coded in, as the codings say
+    (Coding.version); several versions are listed and reported, since one study codes in one version."""
+    out = {}
+    for name in sorted({v.dictionary for v in spec.variables if v.dictionary}):
+        versions = sorted(run.dictionary_versions.get(name, ()))
+        if len(versions) > 1:
+            report.add("warning", "DICTIONARY_VERSIONS", f"{spec.domain} is coded in {name} versions "
+                       f"{', '.join(versions)}: one version is expected", domain=spec.domain)
+        if versions:
+            out[name] = ", ".join(versions)
+    return out
 
 
 def account(mapped: Mapped, resources: Sequence[InputResource | LineResource], report: Report) -> None:
@@ -131,7 +166,7 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
     first that converts or rejects it decides; one that every spec passes on is out of scope with all
     their reasons. What an earlier spec takes, no later one sees: a resource is one record at most."""
     select = algorithms.get(spec.row_select).fn
-    fill = _filler(spec)
+    fill = _filler(spec, run)
     out = []
     for res in candidates:
         if run.progress:
@@ -176,7 +211,7 @@ def _added_rows(spec: DomainSpec, index: ResourceIndex, run: RunContext, outcome
     gives (maybe none) and its outcome stays what its own domain decided: a resource that another
     domain rejected or put out of scope gives no row here either, and one that gives rows counts as
     used (a Consent that only DS reads is converted). Rows of one resource are told apart by part."""
-    fill, out = _filler(spec), []
+    fill, out = _filler(spec, run), []
     for source in spec.sources:
         select = algorithms.get(source.select).fn
         for res in index.of_type(source.resource):
@@ -199,19 +234,23 @@ def _added_rows(spec: DomainSpec, index: ResourceIndex, run: RunContext, outcome
     return out
 
 
-def _filler(spec: DomainSpec) -> Callable[[Row], None]:
-    """What fills a selected row: its variables (row algorithms, in dependency order), then its
-    supplemental qualifiers."""
-    row_vars = [(v, algorithms.get(v.algorithm).fn) for v in in_dependency_order(spec, "row")]
+def _filler(spec: DomainSpec, run: RunContext) -> Callable[[Row], None]:
+    """What fills a selected row: its variables (row algorithms, in dependency order; study.yaml's
+    `defaults` for a value the FHIR record does not say), its supplemental qualifiers, and the keys of
+    the resources its relrec: references name."""
+    defaults = run.mappings.study.get("defaults") or {}
+    row_vars = [(v, algorithms.get(v.algorithm).fn, defaults.get(v.name)) for v in in_dependency_order(spec, "row")]
     supp_vars = [(sq, algorithms.get(sq.algorithm).fn) for sq in spec.supplemental]
 
     def fill(row: Row) -> None:
-        for var, fn in row_vars:
-            row.values[var.name] = fn(row, var)
+        for var, fn, default in row_vars:
+            value = fn(row, var)
+            row.values[var.name] = default if value is None else value
         for sq, fn in supp_vars:
             value = fn(row, sq)
             if value not in (None, ""):
                 row.supp[sq.qnam] = (value, sq)
+        referenced_keys(row, spec)
 
     return fill
 
@@ -292,9 +331,9 @@ def in_dependency_order(spec: DomainSpec, kind: str) -> list:
     return order
 
 
-def _derive(spec: DomainSpec, frames: dict, report: Report) -> None:
+def _derive(spec: DomainSpec, frames: dict, report: Report, related: dict | None = None) -> None:
     frame = frames[spec.domain][0]
-    ctx = DeriveContext(spec.domain, frame, {d: f[0] for d, f in frames.items()}, report)
+    ctx = DeriveContext(spec.domain, frame, {d: f[0] for d, f in frames.items()}, report, related or {})
     for var in in_dependency_order(spec, "derive"):
         values = algorithms.get(var.algorithm).fn(ctx, var)
         frame[var.name] = pd.Series(values, index=frame.index, dtype="object" if var.is_char else "float64")

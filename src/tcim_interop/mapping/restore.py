@@ -28,6 +28,7 @@ class Recorded:
     records: dict[str, list[tuple]]  # by resource key: (dataset, row, cells) of each sdtm-record it carries
     described: dict[str, tuple[str, list]] = field(default_factory=dict)  # dataset -> (label, variables)
     supps: dict[str, list[tuple[int, dict]]] = field(default_factory=dict)  # RDOMAIN -> (row, SUPP record)
+    relrec: list[tuple[int, dict]] = field(default_factory=list)  # (row, cells): a RELREC carried whole
 
     def cells(self) -> set[tuple[str, str]]:
         """(resource key, variable) of every recorded cell."""
@@ -50,6 +51,7 @@ def read_recorded(index: ResourceIndex, supp_shape: SuppStructure) -> Recorded:
         data = res.data  # once per resource: an NDJSON line is parsed anew on each .data
         if res.resource_type == "ResearchStudy":
             recorded.described.update(read_datasets(data))
+            recorded.relrec += [(row, cells) for name, row, cells in read_records(data) if name == "RELREC"]
         for row, rec in read_supps(data, supp_shape.carried):
             recorded.supps.setdefault(rec["RDOMAIN"], []).append((row, rec))
         if records := read_records(data):
@@ -94,3 +96,12 @@ def _apply_description(ds: Dataset, label: str, variables: list[tuple[str, str, 
             ds.frame[n] = pd.Series([None] * len(ds.frame), index=ds.frame.index,
                                     dtype="object" if t == "Char" else "float64")
     ds.frame = ds.frame[[n for n, _, _ in variables]]
+
+
+def carried_relrec(recorded: Recorded, shape: SuppStructure | None) -> Dataset | None:
+    """The RELREC to-fhir carried whole (its references would not give it back), in its row order."""
+    if not recorded.relrec or shape is None:
+        return None
+    rows = [cells for _, cells in sorted(recorded.relrec, key=lambda rc: rc[0])]
+    frame = pd.DataFrame([{n: r.get(n) for n in shape.names} for r in rows], columns=shape.names, dtype="object")
+    return Dataset("RELREC", shape.label, list(shape.variables), frame)

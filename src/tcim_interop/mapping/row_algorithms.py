@@ -388,6 +388,7 @@ class _MeddraLevels:
     told: list[tuple[str, dict]]  # (level, coding): those the extension names first, so that it wins
     untold: list[dict]  # two or more non-SOC codings with no level: none of them is the PT
     reported: bool = False
+    noted: bool = False  # their versions recorded
 
 
 def _meddra_levels(codings: list[Any], socs: frozenset[str]) -> _MeddraLevels:
@@ -412,6 +413,10 @@ def meddra(row: Row, var) -> Any:
     path = var.path(row.version)
     levels = row.once(f"meddra levels of {path.text if path else ''}",
                       lambda: _meddra_levels(row.values_of(var), row.run.mappings.codelists.meddra_socs))
+    if not levels.noted:  # once per record: the dictionary versions its codings carry
+        levels.noted = True
+        versions = row.run.dictionary_versions.setdefault(var.dictionary or "MEDDRA", set())
+        versions.update(str(c["version"]) for _, c in levels.told if c.get("version"))
     if var.params["level"] == "PT" and levels.untold and not levels.reported:
         levels.reported = True  # once per record, on its first PT variable (AEDECOD)
         codes = ", ".join(str(c.get("code")) for c in levels.untold)
@@ -425,6 +430,9 @@ def meddra(row: Row, var) -> Any:
             if value is None:
                 return None
             return _number(row, var, value) if not var.is_char else str(value)
+    if var.core == "Exp" and levels.told:  # a level the record's codings do not send: counted, reported once
+        key = (row.domain, var.name)
+        row.run.levels_not_sent[key] = row.run.levels_not_sent.get(key, 0) + 1
     return None
 
 

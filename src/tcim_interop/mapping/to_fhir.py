@@ -62,9 +62,9 @@ class Builder:
         self.subjects: dict[str, dict[str, dict]] = {}  # USUBJID -> roles
         self.arms: dict[str, dict[str, dict]] = {}  # STUDYID -> ARMCD -> arm definition
         self.encounters: dict[tuple[str, Any], dict] = {}
-        self.treatments: dict[str, dict] = {}  # USUBJID -> first EX resource
         self.specs = {s.domain: s for s in ms.domains.values()}
         self._marked: dict[int, list] = {}  # id(resource) -> the (dataset, row) records it carries, in order
+        self.by_seq: dict[tuple[str, str, str], dict] = {}  # (domain, USUBJID, --SEQ) -> the record's resource
 
     # -- the pieces -------------------------------------------------------------------------------
     def zone(self, studyid: Any) -> str | None:
@@ -176,8 +176,10 @@ class Builder:
             self._dm_record(dm_spec, dm, i)
         from ..trial_design.to_fhir import add_trial_design
 
-        for name, ds in self.sdtm.items():
-            if name in ("DM", *MADE_DESIGN) or name.startswith("SUPP"):
+        self.relations = _relations(self.records.get("RELREC", []))
+        order = {s.domain: i for i, s in enumerate(self.ms.domains.values())}  # EX before AE, which references it
+        for name, ds in sorted(self.sdtm.items(), key=lambda item: order.get(item[0], len(order))):
+            if name in ("DM", "RELREC", *MADE_DESIGN) or name.startswith("SUPP"):
                 continue
             spec = self.specs.get(name)
             if spec is None:
@@ -255,11 +257,10 @@ class Builder:
         self._apply(spec, target)
         self._link(spec, resource, "patient", roles["patient"])
         self._link(spec, resource, "site", roles["site"])
-        treatment_path = self._link_path(spec, "treatment")
-        if treatment_path:
-            self._complete_suspects(resource, treatment_path, self.treatments.get(usubjid))
-        if spec.row_select == "study_treatment":  # study treatment, not a concomitant medication (CM)
-            self.treatments.setdefault(usubjid, resource)
+        for rel in spec.relations:
+            self._reference_related(resource, rel, self._related(spec.domain, record, self.ms.spec(rel.role).domain))
+        if present(seq):
+            self.by_seq[(spec.domain, usubjid, _idvarval(spec, record))] = resource
         self.out.add(resource)
         self._mark(resource, ds.name, i)
 
@@ -317,12 +318,45 @@ class Builder:
         self.out.sources[(dataset, row)] = key if not before else f"{key}#{before}"
         self._marked.setdefault(id(resource), []).append(((dataset, row), resource))
 
-    def _complete_suspects(self, resource: dict, path: str, treatment: dict | None) -> None:
-        """FHIR requires what an AE is suspected of: the subject's study treatment."""
-        head, _, tail = path.partition(".")
-        for item in resource.get(head) or []:
+    def _related(self, domain: str, record: dict, other: str) -> list[dict]:
+        """The resources of the records of `other` that RELREC relates to this record (built before it:
+        the datasets are built in the specs' order, EX before AE)."""
+        usubjid, seq = str(record["USUBJID"]), _idvarval(self.specs[domain], record)
+        out = []
+        for members in self.relations.get((usubjid, domain, seq), ()):
+            for rdomain, idvar, value in members:
+                found = self.by_seq.get((rdomain, usubjid, value)) if (rdomain, idvar) == (other, f"{other}SEQ") else None
+                if found is not None and found not in out:
+                    out.append(found)
+        return out
+
+    def _reference_related(self, resource: dict, rel, targets: list[dict]) -> None:
+        """The reference a relrec: entry reads (R4 suspectEntity.instance), to each related record's resource.
+        FHIR requires what an AE is suspected of: an item (AEREL's causality) with no related record names
+        the study treatment in words only, so that no relation is made up."""
+        path = rel.path(self.version)
+        head, _, tail = path.text.partition(".") if path is not None else ("", "", "")
+        refs = [_ref(t) for t in targets]
+        items = resource.setdefault(head, []) if refs else resource.get(head) or []
+        for item in items:
             if tail not in item:
-                item[tail] = _ref(treatment) if treatment else {"display": "study treatment"}
+                item[tail] = refs.pop(0) if refs else {"display": "study treatment"}
+        items += [{tail: ref} for ref in refs]
+
+
+def _relations(relrec: list[dict]) -> dict[tuple[str, str, str], list[list[tuple[str, str, str]]]]:
+    """RELREC by member: (USUBJID, RDOMAIN, IDVARVAL) -> the members (RDOMAIN, IDVAR, IDVARVAL) of each
+    relationship (RELID) the record is in."""
+    groups: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for r in relrec:
+        groups.setdefault((str(r["USUBJID"]), str(r["RELID"])), []).append(
+            (str(r["RDOMAIN"]), str(r["IDVAR"]), _key(r["IDVARVAL"])))
+    out: dict[tuple[str, str, str], list[list[tuple[str, str, str]]]] = {}
+    for (usubjid, _), members in groups.items():
+        for rdomain, idvar, value in members:
+            if idvar == f"{rdomain}SEQ":
+                out.setdefault((usubjid, rdomain, value), []).append(members)
+    return out
 
 
 def _idvarval(spec: DomainSpec, record: dict) -> str:
@@ -366,6 +400,7 @@ def _unequal(wants: list, haves: list, kind: str) -> list[int]:
 def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: MappingSet, version: str,
                                   to_sdtm: ToSdtm) -> None:
     forward, _ = _forward(built.resources, ms, version, to_sdtm)
+    _carry_relrec(sdtm.get("RELREC"), forward.get("RELREC"), built)
     where: dict[tuple[str, str], tuple[str, int]] = {}  # (dataset, source) -> (forward dataset, row)
     for fname, ds in forward.items():
         for j, key in enumerate(ds.sources):
@@ -410,6 +445,19 @@ def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: Ma
             if row is None:  # no such parent record: keep it on the subject
                 row = parents[("DM", r["USUBJID"], "", "")]
             built.rows[row].setdefault("extension", []).append(supp_extension(i, r, carried_fields))
+
+
+def _carry_relrec(wanted: Dataset | None, given: Dataset | None, built: Built) -> None:
+    """A RELREC the references do not give back (RELIDs of another convention, relations the specs'
+    relrec: entries do not make) rides whole on the overall study, as sdtm-record extensions of dataset
+    RELREC; to-sdtm then puts it back instead of the one the references make (mapping/restore.py)."""
+    if wanted is None or (given is not None and len(given) == len(wanted) and all(
+            v.name in given.frame and not _unequal(wanted.frame[v.name].tolist(), given.frame[v.name].tolist(), v.type)
+            for v in wanted.variables)):
+        return
+    study = next(r for r in built.resources if r["resourceType"] == "ResearchStudy" and "partOf" not in r)
+    for i, r in enumerate(wanted.frame.to_dict("records")):
+        study.setdefault("extension", []).append(record_extension("RELREC", i, {k: v for k, v in r.items() if present(v)}))
 
 
 def _key(value: Any) -> str:
@@ -487,8 +535,8 @@ def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: R
     builder = Builder(sdtm, ms, version, report, timezone)
     built = builder.build()
 
-    mapped = {n: d for n, d in sdtm.items()
-              if n in builder.specs or n in MADE_DESIGN or (n.startswith("SUPP") and n[4:] in builder.specs)}
+    mapped = {n: d for n, d in sdtm.items() if n in builder.specs or n in MADE_DESIGN or n == "RELREC"
+              or (n.startswith("SUPP") and n[4:] in builder.specs)}
     carry_what_does_not_come_back(mapped, built, ms, version, to_sdtm)
     resources = built.resources  # final from here on: the round trip only reads them
     with Validation(len(resources), lambda i: (resources[i], version), jobs,

@@ -24,6 +24,7 @@ from .model import (
     DomainSpec,
     MappingSet,
     OutOfScope,
+    Relation,
     RowCriteria,
     RowSource,
     Supplemental,
@@ -47,6 +48,7 @@ STUDY_KEYS = {
     "domains": None, "masked_domains": None, "birth_date": None, "non_ascii": None, "ct_version": None,
     "visit_system": None, "visits": [("code", "visitnum", "visit", "day", "window", "start_rule", "end_rule")],
     "timezone": None, "consent_policy": None, "visit_encounter": None, "products": [("extrt", "names")],
+    "defaults": None,
     "trial_design": {"summary": None, "elements": [("etcd", "element", "testrl", "teenrl", "tedur", "epoch")],
                      "arms": {"*": ("elements", "branch")}},
 }
@@ -126,12 +128,16 @@ def load_mapping_set(directory: str | os.PathLike | None = None, mune_domain: st
             raise SpecError(f"{directory / 'study.yaml'}: masked_domains names roles not in domains: {', '.join(unknown)}")
         files.update(swaps)
     ms = MappingSet(directory, study, codelists, load_suppqual(directory / "suppqual.yaml"), masked=masked, site=site)
+    if (directory / "relrec.yaml").is_file():
+        ms.relrec = load_suppqual(directory / "relrec.yaml", per_domain=False)
     for role, fname in files.items():
         path = directory / fname
         if not path.is_file():
             raise SpecError(f"{directory / 'study.yaml'}: domain {role!r} names {fname}, which does not exist")
         ms.domains[role] = load_domain(path, codelists, masked=masked)
     _check_exposure_reads(ms)
+    _check_relations(ms, directory / "study.yaml")
+    _check_defaults(ms, directory / "study.yaml")
     _check_products(ms, directory / "study.yaml")
     if (directory / "trial_design.yaml").is_file():
         from ..trial_design.spec import load_trial_design
@@ -188,6 +194,37 @@ def _check_products(ms: MappingSet, where: FsPath) -> None:
         for name in [product["extrt"], *(product.get("names") or [])]:
             if ms.product_names[name_key(name)] != product["extrt"]:
                 raise SpecError(f"{where}: products: the name {name!r} is given to two products")
+
+
+def _check_defaults(ms: MappingSet, where: FsPath) -> None:
+    """study.yaml defaults: {variable: value}: a collected variable of a spec of this set, the value a term
+    of its codelist (the value a record takes when its FHIR resource does not say)."""
+    defaults = ms.study.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise SpecError(f"{where}: defaults must map variable names to values")
+    variables = {v.name: v for s in ms.domains.values() for v in s.variables}
+    for name, value in defaults.items():
+        var = variables.get(name)
+        if var is None or algorithms.get(var.algorithm).kind != "row":
+            raise SpecError(f"{where}: defaults: {name!r} is not a variable a spec of this set reads from FHIR")
+        if var.codelist in ms.codelists.codelists and str(value) not in ms.codelists.codelists[var.codelist]:
+            raise SpecError(f"{where}: defaults: {name}: {value!r} is not a term of codelist {var.codelist}")
+
+
+def _check_relations(ms: MappingSet, where: FsPath) -> None:
+    """A spec's relrec: entries name a role of this mapping set whose domain has a --SEQ (RELREC's IDVAR),
+    and relrec.yaml gives the dataset's structure."""
+    for spec in ms.domains.values():
+        for rel in spec.relations:
+            other = ms.domains.get(rel.role)
+            if other is None:
+                raise SpecError(f"{spec.file}: relrec: role {rel.role!r} is not a domain role of study.yaml "
+                                f"({', '.join(ms.domains)})")
+            missing = [s.domain for s in (spec, other) if f"{s.domain}SEQ" not in s.by_name]
+            if missing:
+                raise SpecError(f"{spec.file}: relrec: {missing[0]} has no {missing[0]}SEQ to identify its records")
+            if ms.relrec is None:
+                raise SpecError(f"{where.parent / 'relrec.yaml'}: missing; {spec.file} declares relrec:")
 
 
 def _check_exposure_reads(ms: MappingSet) -> None:
@@ -274,6 +311,7 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
         spec.rows = spec.sources[0].criteria
     else:
         spec.rows = _row_criteria(rows, sub, spec, codelists, f"{where}: rows")
+    spec.relations = _relations(doc.get("relrec"), f"{where}: relrec")
     _check_domain(spec)
     return spec
 
@@ -350,6 +388,18 @@ def _decider(value: Any, spec: DomainSpec, codelists: Codelists, where: str) -> 
         raise SpecError(f"{where}: {value!r} must name a variable of {spec.domain} with a map and a source, or "
                         "give {map, codelist, source}: they tell the selector which resources are rows")
     return var
+
+
+def _relations(raw: Any, where: str) -> list[Relation]:
+    """relrec: [{role, source}]: the records of the domain serving `role` (study.yaml domains: ex is EX,
+    or EC when masked) whose resources the row's `source` references are related to the row's record."""
+    out = []
+    for i, entry in enumerate(raw or []):
+        if not isinstance(entry, dict) or set(entry) - {"role", "source", "comment"} or not entry.get("source") \
+                or not isinstance(entry.get("role"), str):
+            raise SpecError(f"{where}[{i}] must be {{role: a domain role of study.yaml, source: the FHIR reference(s)}}")
+        out.append(Relation(entry["role"], _sources(entry["source"], f"{where}[{i}]"), str(entry.get("comment", ""))))
+    return out
 
 
 def _masking(entry: Any, masked: bool, where: str) -> Any:
@@ -431,11 +481,13 @@ def _common(entry: dict, name: str, where: str, codelists: Codelists, kinds: tup
     return algo, source, params
 
 
-def load_suppqual(path: FsPath) -> SuppStructure:
+def load_suppqual(path: FsPath, per_domain: bool = True) -> SuppStructure:
+    """suppqual.yaml (per_domain: its label names {domain}), or relrec.yaml: a relationship dataset's
+    structure (SDTMIG 3.4 section 8)."""
     doc = read_yaml(path)
     label = doc.get("label")
-    if not isinstance(label, str) or "{domain}" not in label:
-        raise SpecError(f"{path}: 'label' must be a text naming {{domain}}, got {label!r}")
+    if not isinstance(label, str) or ("{domain}" not in label) == per_domain:
+        raise SpecError(f"{path}: 'label' must be a text{' naming {domain}' if per_domain else ''}, got {label!r}")
     entries = variable_list(doc.get("variables"), str(path))
     keys = doc.get("keys")
     if not isinstance(keys, list) or not keys or not set(keys) <= {e["name"] for e in entries}:
@@ -516,6 +568,10 @@ def _check_domain(spec: DomainSpec) -> None:
         for key, r in v.referenced():
             if r not in spec.by_name:
                 problems.append(f"{v.name}: params.{key} names {r!r}, which is not a variable of {spec.domain}")
+        when = v.params.get("when")
+        for r in when if isinstance(when, dict) else ():
+            if r not in spec.by_name:
+                problems.append(f"{v.name}: params.when names {r!r}, which is not a variable of {spec.domain}")
     for s in spec.supplemental:
         problems += _name_and_label(f"SUPP{spec.domain} {s.qnam}", s.qlabel, "QNAM", "QLABEL", name=s.qnam)
     for k in spec.sort + spec.keys:

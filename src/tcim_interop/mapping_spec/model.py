@@ -126,6 +126,19 @@ class RowCriteria:
         return self.paths.get(name, {}).get(version)
 
 
+@dataclass(frozen=True)
+class Relation:
+    """relrec: in a spec: the row's resource references (source) resources that are records of the domain
+    serving `role` (study.yaml domains); each such pair of records is related in RELREC (SDTMIG 3.4 8.2)."""
+
+    role: str
+    source: dict[str, Path]  # FHIR release -> compiled path to the Reference(s)
+    comment: str = ""
+
+    def path(self, version: str) -> Path | None:
+        return self.source.get(version)
+
+
 @dataclass
 class RowSource:
     """One source of a spec's rows: a FHIR type, its selector and the selector's criteria. A spec has one
@@ -154,6 +167,7 @@ class DomainSpec:
     rows: RowCriteria = field(default_factory=RowCriteria)
     comment: str = ""  # define.xml's comment on the dataset (why a sponsor-defined domain, ...)
     sources: list[RowSource] = field(default_factory=list)  # rows: a list; empty for a single source
+    relations: list[Relation] = field(default_factory=list)  # relrec: the records this one's references name
 
     def __post_init__(self) -> None:
         self.by_name = {v.name: v for v in self.variables}
@@ -182,6 +196,7 @@ class MappingSet:
     trial_design: Any = None  # trial_design/spec.py TrialDesignSpec, from trial_design.yaml when present
     masked: bool = False  # a masked delivery (to-sdtm --masked): study.yaml masked_domains, variables' masked:
     site: Any = None  # site.py Site: the hospital's folder given with --site (its maps are in codelists)
+    relrec: SuppStructure | None = None  # mappings/relrec.yaml: RELREC's structure (SDTMIG 3.4 section 8.2)
 
     def spec(self, role: str) -> DomainSpec:
         return self.domains[role]

@@ -55,6 +55,8 @@ def dataset_keys(ms: MappingSet, name: str) -> list[str]:
     specs = {s.domain: s for s in ms.domains.values()}
     if name.startswith("SUPP") and name[4:] in specs:
         return list(ms.suppqual.keys)
+    if name == "RELREC" and ms.relrec is not None:
+        return list(ms.relrec.keys)
     if name in specs:
         return list(specs[name].keys)
     return list(_TRIAL_DESIGN[name][1]) if name in _TRIAL_DESIGN else []
@@ -152,6 +154,7 @@ class _Builder:
 
     # -- the document -----------------------------------------------------------------------
     def build(self, datasets: dict[str, Dataset], created: datetime, files: dict[str, str]) -> bytes:
+        self.datasets = datasets
         for ds in sorted(datasets.values(), key=lambda d: (self._order(d), d.name)):
             self._dataset(ds, files.get(ds.name) or f"{ds.file_stem}.xpt")
         for oid, (name, data_type) in self.codelist_refs.items():
@@ -209,11 +212,13 @@ class _Builder:
             return s.klass, s.structure, s.keys, s
         if ds.name in _TRIAL_DESIGN:
             return (sdtmig34.domain_class(ds.name), *_TRIAL_DESIGN[ds.name], None)
+        if ds.name == "RELREC" and self.ms.relrec is not None:  # made from the specs' relrec: entries
+            return sdtmig34.domain_class(ds.name), self.ms.relrec.structure, list(self.ms.relrec.keys), None
         raise SpecError(f"define.xml: no spec in mappings/ describes dataset {ds.name}")
 
     def _dataset(self, ds: Dataset, file: str) -> None:
         klass, structure, keys, spec = self._shape(ds)
-        supp = klass == "RELATIONSHIP"
+        supp = klass == "RELATIONSHIP" and ds.name.startswith("SUPP")
         domain = ds.name[4:] if supp else ds.name
         custom = domain[0] in "XYZ" and not supp  # sponsor-defined domain (SDTMIG 2.6.5)
         attrs = {"OID": f"IG.{ds.name}", "Domain": domain, "Name": ds.name,
@@ -398,7 +403,9 @@ class _Builder:
                 self.comments[f"COM.CL.{name}"] = comment
             cl = _el(None, _o("CodeList"), {"OID": oid, "Name": str(cts.dictionaries[name].get("name", name)),
                                             "DataType": data_type, _d("CommentOID"): f"COM.CL.{name}" if comment else None})
-            version = cts.dictionaries[name].get("version")
+            # the version the codings carried (Coding.version), else the one codelists.yaml names
+            version = next((ds.dictionaries[name] for ds in self.datasets.values() if name in ds.dictionaries),
+                           cts.dictionaries[name].get("version"))
             _el(cl, _o("ExternalCodeList"), {"Dictionary": dictionary, "Version": version, "href": href})
             return cl
         spec = cts.codelists[name]
