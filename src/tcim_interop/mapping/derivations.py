@@ -163,7 +163,9 @@ def _matches(value: Any, patterns: list) -> bool:
     return any(fnmatch.fnmatchcase(text.casefold(), str(p).casefold()) for p in patterns)
 
 
-@algorithm("from_related", "derive", origin="Derived", params=("role", "suffix", "when"))
+@algorithm("from_related", "derive", origin="Derived", params=("role", "suffix", "when"),
+           method="{target} is --{suffix} of the record RELREC relates this one to, on the records the spec "
+                  "names (injection-site events); empty when it is related to none, or to records that disagree.")
 def from_related(data: DeriveContext, var) -> list[Any]:
     """A value of the record this one is related to (the spec's relrec: entry for params.role): that
     record's --<params.suffix> (AELOC from EXLOC), for the records whose variables match params.when
