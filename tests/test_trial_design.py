@@ -63,8 +63,8 @@ def test_a_title_over_200_characters_continues_in_tsval1(trial):
     title = ts[ts["TSPARMCD"] == "TITLE"].iloc[0]
     assert "TSVAL1" in ts.columns and list(ts.columns).index("TSVAL1") == list(ts.columns).index("TSVAL") + 1
     assert len(title["TSVAL"].encode()) <= 200
-    assert (title["TSVAL"] + title["TSVAL1"]).startswith("Ensayo clínico fase II")
-    assert (title["TSVAL"] + title["TSVAL1"]).endswith("(TCIM-ELAII)")
+    assert (title["TSVAL"] + " " + title["TSVAL1"]).startswith("Ensayo clínico fase II")
+    assert (title["TSVAL"] + " " + title["TSVAL1"]).endswith("(TCIM-ELAII)")
 
 
 def test_ta_arms_match_dm_and_te_elements_match_ta(trial):

@@ -27,7 +27,7 @@ from ..fhir.validate import Validation
 from ..findings import Report
 from ..mapping_spec.model import DomainSpec, MappingSet
 from ..sdtm.dataset import Dataset, present
-from ..sdtm.text import continuation_qnam
+from ..sdtm.text import continuation_qnam, join_text
 from ..trial_design import MADE as MADE_DESIGN
 from . import algorithms
 from .reverse_algorithms import Target, resource_id
@@ -116,7 +116,7 @@ class Builder:
             while (qnam := continuation_qnam(v.name, n)) in supp:
                 tail.append(supp[qnam])
                 n += 1
-            record[v.name] += "".join(tail)
+            record[v.name] = join_text([record[v.name], *tail])
         return record
 
     def _apply(self, spec: DomainSpec, target: Target) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from ..fhir.extensions import dataset_extension, record_extension
 from ..mapping.reverse_algorithms import declare_arm, resource_id
 from ..sdtm.dataset import Dataset, present
+from ..sdtm.text import join_text
 from . import MADE
 from .build import IE_SYSTEM
 from .summary import REGISTRIES, SNOMED, SPONSOR_ROLES
@@ -56,7 +57,7 @@ def _ts_value(r: dict) -> str:
     while present(r.get(f"TSVAL{n}")):
         parts.append(str(r[f"TSVAL{n}"]))
         n += 1
-    return "".join(parts)
+    return join_text(parts)
 
 
 def _summary(study: dict, ts: list[dict], builder) -> None:
