@@ -124,6 +124,9 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
           outcome: dict[str, tuple[str, str]]) -> list[Row]:
     select = algorithms.get(spec.row_select).fn
     row_vars = [(v, algorithms.get(v.algorithm).fn) for v in in_dependency_order(spec, "row")]
+    # derivations that start from a collected value: it is read with the rows, the derivation completes it
+    row_vars += [(v, algorithms.get(algorithms.get(v.algorithm).collect).fn) for v in spec.variables
+                 if algorithms.get(v.algorithm).collect]
     supp_vars = [(sq, algorithms.get(sq.algorithm).fn) for sq in spec.supplemental]
     out = []
     for res in candidates:

@@ -437,7 +437,8 @@ def _variable(entry: dict, where: str, codelists: Codelists) -> Variable:
     return Variable(name=name, label=str(entry["label"]), type=entry["type"], core=entry["core"],
                     algorithm=algo.name, source=source, params=params, codelist=entry.get("codelist"),
                     map=entry.get("map"), dictionary=entry.get("dictionary"), comment=str(entry.get("comment", "")),
-                    origin=str(entry.get("origin") or algo.origin), method=algo.doc)
+                    origin=str(entry.get("origin") or algo.origin), method=algo.doc,
+                    not_collected=str(entry.get("not_collected", "")))
 
 
 def _supplemental(entry: dict, where: str, codelists: Codelists) -> Supplemental:
