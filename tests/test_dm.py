@@ -92,7 +92,7 @@ def _origin_and_comment(define_path, name: str) -> tuple[str, str]:
     tree = etree.parse(str(define_path))
     item = tree.find(f".//odm:ItemDef[@OID='IT.DM.{name}']", NS)
     origin = item.find("def:Origin", NS).get("Type")
-    oid = item.get("{%s}CommentOID" % NS["def"])
+    oid = item.get(f"{{{NS['def']}}}CommentOID")
     text = tree.findtext(f".//def:CommentDef[@OID='{oid}']//odm:TranslatedText", namespaces=NS) if oid else ""
     return origin, text
 

@@ -170,7 +170,7 @@ def participation_end(data: DeriveContext, var) -> list[str | None]:
     out = []
     for u, collected in zip(data.frame["USUBJID"], data.frame[var.name], strict=True):
         last = latest.get(u)
-        out.append(last if present(last) and (not present(collected) or _later(last, collected)) else collected)
+        out.append(last if last is not None and (not present(collected) or _later(last, str(collected))) else collected)
     return out
 
 

@@ -45,7 +45,7 @@ STUDY_KEYS = {
     "study": ("studyid", "registry_id", "protocol", "eu_ct_number"),
     "domains": None, "masked_domains": None, "birth_date": None, "non_ascii": None, "ct_version": None,
     "visit_system": None, "visits": [("code", "visitnum", "visit", "day", "window", "start_rule", "end_rule")],
-    "timezone": None, "visit_encounter": None, "products": [("extrt", "names")],
+    "timezone": None, "visit_encounter": None, "products": [("extrt", "names", "ts")], "terminology_versions": None,
     "trial_design": {"summary": None, "elements": [("etcd", "element", "testrl", "teenrl", "tedur", "epoch")],
                      "arms": {"*": ("elements", "branch")}},
 }

@@ -110,13 +110,15 @@ def _with_continuations(variables: list[VariableMeta], rows: list[dict], name: s
 # -- TS -----------------------------------------------------------------------------------------------
 def _ts(ctx: DesignContext, spec: TrialDesignSpec) -> list[dict]:
     codelists, ct_version = ctx.mappings.codelists.codelists, str(ctx.mappings.study.get("ct_version", ""))
+    versions = {str(k): str(v) for k, v in (ctx.mappings.study.get("terminology_versions") or {}).items()}
     rows = []
     for p in spec.parameters:
         values = config(ctx, p) if p.source == "config" else SOURCES[p.source](ctx, p)
-        if not values and p.required:
-            rows.append({"TSSEQ": 1, "TSPARMCD": p.parmcd, "TSPARM": p.parm, "TSVALNF": "NI"})
+        if not values and p.null_flavor:
+            rows.append({"TSSEQ": 1, "TSPARMCD": p.parmcd, "TSPARM": p.parm, "TSVALNF": p.null_flavor})
             ctx.report.add("warning", "TS_PARAMETER_MISSING", f"{p.parmcd} has no value in the ResearchStudy or "
-                           "study.yaml: TSVAL null, TSVALNF NI", domain="TS", variable="TSVAL", source=ctx.study.key)
+                           f"study.yaml: TSVAL null, TSVALNF {p.null_flavor}", domain="TS", variable="TSVAL",
+                           source=ctx.study.key, hint=f"give {p.parmcd} under trial_design.summary in mappings/study.yaml")
         for seq, v in enumerate(values, start=1):
             row = {"TSSEQ": seq, "TSPARMCD": p.parmcd, "TSPARM": p.parm}
             row.update(_split("TSVAL", v.value))
@@ -131,7 +133,8 @@ def _ts(ctx: DesignContext, spec: TrialDesignSpec) -> list[dict]:
             elif p.parmcd == "REGID":
                 row.update(TSVALCD=v.code, TSVCDREF=registry_name(ctx, v.value))
             elif v.code or p.ref.startswith("ISO"):  # a code from a terminology, or a value in an ISO format
-                row.update(TSVALCD=v.code, TSVCDREF=p.ref)
+                ref = v.ref or p.ref
+                row.update(TSVALCD=v.code, TSVCDREF=ref, TSVCDVER=versions.get(ref))
             rows.append(row)
     return rows
 
