@@ -75,7 +75,7 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
         for d in frames:
             spec = mappings.domains[_role(mappings, d)]
             frame, sources, supp_rows = frames[d]
-            supp_rows += _split_long_text(spec, frame, report)
+            supp_rows = _split_long_supp(supp_rows) + _split_long_text(spec, frame, report)
             datasets[d] = Dataset(d, spec.label, [VariableMeta(v.name, v.label, v.type, v.core) for v in spec.variables],
                                   frame.reset_index(drop=True), sources)
             if supp_rows:
@@ -128,6 +128,7 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
     row_vars += [(v, algorithms.get(algorithms.get(v.algorithm).collect).fn) for v in spec.variables
                  if algorithms.get(v.algorithm).collect]
     supp_vars = [(sq, algorithms.get(sq.algorithm).fn) for sq in spec.supplemental]
+    translated = [v for v in spec.variables if v.translate is not None]
     out = []
     for res in candidates:
         if run.progress:
@@ -144,6 +145,8 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
                     value = fn(row, sq)
                     if value not in (None, ""):
                         row.supp[sq.qnam] = (value, sq)
+                for var in translated:
+                    _translate(row, var, run.mappings.verbatim)
                 row.forget_sources(res)
         except (AttributeError, TypeError) as e:
             # what a reader meets in an element of the wrong JSON type (a string where FHIR has an object).
@@ -165,6 +168,23 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
         outcome[res.key] = ("converted", "")
         run.deferred.discard(res.key)
     return out
+
+
+def _translate(row: Row, var, table) -> None:
+    """A text of the study's translation table: its English in the variable, the text as sent in the
+    SUPP qualifier the spec names. A text the table lacks that looks untranslated: a warning."""
+    value = row.values.get(var.name)
+    if not isinstance(value, str) or not value or table is None:
+        return
+    english = table.translate(value)
+    if english is not None:
+        if english != value:
+            row.values[var.name] = english
+            row.supp[var.translate.qnam] = (value, var.translate)
+    elif table.looks_untranslated(value):
+        row.finding("warning", "UNTRANSLATED", f"{var.name} {value!r} looks {table.language or 'not English'} "
+                    "and is not in the translation table: converted as sent", var.name, value,
+                    "add it with its English to mappings/translations.yaml")
 
 
 def _link_subjects(dm_rows: list[Row], run: RunContext, outcome: dict) -> None:
@@ -274,6 +294,24 @@ def _split_long_text(spec: DomainSpec, frame: pd.DataFrame, report: Report) -> l
                                 "spec": None})
                 report.add("info", "TEXT_SPLIT", f"{len(chunks) - 1} continuation record(s) in SUPP{spec.domain}",
                            domain=spec.domain, variable=v.name, usubjid=frame.at[i, "USUBJID"])
+    return out
+
+
+def _split_long_supp(supp_rows: list[dict]) -> list[dict]:
+    """A qualifier over 200 bytes (a verbatim term as sent, AETERMO): the first chunk keeps its QNAM,
+    the rest continue in QNAM1, QNAM2, ... as a variable's text does (SDTMIG 4.5.3.2)."""
+    out = []
+    for s in supp_rows:
+        value = s["value"]
+        if not isinstance(value, str) or xpt_length(value) <= MAX_BYTES:
+            out.append(s)
+            continue
+        chunks = split_text(value)
+        out.append({**s, "value": chunks[0]})
+        label = s["spec"].qlabel if s["spec"] is not None else s.get("label", "")
+        for n, chunk in enumerate(chunks[1:], start=1):
+            out.append({"row": s["row"], "qnam": continuation_qnam(s["qnam"], n), "value": chunk,
+                        "label": f"{label[:min(37, 39 - len(str(n)))]} {n}", "spec": None})
     return out
 
 

@@ -37,6 +37,7 @@ class Variable:
     origin: str = ""  # Define-XML origin: Collected / Derived / Assigned
     method: str = ""  # what the algorithm does, its docstring: the define's MethodDef of a derivation
     not_collected: str = ""  # why the study collects none of it: define.xml says so when every value is null
+    translate: Supplemental | None = None  # the English replaces a text of the translation table; the text as sent goes here
 
     def path(self, version: str) -> Path | None:
         return self.source.get(version)
@@ -165,6 +166,7 @@ class MappingSet:
     trial_design: Any = None  # trial_design/spec.py TrialDesignSpec, from trial_design.yaml when present
     masked: bool = False  # a masked delivery (to-sdtm --masked): study.yaml masked_domains, variables' masked:
     site: Any = None  # site.py Site: the hospital's folder given with --site (its maps are in codelists)
+    verbatim: Any = None  # verbatim.py TranslationTable: translations.yaml, the non-English texts' English
 
     def spec(self, role: str) -> DomainSpec:
         return self.domains[role]

@@ -24,6 +24,7 @@ class Parameter:
     codelist: str = ""  # TSVAL is a term of it: TSVALCD is its NCI code, TSVCDREF "CDISC CT"
     ref: str = ""  # the reference terminology otherwise (ISO 8601, SNOMED, ...)
     null_flavor: str = ""  # expected: with no value, TSVAL null and TSVALNF this null flavor (ISO 21090), a finding
+    translate: bool = False  # a text of translations.yaml: its English (TSSEQ 1), then the text as sent (TSSEQ 2)
 
 
 @dataclass
@@ -65,7 +66,8 @@ def load_trial_design(path: Path, codelists: Codelists) -> TrialDesignSpec:
         flavors = codelists.codelists.get("NULLFLAV")
         if flavor and (flavors is None or flavor not in flavors):
             raise SpecError(f"{where}: if_unknown {flavor!r} is not a null flavor of codelist NULLFLAV")
-        params.append(Parameter(term.value, term.decode, p["from"], p.get("codelist", ""), p.get("ref", ""), flavor))
+        params.append(Parameter(term.value, term.decode, p["from"], p.get("codelist", ""), p.get("ref", ""), flavor,
+                                bool(p.get("translate", False))))
     for (name, var), cl in codelist_of.items():
         if cl not in codelists.codelists:
             raise SpecError(f"{path}: {name}.{var} names unknown codelist {cl!r}")

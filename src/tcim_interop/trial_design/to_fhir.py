@@ -66,8 +66,10 @@ def _summary(study: dict, ts: list[dict], builder) -> None:
     for r in ts:
         if present(r.get("TSVAL")):
             by_parm.setdefault(str(r["TSPARMCD"]), []).append(r)
-    if "TITLE" in by_parm:
-        study.setdefault("title", _ts_value(by_parm["TITLE"][0]))
+    if "TITLE" in by_parm:  # the title as the sponsor wrote it: the record the translation table translates
+        titles = [_ts_value(r) for r in by_parm["TITLE"]]
+        table = builder.ms.verbatim
+        study.setdefault("title", next((t for t in titles if table is not None and table.translate(t)), titles[0]))
     if "TPHASE" in by_parm:
         value = _ts_value(by_parm["TPHASE"][0])
         coding = codelists.fhir_coding("TPHASE", "PHASE", value)
