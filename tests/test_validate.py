@@ -452,7 +452,7 @@ PILOT_COUNTS = {
     ("CORE-000210/CG0516", "error"): 52,   # screen failures with ARMCD Scrnfail, not an arm of TA
     ("CORE-000208/CG0512", "error"): 52,
     ("CORE-000022/CG0041", "error"): 36,   # a criterion flag Y but AESER = N
-    ("CORE-000334/CG0016", "error"): 6,    # 3.4's Expected variables absent: ARMNRS, SVPRESP, SVOCCUR, TSVALCD...
+    ("CORE-000334/CG0016", "error"): 7,    # 3.4's Expected variables absent: ARMNRS, ACTARMUD, SVPRESP, TSVALCD...
     ("CORE-000238/CG0147", "error"): 6,    # RFXENDTC is not the last EX date
     ("TCIM-XPT", "error"): 3,              # TSVAL with cp1252 quotes: not ASCII
     ("CORE-000529/CG0006", "error"): 1,    # AESTDY 366 for an AE on day 1
@@ -472,6 +472,7 @@ def test_cdisc_pilot():
     assert (day.domain, day.row, day.usubjid, day.variable, day.value) == ("AE", 971, "01-716-1063", "AESTDY", "366")
     assert sorted(f.row for f in report.findings if f.rule == "TCIM-XPT") == [9, 14, 29]
     assert ("DM", None, "ARMNRS", "") in where(report.findings, "CORE-000334/CG0016")
+    assert ("DM", None, "ACTARMUD", "") in where(report.findings, "CORE-000334/CG0016")
 
 
 # -- where the reports go: never over the package's files -------------------------------------------------
