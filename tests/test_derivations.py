@@ -35,7 +35,7 @@ def derive(ms, role, name, data):
 
 def test_every_derivation_is_registered():
     assert algorithms.known("derive") == ["baseline_flag", "copy", "first_exposure", "last_exposure", "numeric",
-                                        "sequence", "study_day"]
+                                        "participation_end", "reference_end", "sequence", "study_day"]
 
 
 def test_sequence_counts_per_subject_in_frame_order(ms):
