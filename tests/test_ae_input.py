@@ -75,7 +75,7 @@ def test_meddra_from_resulting_condition_r4():
     rec, result = convert(ae, condition("c1", [coding(HEADACHE, "PT"), coding(NERVOUS, "SOC")]))
     assert [rec[n] for n in ("AEDECOD", "AEPTCD", "AEBODSYS", "AEBDSYCD")] == [
         "Headache", 10019211.0, "Nervous system disorders", 10029205.0]
-    assert rec["AETERM"] == "cefalea"
+    assert rec["AETERM"] == "Headache"  # the verbatim "cefalea", in English (mappings/translations.yaml)
     assert disposition(result, "Condition/c1").outcome == "converted"
 
 
@@ -141,7 +141,7 @@ def test_meddra_from_resulting_effect_r5(r5_trial):
     result = to_sdtm(resources + [obs, cond], fast=True, fhir_version="R5")
     rec = record_of(result, f"AdverseEvent/{ae['id']}")
     assert [rec[n] for n in ("AETERM", "AEDECOD", "AEPTCD", "AEBODSYS")] == [
-        "cefalea", "Headache", 10019211.0, "Nervous system disorders"]
+        "Headache", "Headache", 10019211.0, "Nervous system disorders"]  # "cefalea" translated
     assert disposition(result, "Condition/c1").outcome == "converted"
 
 
@@ -215,7 +215,7 @@ def test_backport_extension_urls_r4():
     supp = result.datasets["SUPPAE"]
     seq = rec["AESEQ"]
     mine = supp[(supp["USUBJID"] == rec["USUBJID"]) & (supp["IDVARVAL"] == f"{int(seq)}")]
-    assert mine.set_index("QNAM")["QVAL"].to_dict() == {"AEDISCON": "Y"}
+    assert mine.set_index("QNAM")["QVAL"].to_dict() == {"AEDISCON": "Y", "AETERMO": "cefalea"}  # and the verbatim as sent
 
 
 # --- the whole primary path, the levels not sent, AEACN ------------------------------------------

@@ -34,8 +34,9 @@ def derive(ms, role, name, data):
 
 
 def test_every_derivation_is_registered():
-    assert algorithms.known("derive") == ["baseline_flag", "copy", "first_exposure", "from_related", "group_id", "last_exposure", "numeric",
-                                        "sequence", "study_day"]
+    assert algorithms.known("derive") == ["baseline_flag", "copy", "first_exposure", "from_related", "group_id",
+                                        "last_exposure", "numeric", "participation_end", "reference_end", "sequence",
+                                        "study_day"]
 
 
 

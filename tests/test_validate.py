@@ -488,6 +488,7 @@ def test_cdisc_pilot():
     assert (day.domain, day.row, day.usubjid, day.variable, day.value) == ("AE", 971, "01-716-1063", "AESTDY", "366")
     assert sorted(f.row for f in report.findings if f.rule == "TCIM-XPT") == [9, 14, 29]
     assert ("DM", None, "ARMNRS", "") in where(report.findings, "CORE-000334/CG0016")
+    assert ("DM", None, "ACTARMUD", "") in where(report.findings, "CORE-000334/CG0016")
 
 
 # -- where the reports go: never over the package's files -------------------------------------------------

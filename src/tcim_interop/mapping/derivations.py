@@ -184,3 +184,61 @@ def from_related(data: DeriveContext, var) -> list[Any]:
         found = {values[j] for j in related if present(values[j])}
         out.append(found.pop() if wanted and len(found) == 1 else None)
     return out
+
+
+# Subjects never in an arm have no reference period (SDTMIG 3.4 DM, RFENDTC: "null for screen failures
+# or unassigned subjects"); ARMNRS says who they are.
+NO_ARM = ("SCREEN FAILURE", "NOT ASSIGNED")
+
+
+def _latest_record_dates(data: DeriveContext) -> dict[str, str]:
+    """The latest date of each subject's records: every --DTC of every other domain (EX, AE, the
+    findings, CM...) and DM's own collected dates (RFICDTC, DTHDTC). Compared as ISO 8601 text: a
+    right-truncated date sorts before the full dates it holds, a time after its date."""
+    latest: dict[str, str] = {}
+    frames = [(d, f) for d, f in data.datasets.items() if d != data.domain and f is not None and not f.empty]
+    frames.append((data.domain, data.frame[["USUBJID", *[c for c in ("RFICDTC", "DTHDTC") if c in data.frame]]]))
+    for _, frame in frames:
+        for col in [c for c in frame.columns if c.endswith("DTC")]:
+            for u, d in zip(frame["USUBJID"], frame[col], strict=True):
+                if isinstance(d, str) and d and (u not in latest or d > latest[u]):
+                    latest[u] = d
+    return latest
+
+
+@algorithm("reference_end", "derive", origin="Derived", needs_source=True, collect="iso_datetime", params=("reason",),
+           method="{target} is the end of the subject's participation as collected (FHIR ResearchSubject.period.end), "
+                  "else the latest date of the subject's records; empty for a subject never in an arm ({reason} "
+                  "SCREEN FAILURE or NOT ASSIGNED).")
+def reference_end(data: DeriveContext, var) -> list[str | None]:
+    """RFENDTC: the end of the subject's participation as collected (the source: the last contact),
+    else the latest date of the subject's records; null for a subject never in an arm (params.reason,
+    ARMNRS, is SCREEN FAILURE or NOT ASSIGNED)."""
+    latest = _latest_record_dates(data)
+    out = []
+    for u, collected, reason in zip(data.frame["USUBJID"], data.frame[var.name], data.frame[var.params["reason"]],
+                                    strict=True):
+        out.append(None if reason in NO_ARM else collected if present(collected) else latest.get(u))
+    return out
+
+
+@algorithm("participation_end", "derive", origin="Derived", needs_source=True, collect="iso_datetime",
+           method="{target} is the last date of the subject's participation, follow-up included: the end as "
+                  "collected (FHIR ResearchSubject.period.end), or the date of a later record of the subject.")
+def participation_end(data: DeriveContext, var) -> list[str | None]:
+    """RFPENDTC: the last date of participation, follow-up included: the end as collected (the source),
+    unless a record of the subject is dated later (at the precision both have), then that record's date
+    (SDTMIG 3.4 DM assumption 10d: the last date of any record); screen failures too."""
+    latest = _latest_record_dates(data)
+    out = []
+    for u, collected in zip(data.frame["USUBJID"], data.frame[var.name], strict=True):
+        last = latest.get(u)
+        out.append(last if last is not None and (not present(collected) or _later(last, str(collected))) else collected)
+    return out
+
+
+def _later(a: str, b: str) -> bool:
+    """a is after b at the precision both have: a measurement at 09:51 on the day the subject's
+    participation ended (a date) is not later than that end."""
+    n = min(len(a), len(b))
+    return a[:n] > b[:n]

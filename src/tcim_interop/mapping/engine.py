@@ -78,7 +78,7 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
         for d in frames:
             spec = mappings.domains[_role(mappings, d)]
             frame, sources, supp_rows = frames[d]
-            supp_rows += _split_long_text(spec, frame, report)
+            supp_rows = _split_long_supp(supp_rows) + _split_long_text(spec, frame, report)
             datasets[d] = Dataset(d, spec.label, [VariableMeta(v.name, v.label, v.type, v.core) for v in spec.variables],
                                   frame.reset_index(drop=True), sources)
             if supp_rows:
@@ -236,11 +236,15 @@ def _added_rows(spec: DomainSpec, index: ResourceIndex, run: RunContext, outcome
 
 def _filler(spec: DomainSpec, run: RunContext) -> Callable[[Row], None]:
     """What fills a selected row: its variables (row algorithms, in dependency order; study.yaml's
-    `defaults` for a value the FHIR record does not say), its supplemental qualifiers, and the keys of
-    the resources its relrec: references name."""
+    `defaults` for a value the FHIR record does not say), its supplemental qualifiers, the English of a
+    text the study's translation table holds, and the keys of the resources its relrec: references name."""
     defaults = run.mappings.study.get("defaults") or {}
     row_vars = [(v, algorithms.get(v.algorithm).fn, defaults.get(v.name)) for v in in_dependency_order(spec, "row")]
+    # derivations that start from a collected value: it is read with the rows, the derivation completes it
+    row_vars += [(v, algorithms.get(algorithms.get(v.algorithm).collect).fn, None) for v in spec.variables
+                 if algorithms.get(v.algorithm).collect]
     supp_vars = [(sq, algorithms.get(sq.algorithm).fn) for sq in spec.supplemental]
+    translated = [v for v in spec.variables if v.translate is not None]
 
     def fill(row: Row) -> None:
         for var, fn, default in row_vars:
@@ -250,9 +254,28 @@ def _filler(spec: DomainSpec, run: RunContext) -> Callable[[Row], None]:
             value = fn(row, sq)
             if value not in (None, ""):
                 row.supp[sq.qnam] = (value, sq)
+        for var in translated:
+            _translate(row, var, run.mappings.verbatim)
         referenced_keys(row, spec)
 
     return fill
+
+
+def _translate(row: Row, var, table) -> None:
+    """A text of the study's translation table: its English in the variable, the text as sent in the
+    SUPP qualifier the spec names. A text the table lacks that looks untranslated: a warning."""
+    value = row.values.get(var.name)
+    if not isinstance(value, str) or not value or table is None:
+        return
+    english = table.translate(value)
+    if english is not None:
+        if english != value:
+            row.values[var.name] = english
+            row.supp[var.translate.qnam] = (value, var.translate)
+    elif table.looks_untranslated(value):
+        row.finding("warning", "UNTRANSLATED", f"{var.name} {value!r} looks {table.language or 'not English'} "
+                    "and is not in the translation table: converted as sent", var.name, value,
+                    "add it with its English to mappings/translations.yaml")
 
 
 def _link_subjects(dm_rows: list[Row], run: RunContext, outcome: dict) -> None:
@@ -362,6 +385,24 @@ def _split_long_text(spec: DomainSpec, frame: pd.DataFrame, report: Report) -> l
                                 "spec": None})
                 report.add("info", "TEXT_SPLIT", f"{len(chunks) - 1} continuation record(s) in SUPP{spec.domain}",
                            domain=spec.domain, variable=v.name, usubjid=frame.at[i, "USUBJID"])
+    return out
+
+
+def _split_long_supp(supp_rows: list[dict]) -> list[dict]:
+    """A qualifier over 200 bytes (a verbatim term as sent, AETERMO): the first chunk keeps its QNAM,
+    the rest continue in QNAM1, QNAM2, ... as a variable's text does (SDTMIG 4.5.3.2)."""
+    out = []
+    for s in supp_rows:
+        value = s["value"]
+        if not isinstance(value, str) or xpt_length(value) <= MAX_BYTES:
+            out.append(s)
+            continue
+        chunks = split_text(value)
+        out.append({**s, "value": chunks[0]})
+        label = s["spec"].qlabel if s["spec"] is not None else s.get("label", "")
+        for n, chunk in enumerate(chunks[1:], start=1):
+            out.append({"row": s["row"], "qnam": continuation_qnam(s["qnam"], n), "value": chunk,
+                        "label": f"{label[:min(37, 39 - len(str(n)))]} {n}", "spec": None})
     return out
 
 

@@ -200,6 +200,29 @@ def arm(t: Target, var, value: Any) -> None:
         subject["assignedComparisonGroup" if which == "assigned" else "actualComparisonGroup"] = arm_def["linkId"]
 
 
+@reverse("unplanned_arm")
+def unplanned_arm(t: Target, var, value: Any) -> None:
+    """R4 actualArm names the unplanned arm as received. R5's actualComparisonGroup is an id, not a
+    text: there ACTARMUD travels in the sdtm-record extension."""
+    if t.version == "R4":
+        t.resources["resource"]["actualArm"] = str(value)
+
+
+@reverse("reference_end")
+def reference_end(t: Target, var, value: Any) -> None:
+    """RFENDTC is the end of participation as collected: ResearchSubject.period.end."""
+    iso_datetime(t, var, value)
+
+
+@reverse("participation_end")
+def participation_end(t: Target, var, value: Any) -> None:
+    """RFPENDTC: period.end only when RFENDTC gave none (a screen failure): to-sdtm takes the later of
+    it and the subject's records again."""
+    path = var.path(t.version)
+    if path is not None and path.first(lambda v: t.resources.get(v or "resource")) is None:
+        iso_datetime(t, var, value)
+
+
 @reverse("arm_null_reason")
 def arm_null_reason(t: Target, var, value: Any) -> None:
     if value != "SCREEN FAILURE":

@@ -282,6 +282,13 @@ def arm(row: Row, var) -> str | None:
     if not ident:
         return None
     arm_def = _arm_definition(row, ident)
+    if arm_def is None and var.params["which"] == "actual":
+        # a treatment received that no planned arm describes: ARMNRS UNPLANNED TREATMENT, ACTARMUD says what
+        if var.params["field"] == "code":
+            row.finding("warning", "ARM_UNPLANNED", f"actual arm {ident!r} is not an arm of the study: ACTARMCD "
+                        "null, ARMNRS UNPLANNED TREATMENT, ACTARMUD the arm as sent", var.name, ident,
+                        "declare the arm in the ResearchStudy if the protocol planned it")
+        return None
     if arm_def is None:
         row.finding("error", "ARM_UNDECLARED", f"arm {ident!r} is not declared in the study", var.name, ident,
                     "declare it in the ResearchStudy's arm (R4) or comparisonGroup (R5), or correct the subject's arm")
@@ -291,6 +298,15 @@ def arm(row: Row, var) -> str | None:
     return arm_def.get("description") or arm_def.get("name")
 
 
+@algorithm("unplanned_arm", "row")
+def unplanned_arm(row: Row, var) -> str | None:
+    """ACTARMUD: the actual arm as the subject's record names it (R4 actualArm, R5 actualComparisonGroup)
+    when the study declares no such arm: a treatment no planned arm describes (ARMNRS UNPLANNED
+    TREATMENT). Empty otherwise."""
+    ident = _arm_ids(row, "actual")
+    return str(ident) if ident and _arm_definition(row, ident) is None else None
+
+
 _SCREEN_FAILED = {"ineligible", "not-registered"}
 
 
@@ -298,11 +314,13 @@ _SCREEN_FAILED = {"ineligible", "not-registered"}
 def arm_null_reason(row: Row, var) -> str | None:
     """ARMNRS (SDTMIG 3.4): why ARMCD or ACTARMCD is empty. Not assigned and ineligible ->
     SCREEN FAILURE; not assigned otherwise -> NOT ASSIGNED; assigned, no actual arm ->
-    ASSIGNED, NOT TREATED. With params.value (a masked delivery, dm.yaml `masked:`), every subject
+    ASSIGNED, NOT TREATED; assigned, treated as no arm of the study -> UNPLANNED TREATMENT. With params.value (a masked delivery, dm.yaml `masked:`), every subject
     with an arm (assigned or actual) gets that value (MASKED) instead: its arm is withheld."""
     if var.params.get("value") is not None and (_arm_ids(row, "assigned") or _arm_ids(row, "actual")):
         return var.params["value"]
     if _arm_ids(row, "assigned"):
+        if unplanned_arm(row, var):
+            return "UNPLANNED TREATMENT"
         return None if _arm_ids(row, "actual") else "ASSIGNED, NOT TREATED"
     data = row.resource.data
     if row.version == "R4":

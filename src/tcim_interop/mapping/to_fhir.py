@@ -27,7 +27,7 @@ from ..fhir.validate import Validation
 from ..findings import Report
 from ..mapping_spec.model import DomainSpec, MappingSet
 from ..sdtm.dataset import Dataset, present
-from ..sdtm.text import continuation_qnam, fold_ascii
+from ..sdtm.text import continuation_qnam, fold_ascii, join_text
 from ..trial_design import MADE as MADE_DESIGN
 from . import algorithms
 from .disposition import STATE_SYSTEM, add_progress, is_consent
@@ -135,13 +135,11 @@ class Builder:
         record = dict(self.records[ds.name][i])
         supp = self.supp_index.get((spec.domain, str(record["USUBJID"]), _idvarval(spec, record)), {})
         for v in spec.variables if supp else ():  # most records have no SUPP record, so no continuation
-            if not v.is_char or not isinstance(record.get(v.name), str):
-                continue
-            n, tail = 1, []
-            while (qnam := continuation_qnam(v.name, n)) in supp:
-                tail.append(supp[qnam])
-                n += 1
-            record[v.name] += "".join(tail)
+            if v.is_char and isinstance(record.get(v.name), str):
+                record[v.name] = join_text([record[v.name], *_continuations(supp, v.name)])
+        for v in spec.variables if supp else ():  # a translated text: FHIR gets it as the site sent it
+            if v.translate is not None and v.translate.qnam in supp:
+                record[v.name] = join_text([supp[v.translate.qnam], *_continuations(supp, v.translate.qnam)])
         return record
 
     def _apply(self, spec: DomainSpec, target: Target) -> None:
@@ -357,6 +355,15 @@ def _relations(relrec: list[dict]) -> dict[tuple[str, str, str], list[list[tuple
             if idvar == f"{rdomain}SEQ":
                 out.setdefault((usubjid, rdomain, value), []).append(members)
     return out
+
+
+def _continuations(supp: dict[str, str], name: str) -> list[str]:
+    """The rest of a text split over records (SDTMIG 4.5.3.2): SUPP QNAM name1, name2, ..."""
+    chunks, n = [], 1
+    while (cont := continuation_qnam(name, n)) in supp:
+        chunks.append(str(supp[cont]))
+        n += 1
+    return chunks
 
 
 def _idvarval(spec: DomainSpec, record: dict) -> str:

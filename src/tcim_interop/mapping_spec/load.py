@@ -34,6 +34,7 @@ from .model import (
     window_offsets,
 )
 from .site import Site, load_site
+from .verbatim import load_translations
 from .yaml_files import read_yaml
 
 SDTM_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")  # a dataset or variable name: also what XPT v5 holds
@@ -47,8 +48,8 @@ STUDY_KEYS = {
     "study": ("studyid", "registry_id", "protocol", "eu_ct_number"),
     "domains": None, "masked_domains": None, "birth_date": None, "non_ascii": None, "ct_version": None,
     "visit_system": None, "visits": [("code", "visitnum", "visit", "day", "window", "start_rule", "end_rule")],
-    "timezone": None, "consent_policy": None, "visit_encounter": None, "products": [("extrt", "names")],
-    "defaults": None,
+    "timezone": None, "consent_policy": None, "visit_encounter": None, "products": [("extrt", "names", "ts")],
+    "defaults": None, "terminology_versions": None,
     "trial_design": {"summary": None, "elements": [("etcd", "element", "testrl", "teenrl", "tedur", "epoch")],
                      "arms": {"*": ("elements", "branch")}},
 }
@@ -127,7 +128,8 @@ def load_mapping_set(directory: str | os.PathLike | None = None, mune_domain: st
         if unknown:
             raise SpecError(f"{directory / 'study.yaml'}: masked_domains names roles not in domains: {', '.join(unknown)}")
         files.update(swaps)
-    ms = MappingSet(directory, study, codelists, load_suppqual(directory / "suppqual.yaml"), masked=masked, site=site)
+    ms = MappingSet(directory, study, codelists, load_suppqual(directory / "suppqual.yaml"), masked=masked, site=site,
+                    verbatim=load_translations(directory / "translations.yaml"))
     if (directory / "relrec.yaml").is_file():
         ms.relrec = load_suppqual(directory / "relrec.yaml", per_domain=False)
     for role, fname in files.items():
@@ -436,6 +438,8 @@ def _subst(entry: Any, sub) -> dict:
     out = {k: sub(v) for k, v in entry.items()}
     if isinstance(entry.get("params"), dict):
         out["params"] = {k: ([sub(x) for x in v] if isinstance(v, list) else sub(v)) for k, v in entry["params"].items()}
+    if isinstance(entry.get("translate"), dict):
+        out["translate"] = {k: sub(v) for k, v in entry["translate"].items()}
     return out
 
 
@@ -538,7 +542,22 @@ def _variable(entry: dict, where: str, codelists: Codelists) -> Variable:
     return Variable(name=name, label=str(entry["label"]), type=entry["type"], core=entry["core"],
                     algorithm=algo.name, source=source, params=params, codelist=entry.get("codelist"),
                     map=entry.get("map"), dictionary=entry.get("dictionary"), comment=str(entry.get("comment", "")),
-                    origin=str(entry.get("origin") or algo.origin), method=algo.method or algo.doc)
+                    origin=str(entry.get("origin") or algo.origin), method=algo.method or algo.doc,
+                    not_collected=str(entry.get("not_collected", "")), translate=_translation(entry, name, where))
+
+
+def _translation(entry: dict, name: str, where: str) -> Supplemental | None:
+    """translate: {qnam, qlabel}: the SUPPxx qualifier that keeps the text as sent when the translation
+    table gives the variable its English."""
+    raw = entry.get("translate")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("qnam"), str) or not isinstance(raw.get("qlabel"), str):
+        raise SpecError(f"{where}: {name}: translate needs qnam and qlabel (the SUPP qualifier of the text as sent)")
+    problems = _name_and_label(f"QNAM {raw['qnam']!r}", raw["qlabel"], "QNAM", "QLABEL", name=raw["qnam"])
+    if problems:
+        raise SpecError(f"{where}: {name}: translate: {'; '.join(problems)}")
+    return Supplemental(qnam=raw["qnam"], qlabel=raw["qlabel"], algorithm="assign", qorig="Collected")
 
 
 def _supplemental(entry: dict, where: str, codelists: Codelists) -> Supplemental:
@@ -574,6 +593,8 @@ def _check_domain(spec: DomainSpec) -> None:
                 problems.append(f"{v.name}: params.when names {r!r}, which is not a variable of {spec.domain}")
     for s in spec.supplemental:
         problems += _name_and_label(f"SUPP{spec.domain} {s.qnam}", s.qlabel, "QNAM", "QLABEL", name=s.qnam)
+    qnams = [s.qnam for s in spec.supplemental] + [v.translate.qnam for v in spec.variables if v.translate]
+    problems += [f"QNAM {q} is given twice (supplemental, translate)" for q in sorted(set(qnams)) if qnams.count(q) > 1]
     for k in spec.sort + spec.keys:
         if k not in spec.by_name:
             problems.append(f"sort/keys name {k!r}, which is not a variable")

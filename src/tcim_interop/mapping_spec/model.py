@@ -15,7 +15,7 @@ from .codelists import Codelists
 
 # Parameters whose value names another variable of the same spec (a name or a list of names): each is
 # checked to exist when the spec loads, and a variable is filled after those it reads.
-VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit", "outcome", "by_date")
+VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit", "outcome", "by_date", "reason")
 # "unit" is read by to-fhir only (the result's unit), "by_date" (a visit's date) only after DM
 # (mapping/visits.py); filling them first would change no value but the order of the findings of a run.
 READ_BEFORE = tuple(p for p in VARIABLE_PARAMS if p not in ("unit", "by_date"))
@@ -36,6 +36,8 @@ class Variable:
     comment: str = ""
     origin: str = ""  # Define-XML origin: Collected / Derived / Assigned
     method: str = ""  # the define's MethodDef of a derivation: the algorithm's method sentence (else its docstring)
+    not_collected: str = ""  # why the study collects none of it: define.xml says so when every value is null
+    translate: Supplemental | None = None  # the English replaces a text of the translation table; the text as sent goes here
 
     def path(self, version: str) -> Path | None:
         return self.source.get(version)
@@ -197,6 +199,7 @@ class MappingSet:
     masked: bool = False  # a masked delivery (to-sdtm --masked): study.yaml masked_domains, variables' masked:
     site: Any = None  # site.py Site: the hospital's folder given with --site (its maps are in codelists)
     relrec: SuppStructure | None = None  # mappings/relrec.yaml: RELREC's structure (SDTMIG 3.4 section 8.2)
+    verbatim: Any = None  # verbatim.py TranslationTable: translations.yaml, the non-English texts' English
 
     def spec(self, role: str) -> DomainSpec:
         return self.domains[role]

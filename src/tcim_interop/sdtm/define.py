@@ -252,9 +252,13 @@ class _Builder:
         values = ds.frame[var.name].tolist() if var.name in ds.frame else []
         sv = spec.by_name.get(var.name) if spec is not None and not supp else None
         origin = sv.origin if sv else ("Protocol" if ds.name in _TRIAL_DESIGN else "Assigned")
+        comment = sv.comment if sv else _full_texts(ds, var)
+        if sv is not None and sv.not_collected and not any(v not in (None, "") for v in present(values)):
+            # the study collects none of it (RACE at a Spanish site): said, not left for a reviewer to guess
+            origin, comment = "Not Available", f"Not collected: {sv.not_collected}"
         method = self._method(sv, ds.name) if sv and origin == "Derived" else None
         item = self._item_def(item_oid(ds.name, var.name), var.name, var, values, var.label,
-                              sv.comment if sv else _full_texts(ds, var), f"COM.{ds.name}.{var.name}")
+                              comment, f"COM.{ds.name}.{var.name}")
         design = self.ms.trial_design.codelist_of if self.ms.trial_design is not None else {}
         codelist = (sv.codelist or sv.dictionary) if sv else design.get((ds.name, var.name))
         if codelist:
@@ -292,7 +296,8 @@ class _Builder:
         return item
 
     def _origin(self, item, origin: str, sv, spec: DomainSpec | None) -> None:
-        el = _el(item, _d("Origin"), {"Type": origin, "Source": "Investigator" if origin == "Collected" else "Sponsor"})
+        source = None if origin == "Not Available" else "Investigator" if origin == "Collected" else "Sponsor"
+        el = _el(item, _d("Origin"), {"Type": origin, "Source": source})
         where = _fhir_source(sv, spec) if origin in ("Collected", "Assigned") else ""
         if where:
             _description(el, where)
