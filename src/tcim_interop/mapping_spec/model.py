@@ -141,6 +141,9 @@ class DomainSpec:
     file: str
     reverse: dict = field(default_factory=dict)  # to-fhir: templates, links, fallback (see the specs)
     rows: RowCriteria = field(default_factory=RowCriteria)
+    # merge: records with the same `by` values are one record: the first in sort order, whose `latest`
+    # variables take the latest value of them all (SV: one record per VISITNUM, to the last end)
+    merge: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_name = {v.name: v for v in self.variables}

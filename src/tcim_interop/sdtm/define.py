@@ -42,6 +42,9 @@ _TRIAL_DESIGN = {  # trial_design.MADE, made without a spec of mappings/: SDTMIG
     "TI": ("One record per I/E criterion", ["STUDYID", "IETESTCD"]),
     "TS": ("One record per trial summary parameter value", ["STUDYID", "TSPARMCD", "TSSEQ"]),
     "TV": ("One record per planned Visit per Arm", ["STUDYID", "ARM", "VISITNUM"])}
+# and SE, made from DM and the elements (trial_design/subject_elements.py), with no spec of mappings/ either
+_WITHOUT_SPEC = {**_TRIAL_DESIGN, "SE": ("One record per actual Element per subject",
+                                         ["STUDYID", "USUBJID", "ETCD", "SESTDTC"])}
 
 
 def define_oids(study_name: str) -> tuple[str, str]:
@@ -56,7 +59,7 @@ def dataset_keys(ms: MappingSet, name: str) -> list[str]:
         return list(ms.suppqual.keys)
     if name in specs:
         return list(specs[name].keys)
-    return list(_TRIAL_DESIGN[name][1]) if name in _TRIAL_DESIGN else []
+    return list(_WITHOUT_SPEC[name][1]) if name in _WITHOUT_SPEC else []
 
 
 def build_define(ms: MappingSet, datasets: dict[str, Dataset], *, study_name: str, created: datetime,
@@ -195,8 +198,8 @@ class _Builder:
         if ds.name in self.specs:
             s = self.specs[ds.name]
             return s.klass, s.structure, s.keys, s
-        if ds.name in _TRIAL_DESIGN:
-            return (sdtmig34.domain_class(ds.name), *_TRIAL_DESIGN[ds.name], None)
+        if ds.name in _WITHOUT_SPEC:
+            return (sdtmig34.domain_class(ds.name), *_WITHOUT_SPEC[ds.name], None)
         raise SpecError(f"define.xml: no spec in mappings/ describes dataset {ds.name}")
 
     def _dataset(self, ds: Dataset, file: str) -> None:
