@@ -28,7 +28,7 @@ from ..findings import Report
 from ..mapping_spec.model import DomainSpec, MappingSet
 from ..sdtm.dataset import Dataset, present
 from ..sdtm.text import continuation_qnam
-from ..trial_design import MADE as MADE_DESIGN
+from ..trial_design import CARRIED as CARRIED_ON_STUDY
 from . import algorithms
 from .reverse_algorithms import Target, resource_id
 
@@ -89,6 +89,9 @@ class Builder:
             self.sites[key] = self.out.add(site)
         return self.sites[key]
 
+    def _visit_template(self) -> dict:
+        return deepcopy(self.ms.study.get("visit_encounter", {}).get(self.version, {"resourceType": "Encounter"}))
+
     def _encounter(self, usubjid: str, visitnum: Any, visit_name: Any) -> dict | None:
         """The subject's Encounter for a visit of the study's schedule (number and name both match)."""
         visit = next((v for v in self.ms.study.get("visits", []) if float(v["visitnum"]) == float(visitnum)
@@ -97,7 +100,7 @@ class Builder:
             return None
         key = (usubjid, visit["code"])
         if key not in self.encounters:
-            enc = deepcopy(self.ms.study.get("visit_encounter", {}).get(self.version, {"resourceType": "Encounter"}))
+            enc = self._visit_template()
             enc["id"] = resource_id(usubjid, "visit", visit["code"])
             enc["type"] = [{"coding": [{"system": self.ms.study["visit_system"], "code": visit["code"]}]}]
             enc["subject"] = _ref(self.subjects[usubjid]["patient"])
@@ -152,7 +155,7 @@ class Builder:
         from ..trial_design.to_fhir import add_trial_design
 
         for name, ds in self.sdtm.items():
-            if name in ("DM", *MADE_DESIGN) or name.startswith("SUPP"):
+            if name in ("DM", *CARRIED_ON_STUDY) or name.startswith("SUPP"):
                 continue
             spec = self.specs.get(name)
             if spec is None:
@@ -212,9 +215,10 @@ class Builder:
         roles = self.subjects.get(usubjid)
         if roles is None:
             raise InputError(f"{ds.name} row {i + 1}: USUBJID {usubjid} is not in DM")
-        resource = self._template(spec, "resource")
         seq = record.get(f"{spec.domain}SEQ")
-        resource["id"] = resource_id(record["STUDYID"], spec.domain, usubjid, seq if present(seq) else f"row{i}")
+        key = seq if present(seq) else f"row{i}"
+        resource = self._visit(spec, record, key) if spec.row_resource == "Encounter" else self._template(spec, "resource")
+        resource.setdefault("id", resource_id(record["STUDYID"], spec.domain, usubjid, key))
         target = Target(self.version, {**roles, "resource": resource}, self.ms, record,
                         encounter_for=lambda vn: self._encounter(usubjid, vn, record.get("VISIT")))
         self._apply(spec, target)
@@ -225,8 +229,21 @@ class Builder:
             self._complete_suspects(resource, treatment_path, self.treatments.get(usubjid))
         if spec.row_select == "study_treatment":  # study treatment, not a concomitant medication (CM)
             self.treatments.setdefault(usubjid, resource)
-        self.out.add(resource)
+        if spec.row_resource != "Encounter":  # a visit's Encounter is in the output already
+            self.out.add(resource)
         self._mark(resource, ds.name, i)
+
+    def _visit(self, spec: DomainSpec, record: dict, key: Any) -> dict:
+        """An SV record's Encounter: a planned visit's is the one the other domains' records point at
+        (_encounter); an unplanned visit's has no visit code (its VISITNUM rides in sdtm-record)."""
+        usubjid = str(record["USUBJID"])
+        encounter = self._encounter(usubjid, record["VISITNUM"], record.get("VISIT")) if present(record.get("VISITNUM")) else None
+        if encounter is None:
+            encounter = self._visit_template()
+            encounter["id"] = resource_id(record["STUDYID"], spec.domain, usubjid, key)
+            encounter["subject"] = _ref(self.subjects[usubjid]["patient"])
+            self.out.add(encounter)
+        return encounter
 
     def _mark(self, resource: dict, dataset: str, row: int) -> None:
         """Where the resource came from; the cells that do not come back are added by the verify pass."""
@@ -394,7 +411,7 @@ def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: R
     built = builder.build()
 
     mapped = {n: d for n, d in sdtm.items()
-              if n in builder.specs or n in MADE_DESIGN or (n.startswith("SUPP") and n[4:] in builder.specs)}
+              if n in builder.specs or n in CARRIED_ON_STUDY or (n.startswith("SUPP") and n[4:] in builder.specs)}
     carry_what_does_not_come_back(mapped, built, ms, version, to_sdtm)
     resources = built.resources  # final from here on: the round trip only reads them
     with Validation(len(resources), lambda i: (resources[i], version), jobs,

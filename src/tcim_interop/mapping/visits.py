@@ -170,9 +170,10 @@ def _schedule(occasions: list[_Occasion], mappings: MappingSet, reference: Any):
 
 
 def _start(index, key: str) -> str | None:
-    """The Encounter's period.start as ISO 8601 (local time as recorded), or None."""
+    """The Encounter's period.start (R5 actualPeriod.start) as ISO 8601 (local time as recorded), or None."""
     res = index.by_key.get(key)
-    start = (res.data.get("period") or {}).get("start") if res is not None else None
+    period = (res.data.get("actualPeriod" if res.version == "R5" else "period") or {}) if res is not None else {}
+    start = period.get("start") if isinstance(period, dict) else None
     try:
         return to_iso8601(start) if isinstance(start, str) else None
     except DateError:
