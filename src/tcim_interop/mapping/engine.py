@@ -260,7 +260,7 @@ def _derive(spec: DomainSpec, frames: dict, report: Report, elements: Dataset | 
 def _subject_elements(dm_rows: list[Row], dm: pd.DataFrame, mappings: MappingSet) -> Dataset | None:
     """SE: the records to-fhir carried on the subjects' studies, else made from DM and the elements of
     study.yaml (trial_design/subject_elements.py); None without SE in trial_design.yaml."""
-    studies = {r.refs["study"].key: r.refs["study"].data for r in dm_rows if r.refs.get("study") is not None}
+    studies = {s.key: s.data for r in dm_rows if (s := r.refs.get("study")) is not None}
     carried = carried_elements(list(studies.values()))
     if carried is not None or mappings.trial_design is None or "SE" not in mappings.trial_design.datasets:
         return carried
