@@ -6,6 +6,7 @@ on 2021-06-15. SE follows study.yaml's elements and their transition events; EPO
 element a record's date falls in, never imputed."""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -91,12 +92,8 @@ def test_se_and_epoch_round_trip_through_fhir(mini_conversion, tmp_path):
 
 
 def _mappings_copy(tmp_path):
-    folder = tmp_path / "mappings"
-    folder.mkdir()
-    for f in (ROOT / "mappings").iterdir():
-        if f.is_file():
-            (folder / f.name).write_bytes(f.read_bytes())
-    return folder
+    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
+    return tmp_path / "mappings"
 
 
 def test_an_element_start_names_a_date_of_dm(tmp_path):

@@ -5,11 +5,12 @@ SVUPDES; other Encounters out of scope; to-fhir gives one Encounter per SV recor
 
 import copy
 import json
+import shutil
 from collections import Counter, defaultdict
 
 import pytest
 import yaml
-from conftest import EXAMPLE, MINI, need_external
+from conftest import EXAMPLE, MINI, ROOT, need_external
 from test_to_fhir import compare_datasets
 from test_visits import add_encounter, by_id, on_day
 
@@ -139,13 +140,8 @@ def test_the_pilot_sv_comes_back_cell_for_cell(tmp_path):
 
 
 def test_merge_names_variables_of_the_spec(tmp_path):
-    from conftest import ROOT
-
     folder = tmp_path / "mappings"
-    folder.mkdir()
-    for f in (ROOT / "mappings").iterdir():
-        if f.is_file():
-            (folder / f.name).write_bytes(f.read_bytes())
+    shutil.copytree(ROOT / "mappings", folder)
     spec = yaml.safe_load((folder / "sv.yaml").read_text())
     spec["merge"]["latest"] = ["SVEND"]
     (folder / "sv.yaml").write_text(yaml.safe_dump(spec))
