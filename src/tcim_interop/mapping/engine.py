@@ -1,8 +1,9 @@
 """FHIR resources -> SDTM datasets, as the specs say: select rows, fill variables, derive, add SUPP.
 
     rows     each domain's selector picks its resources; row algorithms fill the variables in spec order
-    derive   DM first, then the visits told by date (visits.py), then the other domains: --SEQ, --DY,
-             reference dates, baseline flags
+    derive   DM first, then the visits told by date (visits.py), the records a spec merges (SV: one
+             per visit), SE (trial_design/subject_elements.py), then the other domains: --SEQ, --DY,
+             reference dates, baseline flags, EPOCH (from SE)
     supp     supplemental qualifiers and the continuation of text longer than 200 bytes
     account  every input resource is converted, rejected or out of scope, exactly once
 """
