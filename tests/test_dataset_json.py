@@ -46,7 +46,7 @@ def test_every_dataset_of_the_example_validates_against_the_schema(example, tmp_
     schema = json.loads(need_external("dataset-json", "schema", "dataset.schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.validators.validator_for(schema)  # the draft the schema declares (2019-09)
     validator.check_schema(schema)
-    assert set(example) == {"DM", "EX", "AE", "SUPPAE", "CM", "XM", "TS", "TA", "TE", "TI", "TV"}
+    assert set(example) == {"DM", "SE", "EX", "AE", "SUPPAE", "CM", "XM", "SV", "TS", "TA", "TE", "TI", "TV"}
     for name, ds in example.items():
         doc = json.loads(write(ds, tmp_path).read_text(encoding="utf-8"))
         validator(schema).validate(doc)

@@ -26,7 +26,7 @@ def sdtm_by_shape(tmp_path_factory):
 
 def test_every_shape_gives_identical_datasets(sdtm_by_shape):
     (ref, _), *others = sdtm_by_shape.values()
-    assert set(ref.datasets) == {"DM", "EX", "AE", "SUPPAE", "CM", "XM", "TS", "TA", "TE", "TI", "TV"}
+    assert set(ref.datasets) == {"DM", "SE", "EX", "AE", "SUPPAE", "CM", "XM", "SV", "TS", "TA", "TE", "TI", "TV"}
     assert not ref.report.errors
     for result, _ in others:
         assert set(result.datasets) == set(ref.datasets)

@@ -309,7 +309,7 @@ def test_cli_masked_flag(tmp_path, mini_bundle):
 
 def test_masked_mapping_set_serves_ex_with_ec():
     ms = load_mapping_set(masked=True)
-    assert ms.masked and {r: s.domain for r, s in ms.domains.items()} == {"dm": "DM", "ex": "EC", "ae": "AE", "cm": "CM", "mune": "XM"}
+    assert ms.masked and {r: s.domain for r, s in ms.domains.items()} == {"dm": "DM", "ex": "EC", "ae": "AE", "cm": "CM", "mune": "XM", "sv": "SV"}
     dm = ms.spec("dm")
     assert dm.by_name["RFXSTDTC"].params == {"domain": "EC", "var": "ECSTDTC"}
     assert dm.by_name["RFXENDTC"].params == {"domain": "EC", "var": "ECENDTC"}

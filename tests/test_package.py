@@ -77,4 +77,4 @@ def test_strict_stops_on_a_conformance_error_and_writes_no_dataset(tmp_path, min
 def test_the_shipped_example_package_has_no_conformance_error(example_package):
     report = json.loads((example_package / "validation-report.json").read_text(encoding="utf-8"))
     assert report["findings_by_severity"]["error"] == 0, report["findings"][:3]
-    assert set(report["datasets"]) == {"DM", "EX", "AE", "SUPPAE", "CM", "XM", "TS", "TA", "TE", "TI", "TV"}
+    assert set(report["datasets"]) == {"DM", "SE", "EX", "AE", "SUPPAE", "CM", "XM", "SV", "TS", "TA", "TE", "TI", "TV"}

@@ -14,13 +14,15 @@ DM = ["STUDYID", "DOMAIN", "USUBJID", "SUBJID", "RFSTDTC", "RFENDTC", "RFXSTDTC"
       "RFPENDTC", "DTHDTC", "DTHFL", "SITEID", "BRTHDTC", "AGE", "AGEU", "SEX", "RACE", "ETHNIC", "ARMCD", "ARM",
       "ACTARMCD", "ACTARM", "ARMNRS", "COUNTRY"]
 EX = ["STUDYID", "DOMAIN", "USUBJID", "EXSEQ", "EXTRT", "EXDOSE", "EXDOSU", "EXDOSFRM", "EXROUTE", "EXLOC", "EXLAT",
-      "VISITNUM", "VISIT", "EXSTDTC", "EXENDTC", "EXSTDY", "EXENDY"]
+      "VISITNUM", "VISIT", "EPOCH", "EXSTDTC", "EXENDTC", "EXSTDY", "EXENDY"]
 AE = ["STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AESPID", "AETERM", "AELLT", "AELLTCD", "AEDECOD", "AEPTCD",
       "AEBODSYS", "AEBDSYCD", "AESOC", "AESOCCD", "AESEV", "AESER", "AEACN", "AEREL", "AEOUT", "AESCONG", "AESDISAB",
-      "AESDTH", "AESHOSP", "AESLIFE", "AESMIE", "AESTDTC", "AEENDTC", "AESTDY", "AEENDY"]
+      "AESDTH", "AESHOSP", "AESLIFE", "AESMIE", "EPOCH", "AESTDTC", "AEENDTC", "AESTDY", "AEENDY"]
 MUNE = ["STUDYID", "DOMAIN", "USUBJID", "--SEQ", "--TESTCD", "--TEST", "--ORRES", "--ORRESU", "--STRESC",
         "--STRESN", "--STRESU", "--STAT", "--REASND", "--LOC", "--LAT", "--METHOD", "--LOBXFL", "VISITNUM", "VISIT",
-        "--DTC", "--DY"]
+        "EPOCH", "--DTC", "--DY"]
+SV = ["STUDYID", "DOMAIN", "USUBJID", "VISITNUM", "VISIT", "SVPRESP", "SVOCCUR", "VISITDY", "SVSTDTC", "SVENDTC",
+      "SVSTDY", "SVENDY", "SVUPDES"]  # SDTMIG 3.4 order
 
 
 def mune(domain):
@@ -36,7 +38,8 @@ def test_shipped_mappings_load_in_sdtmig_order():
     ms = load_mapping_set()
     assert ms.directory == MAPPINGS
     assert {role: spec.domain for role, spec in ms.domains.items()} == {"dm": "DM", "ex": "EX", "ae": "AE", "cm": "CM",
-                                                                              "mune": "XM"}
+                                                                              "mune": "XM", "sv": "SV"}
+    assert ms.spec("sv").names == SV
     assert ms.spec("dm").names == DM
     assert ms.spec("ex").names == EX
     assert ms.spec("ae").names == AE
@@ -324,7 +327,7 @@ def test_missing_suppqual(mdir):
     ("study.yaml", "  registry_id: NCT04849065", "  registry: NCT04849065",
      "study: unknown key 'registry' (known: studyid,"),
     ("study.yaml", "{code: DAY30, visitnum: 4,", "{code: DAY30, visit_num: 4,", "visits[3]: unknown key 'visit_num'"),
-    ("study.yaml", "tedur: P28D, epoch: SCREENING}", "tedur: P28D, epoch: SCREENING, duration: P28D}",
+    ("study.yaml", "tedur: P28D, epoch: SCREENING,", "tedur: P28D, epoch: SCREENING, duration: P28D,",
      "trial_design.elements[0]: unknown key 'duration'"),
     ("study.yaml", "MNC: {elements: [SCRN, MNC, FU], branch:", "MNC: {element: [SCRN, MNC, FU], branch:",
      "trial_design.arms.MNC: unknown key 'element' (known: elements, branch)"),

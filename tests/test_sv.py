@@ -45,6 +45,7 @@ def test_example_sv_is_one_record_per_subject_and_visit_code(example_conversion,
     rfst = dict(zip(result.metadata["DM"].frame["USUBJID"], result.metadata["DM"].frame["RFSTDTC"], strict=True))
     for r in sv:
         assert r["VISITDY"] == days[r["VISITNUM"]] and r["SVUPDES"] is None
+        assert r["SVPRESP"] == r["SVOCCUR"] == "Y"  # planned visits that took place
         want = study_day(r["SVSTDTC"], rfst[r["USUBJID"]])
         assert (r["SVSTDY"] if r["SVSTDY"] == r["SVSTDY"] else None) == want
     # every Encounter is converted now, and the accounting adds up
@@ -90,6 +91,7 @@ def test_an_unplanned_visit_has_its_number_its_reason_and_no_planned_day(unplann
     assert sorted(sv) == [2.0, 3.0, 4.0, 4.01]
     visit = sv[4.01]
     assert visit["VISIT"] == "UNSCHEDULED 4.01" and visit["VISITDY"] != visit["VISITDY"]  # NaN: no planned day
+    assert visit["SVPRESP"] is None and visit["SVOCCUR"] is None and sv[4.0]["SVPRESP"] == sv[4.0]["SVOCCUR"] == "Y"
     assert visit["SVUPDES"] == "Control de evolucion tras caida"
     assert visit["SVSTDTC"] == f"{on_day(50)}T09:00:00" and visit["SVSTDY"] == 50
     xm = [r for r in records(result, "XM") if r["VISITNUM"] == 4.01]

@@ -126,8 +126,8 @@ def test_written_xpt_files_read_back_with_spec_metadata(tmp_path, mappings):
 
     res = to_sdtm([DATA / "mini-r4.json"], tmp_path)
     # and the trial design; no ti.xpt: the mini study has no eligibility criteria
-    assert sorted(p.name for p in tmp_path.glob("*.xpt")) == ["ae.xpt", "cm.xpt", "dm.xpt", "ex.xpt", "suppae.xpt",
-                                                              "ta.xpt", "te.xpt", "ts.xpt", "tv.xpt", "xm.xpt"]
+    assert sorted(p.name for p in tmp_path.glob("*.xpt")) == ["ae.xpt", "cm.xpt", "dm.xpt", "ex.xpt", "se.xpt", "suppae.xpt",
+                                                              "sv.xpt", "ta.xpt", "te.xpt", "ts.xpt", "tv.xpt", "xm.xpt"]
     for role, spec in mappings.domains.items():
         df, meta = pyreadstat.read_xport(str(tmp_path / f"{spec.dataset}.xpt"))
         assert meta.table_name == spec.domain and meta.file_label == spec.label

@@ -176,3 +176,10 @@ def _compare(dtc: str, boundary: str) -> int | None:
     if a != b:
         return -1 if a < b else 1
     return None if len(boundary) > len(dtc) else 0
+
+
+@algorithm("flag_if", "derive", origin="Derived", params=("value", "if"))
+def flag_if(data: DeriveContext, var) -> list[Any]:
+    """params.value on the records where the variable params.if has a value, once every record's visit
+    is known (SV's SVPRESP and SVOCCUR: Y on a planned visit, the one whose VISITDY the schedule gives)."""
+    return [var.params["value"] if present(v) else None for v in data.frame[var.params["if"]]]
