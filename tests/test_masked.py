@@ -29,7 +29,7 @@ MAPPINGS = ROOT / "mappings"
 NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3", "def": "http://www.cdisc.org/ns/def/v2.1"}
 ARM_VARS = ["ARMCD", "ARM", "ACTARMCD", "ACTARM"]
 EC_VARS = ["STUDYID", "DOMAIN", "USUBJID", "ECSEQ", "ECTRT", "ECMOOD", "ECDOSE", "ECDOSU", "ECDOSFRM", "ECROUTE",
-           "ECLOC", "ECLAT", "VISITNUM", "VISIT", "ECSTDTC", "ECENDTC", "ECSTDY", "ECENDY"]
+           "ECLOC", "ECLAT", "VISITNUM", "VISIT", "EPOCH", "ECSTDTC", "ECENDTC", "ECSTDY", "ECENDY"]
 # EX and EC variables that carry the same collected data (EXTRT, EXDOSE, EXDOSU are what masking withholds)
 SHARED = ["STUDYID", "USUBJID", "SEQ", "DOSFRM", "ROUTE", "LOC", "LAT", "VISITNUM", "VISIT", "STDTC", "ENDTC",
           "STDY", "ENDY"]

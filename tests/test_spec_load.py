@@ -82,7 +82,7 @@ def test_nv_variant_sends_the_mune_data_to_nv():
     assert nv.by_name["NVTESTCD"].label == "Short Name of MUNE Test"
     assert (nv.row_resource, nv.row_select) == ("Observation", "mune_observation")
     # the other domains are unchanged
-    assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "CM", "NV"]
+    assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "CM", "NV", "SV"]
 
 
 # --- broken specs ------------------------------------------------------------------------------
