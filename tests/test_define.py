@@ -103,7 +103,8 @@ def test_every_dataset_and_variable_in_order_with_types_and_lengths(doc, example
         assert [r.get("OrderNumber") for r in refs] == [str(n) for n in range(1, len(refs) + 1)]
         assert g.find("def:leaf", NS).get(f"{{{NS['xlink']}}}href") == f"{name.lower()}.xpt"
         assert g.find("def:Class", NS).get("Name") == (specs[name].klass if name in specs else
-                                                            "TRIAL DESIGN" if name in TRIAL_DESIGN else "RELATIONSHIP")
+                                                            "TRIAL DESIGN" if name in TRIAL_DESIGN else
+                                                            "SPECIAL PURPOSE" if name == "SE" else "RELATIONSHIP")
         for ref, var in zip(refs, ds.variables):
             item = items[ref.get("ItemOID")]
             assert item.get("Name") == var.name and ref.get("Mandatory") == ("Yes" if var.core == "Req" else "No")

@@ -14,13 +14,15 @@ DM = ["STUDYID", "DOMAIN", "USUBJID", "SUBJID", "RFSTDTC", "RFENDTC", "RFXSTDTC"
       "RFPENDTC", "DTHDTC", "DTHFL", "SITEID", "BRTHDTC", "AGE", "AGEU", "SEX", "RACE", "ETHNIC", "ARMCD", "ARM",
       "ACTARMCD", "ACTARM", "ARMNRS", "ACTARMUD", "COUNTRY"]
 EX = ["STUDYID", "DOMAIN", "USUBJID", "EXSEQ", "EXTRT", "EXDOSE", "EXDOSU", "EXDOSFRM", "EXROUTE", "EXLOC", "EXLAT",
-      "VISITNUM", "VISIT", "EXSTDTC", "EXENDTC", "EXSTDY", "EXENDY"]
+      "VISITNUM", "VISIT", "EPOCH", "EXSTDTC", "EXENDTC", "EXSTDY", "EXENDY"]
 AE = ["STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AESPID", "AETERM", "AELLT", "AELLTCD", "AEDECOD", "AEPTCD",
       "AEHLT", "AEHLTCD", "AEHLGT", "AEHLGTCD", "AEBODSYS", "AEBDSYCD", "AESOC", "AESOCCD", "AELOC", "AELAT", "AESEV", "AESER", "AEACN", "AEREL", "AEOUT", "AESCONG", "AESDISAB",
-      "AESDTH", "AESHOSP", "AESLIFE", "AESMIE", "AESTDTC", "AEENDTC", "AESTDY", "AEENDY"]
+      "AESDTH", "AESHOSP", "AESLIFE", "AESMIE", "EPOCH", "AESTDTC", "AEENDTC", "AESTDY", "AEENDY"]
 MUNE = ["STUDYID", "DOMAIN", "USUBJID", "--SEQ", "--GRPID", "--TESTCD", "--TEST", "--ORRES", "--ORRESU", "--STRESC",
         "--STRESN", "--STRESU", "--STAT", "--REASND", "--LOC", "--LAT", "--METHOD", "--LOBXFL", "VISITNUM", "VISIT",
-        "--DTC", "--DY"]
+        "EPOCH", "--DTC", "--DY"]
+SV = ["STUDYID", "DOMAIN", "USUBJID", "VISITNUM", "VISIT", "SVPRESP", "SVOCCUR", "VISITDY", "SVSTDTC", "SVENDTC",
+      "SVSTDY", "SVENDY", "SVUPDES"]  # SDTMIG 3.4 order
 
 VS = ["STUDYID", "DOMAIN", "USUBJID", "VSSEQ", "VSTESTCD", "VSTEST", "VSPOS", "VSORRES", "VSORRESU", "VSSTRESC",
       "VSSTRESN", "VSSTRESU", "VSSTAT", "VSREASND", "VSLOC", "VSLOBXFL", "VISITNUM", "VISIT", "VSDTC", "VSDY"]
@@ -40,7 +42,8 @@ def test_shipped_mappings_load_in_sdtmig_order():
     assert ms.directory == MAPPINGS
     assert {role: spec.domain for role, spec in ms.domains.items()} == {"dm": "DM", "ex": "EX", "ae": "AE", "cm": "CM",
                                                                               "ds": "DS", "vs": "VS",
-                                                                              "mune": "XM"}
+                                                                              "mune": "XM", "sv": "SV"}
+    assert ms.spec("sv").names == SV
     assert ms.spec("dm").names == DM
     assert ms.spec("ex").names == EX
     assert ms.spec("ae").names == AE
@@ -88,7 +91,7 @@ def test_nv_variant_sends_the_mune_data_to_nv():
     assert nv.by_name["NVGRPID"].params == {"by": ["VISITNUM", "NVDTC", "NVLOC", "NVLAT", "NVMETHOD"]}
     assert (nv.row_resource, nv.row_select) == ("Observation", "mune_observation")
     # the other domains are unchanged
-    assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "CM", "DS", "VS", "NV"]
+    assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "CM", "DS", "VS", "NV", "SV"]
 
 
 # --- broken specs ------------------------------------------------------------------------------
@@ -333,7 +336,7 @@ def test_missing_suppqual(mdir):
     ("study.yaml", "  registry_id: NCT04849065", "  registry: NCT04849065",
      "study: unknown key 'registry' (known: studyid,"),
     ("study.yaml", "{code: DAY30, visitnum: 4,", "{code: DAY30, visit_num: 4,", "visits[3]: unknown key 'visit_num'"),
-    ("study.yaml", "tedur: P28D, epoch: SCREENING}", "tedur: P28D, epoch: SCREENING, duration: P28D}",
+    ("study.yaml", "tedur: P28D, epoch: SCREENING,", "tedur: P28D, epoch: SCREENING, duration: P28D,",
      "trial_design.elements[0]: unknown key 'duration'"),
     ("study.yaml", "MNC: {elements: [SCRN, MNC, FU], branch:", "MNC: {element: [SCRN, MNC, FU], branch:",
      "trial_design.arms.MNC: unknown key 'element' (known: elements, branch)"),

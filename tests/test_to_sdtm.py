@@ -140,9 +140,8 @@ def test_written_xpt_files_read_back_with_spec_metadata(tmp_path, mappings):
     # event ae1 is suspected of the administration ma1; suppxm.xpt: the reason not done as the site wrote
     # it (XMREASOR)
     assert sorted(p.name for p in tmp_path.glob("*.xpt")) == ["ae.xpt", "cm.xpt", "dm.xpt", "ds.xpt", "ex.xpt",
-                                                              "relrec.xpt", "suppae.xpt", "suppxm.xpt", "ta.xpt",
-                                                              "te.xpt", "ts.xpt", "tv.xpt", "vs.xpt",
-                                                              "xm.xpt"]
+                                                              "relrec.xpt", "se.xpt", "suppae.xpt", "suppxm.xpt", "sv.xpt",
+                                                              "ta.xpt", "te.xpt", "ts.xpt", "tv.xpt", "vs.xpt", "xm.xpt"]
     for role, spec in mappings.domains.items():
         df, meta = pyreadstat.read_xport(str(tmp_path / f"{spec.dataset}.xpt"))
         assert meta.table_name == spec.domain and meta.file_label == spec.label

@@ -286,8 +286,10 @@ def test_visits_by_date_come_back_exactly_through_fhir():
     assert {2.01, 4.01} <= set(first.datasets["XM"]["VISITNUM"])
     fhir = to_fhir(first.metadata)
     assert not fhir.report.errors, fhir.report.errors[:3]
-    coded = {c["code"] for r in fhir.resources if r["resourceType"] == "Encounter" for t in r["type"] for c in t["coding"]}
+    encounters = [r for r in fhir.resources if r["resourceType"] == "Encounter"]
+    coded = {c["code"] for r in encounters for t in r.get("type", []) for c in t["coding"]}
     assert coded == {"BASELINE", "INJECTION", "DAY30"}
+    assert len(encounters) == len(first.datasets["SV"]) == len(coded) + 2  # and SV's two unplanned visits, untyped
     carried = [r for r in fhir.resources if r["resourceType"] == "Observation" and "2.01" in json.dumps(r)]
     assert len(carried) == 2 and all("encounter" not in r for r in carried)
     back = to_sdtm([fhir.resources], fast=True)

@@ -242,3 +242,63 @@ def _later(a: str, b: str) -> bool:
     participation ended (a date) is not later than that end."""
     n = min(len(a), len(b))
     return a[:n] > b[:n]
+
+
+@algorithm("epoch", "derive", origin="Derived", params=("date",),
+           method="{target} is the epoch of the subject's element (SE) in which {date} falls; empty when {date} "
+                  "is partial, before the first element or after the last, or on the day of a transition without a time.")
+def epoch(data: DeriveContext, var) -> list[str | None]:
+    """EPOCH: the epoch of the subject's element (SE) in which params.date falls (SDTMIG 3.4 4.1.3.1: a
+    finding's --DTC, an event's or intervention's --STDTC). Compared at the precision both dates have:
+    on or after SESTDTC and before the next element's; the last element to its SEENDTC, that day
+    included. Empty, never imputed, for a date that is not complete, one before the first element
+    (before informed consent) or after the last, and a date on the day of a transition whose time the
+    record lacks (which element it fell in is not known)."""
+    se = data.datasets.get("SE")
+    spans: dict[str, list[tuple[str, str | None, str | None]]] = {}
+    if se is not None and not se.empty and {"SESTDTC", "EPOCH"} <= set(se.columns):
+        ends = se["SEENDTC"] if "SEENDTC" in se.columns else [None] * len(se)
+        for u, start, end, ep in zip(se["USUBJID"], se["SESTDTC"], ends, se["EPOCH"], strict=True):
+            if present(start):
+                spans.setdefault(u, []).append((str(start), str(end) if present(end) else None,
+                                                str(ep) if present(ep) else None))
+    return [epoch_at(d, sorted(spans.get(u, []), key=lambda s: s[0]))
+            for u, d in zip(data.frame["USUBJID"], data.frame[var.params["date"]], strict=True)]
+
+
+def epoch_at(dtc: Any, spans: list[tuple[str, str | None, str | None]]) -> str | None:
+    """The epoch of the (start, end, epoch) span, in date order, that holds dtc (see `epoch`)."""
+    if complete_date(dtc) is None:
+        return None
+    held = None
+    for n, (start, end, name) in enumerate(spans):
+        order = _compare(str(dtc), start)
+        if order is None:
+            return None
+        if order < 0:
+            break
+        held = (n, end, name)
+    if held is None:
+        return None
+    n, end, name = held
+    if n == len(spans) - 1 and end is not None and (_compare(str(dtc), end) or 0) > 0:
+        return None
+    return name
+
+
+def _compare(dtc: str, boundary: str) -> int | None:
+    """-1, 0 or 1 as dtc is before, at or after the boundary, at the precision both have; None when
+    they are the same at dtc's precision but the boundary is more precise (a date against a date-time)."""
+    n = min(len(dtc), len(boundary))
+    a, b = dtc[:n], boundary[:n]
+    if a != b:
+        return -1 if a < b else 1
+    return None if len(boundary) > len(dtc) else 0
+
+
+@algorithm("flag_if", "derive", origin="Derived", params=("value", "if"),
+           method="{target} is {value} on the records where {if} has a value (a planned visit), empty otherwise.")
+def flag_if(data: DeriveContext, var) -> list[Any]:
+    """params.value on the records where the variable params.if has a value, once every record's visit
+    is known (SV's SVPRESP and SVOCCUR: Y on a planned visit, the one whose VISITDY the schedule gives)."""
+    return [var.params["value"] if present(v) else None for v in data.frame[var.params["if"]]]

@@ -1,8 +1,9 @@
 """FHIR resources -> SDTM datasets, as the specs say: select rows, fill variables, derive, add SUPP.
 
     rows     each domain's selector picks its resources; row algorithms fill the variables in spec order
-    derive   DM first, then the visits told by date (visits.py), then the other domains: --SEQ, --DY,
-             reference dates, baseline flags
+    derive   DM first, then the visits told by date (visits.py), the records a spec merges (SV: one
+             per visit), SE (trial_design/subject_elements.py), then the other domains: --SEQ, --DY,
+             reference dates, baseline flags, EPOCH (from SE)
     supp     supplemental qualifiers and the continuation of text longer than 200 bytes
     account  every input resource is converted, rejected or out of scope, exactly once
 """
@@ -21,6 +22,7 @@ from ..findings import Report
 from ..mapping_spec.model import READ_BEFORE, DomainSpec, MappingSet, SuppStructure
 from ..sdtm.dataset import Dataset, VariableMeta
 from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
+from ..trial_design.subject_elements import carried_elements, se_dataset, subject_elements
 from . import algorithms
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext, by_subject
@@ -70,10 +72,15 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
             rfstdtc = by_subject(frames["DM"][0], "RFSTDTC")
             for d in assign_visits_by_date(run.visits, mappings, index, rfstdtc, run.used):
                 frames[d] = _frame(mappings.domains[_role(mappings, d)], rows[d])
+        for d in [d for d in frames if mappings.domains[_role(mappings, d)].merge]:  # VISITNUM known
+            spec = mappings.domains[_role(mappings, d)]
+            rows[d] = _merge_records(spec, rows[d])
+            frames[d] = _frame(spec, rows[d])
+        elements = _subject_elements(rows.get("DM", []), frames["DM"][0], mappings)
         links = link_records(mappings, rows)
         keys = {d: f[1] for d, f in frames.items()}
         for d in [d for d in frames if d != "DM"]:  # in the specs' order: EX before AE, which reads it (AELOC)
-            _derive(mappings.domains[_role(mappings, d)], frames, report, related_of(mappings, links, d, keys))
+            _derive(mappings.domains[_role(mappings, d)], frames, report, related_of(mappings, links, d, keys), elements)
         datasets: dict[str, Dataset] = {}
         for d in frames:
             spec = mappings.domains[_role(mappings, d)]
@@ -83,10 +90,11 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
                                   frame.reset_index(drop=True), sources)
             if supp_rows:
                 datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, mappings.suppqual)
+            if d == "DM" and elements is not None and not mappings.masked:  # SE's ETCD would unmask the arm
+                datasets["SE"] = elements
     _report_levels_not_sent(run, datasets, report)
     for d, ds in datasets.items():
-        ds.dictionaries = _dictionary_versions(mappings.domains[_role(mappings, d)], run, report) \
-            if not d.startswith("SUPP") else {}
+        ds.dictionaries = _dictionary_versions(mappings.domains[_role(mappings, d)], run, report) if d in frames else {}
     restore(datasets, recorded, mappings.suppqual)
     # after restore: its --SEQ are final; a RELREC to-fhir carried whole wins over the references'
     relrec = carried_relrec(recorded, mappings.relrec) or relrec_dataset(mappings, datasets, links)
@@ -354,12 +362,47 @@ def in_dependency_order(spec: DomainSpec, kind: str) -> list:
     return order
 
 
-def _derive(spec: DomainSpec, frames: dict, report: Report, related: dict | None = None) -> None:
+def _derive(spec: DomainSpec, frames: dict, report: Report, related: dict | None = None,
+            elements: Dataset | None = None) -> None:
     frame = frames[spec.domain][0]
-    ctx = DeriveContext(spec.domain, frame, {d: f[0] for d, f in frames.items()}, report, related or {})
+    others = {d: f[0] for d, f in frames.items()} | ({"SE": elements.frame} if elements is not None else {})
+    ctx = DeriveContext(spec.domain, frame, others, report, related or {})
     for var in in_dependency_order(spec, "derive"):
         values = algorithms.get(var.algorithm).fn(ctx, var)
         frame[var.name] = pd.Series(values, index=frame.index, dtype="object" if var.is_char else "float64")
+
+
+def _subject_elements(dm_rows: list[Row], dm: pd.DataFrame, mappings: MappingSet) -> Dataset | None:
+    """SE: the records to-fhir carried on the subjects' studies, else made from DM and the elements of
+    study.yaml (trial_design/subject_elements.py); None without SE in trial_design.yaml."""
+    studies = {s.key: s.data for r in dm_rows if (s := r.refs.get("study")) is not None}
+    carried = carried_elements(list(studies.values()))
+    if carried is not None or mappings.trial_design is None or "SE" not in mappings.trial_design.datasets:
+        return carried
+    return se_dataset(subject_elements(dm, mappings), mappings)
+
+
+def _merge_records(spec: DomainSpec, rows: list[Row]) -> list[Row]:
+    """spec.merge: rows with the same `by` values (all present) are one record, the first in sort order,
+    whose `latest` variables take the latest value of them all (SV: one record per VISITNUM)."""
+    by, latest = spec.merge["by"], spec.merge.get("latest", [])
+    kept: dict[tuple, Row] = {}
+    out = []
+    for row in sorted(rows, key=lambda r: _sort_key(r.values, spec.sort)):
+        key = tuple(row.values.get(n) for n in by)
+        first = kept.get(key)
+        if first is None or any(v is None for v in key):
+            kept.setdefault(key, row)
+            out.append(row)
+            continue
+        for name in latest:
+            value = row.values.get(name)
+            if value is not None and (first.values.get(name) is None or str(value) > str(first.values[name])):
+                first.values[name] = value
+        first.finding("info", "RECORDS_MERGED", f"{row.resource.key} is the same record ("
+                      + ", ".join(f"{n} {v:g}" if isinstance(v, float) else f"{n} {v}" for n, v in zip(by, key, strict=True))
+                      + f"): one {spec.domain} record" + (f", {', '.join(latest)} the latest" if latest else ""))
+    return out
 
 
 def _seq_name(spec: DomainSpec) -> str | None:

@@ -356,7 +356,6 @@ def visit(row: Row, var) -> Any:
     Encounter with no such code, or a record with no Encounter (its date: params.by_date), is given its
     visit by date after DM (mapping/visits.py)."""
     ref = row.first_of(var)
-    mappings = row.run.mappings
     if ref is None:
         if var.params.get("by_date") and _visit_by_date(row):
             row.run.visits.defer(row, None, var)
@@ -366,6 +365,20 @@ def visit(row: Row, var) -> Any:
         row.finding("warning", "BROKEN_REFERENCE", f"encounter {ref!r} is not in the input", var.name, ref,
                     "add the Encounter to the input")
         return None
+    return _visit_of(row, var, encounter)
+
+
+@algorithm("own_visit", "row", params=("field",))
+def own_visit(row: Row, var) -> Any:
+    """VISITNUM/VISIT/VISITDY (params.field of study.yaml visits) of an SV record: its own Encounter's
+    visit, told as the `visit` algorithm tells the Encounter of any other record (its type's code, else
+    by date after DM: params.by_date), so that SV and the other domains agree."""
+    return _visit_of(row, var, row.resource)
+
+
+def _visit_of(row: Row, var, encounter) -> Any:
+    """The visit an Encounter's type codes, or None when it is left to the dates (visits.py)."""
+    mappings = row.run.mappings
     for t in encounter.data.get("type") or []:
         for c in (t.get("coding") or []) if isinstance(t, dict) else []:
             planned = mappings.visit_of(c.get("system"), c.get("code"))
@@ -373,8 +386,8 @@ def visit(row: Row, var) -> Any:
                 row.run.used.add(encounter.key)
                 if mappings.visit_windows:  # what places the visits given by date
                     row.run.visits.code(row, encounter.key, planned)
-                value = planned[var.params["field"]]
-                return float(value) if not var.is_char else str(value)
+                value = planned.get(var.params["field"])  # a visit may have no planned day
+                return None if value is None else float(value) if not var.is_char else str(value)
     if _visit_by_date(row):
         row.run.visits.defer(row, encounter.key, var)
         return None

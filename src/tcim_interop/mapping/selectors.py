@@ -180,6 +180,25 @@ def _coded_observation(resource, run: RunContext, spec: DomainSpec, what: str) -
     return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
 
 
+@algorithm("study_visit", "select")
+def study_visit(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
+    """SV rows: the Encounters of a study subject that are study visits: those whose type codes a visit
+    of study.yaml (directly or through a ConceptMap), and those a record of another domain points at
+    (SDTMIG 3.4 SV assumption 6: data collected there make the encounter a visit). A hospital's other
+    encounters are out of scope. Runs after the domains whose records point at Encounters (SV is listed
+    last in study.yaml domains), unless the spec's out_of_scope rules say otherwise (cancelled, planned)."""
+    if (skip := out_of_scope(resource, spec.rows)) is not None:
+        return skip
+    mappings = run.mappings
+    coded = any(mappings.visit_of(c.get("system"), c.get("code")) is not None
+                for t in resource.data.get("type") or [] if isinstance(t, dict)
+                for c in t.get("coding") or [] if isinstance(c, dict))
+    if not (coded or resource.key in run.used or resource.key in run.visits.pointed_at
+            or _from_sdtm(resource, spec.domain)):
+        return Skip("out_of_scope", "not a study visit: no visit code, and no record of the study points at it")
+    return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
+
+
 def _roots(resource):
     return lambda var: resource.data if var is None else None
 

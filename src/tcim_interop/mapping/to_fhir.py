@@ -28,7 +28,7 @@ from ..findings import Report
 from ..mapping_spec.model import DomainSpec, MappingSet
 from ..sdtm.dataset import Dataset, present
 from ..sdtm.text import continuation_qnam, fold_ascii, join_text
-from ..trial_design import MADE as MADE_DESIGN
+from ..trial_design import CARRIED as CARRIED_ON_STUDY
 from . import algorithms
 from .disposition import STATE_SYSTEM, add_progress, is_consent
 from .reverse_algorithms import Target, resource_id
@@ -114,6 +114,9 @@ class Builder:
             self.sites[key] = self.out.add(site)
         return self.sites[key]
 
+    def _visit_template(self) -> dict:
+        return deepcopy(self.ms.study.get("visit_encounter", {}).get(self.version, {"resourceType": "Encounter"}))
+
     def _encounter(self, usubjid: str, visitnum: Any, visit_name: Any) -> dict | None:
         """The subject's Encounter for a visit of the study's schedule (number and name both match)."""
         visit = next((v for v in self.ms.study.get("visits", []) if float(v["visitnum"]) == float(visitnum)
@@ -122,7 +125,7 @@ class Builder:
             return None
         key = (usubjid, visit["code"])
         if key not in self.encounters:
-            enc = deepcopy(self.ms.study.get("visit_encounter", {}).get(self.version, {"resourceType": "Encounter"}))
+            enc = self._visit_template()
             enc["id"] = resource_id(usubjid, "visit", visit["code"])
             enc["type"] = [{"coding": [{"system": self.ms.study["visit_system"], "code": visit["code"]}]}]
             enc["subject"] = _ref(self.subjects[usubjid]["patient"])
@@ -177,7 +180,7 @@ class Builder:
         self.relations = _relations(self.records.get("RELREC", []))
         order = {s.domain: i for i, s in enumerate(self.ms.domains.values())}  # EX before AE, which references it
         for name, ds in sorted(self.sdtm.items(), key=lambda item: order.get(item[0], len(order))):
-            if name in ("DM", "RELREC", *MADE_DESIGN) or name.startswith("SUPP"):
+            if name in ("DM", "RELREC", *CARRIED_ON_STUDY) or name.startswith("SUPP"):
                 continue
             spec = self.specs.get(name)
             if spec is None:
@@ -246,9 +249,10 @@ class Builder:
 
     def _event_record(self, spec: DomainSpec, ds: Dataset, i: int) -> None:
         record, usubjid, roles = self._subject_record(spec, ds, i)
-        resource = self._template(spec, "resource")
         seq = record.get(f"{spec.domain}SEQ")
-        resource["id"] = resource_id(record["STUDYID"], spec.domain, usubjid, seq if present(seq) else f"row{i}")
+        key = seq if present(seq) else f"row{i}"
+        resource = self._visit(spec, record, key) if spec.row_resource == "Encounter" else self._template(spec, "resource")
+        resource.setdefault("id", resource_id(record["STUDYID"], spec.domain, usubjid, key))
         target = Target(self.version, {**roles, "resource": resource}, self.ms, record,
                         encounter_for=lambda vn: self._encounter(usubjid, vn, record.get("VISIT")),
                         zone=self.zone(record["STUDYID"]))
@@ -259,7 +263,8 @@ class Builder:
             self._reference_related(resource, rel, self._related(spec.domain, record, self.ms.spec(rel.role).domain))
         if present(seq):
             self.by_seq[(spec.domain, usubjid, _idvarval(spec, record))] = resource
-        self.out.add(resource)
+        if spec.row_resource != "Encounter":  # a visit's Encounter is in the output already
+            self.out.add(resource)
         self._mark(resource, ds.name, i)
 
     def _subject_event(self, spec: DomainSpec, ds: Dataset, i: int) -> None:
@@ -304,6 +309,18 @@ class Builder:
         self._link(dm, roles["resource"], "consent", consent)
         roles["consent"] = self.out.add(consent)
         return consent
+
+    def _visit(self, spec: DomainSpec, record: dict, key: Any) -> dict:
+        """An SV record's Encounter: a planned visit's is the one the other domains' records point at
+        (_encounter); an unplanned visit's has no visit code (its VISITNUM rides in sdtm-record)."""
+        usubjid = str(record["USUBJID"])
+        encounter = self._encounter(usubjid, record["VISITNUM"], record.get("VISIT")) if present(record.get("VISITNUM")) else None
+        if encounter is None:
+            encounter = self._visit_template()
+            encounter["id"] = resource_id(record["STUDYID"], spec.domain, usubjid, key)
+            encounter["subject"] = _ref(self.subjects[usubjid]["patient"])
+            self.out.add(encounter)
+        return encounter
 
     def _mark(self, resource: dict, dataset: str, row: int) -> None:
         """Where the resource came from; the cells that do not come back are added by the verify pass."""
@@ -542,7 +559,7 @@ def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: R
     builder = Builder(sdtm, ms, version, report, timezone)
     built = builder.build()
 
-    mapped = {n: d for n, d in sdtm.items() if n in builder.specs or n in MADE_DESIGN or n == "RELREC"
+    mapped = {n: d for n, d in sdtm.items() if n in builder.specs or n in CARRIED_ON_STUDY or n == "RELREC"
               or (n.startswith("SUPP") and n[4:] in builder.specs)}
     carry_what_does_not_come_back(mapped, built, ms, version, to_sdtm)
     resources = built.resources  # final from here on: the round trip only reads them

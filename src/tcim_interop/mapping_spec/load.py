@@ -50,7 +50,8 @@ STUDY_KEYS = {
     "visit_system": None, "visits": [("code", "visitnum", "visit", "day", "window", "start_rule", "end_rule")],
     "timezone": None, "consent_policy": None, "visit_encounter": None, "products": [("extrt", "names", "ts")],
     "defaults": None, "terminology_versions": None,
-    "trial_design": {"summary": None, "elements": [("etcd", "element", "testrl", "teenrl", "tedur", "epoch")],
+    "trial_design": {"summary": None, "elements": [{"etcd": None, "element": None, "testrl": None, "teenrl": None,
+                                                 "tedur": None, "epoch": None, "start": ("date", "next_day")}],
                      "arms": {"*": ("elements", "branch")}},
 }
 
@@ -141,6 +142,7 @@ def load_mapping_set(directory: str | os.PathLike | None = None, mune_domain: st
     _check_relations(ms, directory / "study.yaml")
     _check_defaults(ms, directory / "study.yaml")
     _check_products(ms, directory / "study.yaml")
+    _check_element_starts(ms, directory / "study.yaml")
     if (directory / "trial_design.yaml").is_file():
         from ..trial_design.spec import load_trial_design
 
@@ -229,6 +231,19 @@ def _check_relations(ms: MappingSet, where: FsPath) -> None:
                 raise SpecError(f"{where.parent / 'relrec.yaml'}: missing; {spec.file} declares relrec:")
 
 
+def _check_element_starts(ms: MappingSet, where: FsPath) -> None:
+    """trial_design.elements' `start` (SE's transition events) names a date variable of DM."""
+    dm = ms.domains.get("dm")
+    for element in (ms.study.get("trial_design") or {}).get("elements") or []:
+        start = element.get("start") if isinstance(element, dict) else None
+        if start is None:
+            continue
+        if not isinstance(start, dict) or not isinstance(start.get("date"), str) \
+                or (dm is not None and start["date"] not in dm.by_name):
+            raise SpecError(f"{where}: trial_design.elements: {element.get('etcd')}: start must be {{date: <a DM "
+                            f"variable>, next_day: true|false}}, got {start!r}")
+
+
 def _check_exposure_reads(ms: MappingSet) -> None:
     """A derivation reading another domain (DM RFXSTDTC from EX, or from EC when masked) must name a
     domain of this mapping set and one of its variables: a masked set whose DM still read EX would
@@ -314,6 +329,7 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
     else:
         spec.rows = _row_criteria(rows, sub, spec, codelists, f"{where}: rows")
     spec.relations = _relations(doc.get("relrec"), f"{where}: relrec")
+    spec.merge = _merge(doc.get("merge"), sub, spec, f"{where}: merge")
     _check_domain(spec)
     return spec
 
@@ -374,6 +390,21 @@ def _row_criteria(rows: Any, sub, spec: DomainSpec, codelists: Codelists, where:
             raise SpecError(f"{where}: out_of_scope[{i}] must be {{element, values: [...], reason}}")
         out.append(OutOfScope(rule["element"], tuple(map(str, rule["values"])), str(rule.get("reason", ""))))
     return RowCriteria(params, paths, out, deciders)
+
+
+def _merge(raw: Any, sub, spec: DomainSpec, where: str) -> dict[str, list[str]]:
+    """merge: {by: [variables], latest: [variables]}: records with the same `by` values (all present) are
+    one record; every name a variable of the spec."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or set(raw) - {"by", "latest"} or not isinstance(raw.get("by"), list) \
+            or not isinstance(raw.get("latest", []), list):
+        raise SpecError(f"{where}: must be {{by: [variables], latest: [variables]}}")
+    out = {"by": [sub(n) for n in raw["by"]], "latest": [sub(n) for n in raw.get("latest") or []]}
+    unknown = [n for n in out["by"] + out["latest"] if n not in spec.by_name]
+    if unknown or not out["by"]:
+        raise SpecError(f"{where}: {', '.join(map(repr, unknown)) or 'by'} is not a variable of {spec.domain}")
+    return out
 
 
 def _decider(value: Any, spec: DomainSpec, codelists: Codelists, where: str) -> Variable:

@@ -170,6 +170,9 @@ class DomainSpec:
     comment: str = ""  # define.xml's comment on the dataset (why a sponsor-defined domain, ...)
     sources: list[RowSource] = field(default_factory=list)  # rows: a list; empty for a single source
     relations: list[Relation] = field(default_factory=list)  # relrec: the records this one's references name
+    # merge: records with the same `by` values are one record: the first in sort order, whose `latest`
+    # variables take the latest value of them all (SV: one record per VISITNUM, to the last end)
+    merge: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_name = {v.name: v for v in self.variables}

@@ -43,6 +43,9 @@ _TRIAL_DESIGN = {  # trial_design.MADE, made without a spec of mappings/: SDTMIG
     "TI": ("One record per I/E criterion", ["STUDYID", "IETESTCD"]),
     "TS": ("One record per trial summary parameter value", ["STUDYID", "TSPARMCD", "TSSEQ"]),
     "TV": ("One record per planned Visit per Arm", ["STUDYID", "ARM", "VISITNUM"])}
+# and SE, made from DM and the elements (trial_design/subject_elements.py), with no spec of mappings/ either
+_WITHOUT_SPEC = {**_TRIAL_DESIGN, "SE": ("One record per actual Element per subject",
+                                         ["STUDYID", "USUBJID", "ETCD", "SESTDTC"])}
 
 
 def define_oids(study_name: str) -> tuple[str, str]:
@@ -59,7 +62,7 @@ def dataset_keys(ms: MappingSet, name: str) -> list[str]:
         return list(ms.relrec.keys)
     if name in specs:
         return list(specs[name].keys)
-    return list(_TRIAL_DESIGN[name][1]) if name in _TRIAL_DESIGN else []
+    return list(_WITHOUT_SPEC[name][1]) if name in _WITHOUT_SPEC else []
 
 
 STYLESHEET = "define2-1.xsl"
@@ -210,8 +213,8 @@ class _Builder:
         if ds.name in self.specs:
             s = self.specs[ds.name]
             return s.klass, s.structure, s.keys, s
-        if ds.name in _TRIAL_DESIGN:
-            return (sdtmig34.domain_class(ds.name), *_TRIAL_DESIGN[ds.name], None)
+        if ds.name in _WITHOUT_SPEC:
+            return (sdtmig34.domain_class(ds.name), *_WITHOUT_SPEC[ds.name], None)
         if ds.name == "RELREC" and self.ms.relrec is not None:  # made from the specs' relrec: entries
             return sdtmig34.domain_class(ds.name), self.ms.relrec.structure, list(self.ms.relrec.keys), None
         raise SpecError(f"define.xml: no spec in mappings/ describes dataset {ds.name}")

@@ -30,6 +30,7 @@ from ..sdtm.dataset import Dataset, VariableMeta, present
 from ..sdtm.text import MAX_BYTES, split_text, xpt_length
 from . import MADE
 from .spec import TrialDesignSpec
+from .subject_elements import records_frame
 from .summary import SOURCES, DesignContext, TsValue, config, registry_name
 
 IE_SYSTEM = "http://tcim-interop.org/fhir/CodeSystem/ie-criterion"
@@ -73,21 +74,9 @@ def build_trial_design(studies: list[tuple[InputResource, str]], ms: MappingSet,
         else:
             label, variables = spec.datasets[name]
             variables = _with_continuations(variables, rows, "TSVAL") if name == "TS" else variables
-        out[name] = Dataset(name, label, variables, _frame(variables, rows), sources[name],
+        out[name] = Dataset(name, label, variables, records_frame(variables, rows), sources[name],
                             notes={r["IETESTCD"]: r["_full"] for r in rows if r.get("_full") and r["_full"] != r["IETEST"]})
     return out
-
-
-def _frame(variables: list[VariableMeta], rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame({v.name: pd.Series([_cell(r.get(v.name), v.type) for r in rows],
-                                           dtype="object" if v.type == "Char" else "float64")
-                         for v in variables}, columns=[v.name for v in variables])
-
-
-def _cell(value: Any, kind: str) -> Any:
-    if kind == "Char":
-        return str(value) if present(value) else None
-    return float(value) if present(value) else float("nan")
 
 
 def _carried(study: dict) -> dict[str, list[dict]]:

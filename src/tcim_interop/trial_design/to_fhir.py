@@ -18,7 +18,7 @@ from ..fhir.extensions import dataset_extension, record_extension
 from ..mapping.reverse_algorithms import declare_arm, resource_id
 from ..sdtm.dataset import Dataset, present
 from ..sdtm.text import join_text
-from . import MADE
+from . import CARRIED, MADE
 from .build import IE_SYSTEM
 from .summary import REGISTRIES, SNOMED, SPONSOR_ROLES
 
@@ -29,7 +29,7 @@ _THO = "http://terminology.hl7.org/CodeSystem/"
 def add_trial_design(builder) -> None:
     """builder: mapping/to_fhir.py's Builder, after DM (the studies and their arms exist)."""
     dm_spec = builder.specs["DM"]
-    for name in MADE:
+    for name in CARRIED:
         ds: Dataset | None = builder.sdtm.get(name)
         if ds is None:
             continue
