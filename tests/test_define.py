@@ -185,7 +185,7 @@ def test_codelists_list_the_terms_the_package_uses(doc, example):
     assert not any("MASKED" in _terms(c) for c in cls.values())
 
 
-def test_methods_read_as_sentences(doc, example):
+def test_methods_read_as_sentences(doc, example, mappings):
     methods = {m.get("OID"): "".join(m.find("odm:Description", NS).itertext()).strip()
                for m in doc.findall(".//odm:MethodDef", NS)}
     assert methods and not any("params." in t or "Parameters:" in t for t in methods.values()), methods
@@ -193,7 +193,7 @@ def test_methods_read_as_sentences(doc, example):
     assert aestdy.startswith("AESTDY is the study day of AESTDTC: the days from DM.RFSTDTC")
     assert methods["MT.CONCAT.STUDYID"] == 'USUBJID is STUDYID, SITEID and SUBJID joined by "-".'
     seq = [t for t in methods.values() if "numbers each subject's records" in t]
-    seq_vars = sorted(f"{n}SEQ" for n, d in example.items() if f"{n}SEQ" in d.frame.columns and n not in TRIAL_DESIGN)
+    seq_vars = sorted(f"{s.domain}SEQ" for s in mappings.domains.values() if s.domain in example and f"{s.domain}SEQ" in s.by_name)
     assert len(seq_vars) >= 4 and sorted(t.split()[0] for t in seq) == seq_vars  # one per variable it names
 
 

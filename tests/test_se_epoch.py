@@ -2,7 +2,7 @@
 
 The mini bundle: subject 001 consented 2021-05-10, was injected (arm MNC) on 2021-06-01 from 10:05 to
 10:20 and left the study on 2022-06-20; subject 002 consented 2021-06-01 and failed screening, leaving
-on 2021-06-15. SE follows study.yaml's elements and their transition events; EPOCH is the epoch of the
+on 2021-06-15; his death on 2022-03-04 is his last record (RFPENDTC). SE follows study.yaml's elements and their transition events; EPOCH is the epoch of the
 element a record's date falls in, never imputed."""
 
 import json
@@ -33,8 +33,9 @@ def test_subject_elements_of_the_mini_bundle(mini_conversion):
         (S1, 1, "SCRN", 1, "SCREENING", "2021-05-10", "2021-06-01T10:05:00", -22, 1),
         (S1, 2, "MNC", 2, "TREATMENT", "2021-06-01T10:05:00", "2021-06-02", 1, 2),
         (S1, 3, "FU", 3, "FOLLOW-UP", "2021-06-02", "2022-06-20", 2, 385),
-        # a screen failure: screening only, to the end of participation; no arm, so no TAETORD
-        (S2, 1, "SCRN", None, "SCREENING", "2021-06-01", "2021-06-15", None, None)]
+        # a screen failure: screening only, to the end of participation (RFPENDTC: the last date of any
+        # record, his death, DM assumption 10d); no arm, so no TAETORD
+        (S2, 1, "SCRN", None, "SCREENING", "2021-06-01", "2022-03-04", None, None)]
     assert set(rows(result, "SE", "ELEMENT")) == {("Screening",), ("BMNC one side and placebo contralateral",),
                                                    ("Follow-up",)}
 

@@ -31,11 +31,11 @@ def example_dm(example_package):
 
 
 def _dm_only(example_dm, tmp_path, studyid: str):
-    """The example's DM reduced to one subject, under STUDYID studyid, with a time in RFPENDTC."""
+    """The example's DM reduced to one subject, under STUDYID studyid, consent dated with a time (RFICDTC)."""
     ds = example_dm
     frame = ds.frame.head(1).copy()
     frame["STUDYID"] = studyid
-    frame["RFPENDTC"] = "2022-06-28T09:15"
+    frame["RFICDTC"] = "2022-06-28T09:15"
     out = tmp_path / studyid
     out.mkdir()
     pyreadstat.write_xport(frame, str(out / "dm.xpt"), table_name="DM", file_format_version=5,
