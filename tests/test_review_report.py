@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, need_external
 from typer.testing import CliRunner
 
 from tcim_interop import read_sdtm, to_sdtm
@@ -241,6 +241,20 @@ def test_injection_site_events_by_side_from_relrec(example_conversion):
     with_rel = _with(_with(datasets, "AE", ae), "RELREC", pd.DataFrame(rel))
     shown = html_table(render(data.of_datasets(with_rel)), "injection-site")
     assert shown.groupby("SIDE")["EVENTS"].sum().to_dict() == want
+
+
+def test_another_sponsor_s_package_the_cdisc_pilot(tmp_path):
+    """The pilot: old-style SCRNFAIL arm codes, DS with many reasons, no MUNE, no run report."""
+    pilot = need_external("cdiscpilot01")
+    page = review_report(pilot)
+    dm, ds = (read_sdtm(pilot)[n].frame for n in ("DM", "DS"))
+    failures = set(dm.loc[dm["ARMCD"] == "Scrnfail", "USUBJID"]) | set(ds.loc[ds["DSDECOD"] == "SCREEN FAILURE", "USUBJID"])
+    table = html_table(page, "flow-table").set_index("Stage")
+    assert table.loc["Screen failures", "Total"] == len(failures) > 0
+    assert table.loc["Randomized", "Total"] == len(dm) - len(failures)
+    last = ds[ds["DSCAT"] == "DISPOSITION EVENT"].groupby("USUBJID")["DSDECOD"].last()
+    assert table.loc["Completed", "Total"] == (last[~last.index.isin(failures)] == "COMPLETED").sum()
+    assert "Scrnfail" not in table.columns and "has no MUNE domain" in page and "no run-report.json" in page
 
 
 # ---- masked, determinism, the shipped example, the command --------------------------------------------

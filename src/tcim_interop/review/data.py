@@ -73,6 +73,21 @@ def created(p: Package) -> str:
     return str(p.manifest.get("options", {}).get("created") or p.run_report.get("created", {}).get("value") or "")
 
 
+# the arm codes packages written before SDTMIG 3.4 (ARMNRS) gave subjects without an arm, e.g. the CDISC pilot
+NO_ARM_CODES = {"SCRNFAIL", "NOTASSGN", "NOTTRT"}
+
+
+def screen_failures(p: Package) -> set[str]:
+    """DM ARMNRS SCREEN FAILURE, an old-style SCRNFAIL arm code, or a DS SCREEN FAILURE."""
+    dm, ds = p.get("DM"), p.get("DS")
+    nrs = dm.get("ARMNRS", pd.Series("", index=dm.index))
+    code = dm.get("ARMCD", pd.Series("", index=dm.index)).str.upper()
+    failures = set(dm.loc[(nrs == "SCREEN FAILURE") | (code == "SCRNFAIL"), "USUBJID"])
+    if "DSDECOD" in ds:
+        failures |= set(ds.loc[ds["DSDECOD"] == "SCREEN FAILURE", "USUBJID"])
+    return failures
+
+
 def arms(p: Package) -> pd.Series:
     """USUBJID -> the group a subject is reported in: the actual arm (else the planned), "All subjects"
     when masked; screen failures and subjects never assigned get no group."""
@@ -80,8 +95,10 @@ def arms(p: Package) -> pd.Series:
     if is_masked(p):
         grouped = dm["ARMNRS"] == MASKED if "ARMNRS" in dm else pd.Series(True, index=dm.index)
         return pd.Series(ALL, index=dm.loc[grouped, "USUBJID"])
-    arm = dm.get("ACTARMCD", pd.Series("", index=dm.index)).where(lambda s: s != "", dm.get("ARMCD", ""))
-    keep = arm != ""
+    planned = dm.get("ARMCD", pd.Series("", index=dm.index))
+    arm = dm.get("ACTARMCD", pd.Series("", index=dm.index)).where(lambda s: ~s.str.upper().isin(NO_ARM_CODES) & (s != ""),
+                                                                 planned)
+    keep = (arm != "") & ~arm.str.upper().isin(NO_ARM_CODES) & ~dm["USUBJID"].isin(screen_failures(p))
     return pd.Series(arm[keep].values, index=dm.loc[keep, "USUBJID"].values)
 
 
@@ -109,11 +126,9 @@ def subject_flow(p: Package) -> Flow:
     dm = p.get("DM")
     group = arms(p)
     nrs = dm.get("ARMNRS", pd.Series("", index=dm.index))
-    failures = set(dm.loc[nrs == "SCREEN FAILURE", "USUBJID"])
+    failures = screen_failures(p)
     ds = p.get("DS")
     has_ds = p.has("DS") and {"DSDECOD", "DSCAT", "USUBJID"} <= set(ds.columns)
-    if has_ds:
-        failures |= set(ds.loc[ds["DSDECOD"] == "SCREEN FAILURE", "USUBJID"])
     order = arm_order(p)
     treated_ids = set(dm.loc[dm.get("RFXSTDTC", pd.Series("", index=dm.index)) != "", "USUBJID"])
     dead = set(dm.loc[dm.get("DTHFL", pd.Series("", index=dm.index)) == "Y", "USUBJID"])

@@ -166,6 +166,22 @@ def stacked_bars(uid: str, title: str, desc: str, rows: list[tuple[str, list[int
     return "".join(out)
 
 
+def wrap(lines: list[str], width: float) -> list[str]:
+    """Lines broken between words to fit a box `width` pixels wide (12px text, ~6.6px a character)."""
+    most = max(int((width - 8) / 6.6), 8)
+    out = []
+    for line in lines:
+        current = ""
+        for word in line.split(" "):
+            if current and len(current) + 1 + len(word) > most:
+                out.append(current)
+                current = "  " + word
+            else:
+                current = f"{current} {word}" if current else word
+        out.append(current)
+    return out
+
+
 @dataclass(frozen=True)
 class Box:
     lines: list[str]
@@ -178,14 +194,16 @@ def flow_diagram(uid: str, title: str, desc: str, trunk: list[Box], exclusions: 
     those leaving the trunk (screen failures), then one column of boxes per arm."""
     bw, lh, gap = 240, 15, 26
     cx = FLOW_W / 2
+    n = max(len(columns), 1)
+    cw = int(min(bw, (FLOW_W - 20 * (n + 1)) / n))
 
-    def height(b: Box) -> int:
-        return 12 + lh * len(b.lines)
+    def height(b: Box, w: int = bw) -> int:
+        return 12 + lh * len(wrap(b.lines, w))
 
     def box(x: float, y: float, b: Box, w: int = bw) -> str:
-        parts = [f'<rect x="{_f(x)}" y="{_f(y)}" width="{w}" height="{height(b)}" fill="#ffffff" stroke="#000000" '
+        parts = [f'<rect x="{_f(x)}" y="{_f(y)}" width="{w}" height="{height(b, w)}" fill="#ffffff" stroke="#000000" '
                  f'stroke-width="{2 if b.emphasis else 1}"/>']
-        for i, s in enumerate(b.lines):
+        for i, s in enumerate(wrap(b.lines, w)):
             parts.append(_text(x + w / 2, y + 6 + lh * (i + 0.8), s, size=12, weight="bold" if i == 0 else "normal"))
         return "".join(parts)
 
@@ -198,14 +216,12 @@ def flow_diagram(uid: str, title: str, desc: str, trunk: list[Box], exclusions: 
             mid = bottom + gap
             ex = exclusions[i]
             out.append(f'<path d="M{_f(cx)} {_f(mid)}H{_f(cx + bw / 2 + 20)}" stroke="#000000" {arrow}/>')
-            out.append(box(cx + bw / 2 + 24, mid - height(ex) / 2, ex, 200))
-            y = mid + max(gap, height(ex) / 2 + 8)
+            out.append(box(cx + bw / 2 + 24, mid - height(ex, 200) / 2, ex, 200))
+            y = mid + max(gap, height(ex, 200) / 2 + 8)
         else:
             y = bottom + gap
         if i < len(trunk) - 1 or columns:
             out.append(f'<path d="M{_f(cx)} {_f(bottom)}V{_f(y - 2)}" stroke="#000000" {arrow}/>')
-    n = max(len(columns), 1)
-    cw = min(bw, (FLOW_W - 20 * (n + 1)) / n)
     colx = [20 + (FLOW_W - 20 * (n + 1) - cw * n) / 2 + i * (cw + 20) for i in range(n)]
     if columns:
         out.append(f'<path d="M{_f(colx[0] + cw / 2)} {_f(y - 14)}H{_f(colx[-1] + cw / 2)}" stroke="#000000"/>')
@@ -214,8 +230,8 @@ def flow_diagram(uid: str, title: str, desc: str, trunk: list[Box], exclusions: 
         yy = y
         out.append(f'<path d="M{_f(x + cw / 2)} {_f(y - 14)}V{_f(y - 2)}" stroke="#000000" {arrow}/>')
         for j, b in enumerate(col):
-            out.append(box(x, yy, b, int(cw)))
-            yy += height(b)
+            out.append(box(x, yy, b, cw))
+            yy += height(b, cw)
             if j < len(col) - 1:
                 out.append(f'<path d="M{_f(x + cw / 2)} {_f(yy)}V{_f(yy + gap - 2)}" stroke="#000000" {arrow}/>')
                 yy += gap
