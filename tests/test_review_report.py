@@ -365,3 +365,18 @@ def test_screenshot_has_the_window_s_shape_and_is_not_blank(page, tmp_path):
     head = png.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (1280, 2000)
     assert png.stat().st_size > 30_000  # a blank page compresses to a few hundred bytes
+
+
+@pytest.mark.parametrize("keep", [{"DM"}, {"DM", "AE"}, {"DM", "XM"}])
+def test_a_package_with_little_in_it_still_gives_a_report(mini_conversion, keep):
+    """DM alone, or without arms: every part says what is missing instead of failing."""
+    datasets = {n: d for n, d in read_sdtm(mini_conversion[1]).items() if n in keep}
+    for d in datasets.values():
+        if "ARMCD" in d.frame:
+            d.frame = d.frame.assign(ARMCD="", ACTARMCD="", ARMNRS="NOT ASSIGNED")
+    page = render(data.of_datasets(datasets))
+    assert "Subject flow" in page and "<svg" in page
+    if "AE" not in keep:
+        assert "no AE records" in page
+    if "XM" not in keep:
+        assert "has no MUNE domain" in page

@@ -94,12 +94,17 @@ def arms(p: Package) -> pd.Series:
     dm = p.get("DM")
     if is_masked(p):
         grouped = dm["ARMNRS"] == MASKED if "ARMNRS" in dm else pd.Series(True, index=dm.index)
-        return pd.Series(ALL, index=dm.loc[grouped, "USUBJID"])
+        return pd.Series(ALL, index=dm.loc[grouped, "USUBJID"].values, dtype=object)
     planned = dm.get("ARMCD", pd.Series("", index=dm.index))
     arm = dm.get("ACTARMCD", pd.Series("", index=dm.index)).where(lambda s: ~s.str.upper().isin(NO_ARM_CODES) & (s != ""),
                                                                  planned)
     keep = (arm != "") & ~arm.str.upper().isin(NO_ARM_CODES) & ~dm["USUBJID"].isin(screen_failures(p))
-    return pd.Series(arm[keep].values, index=dm.loc[keep, "USUBJID"].values)
+    return pd.Series(arm[keep].values, index=dm.loc[keep, "USUBJID"].values, dtype=object)  # object: "" fills
+
+
+def group_of(group: pd.Series, ids: pd.Series, default: str = "") -> list[str]:
+    """Each subject's group (arms' result), `default` for a subject in none."""
+    return [str(group.get(u, default)) for u in ids]
 
 
 def arm_order(p: Package) -> list[str]:
@@ -288,7 +293,7 @@ def ae_table(p: Package) -> list[AeRow]:
     if not p.has("AE"):
         return []
     group = arms(p)
-    ae = ae.assign(GROUP=ae["USUBJID"].map(group).fillna("No group"))
+    ae = ae.assign(GROUP=group_of(group, ae["USUBJID"], "No group"))
     cols = sorted(set(ae["GROUP"]))
 
     def counts(g: pd.DataFrame) -> tuple[dict[str, int], dict[str, int]]:
@@ -310,7 +315,7 @@ def ae_columns(p: Package) -> list[str]:
     if not p.has("AE"):
         return []
     group = arms(p)
-    return sorted(set(ae["USUBJID"].map(group).fillna("No group"))) + ["Total"]
+    return sorted(set(group_of(group, ae["USUBJID"], "No group"))) + ["Total"]
 
 
 def serious_aes(p: Package) -> pd.DataFrame:
@@ -319,7 +324,7 @@ def serious_aes(p: Package) -> pd.DataFrame:
         return pd.DataFrame()
     cols = [c for c in ("USUBJID", "AESEQ", "AEDECOD", "AEBODSYS", "AESTDTC", "AESTDY", "AEOUT", "AESDTH") if c in ae]
     ser = ae.loc[ae["AESER"] == "Y", cols].copy()
-    ser.insert(1, "GROUP", ser["USUBJID"].map(arms(p)).fillna(""))
+    ser.insert(1, "GROUP", group_of(arms(p), ser["USUBJID"]))
     return ser.sort_values(["USUBJID", "AESEQ"] if "AESEQ" in ser else ["USUBJID"], kind="stable")
 
 
@@ -328,7 +333,7 @@ def deaths(p: Package) -> pd.DataFrame:
     if "DTHFL" not in dm:
         return pd.DataFrame()
     dead = dm.loc[dm["DTHFL"] == "Y", [c for c in ("USUBJID", "DTHDTC") if c in dm]].copy()
-    dead.insert(1, "GROUP", dead["USUBJID"].map(arms(p)).fillna(""))
+    dead.insert(1, "GROUP", group_of(arms(p), dead["USUBJID"]))
     if "AESDTH" in ae:
         fatal = ae[ae["AESDTH"] == "Y"].groupby("USUBJID")["AEDECOD"].agg(lambda s: "; ".join(sorted(s)))
         dead["FATAL AE"] = [fatal.get(u, "") for u in dead["USUBJID"]]
@@ -358,7 +363,7 @@ def injection_site_events(p: Package) -> pd.DataFrame | None:
     group = arms(p)
     side = at_site[f"{dom}LAT"] if is_masked(p) else at_site[f"{dom}TRT"].map(
         lambda t: PLACEBO_SIDE if t == "PLACEBO" else CELLS)
-    counted = at_site.assign(GROUP=at_site["USUBJID"].map(group).fillna(""), SIDE=side)
+    counted = at_site.assign(GROUP=group_of(group, at_site["USUBJID"]), SIDE=side)
     out = counted.groupby(["GROUP", "SIDE"], sort=True).agg(EVENTS=("SEQ_AE", "size"), SUBJECTS=("USUBJID", "nunique"))
     return out.reset_index()
 

@@ -222,7 +222,7 @@ def flow_diagram(uid: str, title: str, desc: str, trunk: list[Box], exclusions: 
             y = bottom + gap
         if i < len(trunk) - 1 or columns:
             out.append(f'<path d="M{_f(cx)} {_f(bottom)}V{_f(y - 2)}" stroke="#000000" {arrow}/>')
-    colx = [20 + (FLOW_W - 20 * (n + 1) - cw * n) / 2 + i * (cw + 20) for i in range(n)]
+    colx = [20 + (FLOW_W - 20 * (n + 1) - cw * n) / 2 + i * (cw + 20) for i in range(len(columns))]
     if columns:
         out.append(f'<path d="M{_f(colx[0] + cw / 2)} {_f(y - 14)}H{_f(colx[-1] + cw / 2)}" stroke="#000000"/>')
     bottom_all = y
