@@ -380,3 +380,11 @@ def test_a_package_with_little_in_it_still_gives_a_report(mini_conversion, keep)
         assert "no AE records" in page
     if "XM" not in keep:
         assert "has no MUNE domain" in page
+
+
+def test_missing_expected_variables_leave_gaps_not_failures(mini_conversion):
+    datasets = read_sdtm(mini_conversion[1])
+    datasets["XM"].frame = datasets["XM"].frame.drop(columns=["VISITNUM", "XMSTRESN"])
+    datasets["AE"].frame = datasets["AE"].frame.drop(columns=["AEBODSYS"])
+    page = render(data.of_datasets(datasets))
+    assert "holds no numeric result" in page and html_table(page, "ae-table")["System organ class"].iloc[0]

@@ -171,9 +171,12 @@ def mune_records(p: Package) -> pd.DataFrame:
     if dom is None:
         return pd.DataFrame()
     frame = p.get(dom).rename(columns=lambda c: c[2:] if c.startswith(dom) and c != dom else c)
-    for c in ("LOC", "LAT", "STAT", "REASND", "LOBXFL", "BLFL", "STRESU", "TEST"):
+    for c in ("LOC", "LAT", "STAT", "REASND", "LOBXFL", "BLFL", "STRESU", "TEST", "VISIT"):
         if c not in frame:
             frame[c] = ""
+    for c in ("STRESN", "VISITNUM"):   # Expected variables: a package without them has no number to show
+        if c not in frame:
+            frame[c] = float("nan")
     return frame
 
 
@@ -293,6 +296,7 @@ def ae_table(p: Package) -> list[AeRow]:
     if not p.has("AE"):
         return []
     group = arms(p)
+    ae = ae.assign(**{c: ae.get(c, "") for c in ("AEBODSYS", "AEDECOD")})
     ae = ae.assign(GROUP=group_of(group, ae["USUBJID"], "No group"))
     cols = sorted(set(ae["GROUP"]))
 
