@@ -82,7 +82,7 @@ def test_the_help_example_runs(command, tmp_path, monkeypatch, request):
             args[i] = SYNTH_SUBJECTS
     if "--server" in args:
         fake = request.getfixturevalue("fake")  # answers at the example's URL
-    if command == "validate":  # the package the to-sdtm example writes
+    if command in ("validate", "report"):  # the package the to-sdtm example writes
         shutil.copytree(request.getfixturevalue("example_package"), tmp_path / args[1])
     if command == "push":  # a to-fhir transaction bundle (of the mini package: the example's takes a minute)
         to_fhir(request.getfixturevalue("mini_conversion")[1], tmp_path / args[1])
@@ -99,6 +99,8 @@ def test_the_help_example_runs(command, tmp_path, monkeypatch, request):
         assert f"for {SYNTH_SUBJECTS} subjects written to corpus.json" in result.output
     elif command == "validate":
         assert (tmp_path / "sdtm-validation" / "validation-report.json").is_file()
+    elif command == "report":
+        assert (tmp_path / "report.html").read_bytes() == (tmp_path / "sdtm" / "report.html").read_bytes()
     elif command == "pull":
         assert len(list((tmp_path / "export").glob("*.ndjson"))) == 8
     elif command == "survey":

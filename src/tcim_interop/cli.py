@@ -208,6 +208,28 @@ def validate_cmd(
         raise typer.Exit(1)
 
 
+@app.command("report")
+def report_cmd(
+    sdtm_dir: Path = typer.Argument(..., metavar="PACKAGE_DIR", help="SDTM package directory (.xpt or Dataset-JSON; "
+                                                                       "run-report.json when there is one)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="FILE", help="The HTML file to write."),
+) -> None:
+    """Write the review report of an SDTM package: one self-contained HTML page (subject flow, the MUNE
+    readout, safety, data completeness, the run's accounting) that opens offline, from any folder.
+
+    Example:  tcim-interop report sdtm/ --out report.html
+    """
+    from .review import write_review_report
+
+    with running():
+        if not sdtm_dir.is_dir():
+            raise UsageError(f"{sdtm_dir}: not a directory")
+        try:
+            written = write_review_report(sdtm_dir, out)
+        except OSError as e:
+            raise UsageError(f"{out}: cannot write: {e.strerror or e}") from None
+    typer.echo(f"written: {written}", err=True)
+
 
 def main() -> None:
     try:

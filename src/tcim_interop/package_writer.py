@@ -1,11 +1,12 @@
 """Write the submission package: every dataset as XPT v5 (and Dataset-JSON), define.xml and its HTML
-view, the conformance reports, the run report and the manifest, into the staging folder of an
-output_dir.PackageDir, which then swaps it in whole.
+view, the conformance reports, the run report, the review report (report.html) and the manifest, into
+the staging folder of an output_dir.PackageDir, which then swaps it in whole.
 
 The steps, in order (each finding they make lands in the run report in that order): fold the text
 to what XPT holds -> check the XPT v5 rules on every dataset (nothing is written if one is broken) ->
 write the XPT files -> Dataset-JSON -> build define.xml and check it against its XSD -> run the
-conformance checks of `validate` on the package as written -> the reports, the manifest -> swap in.
+conformance checks of `validate` on the package as written -> the reports, the review report, the
+manifest -> swap in.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from .findings import Report
 from .manifest import write_manifest
 from .mapping_spec.model import MappingSet
 from .output_dir import PackageDir, failed_report_path
+from .review import write_review_report
 from .sdtm import xpt
 from .sdtm.dataset import Dataset
 
 REPORT_FILE = "run-report.json"
+REVIEW_FILE = "report.html"
 
 
 def write_package(datasets: dict[str, Dataset], package: PackageDir, ms: MappingSet, report: Report,
@@ -45,8 +48,10 @@ def write_package(datasets: dict[str, Dataset], package: PackageDir, ms: Mapping
     (staging / "define.html").write_text(_define_html(define), encoding="utf-8")
     staged += [staging / "define.xml", staging / "define.html"]
     staged += check_conformance(written, frames, define, staging, ms, report, strict, formats)
-    report.outputs = [p.name for p in staged]  # relative: the same run elsewhere gives the same report
+    report.outputs = [p.name for p in staged] + [REVIEW_FILE]  # relative: the same run elsewhere, the same report
     write_report(staging / REPORT_FILE, report)
+    # the review report reads the package as written (run report included), as `tcim-interop report` would
+    staged.append(write_review_report(staging, staging / REVIEW_FILE))
     options = {"non_ascii": ms.study.get("non_ascii", "fold"), "strict": strict, "created": created.isoformat(),
                "mune_domain": next((sp.domain for r, sp in ms.domains.items() if r == "mune"), ""),
                "masked": ms.masked}
