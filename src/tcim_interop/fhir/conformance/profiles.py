@@ -13,7 +13,7 @@ from typing import Any
 from ...mapping.row_algorithms import MEDDRA_LEVEL_URL
 from ...mapping_spec.model import MappingSet
 from ..extensions import BASE, LATERALITY, SDTM_DATASET, SDTM_RECORD, SDTM_SUPP
-from .elements import CORE, binding, element, extension_slicing, structure_definition
+from .elements import binding, element, extension_slicing, structure_definition
 from .terminology import CODE_SYSTEM, value_set_url
 
 # resource type -> (profile id, title); MedicationAdministration only for the study treatment datasets
@@ -57,15 +57,23 @@ def _record(t: str, supp: bool = True) -> list[dict]:
     return [element(f"{t}.meta", min=1), element(f"{t}.meta.source", min=1), *_extensions(t, *slices)]
 
 
-def _pattern(value: Any) -> dict:
-    """pattern[x] of a template's value: a CodeableConcept or a Coding (the first of a list)."""
-    item = value[0] if isinstance(value, list) else value
-    return {"patternCodeableConcept": item} if "coding" in item else {"patternCoding": item}
+def _pattern(value: dict) -> dict:
+    """pattern[x] of a template's CodeableConcept or Coding."""
+    return {"patternCodeableConcept": value} if "coding" in value else {"patternCoding": value}
 
 
 def _template_patterns(t: str, template: dict) -> list[dict]:
-    return [element(f"{t}.{k}", **_pattern(v)) for k, v in template.items()
-            if isinstance(v, (dict, list)) and v and k not in ("meta", "extension")]
+    """The codings a spec's template always writes, as patterns; a list's items as slices by pattern
+    (each repetition is required, the others stay allowed)."""
+    out = []
+    for k, v in template.items():
+        if isinstance(v, dict) and v:
+            out.append(element(f"{t}.{k}", **_pattern(v)))
+        elif isinstance(v, list) and v:
+            out.append(element(f"{t}.{k}", slicing={"discriminator": [{"type": "pattern", "path": "$this"}],
+                                                    "ordered": False, "rules": "open"}))
+            out += [element(f"{t}.{k}:template{i + 1}", min=1, max="1", **_pattern(item)) for i, item in enumerate(v)]
+    return out
 
 
 def _bound(eid: str, system: str, **props: Any) -> dict:
@@ -81,8 +89,7 @@ def _differentials(ms: MappingSet) -> dict[str, list[dict]]:
         "ResearchStudy": [element("ResearchStudy.identifier", min=1),
                           *_extensions("ResearchStudy", _ext_slice("ResearchStudy", "sdtmRecord", SDTM_RECORD),
                                        _ext_slice("ResearchStudy", "sdtmDataset", SDTM_DATASET))],
-        "ResearchSubject": [*_record("ResearchSubject"), element("ResearchSubject.identifier", min=1),
-                            element("ResearchSubject.individual", type=[{"code": "Reference", "targetProfile": [CORE + "Patient"]}])],
+        "ResearchSubject": [*_record("ResearchSubject"), element("ResearchSubject.identifier", min=1)],
         "Patient": [element("Patient.gender", min=1)],
         "Consent": [*_template_patterns("Consent", consent), element("Consent.patient", min=1),
                     element("Consent.dateTime", min=1), element("Consent.policy", min=1)],
