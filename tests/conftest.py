@@ -17,6 +17,8 @@ SHARED = Path(os.environ.get("TCIM_SHARED", ROOT.parent / "shared"))
 EXTERNAL = SHARED / "external"
 EXAMPLE = ROOT / "examples" / "tcim-elaii-100-r4.json"
 MINI = DATA / "mini-r4.json"
+# the datasets to-sdtm makes of the shipped example (tests/test_package.py, test_dataset_json.py, ...)
+EXAMPLE_DATASETS = {"DM", "SE", "SV", "EX", "AE", "SUPPAE", "CM", "DS", "VS", "XM", "SUPPXM", "RELREC", "TS", "TA", "TE", "TI", "TV"}
 PILOT_ZONE = "America/New_York"  # the CDISC pilot ran in the US; its SDTM times carry no zone
 PILOT_FILES = ("dm", "ae", "ex", "suppdm", "suppae")  # the CDISC pilot's datasets to-fhir maps
 

@@ -75,7 +75,7 @@ def test_meddra_from_resulting_condition_r4():
     rec, result = convert(ae, condition("c1", [coding(HEADACHE, "PT"), coding(NERVOUS, "SOC")]))
     assert [rec[n] for n in ("AEDECOD", "AEPTCD", "AEBODSYS", "AEBDSYCD")] == [
         "Headache", 10019211.0, "Nervous system disorders", 10029205.0]
-    assert rec["AETERM"] == "cefalea"
+    assert rec["AETERM"] == "Headache"  # the verbatim "cefalea", in English (mappings/translations.yaml)
     assert disposition(result, "Condition/c1").outcome == "converted"
 
 
@@ -141,7 +141,7 @@ def test_meddra_from_resulting_effect_r5(r5_trial):
     result = to_sdtm(resources + [obs, cond], fast=True, fhir_version="R5")
     rec = record_of(result, f"AdverseEvent/{ae['id']}")
     assert [rec[n] for n in ("AETERM", "AEDECOD", "AEPTCD", "AEBODSYS")] == [
-        "cefalea", "Headache", 10019211.0, "Nervous system disorders"]
+        "Headache", "Headache", 10019211.0, "Nervous system disorders"]  # "cefalea" translated
     assert disposition(result, "Condition/c1").outcome == "converted"
 
 
@@ -215,4 +215,67 @@ def test_backport_extension_urls_r4():
     supp = result.datasets["SUPPAE"]
     seq = rec["AESEQ"]
     mine = supp[(supp["USUBJID"] == rec["USUBJID"]) & (supp["IDVARVAL"] == f"{int(seq)}")]
-    assert mine.set_index("QNAM")["QVAL"].to_dict() == {"AEDISCON": "Y"}
+    assert mine.set_index("QNAM")["QVAL"].to_dict() == {"AEDISCON": "Y", "AETERMO": "cefalea"}  # and the verbatim as sent
+
+
+# --- the whole primary path, the levels not sent, AEACN ------------------------------------------
+HEADACHES_NEC = {"system": MDR, "code": "10019233", "display": "Headaches NEC", "version": "26.0"}
+HEADACHES = {"system": MDR, "code": "10019231", "display": "Headaches", "version": "26.0"}
+PATH_VARS = ("AELLT", "AELLTCD", "AEHLT", "AEHLTCD", "AEHLGT", "AEHLGTCD")
+
+
+def test_every_level_of_the_primary_path_by_its_extension():
+    codings = [coding(HEAD_ACHE, "LLT"), coding(HEADACHE, "PT"), coding(HEADACHES_NEC, "HLT"),
+               coding(HEADACHES, "HLGT"), coding(NERVOUS, "SOC")]
+    rec, result = convert(r4_event(codings))
+    assert {n: rec[n] for n in PATH_VARS} == {
+        "AELLT": "Head ache", "AELLTCD": 10019198.0, "AEHLT": "Headaches NEC", "AEHLTCD": 10019233.0,
+        "AEHLGT": "Headaches", "AEHLGTCD": 10019231.0}
+    assert (rec["AEDECOD"], rec["AESOC"]) == ("Headache", "Nervous system disorders")
+    # mini-r4.json's ae1 sends PT and SOC (counted), its ae2 no MedDRA at all (its AEDECOD's business)
+    ae = result.datasets["AE"]
+    empty = int((ae["AEHLT"].isna() & ae["AEDECOD"].notna()).sum())
+    assert (empty, len(ae)) == (1, 3)
+    [f] = [f for f in findings(result, "DICTIONARY_LEVEL_NOT_SENT") if f.variable == "AEHLT"]
+    assert f.message.startswith(f"AEHLT is empty in {empty} of {len(ae)} records")
+    assert result.metadata["AE"].dictionaries == {"MEDDRA": "26.0"}  # define.xml's ExternalCodeList version
+
+
+def test_expected_levels_not_sent_stay_empty_with_one_warning_each():
+    """PT and SOC only (a hospital's coding): the Expected LLT, HLT, HLGT and codes stay empty; one warning
+    per variable, not per record. AEDECOD (Req) and the SOC are there: nothing said of them."""
+    second = {**r4_event([NERVOUS, HEADACHE]), "id": "ae-j2"}
+    rec, result = convert(r4_event([NERVOUS, HEADACHE]), second)
+    assert all(rec[n] is None for n in PATH_VARS)
+    found = findings(result, "DICTIONARY_LEVEL_NOT_SENT")
+    assert sorted(f.variable for f in found) == sorted(PATH_VARS)
+    # ae-j1, ae-j2 and mini-r4.json's ae1 send PT and SOC; its ae2 no MedDRA coding (not counted)
+    assert all(f.severity == "warning" and "is empty in 3 of 4 records" in f.message for f in found)
+    assert result.metadata["AE"].dictionaries == {}  # no Coding.version sent
+
+
+def test_aeacn_is_the_study_default_unless_the_record_says():
+    withdrawn = {"url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-AdverseEvent.mitigatingAction",
+                 "extension": [{"url": "item", "valueCodeableConcept": {"coding": [{"system": NCI, "code": "C49502"}]}}]}
+    said = {**r4_event([HEADACHE], extension=[withdrawn]), "id": "ae-j2"}
+    rec, result = convert(r4_event([HEADACHE]), said)
+    assert rec["AEACN"] == "NOT APPLICABLE"  # study.yaml defaults: one injection, no dose to change
+    other = result.metadata["AE"]
+    assert other.frame["AEACN"].tolist()[other.sources.index("AdverseEvent/ae-j2")] == "DRUG WITHDRAWN"
+
+
+def test_a_default_is_checked_against_the_codelist(tmp_path):
+    import shutil
+
+    from conftest import ROOT
+
+    from tcim_interop import load_mapping_set
+
+    shutil.copytree(ROOT / "mappings", tmp_path / "m")
+    study = tmp_path / "m" / "study.yaml"
+    study.write_text(study.read_text().replace("AEACN: NOT APPLICABLE", "AEACN: NONE"))
+    with pytest.raises(SpecError, match="defaults: AEACN: 'NONE' is not a term of codelist ACN"):
+        load_mapping_set(tmp_path / "m")
+    study.write_text(study.read_text().replace("AEACN: NONE", "AESEQ: 1"))
+    with pytest.raises(SpecError, match="defaults: 'AESEQ' is not a variable a spec of this set reads from FHIR"):
+        load_mapping_set(tmp_path / "m")

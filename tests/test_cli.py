@@ -22,7 +22,9 @@ def test_to_sdtm_writes_datasets_and_report(tmp_path, mini_bundle):
     assert (tmp_path / "dm.xpt").is_file() and (tmp_path / "run-report.json").is_file()
     report = json.loads((tmp_path / "run-report.json").read_text())
     assert report["resources"]["input"] == 23
-    assert "23 read = 22 converted + 0 rejected + 1 out of scope" in r.output
+    # every resource of the mini bundle is converted: its one Observation that is no MUNE measure is a weight (VS)
+    assert "23 read = 23 converted + 0 rejected + 0 out of scope" in r.output
+    assert (tmp_path / "vs.xpt").is_file()
 
 
 @pytest.mark.parametrize("content, message", [

@@ -10,7 +10,7 @@ import jsonschema
 import pandas as pd
 import pyreadstat
 import pytest
-from conftest import need_external
+from conftest import EXAMPLE_DATASETS, need_external
 from pandas.testing import assert_frame_equal
 
 from tcim_interop import InputError, OutputError
@@ -46,7 +46,7 @@ def test_every_dataset_of_the_example_validates_against_the_schema(example, tmp_
     schema = json.loads(need_external("dataset-json", "schema", "dataset.schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.validators.validator_for(schema)  # the draft the schema declares (2019-09)
     validator.check_schema(schema)
-    assert set(example) == {"DM", "EX", "AE", "SUPPAE", "CM", "XM", "TS", "TA", "TE", "TI", "TV"}
+    assert set(example) == EXAMPLE_DATASETS
     for name, ds in example.items():
         doc = json.loads(write(ds, tmp_path).read_text(encoding="utf-8"))
         validator(schema).validate(doc)
@@ -56,11 +56,12 @@ def test_every_dataset_of_the_example_validates_against_the_schema(example, tmp_
 
 
 def test_utf8_text_is_kept_not_folded(example, tmp_path):
-    raw = write(example["AE"], tmp_path).read_bytes()
+    # the verbatim term as the site sent it: SUPPAE AETERMO (AETERM holds its English)
+    raw = write(example["SUPPAE"], tmp_path).read_bytes()
     assert "Dolor en el lugar de inyección".encode() in raw
     assert b"\\u00f3" not in raw and b"inyeccion" not in raw
-    back = read_dataset_json(tmp_path / "ae.json")
-    assert "Dolor en el lugar de inyección" in set(back.frame["AETERM"])
+    back = read_dataset_json(tmp_path / "suppae.json")
+    assert "Dolor en el lugar de inyección" in set(back.frame["QVAL"])
 
 
 def test_write_read_round_trip_is_exact(example, tmp_path):

@@ -103,7 +103,8 @@ def test_every_dataset_and_variable_in_order_with_types_and_lengths(doc, example
         assert [r.get("OrderNumber") for r in refs] == [str(n) for n in range(1, len(refs) + 1)]
         assert g.find("def:leaf", NS).get(f"{{{NS['xlink']}}}href") == f"{name.lower()}.xpt"
         assert g.find("def:Class", NS).get("Name") == (specs[name].klass if name in specs else
-                                                            "TRIAL DESIGN" if name in TRIAL_DESIGN else "RELATIONSHIP")
+                                                            "TRIAL DESIGN" if name in TRIAL_DESIGN else
+                                                            "SPECIAL PURPOSE" if name == "SE" else "RELATIONSHIP")
         for ref, var in zip(refs, ds.variables):
             item = items[ref.get("ItemOID")]
             assert item.get("Name") == var.name and ref.get("Mandatory") == ("Yes" if var.core == "Req" else "No")
@@ -152,6 +153,60 @@ def test_codelists_carry_nci_codes_sponsor_terms_and_dictionaries(doc):
 def _where(doc, oid):
     rc = doc.find(f".//def:WhereClauseDef[@OID='{oid}']/odm:RangeCheck", NS)
     return rc.get(f"{{{NS['def']}}}ItemOID"), rc.get("Comparator"), [v.text for v in rc.findall("odm:CheckValue", NS)]
+
+
+def _terms(cl) -> list[str]:
+    return [i.get("CodedValue") for i in cl.findall("odm:CodeListItem", NS) + cl.findall("odm:EnumeratedItem", NS)]
+
+
+def test_codelists_list_the_terms_the_package_uses(doc, example):
+    """A reviewer reads the terms used, not the whole CT codelist: each codelist holds exactly the values
+    of the variables that reference it (all its terms only when none is used, as a codelist cannot be
+    empty), so an unmasked package shows no MASKED."""
+    cls = {c.get("OID"): c for c in doc.findall(".//odm:CodeList", NS)}
+    items = {i.get("OID"): i for i in doc.findall(".//odm:ItemDef", NS)}
+    used: dict[str, set] = {}
+    for oid, item in items.items():
+        ref = item.find("odm:CodeListRef", NS)
+        parts = oid.split(".")
+        if ref is None or len(parts) != 3 or parts[1] not in example:  # value-level items: their own test
+            continue
+        column = example[parts[1]].frame[parts[2]]
+        used.setdefault(ref.get("CodeListOID"), set()).update(
+            str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in column if v == v and v not in ("", None))
+    checked = 0
+    for oid, values in used.items():
+        if cls[oid].find("odm:ExternalCodeList", NS) is not None or not values:
+            continue
+        assert set(_terms(cls[oid])) == values, oid
+        checked += 1
+    assert checked >= 10
+    assert _terms(cls["CL.ARMNRS"]) == ["SCREEN FAILURE"]
+    assert not any("MASKED" in _terms(c) for c in cls.values())
+
+
+def test_methods_read_as_sentences(doc, example):
+    methods = {m.get("OID"): "".join(m.find("odm:Description", NS).itertext()).strip()
+               for m in doc.findall(".//odm:MethodDef", NS)}
+    assert methods and not any("params." in t or "Parameters:" in t for t in methods.values()), methods
+    aestdy = next(t for t in methods.values() if t.startswith("AESTDY "))
+    assert aestdy.startswith("AESTDY is the study day of AESTDTC: the days from DM.RFSTDTC")
+    assert methods["MT.CONCAT.STUDYID"] == 'USUBJID is STUDYID, SITEID and SUBJID joined by "-".'
+    seq = [t for t in methods.values() if "numbers each subject's records" in t]
+    seq_vars = sorted(f"{n}SEQ" for n, d in example.items() if f"{n}SEQ" in d.frame.columns and n not in TRIAL_DESIGN)
+    assert len(seq_vars) >= 4 and sorted(t.split()[0] for t in seq) == seq_vars  # one per variable it names
+
+
+def test_origins_in_define_xmls_vocabulary(doc):
+    items = {i.get("OID"): i for i in doc.findall(".//odm:ItemDef", NS)}
+
+    def origin(oid):
+        return items[oid].find("def:Origin", NS).get("Type")
+
+    assert origin("IT.AE.AEDECOD") == origin("IT.AE.AEBODSYS") == "Assigned"  # MedDRA coding
+    assert "FHIR AdverseEvent" in "".join(items["IT.AE.AEDECOD"].find("def:Origin", NS).itertext())
+    assert {origin(o) for o in items if o.split(".")[1] in TRIAL_DESIGN and o.count(".") == 2} == {"Protocol"}
+    assert origin("IT.AE.AETERM") == "Collected" and origin("IT.AE.AESTDY") == "Derived"
 
 
 def test_value_level_metadata_for_each_mune_test(doc, example):
@@ -229,7 +284,7 @@ def test_html_view_renders_in_chromium(define, tmp_path):
 
 def test_empty_datasets_are_described_as_having_no_data(mappings):
     datasets = to_sdtm([DATA / "mini-r4.json"], mappings=mappings).metadata
-    for name in ("XM", "SUPPAE"):
+    for name in ("XM", "SUPPAE", "SUPPXM"):  # every dataset with value-level metadata
         datasets[name].frame = datasets[name].frame.iloc[0:0]
     define = make_define(mappings, datasets)
     assert validate_define(define, xsd()) == []

@@ -34,8 +34,41 @@ def derive(ms, role, name, data):
 
 
 def test_every_derivation_is_registered():
-    assert algorithms.known("derive") == ["baseline_flag", "copy", "first_exposure", "last_exposure", "numeric",
+    assert algorithms.known("derive") == ["baseline_flag", "copy", "epoch", "first_exposure", "flag_if", "from_related",
+                                        "group_id", "last_exposure", "numeric", "participation_end", "reference_end",
                                         "sequence", "study_day"]
+
+
+
+def test_from_related_takes_the_related_records_value_for_the_records_it_is_for(ms):
+    """AELOC: EXLOC of the related EX record, for injection-site events (HLT code, or a PT "Injection site *")."""
+    data = ctx("AE", {"USUBJID": ["A"] * 5, "AEHLTCD": [10022097.0, None, None, None, 10022097.0],
+                      "AEDECOD": [None, "Injection site pain", "Headache", "injection site swelling", None]},
+               EX={"USUBJID": ["A", "A", "A"], "EXLOC": ["TIBIALIS ANTERIOR MUSCLE", "EXTENSOR DIGITORUM BREVIS MUSCLE",
+                                                         "TIBIALIS ANTERIOR MUSCLE"]})
+    data.related = {"ex": ("EX", [[0], [1], [0], [], [0, 1]])}
+    assert derive(ms, "ae", "AELOC", data) == ["TIBIALIS ANTERIOR MUSCLE", "EXTENSOR DIGITORUM BREVIS MUSCLE",
+                                               None,  # not an injection-site event
+                                               None,  # related to no record
+                                               None]  # related to two that disagree
+    data.related = {"ex": ("EX", [[0], [0, 2], [], [], []])}  # two records that agree
+    assert derive(ms, "ae", "AELOC", data)[:2] == ["TIBIALIS ANTERIOR MUSCLE"] * 2
+
+
+
+def test_flag_if_marks_the_planned_visits(ms):
+    data = ctx("SV", {"USUBJID": ["A", "A", "A"], "VISITDY": [-7.0, None, 30.0]})
+    assert derive(ms, "sv", "SVPRESP", data) == ["Y", None, "Y"]
+    assert derive(ms, "sv", "SVOCCUR", data) == ["Y", None, "Y"]
+
+
+def test_epoch_reads_the_subjects_elements(ms):
+    se = {"USUBJID": ["A", "A", "B"], "SESTDTC": ["2021-06-02", "2021-05-01", "2021-05-01"],
+          "SEENDTC": ["2021-07-01", "2021-06-02", "2021-05-20"], "EPOCH": ["FOLLOW-UP", "SCREENING", "SCREENING"]}
+    data = ctx("AE", {"USUBJID": ["A", "A", "B", "C"], "AESTDTC": ["2021-05-15", "2021-06-10", "2021-06-10", "2021-06-10"]},
+               SE=se)
+    # elements in date order whatever the row order; after B's last element, and C without any: empty
+    assert derive(ms, "ae", "EPOCH", data) == ["SCREENING", "FOLLOW-UP", None, None]
 
 
 def test_sequence_counts_per_subject_in_frame_order(ms):

@@ -29,7 +29,7 @@ MAPPINGS = ROOT / "mappings"
 NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3", "def": "http://www.cdisc.org/ns/def/v2.1"}
 ARM_VARS = ["ARMCD", "ARM", "ACTARMCD", "ACTARM"]
 EC_VARS = ["STUDYID", "DOMAIN", "USUBJID", "ECSEQ", "ECTRT", "ECMOOD", "ECDOSE", "ECDOSU", "ECDOSFRM", "ECROUTE",
-           "ECLOC", "ECLAT", "VISITNUM", "VISIT", "ECSTDTC", "ECENDTC", "ECSTDY", "ECENDY"]
+           "ECLOC", "ECLAT", "VISITNUM", "VISIT", "EPOCH", "ECSTDTC", "ECENDTC", "ECSTDY", "ECENDY"]
 # EX and EC variables that carry the same collected data (EXTRT, EXDOSE, EXDOSU are what masking withholds)
 SHARED = ["STUDYID", "USUBJID", "SEQ", "DOSFRM", "ROUTE", "LOC", "LAT", "VISITNUM", "VISIT", "STDTC", "ENDTC",
           "STDY", "ENDY"]
@@ -227,7 +227,7 @@ def test_define_validates_with_masked_as_an_extended_armnrs_term(masked):
     mood = doc.find(".//odm:CodeList[@OID='CL.MOOD']", NS)
     assert mood is not None and mood.find("odm:Alias", NS).get("Name") == "C125923"
     methods = " ".join(doc.xpath(".//odm:MethodDef//odm:TranslatedText/text()", namespaces=NS))
-    assert "domain = EC; var = ECSTDTC" in methods and "domain = EX" not in methods
+    assert "RFXSTDTC is the earliest ECSTDTC of the subject's EC records." in methods and "EX records" not in methods
 
 
 def test_manifest_says_masked(unmasked, masked):
@@ -309,7 +309,8 @@ def test_cli_masked_flag(tmp_path, mini_bundle):
 
 def test_masked_mapping_set_serves_ex_with_ec():
     ms = load_mapping_set(masked=True)
-    assert ms.masked and {r: s.domain for r, s in ms.domains.items()} == {"dm": "DM", "ex": "EC", "ae": "AE", "cm": "CM", "mune": "XM"}
+    assert ms.masked and {r: s.domain for r, s in ms.domains.items()} == {
+        "dm": "DM", "ex": "EC", "ae": "AE", "cm": "CM", "ds": "DS", "vs": "VS", "mune": "XM", "sv": "SV"}
     dm = ms.spec("dm")
     assert dm.by_name["RFXSTDTC"].params == {"domain": "EC", "var": "ECSTDTC"}
     assert dm.by_name["RFXENDTC"].params == {"domain": "EC", "var": "ECENDTC"}

@@ -4,6 +4,7 @@ HTML view, the run report and the manifest; to-fhir reads Dataset-JSON back with
 import json
 
 import pytest
+from conftest import EXAMPLE_DATASETS
 from typer.testing import CliRunner
 
 from tcim_interop import read_sdtm, to_fhir, to_sdtm
@@ -33,16 +34,16 @@ def test_define_validates_and_names_the_xpt_files(package):
 
 
 def test_dataset_json_keeps_utf8_and_to_fhir_reads_it(package, tmp_path):
-    ae = json.loads((package / "ae.json").read_text(encoding="utf-8"))
-    assert any("Neumonía por aspiración" in row for row in ae["rows"])
+    supp = json.loads((package / "suppae.json").read_text(encoding="utf-8"))  # the verbatim as sent, unfolded
+    assert any("Neumonía por aspiración" in row for row in supp["rows"])
     json_only = tmp_path / "json"
     json_only.mkdir()
     for p in package.glob("*.json"):
         if p.stem not in ("manifest", "run-report"):
             (json_only / p.name).write_bytes(p.read_bytes())
     datasets = read_sdtm(json_only)
-    assert datasets["AE"].frame["AETERM"].tolist()[0] == "Neumonía por aspiración"
-    result = to_fhir(json_only)
+    assert datasets["AE"].frame["AETERM"].tolist()[0] == "Aspiration pneumonia"  # its English
+    result = to_fhir(json_only)  # gives FHIR the term as the site sent it
     terms = [r["event"]["text"] for r in result.resources if r["resourceType"] == "AdverseEvent"]
     assert "Neumonía por aspiración" in terms and not result.report.errors
 
@@ -77,4 +78,4 @@ def test_strict_stops_on_a_conformance_error_and_writes_no_dataset(tmp_path, min
 def test_the_shipped_example_package_has_no_conformance_error(example_package):
     report = json.loads((example_package / "validation-report.json").read_text(encoding="utf-8"))
     assert report["findings_by_severity"]["error"] == 0, report["findings"][:3]
-    assert set(report["datasets"]) == {"DM", "EX", "AE", "SUPPAE", "CM", "XM", "TS", "TA", "TE", "TI", "TV"}
+    assert set(report["datasets"]) == EXAMPLE_DATASETS

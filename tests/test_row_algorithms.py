@@ -67,7 +67,8 @@ def test_every_row_algorithm_is_registered():
     assert algorithms.known("row") == sorted([
         "assign", "assign_ct", "hardcode", "hardcode_if", "domain_code", "concat", "subject_var", "iso_datetime",
         "death_flag", "birth_date", "age", "arm", "arm_null_reason", "country", "visit", "meddra",
-        "seriousness_criterion", "result_text", "not_done", "yes_no", "study_product", "site_id", "study_id"])
+        "seriousness_criterion", "result_text", "not_done", "yes_no", "study_product", "site_id", "study_id",
+        "disposition_term", "verbatim", "unplanned_arm", "own_visit"])
 
 
 # --- assign ------------------------------------------------------------------------------------
@@ -280,7 +281,8 @@ def test_iso_datetime_r4_and_r5_sources(ms):
 
 def test_iso_datetime_bad_date_is_an_error(ms):
     row = make_row(ms, {"period": {"end": "2021-02-30"}}, values={"USUBJID": "U1"})
-    assert run_algo(row, var(ms, "dm", "RFPENDTC")) is None
+    rfpendtc = var(ms, "dm", "RFPENDTC")  # a derivation whose collected end iso_datetime reads (collect)
+    assert algorithms.get(algorithms.get(rfpendtc.algorithm).collect).fn(row, rfpendtc) is None
     assert found(row) == [("error", "BAD_DATE", "RFPENDTC")]
     f = row.run.report.findings[0]
     assert (f.value, f.usubjid, f.domain) == ("2021-02-30", "U1", "DM")

@@ -99,11 +99,11 @@ def test_round_trip_push_pull_to_sdtm_gives_the_same_sdtm(tmp_path, server, caps
     server.configure(reset=True)
     r = cli("push", example_fhir[1], "--server", server.url)
     assert r.exit_code == 0, r.output
-    assert r.output.startswith("13427 entries in ")  # 13328 + the 99 CM administrations and "0 refused, 0 not sent" in r.output
+    assert r.output.startswith("13526 entries in ")  # 13328 + the 99 CM administrations + the 99 screening visits (SV) and "0 refused, 0 not sent" in r.output
 
     server.configure()  # forget kept search results: a cold pull
     result = pull_to_directory(server.url, "TCIM-ELAII", tmp_path / "pulled")
-    assert result.counts == {"AdverseEvent": 125, "Consent": 100, "Encounter": 594, "MedicationAdministration": 495,
+    assert result.counts == {"AdverseEvent": 125, "Consent": 100, "Encounter": 693, "MedicationAdministration": 495,
                              "Observation": 11910, "Patient": 100, "ResearchStudy": 2, "ResearchSubject": 100,
                              "Group": 1}
     with capsys.disabled():
@@ -112,7 +112,7 @@ def test_round_trip_push_pull_to_sdtm_gives_the_same_sdtm(tmp_path, server, caps
 
     to_sdtm([tmp_path / "pulled"], tmp_path / "sdtm-again")
     before, after = read_sdtm(example_package), read_sdtm(tmp_path / "sdtm-again")
-    assert sorted(after) == sorted(before) == ["AE", "CM", "DM", "EX", "SUPPAE", "TA", "TE", "TI", "TS", "TV", "XM"]
+    assert sorted(after) == sorted(before) == ["AE", "CM", "DM", "DS", "EX", "SUPPAE", "TA", "TE", "TI", "TS", "TV", "XM"]
     for name, dataset in before.items():
         pdt.assert_frame_equal(after[name].frame, dataset.frame, obj=name)
 

@@ -12,15 +12,20 @@ MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 
 DM = ["STUDYID", "DOMAIN", "USUBJID", "SUBJID", "RFSTDTC", "RFENDTC", "RFXSTDTC", "RFXENDTC", "RFICDTC",
       "RFPENDTC", "DTHDTC", "DTHFL", "SITEID", "BRTHDTC", "AGE", "AGEU", "SEX", "RACE", "ETHNIC", "ARMCD", "ARM",
-      "ACTARMCD", "ACTARM", "ARMNRS", "COUNTRY"]
+      "ACTARMCD", "ACTARM", "ARMNRS", "ACTARMUD", "COUNTRY"]
 EX = ["STUDYID", "DOMAIN", "USUBJID", "EXSEQ", "EXTRT", "EXDOSE", "EXDOSU", "EXDOSFRM", "EXROUTE", "EXLOC", "EXLAT",
-      "VISITNUM", "VISIT", "EXSTDTC", "EXENDTC", "EXSTDY", "EXENDY"]
+      "VISITNUM", "VISIT", "EPOCH", "EXSTDTC", "EXENDTC", "EXSTDY", "EXENDY"]
 AE = ["STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AESPID", "AETERM", "AELLT", "AELLTCD", "AEDECOD", "AEPTCD",
-      "AEBODSYS", "AEBDSYCD", "AESOC", "AESOCCD", "AESEV", "AESER", "AEACN", "AEREL", "AEOUT", "AESCONG", "AESDISAB",
-      "AESDTH", "AESHOSP", "AESLIFE", "AESMIE", "AESTDTC", "AEENDTC", "AESTDY", "AEENDY"]
-MUNE = ["STUDYID", "DOMAIN", "USUBJID", "--SEQ", "--TESTCD", "--TEST", "--ORRES", "--ORRESU", "--STRESC",
+      "AEHLT", "AEHLTCD", "AEHLGT", "AEHLGTCD", "AEBODSYS", "AEBDSYCD", "AESOC", "AESOCCD", "AELOC", "AELAT", "AESEV", "AESER", "AEACN", "AEREL", "AEOUT", "AESCONG", "AESDISAB",
+      "AESDTH", "AESHOSP", "AESLIFE", "AESMIE", "EPOCH", "AESTDTC", "AEENDTC", "AESTDY", "AEENDY"]
+MUNE = ["STUDYID", "DOMAIN", "USUBJID", "--SEQ", "--GRPID", "--TESTCD", "--TEST", "--ORRES", "--ORRESU", "--STRESC",
         "--STRESN", "--STRESU", "--STAT", "--REASND", "--LOC", "--LAT", "--METHOD", "--LOBXFL", "VISITNUM", "VISIT",
-        "--DTC", "--DY"]
+        "EPOCH", "--DTC", "--DY"]
+SV = ["STUDYID", "DOMAIN", "USUBJID", "VISITNUM", "VISIT", "SVPRESP", "SVOCCUR", "VISITDY", "SVSTDTC", "SVENDTC",
+      "SVSTDY", "SVENDY", "SVUPDES"]  # SDTMIG 3.4 order
+
+VS = ["STUDYID", "DOMAIN", "USUBJID", "VSSEQ", "VSTESTCD", "VSTEST", "VSPOS", "VSORRES", "VSORRESU", "VSSTRESC",
+      "VSSTRESN", "VSSTRESU", "VSSTAT", "VSREASND", "VSLOC", "VSLOBXFL", "VISITNUM", "VISIT", "VSDTC", "VSDY"]
 
 
 def mune(domain):
@@ -36,11 +41,14 @@ def test_shipped_mappings_load_in_sdtmig_order():
     ms = load_mapping_set()
     assert ms.directory == MAPPINGS
     assert {role: spec.domain for role, spec in ms.domains.items()} == {"dm": "DM", "ex": "EX", "ae": "AE", "cm": "CM",
-                                                                              "mune": "XM"}
+                                                                              "ds": "DS", "vs": "VS",
+                                                                              "mune": "XM", "sv": "SV"}
+    assert ms.spec("sv").names == SV
     assert ms.spec("dm").names == DM
     assert ms.spec("ex").names == EX
     assert ms.spec("ae").names == AE
     assert ms.spec("mune").names == mune("XM")
+    assert ms.spec("vs").names == VS  # SDTMIG 3.4 order (sdtmig34.yaml)
     for spec in ms.domains.values():
         assert spec.names[:3] == ["STUDYID", "DOMAIN", "USUBJID"]
         assert len(spec.label) <= 40
@@ -76,10 +84,14 @@ def test_nv_variant_sends_the_mune_data_to_nv():
     assert nv.by_name["NVLOBXFL"].params == {"date": "NVDTC", "result": "NVORRES",
                                              "by": ["USUBJID", "NVTESTCD", "NVLOC", "NVLAT"]}
     assert nv.by_name["NVDY"].params == {"date": "NVDTC"}
-    assert nv.by_name["NVTESTCD"].label == "Short Name of MUNE Test"
+    # nv.yaml's overrides: NV's labels and CDISC's NV test codelists (sponsor-extended)
+    assert nv.by_name["NVTESTCD"].label == "Short Name of Nervous System Test"
+    assert (nv.by_name["NVTESTCD"].codelist, nv.by_name["NVTESTCD"].map) == ("NVTESTCD", "NV_TEST")
+    assert (nv.by_name["NVTEST"].codelist, nv.by_name["NVTEST"].map) == ("NVTEST", "NV_TEST_NAME")
+    assert nv.by_name["NVGRPID"].params == {"by": ["VISITNUM", "NVDTC", "NVLOC", "NVLAT", "NVMETHOD"]}
     assert (nv.row_resource, nv.row_select) == ("Observation", "mune_observation")
     # the other domains are unchanged
-    assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "CM", "NV"]
+    assert [s.domain for s in ms.domains.values()] == ["DM", "EX", "AE", "CM", "DS", "VS", "NV", "SV"]
 
 
 # --- broken specs ------------------------------------------------------------------------------
@@ -324,7 +336,7 @@ def test_missing_suppqual(mdir):
     ("study.yaml", "  registry_id: NCT04849065", "  registry: NCT04849065",
      "study: unknown key 'registry' (known: studyid,"),
     ("study.yaml", "{code: DAY30, visitnum: 4,", "{code: DAY30, visit_num: 4,", "visits[3]: unknown key 'visit_num'"),
-    ("study.yaml", "tedur: P28D, epoch: SCREENING}", "tedur: P28D, epoch: SCREENING, duration: P28D}",
+    ("study.yaml", "tedur: P28D, epoch: SCREENING,", "tedur: P28D, epoch: SCREENING, duration: P28D,",
      "trial_design.elements[0]: unknown key 'duration'"),
     ("study.yaml", "MNC: {elements: [SCRN, MNC, FU], branch:", "MNC: {element: [SCRN, MNC, FU], branch:",
      "trial_design.arms.MNC: unknown key 'element' (known: elements, branch)"),

@@ -18,10 +18,14 @@ def test_survey_of_the_sponsor_coded_bundle_maps_every_study_code(mappings):
     assert by[("EX", "EXTRT", "study-product", "BMNC")].term == "BONE MARROW MONONUCLEAR CELLS"
     assert by[("EX", "EXTRT", "study-product", "BMNC")].count == 2
     assert by[("XM", "XMORRESU", "unitsofmeasure.org", "1")].term.startswith("(dimensionless")
-    # the out-of-scope resources' codes are surveyed too: riluzole and a body weight
-    assert {(c.domain, c.variable, c.code) for c in result.unmapped()} == {
-        ("EX", "EXTRT", "35623"), ("XM", "XMTESTCD", "29463-7"), ("XM", "XMTEST", "29463-7")}
-    assert result.report.counts()["out_of_scope"] == 1  # the weight; riluzole is a CM record
+    # riluzole is a CM record, which takes what EX does not: its code is surveyed as a possible study product
+    assert {(c.domain, c.variable, c.code) for c in result.unmapped()} == {("EX", "EXTRT", "35623")}
+    assert result.report.counts()["out_of_scope"] == 0  # the weight is a VS record
+    # each Observation is surveyed by the domain that takes it: the weight by VS, the MUNE measures by XM
+    assert by[("VS", "VSTESTCD", "loinc.org", "29463-7")].term == "WEIGHT"
+    assert by[("VS", "VSORRESU", "unitsofmeasure.org", "kg")].term == "kg"
+    assert {c.code for c in result.codes if c.domain == "VS"} == {"29463-7", "kg"}
+    assert not [c for c in result.codes if c.domain == "XM" and c.code in ("29463-7", "kg")]
     visits = {c.code: c.term for c in result.codes if (c.domain, c.variable) == ("Encounter", "type")}
     assert visits == {"BASELINE": "BASELINE", "INJECTION": "INJECTION", "DAY30": "DAY 30"}
 

@@ -209,7 +209,9 @@ def test_adverse_events(resources, version):
     for ae in events:
         event = ae["event" if version == "R4" else "code"]
         levels = [c["extension"][0]["valueCode"] for c in event["coding"]]
-        assert levels == ["PT", "SOC"]
+        assert levels == ["LLT", "PT", "HLT", "HLGT", "SOC"]  # the primary path, lowest level first
+        codes = {c["extension"][0]["valueCode"]: c["code"] for c in event["coding"]}
+        assert codes["LLT"] == codes["PT"] and len({codes[k] for k in ("PT", "HLT", "HLGT", "SOC")}) == 4
         assert {c["system"] for c in event["coding"]} == {"http://terminology.hl7.org/CodeSystem/mdr"}
         suspect = ae["suspectEntity"][0]["instance" if version == "R4" else "instanceReference"]
         assert ref_id(suspect) in injections

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tcim_interop.sdtm.text import MAX_BYTES, fold_ascii, split_text, xpt_length
+from tcim_interop.sdtm.text import MAX_BYTES, fold_ascii, join_text, split_text, xpt_length
 
 
 # --- fold_ascii --------------------------------------------------------------------------------
@@ -43,9 +43,13 @@ def test_xpt_length_counts_bytes_after_folding():
 
 # --- split_text --------------------------------------------------------------------------------
 def check_chunks(text, chunks, limit=MAX_BYTES):
-    assert "".join(chunks) == text
+    """Within the limit, no blank at either end of a chunk (CORE-000867), and one blank between chunks
+    gives back the text (its blanks at a break made one)."""
+    assert "".join(join_text(chunks).split(" ")) == "".join(text.split(" "))
     assert all(xpt_length(c) <= limit for c in chunks)
     assert all(chunks)
+    assert not any(c != c.strip(" ") for c in chunks[1:])
+    assert not any(c.endswith(" ") for c in chunks[:-1])
 
 
 def test_short_text_is_one_chunk():
@@ -54,35 +58,41 @@ def test_short_text_is_one_chunk():
     assert split_text("x" * 200) == ["x" * 200]
 
 
-def test_breaks_at_the_last_space_and_the_space_starts_the_next_chunk():
-    text = "word " * 100  # 500 characters
+def test_breaks_at_the_last_space_and_no_chunk_keeps_it():
+    text = ("word " * 100).strip()  # 499 characters
     chunks = split_text(text)
     check_chunks(text, chunks)
-    assert [len(c) for c in chunks] == [199, 200, 101]
+    assert [len(c) for c in chunks] == [199, 199, 99]
     assert chunks[0] == ("word " * 40)[:-1]
-    assert chunks[0].endswith("word")
-    assert chunks[1].startswith(" word") and chunks[1].endswith("word")
-    assert chunks[2] == " " + ("word " * 20)
+    assert all(c.startswith("word") and c.endswith("word") for c in chunks)
+    assert join_text(chunks) == text
 
 
 def test_space_right_after_a_full_chunk_is_used():
     text = "a" * 200 + " " + "b" * 50
-    assert split_text(text) == ["a" * 200, " " + "b" * 50]
+    assert split_text(text) == ["a" * 200, "b" * 50]
+    assert join_text(split_text(text)) == text
 
 
-def test_a_long_word_with_no_space_is_cut():
+def test_a_long_word_with_no_space_is_cut_and_splits_again_the_same_once_joined():
     text = "x" * 450
-    assert split_text(text) == ["x" * 200, "x" * 200, "x" * 50]
+    chunks = split_text(text)
+    assert chunks == ["x" * 200, "x" * 200, "x" * 50]
+    assert split_text(join_text(chunks)) == chunks  # SDTM -> FHIR -> SDTM is exact
 
 
 def test_a_long_word_after_a_short_one_breaks_at_the_space_then_is_cut():
     text = "ab " + "x" * 450
-    assert split_text(text) == ["ab", " " + "x" * 199, "x" * 200, "x" * 51]
+    assert split_text(text) == ["ab", "x" * 200, "x" * 200, "x" * 50]
 
 
 def test_a_leading_space_is_not_a_break_point():
     text = " " + "x" * 300
     assert split_text(text) == [" " + "x" * 199, "x" * 101]
+
+
+def test_blanks_ending_the_text_make_no_empty_chunk():
+    assert split_text("a" * 200 + "   ") == ["a" * 200]
 
 
 def test_accented_text_is_measured_after_folding():
@@ -93,7 +103,7 @@ def test_accented_text_is_measured_after_folding():
     # 201 folded bytes: it does not
     text = "á" * 101 + " " + "é" * 99
     chunks = split_text(text)
-    assert chunks == ["á" * 101, " " + "é" * 99]
+    assert chunks == ["á" * 101, "é" * 99]
 
 
 def test_decomposed_accents_do_not_count():
@@ -101,16 +111,14 @@ def test_decomposed_accents_do_not_count():
     assert split_text(text) == [text]
 
 
-def test_no_chunk_but_the_last_ends_in_blanks():
-    """XPT keeps leading blanks and drops trailing ones: a chunk that ends in blanks loses them."""
+def test_a_run_of_blanks_at_a_break_is_the_break():
     text = "a" * 198 + "   " + "b" * 10
     chunks = split_text(text)
     check_chunks(text, chunks)
-    assert chunks == ["a" * 198, "   " + "b" * 10]
+    assert chunks == ["a" * 198, "b" * 10]
     text = ("palabra  " * 60).strip()
     chunks = split_text(text)
     check_chunks(text, chunks)
-    assert not any(c.endswith(" ") for c in chunks[:-1])
 
 
 @contextmanager
@@ -142,11 +150,14 @@ _TEXT = st.text(
 def test_property_split_text_round_trips_within_the_limit(text):
     with time_limit(5):
         chunks = split_text(text)
-    assert "".join(chunks) == text
     assert all(xpt_length(c) <= MAX_BYTES for c in chunks)
     assert all(chunks) or chunks == [""]
-    # blanks at the end of a chunk would be lost in XPT, unless the chunk is nothing but blanks
-    assert all(not c.endswith(" ") or not c.strip(" ") for c in chunks[:-1])
+    # no chunk ends in a blank (XPT would drop it), no continuation begins with one (CORE-000867)
+    assert not any(c.endswith(" ") for c in chunks[:-1])
+    assert not any(c.startswith(" ") for c in chunks[1:])
+    # every character but the blanks at the breaks comes back, in order
+    assert "".join(join_text(chunks).split(" ")) == "".join(text.split(" "))
+    assert split_text(join_text(chunks)) == chunks
 
 
 @settings(max_examples=300, deadline=None)
@@ -154,7 +165,7 @@ def test_property_split_text_round_trips_within_the_limit(text):
 def test_property_split_text_small_limits(text, limit):
     with time_limit(5):
         chunks = split_text(text, limit)
-    assert "".join(chunks) == text
+    assert "".join(join_text(chunks).split(" ")) == "".join(text.split(" "))
     assert all(xpt_length(c) <= limit for c in chunks)
 
 
@@ -167,7 +178,7 @@ def test_split_text_of_20_mb_is_whole_and_within_the_limit(spaced):
     text = (word * (20_000_000 // len(word) + 1))[:20_000_000]
     with time_limit(20):
         chunks = split_text(text)
-    assert "".join(chunks) == text
+    assert (join_text(chunks) if spaced else "".join(chunks)) == text.rstrip(" ")
     assert all(len(c.encode("ascii")) <= MAX_BYTES for c in chunks)
     assert len(chunks) >= 100_000
     if not spaced:
@@ -179,7 +190,7 @@ def test_split_text_of_4_mb_not_ascii():
     text = ("inyección dolorosa " * 220_000)[:4_000_000]
     with time_limit(120):
         chunks = split_text(text)
-    assert "".join(chunks) == text
+    assert join_text(chunks) == text.rstrip(" ")
     assert max(xpt_length(c) for c in chunks) <= MAX_BYTES
 
 
@@ -208,8 +219,9 @@ def test_a_long_verbatim_term_comes_back_whole_from_ae_and_suppae(tmp_path):
     n = len(rest)
     assert n >= 1_500
     by_qnam = dict(zip(rest["QNAM"], rest["QVAL"]))
-    # XPT drops a value's trailing blanks; each chunk after the first starts with the blank it broke at
-    rebuilt = first["AETERM"] + "".join(by_qnam[continuation_qnam("AETERM", k)] for k in range(1, n + 1))
+    # no chunk keeps the blank it broke at: one blank between chunks gives the text back
+    rebuilt = join_text([first["AETERM"], *(by_qnam[continuation_qnam("AETERM", k)] for k in range(1, n + 1))])
+    assert not any(v != v.strip() for v in by_qnam.values())
     assert rebuilt == term.rstrip()
     define = etree.parse(str(tmp_path / "sdtm" / "define.xml"))
     oids = set(define.xpath("//*[local-name()='ItemDef']/@OID"))

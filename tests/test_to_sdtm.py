@@ -41,10 +41,12 @@ def test_dm(result):
     same(result.datasets["DM"], table(
         "STUDYID DOMAIN USUBJID SUBJID RFSTDTC RFENDTC RFXSTDTC RFICDTC RFPENDTC DTHDTC DTHFL SITEID "
         "BRTHDTC AGE AGEU SEX ARMCD ARM ACTARMCD ARMNRS COUNTRY",
-        ["TCIM-ELAII", "DM", U1, "001", "2021-06-01T10:05:00", "2021-06-01T10:20:00", "2021-06-01T10:05:00",
+        # RFENDTC: the end of participation (period.end), not the last injection; the screen failure has
+        # none, and his RFPENDTC is his death, the last date known of him (DM assumption 10d)
+        ["TCIM-ELAII", "DM", U1, "001", "2021-06-01T10:05:00", "2022-06-20", "2021-06-01T10:05:00",
          "2021-05-10", "2022-06-20", None, None, "01", "1961", 59.0, "YEARS", "M", "MNC",
          "Bone marrow mononuclear cells one side", "MNC", None, "ESP"],
-        ["TCIM-ELAII", "DM", U2, "002", None, None, None, "2021-06-01", "2021-06-15", "2022-03-04", "Y", "01",
+        ["TCIM-ELAII", "DM", U2, "002", None, None, None, "2021-06-01", "2022-03-04", "2022-03-04", "Y", "01",
          "1970", 51.0, "YEARS", "F", None, None, None, "SCREEN FAILURE", "ESP"]))
 
 
@@ -68,27 +70,34 @@ def test_ae(result):
     same(result.datasets["AE"], table(
         "USUBJID AESEQ AESPID AETERM AEDECOD AEPTCD AEBODSYS AEBDSYCD AESEV AESER AEREL AEOUT AESHOSP AESDTH "
         "AESTDTC AEENDTC AESTDY AEENDY",
-        [U1, 1.0, None, "Neumonía por aspiración", None, NaN, None, NaN, None, "Y", None,
+        [U1, 1.0, None, "Aspiration pneumonia", None, NaN, None, NaN, None, "Y", None,
          "NOT RECOVERED/NOT RESOLVED", "Y", "N", "2021-05-30", None, -2.0, NaN],
-        [U1, 2.0, "AE-001-01", "Dolor en el lugar de inyección", "Injection site pain", 10022086.0,
+        [U1, 2.0, "AE-001-01", "Pain at the injection site", "Injection site pain", 10022086.0,
          "General disorders and administration site conditions", 10018065.0, "MILD", "N", "PROBABLE",
          "RECOVERED/RESOLVED", None, None, "2021-06-02", "2021-06-05", 2.0, 5.0]))
     same(result.datasets["SUPPAE"], table(
         "STUDYID RDOMAIN USUBJID IDVAR IDVARVAL QNAM QLABEL QVAL QORIG",
-        ["TCIM-ELAII", "AE", U1, "AESEQ", "1", "AEDISCON", "Caused Study Discontinuation", "N", "Collected"]))
+        ["TCIM-ELAII", "AE", U1, "AESEQ", "1", "AEDISCON", "Caused Study Discontinuation", "N", "Collected"],
+        # the verbatim terms as the site sent them (mappings/translations.yaml gave AETERM its English)
+        ["TCIM-ELAII", "AE", U1, "AESEQ", "1", "AETERMO", "Reported Term in the Original Language",
+         "Neumonía por aspiración", "Collected"],
+        ["TCIM-ELAII", "AE", U1, "AESEQ", "2", "AETERMO", "Reported Term in the Original Language",
+         "Dolor en el lugar de inyección", "Collected"]))
 
 
 def test_xm(result):
+    """XMGRPID: one per recording (visit, date, muscle, side, method), numbered in that order: the
+    left MUNIX of 2021-05-24 (2) and the right MUSIX of that day (3) are two recordings."""
     same(result.datasets["XM"], table(
-        "USUBJID XMSEQ XMTESTCD XMTEST XMORRES XMORRESU XMSTRESC XMSTRESN XMSTAT XMREASND XMLOC XMLAT XMMETHOD "
+        "USUBJID XMSEQ XMGRPID XMTESTCD XMTEST XMORRES XMORRESU XMSTRESC XMSTRESN XMSTAT XMREASND XMLOC XMLAT XMMETHOD "
         "XMLOBXFL VISITNUM VISIT XMDTC XMDY",
-        [U1, 1.0, "MUNIX", "Motor Unit Number Index", "88", None, "88", 88.0, None, None, "TIBIALIS ANTERIOR MUSCLE",
+        [U1, 1.0, "1", "MUNIX", "Motor Unit Number Index", "88", None, "88", 88.0, None, None, "TIBIALIS ANTERIOR MUSCLE",
          "LEFT", "MUNIX", None, 2.0, "BASELINE", "2021-05-20", -12.0],
-        [U1, 2.0, "MUNIX", "Motor Unit Number Index", "92.5", None, "92.5", 92.5, None, None,
+        [U1, 2.0, "2", "MUNIX", "Motor Unit Number Index", "92.5", None, "92.5", 92.5, None, None,
          "TIBIALIS ANTERIOR MUSCLE", "LEFT", "MUNIX", "Y", 2.0, "BASELINE", "2021-05-24", -8.0],
-        [U1, 3.0, "MUNIX", "Motor Unit Number Index", None, None, None, NaN, "NOT DONE", "Paciente no colaboró",
+        [U1, 3.0, "4", "MUNIX", "Motor Unit Number Index", None, None, None, NaN, "NOT DONE", "Patient did not cooperate",
          "TIBIALIS ANTERIOR MUSCLE", "LEFT", "MUNIX", None, 4.0, "DAY 30", "2021-06-30", 30.0],
-        [U1, 4.0, "MUSIX", "Motor Unit Size Index", "41.2", "uV", "41.2", 41.2, None, None,
+        [U1, 4.0, "3", "MUSIX", "Motor Unit Size Index", "41.2", "uV", "41.2", 41.2, None, None,
          "TIBIALIS ANTERIOR MUSCLE", "RIGHT", "MUNIX", "Y", 2.0, "BASELINE", "2021-05-24", -8.0]))
 
 
@@ -115,7 +124,9 @@ def test_accounting_adds_up(result):
     assert c["input"] == 23 == c["converted"] + c["rejected"] + c["out_of_scope"]
     out = {d.resource: d.reason for d in result.report.dispositions if d.outcome == "out_of_scope"}
     # the riluzole administration (cm1) is not study treatment: a CM record, converted
-    assert out == {"Observation/wt": "not a MUNE measure (code not in the MUNE_TEST map, directly or through a ConceptMap)"}
+    # and the body weight (wt) is a VS record: nothing of the mini bundle is out of scope
+    assert out == {}
+    assert next(d for d in result.report.dispositions if d.resource == "Observation/wt").outcome == "converted"
     assert next(d for d in result.report.dispositions if d.resource == "MedicationAdministration/cm1").outcome == "converted"
     for t, n in c["by_resource_type"].items():
         assert n["input"] == n["converted"] + n["rejected"] + n["out_of_scope"], t
@@ -125,9 +136,12 @@ def test_written_xpt_files_read_back_with_spec_metadata(tmp_path, mappings):
     from conftest import DATA
 
     res = to_sdtm([DATA / "mini-r4.json"], tmp_path)
-    # and the trial design; no ti.xpt: the mini study has no eligibility criteria
-    assert sorted(p.name for p in tmp_path.glob("*.xpt")) == ["ae.xpt", "cm.xpt", "dm.xpt", "ex.xpt", "suppae.xpt",
-                                                              "ta.xpt", "te.xpt", "ts.xpt", "tv.xpt", "xm.xpt"]
+    # and the trial design; no ti.xpt: the mini study has no eligibility criteria; relrec.xpt: its adverse
+    # event ae1 is suspected of the administration ma1; suppxm.xpt: the reason not done as the site wrote
+    # it (XMREASOR)
+    assert sorted(p.name for p in tmp_path.glob("*.xpt")) == ["ae.xpt", "cm.xpt", "dm.xpt", "ds.xpt", "ex.xpt",
+                                                              "relrec.xpt", "se.xpt", "suppae.xpt", "suppxm.xpt", "sv.xpt",
+                                                              "ta.xpt", "te.xpt", "ts.xpt", "tv.xpt", "vs.xpt", "xm.xpt"]
     for role, spec in mappings.domains.items():
         df, meta = pyreadstat.read_xport(str(tmp_path / f"{spec.dataset}.xpt"))
         assert meta.table_name == spec.domain and meta.file_label == spec.label
@@ -138,11 +152,14 @@ def test_written_xpt_files_read_back_with_spec_metadata(tmp_path, mappings):
                 longest = max((len(str(x)) for x in res.datasets[spec.domain][v.name] if x), default=1)
                 assert meta.variable_storage_width[v.name] == longest, v.name
     ae, _ = pyreadstat.read_xport(str(tmp_path / "ae.xpt"))
-    assert list(ae["AETERM"]) == ["Neumonia por aspiracion", "Dolor en el lugar de inyeccion"]
+    assert list(ae["AETERM"]) == ["Aspiration pneumonia", "Pain at the injection site"]
+    # the Spanish originals are folded where they now are: SUPPAE's and SUPPXM's QVAL
+    supp, _ = pyreadstat.read_xport(str(tmp_path / "suppae.xpt"))
+    assert list(supp.loc[supp["QNAM"] == "AETERMO", "QVAL"]) == ["Neumonia por aspiracion", "Dolor en el lugar de inyeccion"]
     folded = [f for f in res.report.findings if f.code == "ASCII_FOLDED"]
-    assert {(f.variable, f.value) for f in folded} == {("AETERM", "Neumonía por aspiración"),
-                                                        ("AETERM", "Dolor en el lugar de inyección"),
-                                                        ("XMREASND", "Paciente no colaboró")}
+    assert {(f.domain, f.variable, f.value) for f in folded} == {("SUPPAE", "QVAL", "Neumonía por aspiración"),
+                                                                  ("SUPPAE", "QVAL", "Dolor en el lugar de inyección"),
+                                                                  ("SUPPXM", "QVAL", "Paciente no colaboró")}
 
 
 def test_no_personal_identifier_in_any_output_file(tmp_path):

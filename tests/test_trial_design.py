@@ -8,6 +8,7 @@ from lxml import etree
 from test_to_fhir import compare_datasets
 
 from tcim_interop import SpecError, load_mapping_set, read_sdtm, to_fhir, to_sdtm
+from tcim_interop.sdtm.text import join_text
 from tcim_interop.synth import generate, write_bundle
 
 DESIGN = ("TS", "TA", "TE", "TI", "TV")
@@ -55,16 +56,77 @@ def test_ts_parameters_from_the_research_study_the_data_and_study_yaml(trial):
     assert cells("PLANSUB")[0] == "100"  # R4 has no element: study.yaml
     for r in ts.values():
         assert r["TSPARM"] and len(r["TSPARM"]) <= 40
-        assert r["TSVALNF"] is None
+        assert (r["TSVAL"] is None) == (r["TSVALNF"] is not None)
+    # a null flavor only where the protocol's value is not known: expected parameters study.yaml lacks
+    spec, summary = load_mapping_set().trial_design, load_mapping_set().study["trial_design"]["summary"]
+    unknown = {p.parmcd: p.null_flavor for p in spec.parameters
+               if p.source == "config" and p.null_flavor and p.parmcd not in summary}
+    assert unknown  # PCLAS, DOSE, STOPRULE, DCUTDTC, DCUTDESC: not in the public protocol
+    assert {k: r["TSVALNF"] for (k, _), r in ts.items() if r["TSVALNF"]} == unknown
+    missing = [f.message.split()[0] for f in trial["R4"].report.findings if f.code == "TS_PARAMETER_MISSING"]
+    assert sorted(missing) == sorted(unknown)
+
+
+def test_ts_names_the_product_as_ex_does(trial, mappings):
+    ts, ex = ts_rows(trial["R4"]), trial["R4"].datasets["EX"]
+    products = {p["ts"]: p["extrt"] for p in mappings.study["products"]}
+    assert ts[("TRT", 1)]["TSVAL"] == products["TRT"] and ts[("COMPTRT", 1)]["TSVAL"] == products["COMPTRT"]
+    assert set(ex["EXTRT"]) == {products["TRT"], products["COMPTRT"]}
+    assert "TRT" not in mappings.study["trial_design"]["summary"]  # one place for the name
+
+
+def test_ts_parameters_and_names_are_cdisc_ct(trial, mappings):
+    codes = mappings.codelists.codelists["TSPARMCD"]
+    for (parmcd, _), r in ts_rows(trial["R4"]).items():
+        term = codes.by_value[parmcd]
+        assert term.nci_code and r["TSPARM"] == term.decode  # C66738 code, C67152 name (same NCI code)
+    expected = {"ADAPT", "DCUTDTC", "DCUTDESC", "PCLAS", "CURTRT", "STOPRULE", "RANDQT", "TDIGRP", "OBJSEC",
+                "OUTMSSEC", "DOSE", "DOSU", "DOSFRQ"}
+    assert expected <= {k for k, _ in ts_rows(trial["R4"])}
+
+
+def test_every_reference_terminology_in_ts_has_its_version(trial, mappings):
+    versions = {**mappings.study["terminology_versions"], "CDISC CT": mappings.study["ct_version"]}
+    registries = {"ClinicalTrials.gov", "EudraCT"}  # identifiers, not versioned terminologies
+    refs = {}
+    for r in ts_rows(trial["R4"]).values():
+        if r["TSVCDREF"] and r["TSVCDREF"] not in registries:
+            assert r["TSVCDVER"] == versions[r["TSVCDREF"]], r
+            refs[r["TSPARMCD"]] = r["TSVCDREF"]
+    assert {"CDISC CT", "SNOMED", "ISO 8601", "ISO 3166-1 Alpha-3", "UNII"} == set(refs.values())
+    assert (refs["CURTRT"], ts_rows(trial["R4"])[("CURTRT", 1)]["TSVALCD"]) == ("UNII", "7LJ087RS6F")
+
+
+def test_te_elements_are_contiguous_and_validate_checks_it(trial, mappings):
+    from tcim_interop.validate import validate_datasets
+
+    data = {n: trial["R4"].metadata[n] for n in ("TA", "TE")}
+    assert not validate_datasets(data, mappings, checks=["te_contiguous"])
+    te = data["TE"].frame
+    gap = te.copy()
+    gap.loc[gap["ETCD"] == "FU", "TESTRL"] = "Study day 5"
+    wrong = te.copy()
+    wrong.loc[wrong["ETCD"] == "SCRN", "TEDUR"] = "P27D"
+    # a follow-up starting on day 5: a gap after both treatment elements, and its span is no longer P359D
+    for frame, codes in ((gap, ["TE_DURATION", "TE_NOT_CONTIGUOUS", "TE_NOT_CONTIGUOUS"]), (wrong, ["TE_DURATION"])):
+        changed = {**data, "TE": type(data["TE"])("TE", data["TE"].label, data["TE"].variables, frame)}
+        found = validate_datasets(changed, mappings, checks=["te_contiguous"])
+        assert sorted(f.code for f in found) == codes
+        assert all(f.severity == "error" and f.rule == "TCIM-TECONTIG" for f in found)
+    # the durations add up to the trial length
+    days = sum(int(d[1:-1]) for d in te.set_index("ETCD").loc[["SCRN", "MNC", "FU"], "TEDUR"])
+    assert f"P{days}D" == ts_rows(trial["R4"])[("LENGTH", 1)]["TSVAL"]
 
 
 def test_a_title_over_200_characters_continues_in_tsval1(trial):
     ts = trial["R4"].datasets["TS"]
-    title = ts[ts["TSPARMCD"] == "TITLE"].iloc[0]
+    english, title = ts[ts["TSPARMCD"] == "TITLE"].to_dict("records")  # TSSEQ 1 its English, 2 as sent
+    assert english["TSVAL"].startswith("Phase II") and english["TSVAL1"] is None
     assert "TSVAL1" in ts.columns and list(ts.columns).index("TSVAL1") == list(ts.columns).index("TSVAL") + 1
     assert len(title["TSVAL"].encode()) <= 200
-    assert (title["TSVAL"] + title["TSVAL1"]).startswith("Ensayo clínico fase II")
-    assert (title["TSVAL"] + title["TSVAL1"]).endswith("(TCIM-ELAII)")
+    assert title["TSVAL"] == title["TSVAL"].strip() and title["TSVAL1"] == title["TSVAL1"].strip()  # CORE-000867
+    assert join_text([title["TSVAL"], title["TSVAL1"]]).startswith("Ensayo clínico fase II")
+    assert join_text([title["TSVAL"], title["TSVAL1"]]).endswith("(TCIM-ELAII)")
 
 
 def test_ta_arms_match_dm_and_te_elements_match_ta(trial):
@@ -135,8 +197,13 @@ def test_a_missing_required_parameter_gets_a_null_flavor(mini_bundle):
     ts = ts_rows(result)
     assert ts[("TPHASE", 1)]["TSVAL"] is None and ts[("TPHASE", 1)]["TSVALNF"] == "NI"
     assert ts[("SPONSOR", 1)]["TSVALNF"] == "NI"
+    assert ts[("AGEMAX", 1)]["TSVAL"] == "P70Y"
     missing = {f.message.split()[0] for f in result.report.findings if f.code == "TS_PARAMETER_MISSING"}
-    assert missing == {"TPHASE", "SPONSOR"}
+    spec, summary = load_mapping_set().trial_design, load_mapping_set().study["trial_design"]["summary"]
+    unconfigured = {p.parmcd for p in spec.parameters if p.source == "config" and p.null_flavor and p.parmcd not in summary}
+    # no phase, sponsor, purpose (TINDTP), condition (INDIC, TDIGRP) or period end (SENDTC) in its ResearchStudy
+    assert missing == {"TPHASE", "SPONSOR", "TINDTP", "INDIC", "TDIGRP", "SENDTC"} | unconfigured
+    assert {ts[(p, 1)]["TSVALNF"] for p in missing} <= {"NI", "UNK"}
 
 
 def test_example_trial_design_survives_sdtm_fhir_sdtm(trial, tmp_path):
@@ -182,6 +249,18 @@ def test_pilot_trial_design_comes_back_cell_for_cell(tmp_path, version):
     compared, equal, diffs = compare_datasets(original, read_sdtm(tmp_path / "back"))
     print(f"pilot trial design {version}: {equal}/{compared} cells equal")
     assert compared == equal == 702, diffs[:5]
+    # to-fhir's own figure is true for XPT: the pilot's typographic apostrophes (TS) come back only as
+    # Dataset-JSON, and the report says which cells
+    everything = read_sdtm(pilot)
+    non_ascii = sorted(f"{name} row {i + 1} {col}" for name, ds in everything.items() for col in ds.frame.columns
+                       for i, v in enumerate(ds.frame[col]) if isinstance(v, str) and not (v.isascii() and v.isprintable()))
+    assert non_ascii, "the pilot's TS holds typographic apostrophes (cp1252 0x92)"
+    folds = [f for f in result.report.findings if f.code == "ROUND_TRIP_XPT_FOLDS"]
+    assert len(folds) == 1 and folds[0].message.startswith(f"{len(non_ascii)} cell(s)")
+    assert all(cell in folds[0].message for cell in non_ascii[:3])
+    trip = next(f.message for f in result.report.findings if f.code == "ROUND_TRIP")
+    given, total = trip.split("gives back ")[1].split(" cells")[0].split(" of ")
+    assert int(total) - int(given) == len(non_ascii) and trip.endswith(f"{total} as Dataset-JSON")
 
 
 def test_an_unknown_ts_source_is_a_spec_error(tmp_path):

@@ -85,7 +85,7 @@ def sponsor():
 @pytest.mark.parametrize("code", ["CONSULTA", None], ids=["hospital type", "no type"])
 def test_encounters_without_a_visit_code_take_the_visit_of_their_window(sponsor, code):
     result = to_sdtm([hospital_bundle(code)], fast=True)
-    for name in ("DM", "EX", "XM"):
+    for name in ("DM", "EX", "VS", "XM"):
         assert result.datasets[name].equals(sponsor.datasets[name]), name
     assert visits(result)["Observation/o3"] == (4.0, "DAY 30")
     assert visits(result, "EX")["MedicationAdministration/ma1"] == (3.0, "INJECTION")
@@ -185,7 +185,9 @@ def test_a_subject_never_treated_has_no_visit_by_date():
     assert got["Observation/o3"] == got["Observation/o3-same-day"] == (4.0, "DAY 30")
     assert {got[f"Observation/{o}"] for o in ("o1", "o2", "o4")} == {(None, None)}
     found = [f for f in result.report.findings if f.code == "VISIT_NO_REFERENCE_DATE"]
-    assert len(found) == 1 and found[0].severity == "warning" and found[0].source == "Observation/o1"
+    # one warning per Encounter, on the first record that meets it: the weight (VS comes before XM)
+    assert got["Observation/o1"] == visits(result, "VS")["Observation/wt"] == (None, None)
+    assert len(found) == 1 and found[0].severity == "warning" and found[0].source == "Observation/wt"
     assert "RFSTDTC" in found[0].hint and "ConceptMap" in found[0].hint
     assert found[0].usubjid == "TCIM-ELAII-01-001"
 
@@ -284,8 +286,10 @@ def test_visits_by_date_come_back_exactly_through_fhir():
     assert {2.01, 4.01} <= set(first.datasets["XM"]["VISITNUM"])
     fhir = to_fhir(first.metadata)
     assert not fhir.report.errors, fhir.report.errors[:3]
-    coded = {c["code"] for r in fhir.resources if r["resourceType"] == "Encounter" for t in r["type"] for c in t["coding"]}
+    encounters = [r for r in fhir.resources if r["resourceType"] == "Encounter"]
+    coded = {c["code"] for r in encounters for t in r.get("type", []) for c in t["coding"]}
     assert coded == {"BASELINE", "INJECTION", "DAY30"}
+    assert len(encounters) == len(first.datasets["SV"]) == len(coded) + 2  # and SV's two unplanned visits, untyped
     carried = [r for r in fhir.resources if r["resourceType"] == "Observation" and "2.01" in json.dumps(r)]
     assert len(carried) == 2 and all("encounter" not in r for r in carried)
     back = to_sdtm([fhir.resources], fast=True)

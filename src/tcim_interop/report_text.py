@@ -41,7 +41,7 @@ def fhir_summary(result, most: int = 5) -> str:
     lines = [f"resources: {len(result.resources)} (" + ", ".join(f"{t} {n}" for t, n in sorted(by_type.items())) + ")"]
     sev = Counter(f.severity for f in result.report.findings)
     lines.append(f"findings: {sev.get('error', 0)} error(s), {sev.get('warning', 0)} warning(s)")
-    for f in [f for f in result.report.findings if f.code == "ROUND_TRIP"] + result.report.errors[:most]:
+    for f in [f for f in result.report.findings if f.code in ("ROUND_TRIP", "ROUND_TRIP_XPT_FOLDS")] + result.report.errors[:most]:
         lines.append(f"  {f.line()}")
     if result.written:
         lines.append("written: " + ", ".join(str(p) for p in result.written[:8]) + (" ..." if len(result.written) > 8 else ""))

@@ -144,7 +144,7 @@ def validate_and_map(read: Inputs, ms: MappingSet, report: Report, opts: SdtmOpt
     every resource is valid, as nearly always; should one be invalid, that build and its findings are
     dropped and the datasets built again without it. Either way the result is the one-process result."""
     resources, rejected, progress = read.resources, read.rejected, opts.progress
-    mapped_types = {s.row_resource for s in ms.domains.values()} | set(engine.SUPPORTING_TYPES)
+    mapped_types = {t for s in ms.domains.values() for t in s.resource_types} | set(engine.SUPPORTING_TYPES)
     todo = [r for r in resources if r.key not in rejected and r.resource_type in mapped_types]
     guessed: dict[str, Dataset] | None = None
     if opts.fast:  # the JSON types only: what every reader of a resource relies on

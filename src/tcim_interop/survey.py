@@ -82,15 +82,16 @@ def survey(inputs: Iterable[str | os.PathLike | dict | list], ms: MappingSet,
            fhir_version: str | None = None) -> Survey:
     report = Report()
     read = read_inputs(inputs, report, fhir_version, keep=engine.whole_types(ms))
-    _, report = validate_and_map(read, ms, report, SdtmOptions(fhir_version=fhir_version, fast=True))
+    datasets, report = validate_and_map(read, ms, report, SdtmOptions(fhir_version=fhir_version, fast=True))
     found: Counter[tuple[str, str, str, str]] = Counter()
     in_rows: Counter[tuple[str, str, str, str]] = Counter()
     converted = {d.resource for d in report.dispositions if d.outcome == "converted"}
+    surveys = _surveyed_by(datasets, ms)
     variables: dict[tuple[str, str], Variable] = {}
     for spec in ms.domains.values():
         coded = [(v.name, v) for v in spec.variables if v.algorithm in CODED]
         coded += [(param, v) for param, v in spec.rows.deciders.items() if v.name not in dict(coded)]
-        rows = [r for r in read.resources if r.resource_type == spec.row_resource]
+        rows = [r for r in read.resources if r.resource_type == spec.row_resource and surveys(spec, r.key)]
         for name, var in coded:
             variables[(spec.domain, name)] = var
             for res in rows:
@@ -109,6 +110,25 @@ def survey(inputs: Iterable[str | os.PathLike | dict | list], ms: MappingSet,
     codes += _encounter_types(read.resources, ms, converted)
     codes.sort(key=lambda c: (c.term != UNMAPPED, c.domain, c.variable, -c.count, c.system, c.code))
     return Survey(report, codes)
+
+
+def _surveyed_by(datasets: dict, ms: MappingSet):
+    """Whether a domain's codes are surveyed on a resource of its row type: on its own records; on the
+    records of a domain with no code decider of its own (CM takes what EX does not: a pharmacy code of a
+    CM record may be an unmapped study product); on what no domain takes, by the last domain of that
+    type with a decider (study.yaml order: MUNE after VS, so a hospital's EMG codes are offered as MUNE
+    tests, not also as vital signs, which the FHIR vital-signs profile codes in LOINC anyway); never on
+    another domain's coded records (a body weight is no unmapped MUNE test)."""
+    specs = {s.domain: s for s in ms.domains.values()}
+    owner = {key: name for name, ds in datasets.items() if name in specs for key in ds.sources}
+    catch_all = {d for d, s in specs.items() if not s.rows.deciders}
+    last_decider = {s.row_resource: d for d, s in specs.items() if s.rows.deciders}  # the last one listed wins
+
+    def surveys(spec, key: str) -> bool:
+        if key in owner:
+            return owner[key] in (spec.domain, *catch_all)
+        return spec.domain in catch_all or last_decider.get(spec.row_resource) == spec.domain
+    return surveys
 
 
 def _encounter_types(resources: list, ms: MappingSet, converted: set[str]) -> list[CodeUse]:

@@ -6,7 +6,8 @@
     sdtm-supp     a SUPPxx record, on its parent's resource
     sdtm-dataset  on the overall ResearchStudy: a dataset's label and its variables (order, label, type)
 The overall ResearchStudy also carries the trial design records (TS, TA, TE, TI, TV) as sdtm-record
-extensions, every cell of each: most of TS has no FHIR element.
+extensions, every cell of each: most of TS has no FHIR element; and RELREC's, when the suspectEntity
+references would not give it back.
 """
 
 from __future__ import annotations

@@ -16,7 +16,11 @@ def _package(version: str) -> str:
 
 @cache
 def _class(version: str, name: str, near_module: str = ""):
-    for module in filter(None, (near_module, f"{_package(version)}.{name.lower()}")):
+    """The model of a type; a backbone element's (ResearchSubjectProgress) is found in the module of
+    the resource it belongs to (the longest leading part of its name that is one)."""
+    words = re.findall(r"[A-Z][a-z0-9]*", name)
+    owners = ["".join(words[:n]).lower() for n in range(len(words), 0, -1)]
+    for module in filter(None, (near_module, *(f"{_package(version)}.{o}" for o in owners))):
         try:
             cls = getattr(importlib.import_module(module), name, None)
         except ImportError:

@@ -12,7 +12,7 @@ from ..findings import Report
 from ..mapping_spec.model import MappingSet
 from .visits import VisitLedger
 
-CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter", "condition")
+CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter", "condition", "event")
 
 
 @dataclass
@@ -36,6 +36,11 @@ class RunContext:
     progress: Callable[[], None] | None = None  # called once per resource of a row type
     visits: VisitLedger = field(default_factory=VisitLedger)  # what visits by date need (visits.py)
     deferred: set[str] = field(default_factory=set)  # keys skipped with Skip.defer: a later domain may take them
+    memo: dict[str, Any] = field(default_factory=dict)  # what a selector works out once per run (disposition.py)
+    # dictionary (MEDDRA) -> the versions its codings carry (Coding.version): define.xml's ExternalCodeList
+    dictionary_versions: dict[str, set[str]] = field(default_factory=dict)
+    # (domain, variable) -> records whose input did not send that dictionary level of an Expected variable
+    levels_not_sent: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,10 +52,17 @@ class Row:
     values: dict[str, Any] = field(default_factory=dict)
     supp: dict[str, Any] = field(default_factory=dict)
     subject_row: Row | None = None
+    part: int = 0  # the resource's n-th row of this domain (a ResearchSubject's DS events): its source names it
+    related: dict[str, list[str]] = field(default_factory=dict)  # relrec: role -> keys of the resources referenced
     # path text -> its values: variables sharing a source (--TESTCD and --TEST, VISITNUM and VISIT)
     # walk it once. Sound because a row's resource and refs do not change once it is selected.
     # Also what once() keeps.
     _seen: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def source(self) -> str:
+        """What the record is traced to (Dataset.sources): the resource, and its part when it gives several."""
+        return self.resource.key if not self.part else f"{self.resource.key}#{self.part}"
 
     @property
     def version(self) -> str:

@@ -1,8 +1,9 @@
 """FHIR resources -> SDTM datasets, as the specs say: select rows, fill variables, derive, add SUPP.
 
     rows     each domain's selector picks its resources; row algorithms fill the variables in spec order
-    derive   DM first, then the visits told by date (visits.py), then the other domains: --SEQ, --DY,
-             reference dates, baseline flags
+    derive   DM first, then the visits told by date (visits.py), the records a spec merges (SV: one
+             per visit), SE (trial_design/subject_elements.py), then the other domains: --SEQ, --DY,
+             reference dates, baseline flags, EPOCH (from SE)
     supp     supplemental qualifiers and the continuation of text longer than 200 bytes
     account  every input resource is converted, rejected or out of scope, exactly once
 """
@@ -21,10 +22,12 @@ from ..findings import Report
 from ..mapping_spec.model import READ_BEFORE, DomainSpec, MappingSet, SuppStructure
 from ..sdtm.dataset import Dataset, VariableMeta
 from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
+from ..trial_design.subject_elements import carried_elements, se_dataset, subject_elements
 from . import algorithms
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext, by_subject
-from .restore import read_recorded, restore
+from .relations import link_records, referenced_keys, related_of, relrec_dataset
+from .restore import carried_relrec, read_recorded, restore
 from .visits import assign_visits_by_date
 
 IDENTIFIERS = ("STUDYID", "SITEID", "SUBJID", "USUBJID")
@@ -69,19 +72,59 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
             rfstdtc = by_subject(frames["DM"][0], "RFSTDTC")
             for d in assign_visits_by_date(run.visits, mappings, index, rfstdtc, run.used):
                 frames[d] = _frame(mappings.domains[_role(mappings, d)], rows[d])
-        for d in [d for d in frames if d != "DM"]:
-            _derive(mappings.domains[_role(mappings, d)], frames, report)
+        for d in [d for d in frames if mappings.domains[_role(mappings, d)].merge]:  # VISITNUM known
+            spec = mappings.domains[_role(mappings, d)]
+            rows[d] = _merge_records(spec, rows[d])
+            frames[d] = _frame(spec, rows[d])
+        elements = _subject_elements(rows.get("DM", []), frames["DM"][0], mappings)
+        links = link_records(mappings, rows)
+        keys = {d: f[1] for d, f in frames.items()}
+        for d in [d for d in frames if d != "DM"]:  # in the specs' order: EX before AE, which reads it (AELOC)
+            _derive(mappings.domains[_role(mappings, d)], frames, report, related_of(mappings, links, d, keys), elements)
         datasets: dict[str, Dataset] = {}
         for d in frames:
             spec = mappings.domains[_role(mappings, d)]
             frame, sources, supp_rows = frames[d]
-            supp_rows += _split_long_text(spec, frame, report)
+            supp_rows = _split_long_supp(supp_rows) + _split_long_text(spec, frame, report)
             datasets[d] = Dataset(d, spec.label, [VariableMeta(v.name, v.label, v.type, v.core) for v in spec.variables],
                                   frame.reset_index(drop=True), sources)
             if supp_rows:
                 datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, mappings.suppqual)
+            if d == "DM" and elements is not None and not mappings.masked:  # SE's ETCD would unmask the arm
+                datasets["SE"] = elements
+    _report_levels_not_sent(run, datasets, report)
+    for d, ds in datasets.items():
+        ds.dictionaries = _dictionary_versions(mappings.domains[_role(mappings, d)], run, report) if d in frames else {}
     restore(datasets, recorded, mappings.suppqual)
+    # after restore: its --SEQ are final; a RELREC to-fhir carried whole wins over the references'
+    relrec = carried_relrec(recorded, mappings.relrec) or relrec_dataset(mappings, datasets, links)
+    if relrec is not None:
+        datasets["RELREC"] = relrec
     return Mapped(datasets, rows.get("DM", []), run, outcome)
+
+
+def _report_levels_not_sent(run: RunContext, datasets: dict[str, Dataset], report: Report) -> None:
+    """One warning per Expected dictionary variable (AELLT, AEHLT, AEHLGT ...) that records leave empty
+    because their codings do not send that level (a hospital's MedDRA without level extension)."""
+    for (domain, name), n in sorted(run.levels_not_sent.items()):
+        report.add("warning", "DICTIONARY_LEVEL_NOT_SENT",
+                   f"{name} is empty in {n} of {len(datasets[domain])} records: their codings do not send this level",
+                   domain=domain, variable=name,
+                   hint="send a coding of every level, each with its level (the meddra-level extension)")
+
+
+def _dictionary_versions(spec: DomainSpec, run: RunContext, report: Report) -> dict[str, str]:
+    """The version of each external dictionary the domain's variables are coded in, as the codings say
+    (Coding.version); several versions are listed and reported, since one study codes in one version."""
+    out = {}
+    for name in sorted({v.dictionary for v in spec.variables if v.dictionary}):
+        versions = sorted(run.dictionary_versions.get(name, ()))
+        if len(versions) > 1:
+            report.add("warning", "DICTIONARY_VERSIONS", f"{spec.domain} is coded in {name} versions "
+                       f"{', '.join(versions)}: one version is expected", domain=spec.domain)
+        if versions:
+            out[name] = ", ".join(versions)
+    return out
 
 
 def account(mapped: Mapped, resources: Sequence[InputResource | LineResource], report: Report) -> None:
@@ -96,12 +139,16 @@ def _select_rows(index: ResourceIndex, mappings: MappingSet, report: Report, out
     outcome = dict(outcome or {})
     rows: dict[str, list[Row]] = {}
     order = ["dm"] + [r for r in mappings.domains if r != "dm"]
-    candidates = {role: index.of_type(mappings.spec(role).row_resource) for role in order}
+    candidates = {role: index.of_type(mappings.spec(role).row_resource) for role in order
+                  if not mappings.spec(role).sources}
     if progress:
         total, done = sum(map(len, candidates.values())), iter(range(1, 1 << 62))
         run.progress = lambda: progress("mapping", next(done), total)
     for role in order:
         spec = mappings.spec(role)
+        if spec.sources:
+            rows[spec.domain] = _added_rows(spec, index, run, outcome)
+            continue
         rows[spec.domain] = _rows(spec, candidates[role], run, outcome)
         if role == "dm":
             _link_subjects(rows[spec.domain], run, outcome)
@@ -122,9 +169,12 @@ def _role(mappings: MappingSet, domain: str) -> str:
 
 def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run: RunContext,
           outcome: dict[str, tuple[str, str]]) -> list[Row]:
+    """The spec's records from the candidates. Several specs may read one resource type (EX and CM,
+    VS and MUNE): a resource an earlier spec passes on (Skip.defer) is offered to the next, and the
+    first that converts or rejects it decides; one that every spec passes on is out of scope with all
+    their reasons. What an earlier spec takes, no later one sees: a resource is one record at most."""
     select = algorithms.get(spec.row_select).fn
-    row_vars = [(v, algorithms.get(v.algorithm).fn) for v in in_dependency_order(spec, "row")]
-    supp_vars = [(sq, algorithms.get(sq.algorithm).fn) for sq in spec.supplemental]
+    fill = _filler(spec, run)
     out = []
     for res in candidates:
         if run.progress:
@@ -135,12 +185,7 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
         try:
             row = select(loaded, run, spec)
             if not isinstance(row, Skip):
-                for var, fn in row_vars:
-                    row.values[var.name] = fn(row, var)
-                for sq, fn in supp_vars:
-                    value = fn(row, sq)
-                    if value not in (None, ""):
-                        row.supp[sq.qnam] = (value, sq)
+                fill(row)
                 row.forget_sources(res)
         except (AttributeError, TypeError) as e:
             # what a reader meets in an element of the wrong JSON type (a string where FHIR has an object).
@@ -150,7 +195,12 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
             row = Skip("rejected", f"malformed {res.resource_type}: an element the mapping reads "
                                    f"has the wrong shape ({type(e).__name__})")
         if isinstance(row, Skip):
-            outcome[res.key] = (row.outcome, row.reason)
+            passed_on = outcome.get(res.key) if res.key in run.deferred else None
+            if row.defer and passed_on is not None and passed_on[0] == "out_of_scope" == row.outcome:
+                # none of the domains that pass it on takes it: every one's reason (not a MUNE measure; not a vital sign)
+                outcome[res.key] = (row.outcome, f"{passed_on[1]}; {row.reason}")
+            else:
+                outcome[res.key] = (row.outcome, row.reason)
             if row.defer:
                 run.deferred.add(res.key)
             else:
@@ -162,6 +212,78 @@ def _rows(spec: DomainSpec, candidates: list[InputResource | LineResource], run:
         outcome[res.key] = ("converted", "")
         run.deferred.discard(res.key)
     return out
+
+
+def _added_rows(spec: DomainSpec, index: ResourceIndex, run: RunContext, outcome: dict[str, tuple[str, str]]) -> list[Row]:
+    """The rows of a spec with several sources (rows: a list): each selector returns the rows a resource
+    gives (maybe none) and its outcome stays what its own domain decided: a resource that another
+    domain rejected or put out of scope gives no row here either, and one that gives rows counts as
+    used (a Consent that only DS reads is converted). Rows of one resource are told apart by part."""
+    fill, out = _filler(spec, run), []
+    for source in spec.sources:
+        select = algorithms.get(source.select).fn
+        for res in index.of_type(source.resource):
+            if outcome.get(res.key, ("converted",))[0] != "converted":
+                continue
+            try:
+                made = select(res.loaded(), run, spec, source.criteria)
+                for part, row in enumerate(made):
+                    row.part = part
+                    fill(row)
+                    row.forget_sources(res)
+            except (AttributeError, TypeError) as e:  # an element of the wrong JSON type, as in _rows
+                run.report.warning("MALFORMED_ELEMENT", f"no {spec.domain} record: an element the mapping reads has "
+                                   f"the wrong shape ({type(e).__name__})", domain=spec.domain, source=res.key,
+                                   file=res.where)
+                continue
+            out += made
+            if made:
+                run.used.add(res.key)
+    return out
+
+
+def _filler(spec: DomainSpec, run: RunContext) -> Callable[[Row], None]:
+    """What fills a selected row: its variables (row algorithms, in dependency order; study.yaml's
+    `defaults` for a value the FHIR record does not say), its supplemental qualifiers, the English of a
+    text the study's translation table holds, and the keys of the resources its relrec: references name."""
+    defaults = run.mappings.study.get("defaults") or {}
+    row_vars = [(v, algorithms.get(v.algorithm).fn, defaults.get(v.name)) for v in in_dependency_order(spec, "row")]
+    # derivations that start from a collected value: it is read with the rows, the derivation completes it
+    row_vars += [(v, algorithms.get(algorithms.get(v.algorithm).collect).fn, None) for v in spec.variables
+                 if algorithms.get(v.algorithm).collect]
+    supp_vars = [(sq, algorithms.get(sq.algorithm).fn) for sq in spec.supplemental]
+    translated = [v for v in spec.variables if v.translate is not None]
+
+    def fill(row: Row) -> None:
+        for var, fn, default in row_vars:
+            value = fn(row, var)
+            row.values[var.name] = default if value is None else value
+        for sq, fn in supp_vars:
+            value = fn(row, sq)
+            if value not in (None, ""):
+                row.supp[sq.qnam] = (value, sq)
+        for var in translated:
+            _translate(row, var, run.mappings.verbatim)
+        referenced_keys(row, spec)
+
+    return fill
+
+
+def _translate(row: Row, var, table) -> None:
+    """A text of the study's translation table: its English in the variable, the text as sent in the
+    SUPP qualifier the spec names. A text the table lacks that looks untranslated: a warning."""
+    value = row.values.get(var.name)
+    if not isinstance(value, str) or not value or table is None:
+        return
+    english = table.translate(value)
+    if english is not None:
+        if english != value:
+            row.values[var.name] = english
+            row.supp[var.translate.qnam] = (value, var.translate)
+    elif table.looks_untranslated(value):
+        row.finding("warning", "UNTRANSLATED", f"{var.name} {value!r} looks {table.language or 'not English'} "
+                    "and is not in the translation table: converted as sent", var.name, value,
+                    "add it with its English to mappings/translations.yaml")
 
 
 def _link_subjects(dm_rows: list[Row], run: RunContext, outcome: dict) -> None:
@@ -216,7 +338,7 @@ def _frame(spec: DomainSpec, rows: list[Row]) -> tuple[pd.DataFrame, list[str], 
                                             dtype="object" if v.is_char else "float64")
                           for v in spec.variables}, columns=spec.names)
     supp = [{"row": i, "qnam": q, "value": val, "spec": sq} for i, r in enumerate(rows) for q, (val, sq) in r.supp.items()]
-    return frame, [r.resource.key for r in rows], supp
+    return frame, [r.source for r in rows], supp
 
 
 def in_dependency_order(spec: DomainSpec, kind: str) -> list:
@@ -240,12 +362,47 @@ def in_dependency_order(spec: DomainSpec, kind: str) -> list:
     return order
 
 
-def _derive(spec: DomainSpec, frames: dict, report: Report) -> None:
+def _derive(spec: DomainSpec, frames: dict, report: Report, related: dict | None = None,
+            elements: Dataset | None = None) -> None:
     frame = frames[spec.domain][0]
-    ctx = DeriveContext(spec.domain, frame, {d: f[0] for d, f in frames.items()}, report)
+    others = {d: f[0] for d, f in frames.items()} | ({"SE": elements.frame} if elements is not None else {})
+    ctx = DeriveContext(spec.domain, frame, others, report, related or {})
     for var in in_dependency_order(spec, "derive"):
         values = algorithms.get(var.algorithm).fn(ctx, var)
         frame[var.name] = pd.Series(values, index=frame.index, dtype="object" if var.is_char else "float64")
+
+
+def _subject_elements(dm_rows: list[Row], dm: pd.DataFrame, mappings: MappingSet) -> Dataset | None:
+    """SE: the records to-fhir carried on the subjects' studies, else made from DM and the elements of
+    study.yaml (trial_design/subject_elements.py); None without SE in trial_design.yaml."""
+    studies = {s.key: s.data for r in dm_rows if (s := r.refs.get("study")) is not None}
+    carried = carried_elements(list(studies.values()))
+    if carried is not None or mappings.trial_design is None or "SE" not in mappings.trial_design.datasets:
+        return carried
+    return se_dataset(subject_elements(dm, mappings), mappings)
+
+
+def _merge_records(spec: DomainSpec, rows: list[Row]) -> list[Row]:
+    """spec.merge: rows with the same `by` values (all present) are one record, the first in sort order,
+    whose `latest` variables take the latest value of them all (SV: one record per VISITNUM)."""
+    by, latest = spec.merge["by"], spec.merge.get("latest", [])
+    kept: dict[tuple, Row] = {}
+    out = []
+    for row in sorted(rows, key=lambda r: _sort_key(r.values, spec.sort)):
+        key = tuple(row.values.get(n) for n in by)
+        first = kept.get(key)
+        if first is None or any(v is None for v in key):
+            kept.setdefault(key, row)
+            out.append(row)
+            continue
+        for name in latest:
+            value = row.values.get(name)
+            if value is not None and (first.values.get(name) is None or str(value) > str(first.values[name])):
+                first.values[name] = value
+        first.finding("info", "RECORDS_MERGED", f"{row.resource.key} is the same record ("
+                      + ", ".join(f"{n} {v:g}" if isinstance(v, float) else f"{n} {v}" for n, v in zip(by, key, strict=True))
+                      + f"): one {spec.domain} record" + (f", {', '.join(latest)} the latest" if latest else ""))
+    return out
 
 
 def _seq_name(spec: DomainSpec) -> str | None:
@@ -271,6 +428,24 @@ def _split_long_text(spec: DomainSpec, frame: pd.DataFrame, report: Report) -> l
                                 "spec": None})
                 report.add("info", "TEXT_SPLIT", f"{len(chunks) - 1} continuation record(s) in SUPP{spec.domain}",
                            domain=spec.domain, variable=v.name, usubjid=frame.at[i, "USUBJID"])
+    return out
+
+
+def _split_long_supp(supp_rows: list[dict]) -> list[dict]:
+    """A qualifier over 200 bytes (a verbatim term as sent, AETERMO): the first chunk keeps its QNAM,
+    the rest continue in QNAM1, QNAM2, ... as a variable's text does (SDTMIG 4.5.3.2)."""
+    out = []
+    for s in supp_rows:
+        value = s["value"]
+        if not isinstance(value, str) or xpt_length(value) <= MAX_BYTES:
+            out.append(s)
+            continue
+        chunks = split_text(value)
+        out.append({**s, "value": chunks[0]})
+        label = s["spec"].qlabel if s["spec"] is not None else s.get("label", "")
+        for n, chunk in enumerate(chunks[1:], start=1):
+            out.append({"row": s["row"], "qnam": continuation_qnam(s["qnam"], n), "value": chunk,
+                        "label": f"{label[:min(37, 39 - len(str(n)))]} {n}", "spec": None})
     return out
 
 
@@ -301,7 +476,7 @@ def _account(resources: Sequence[InputResource | LineResource], outcome: dict, r
         elif kind == "converted":
             report.dispose(res.key, res.where, "converted")
         elif res.key in run.used and res.resource_type in SUPPORTING_TYPES:
-            report.dispose(res.key, res.where, "converted", "feeds DM, visits or the trial design")
+            report.dispose(res.key, res.where, "converted", "feeds DM, DS, visits or the trial design")
         elif res.key in run.used:  # a row's own context (an adverse event's resulting Condition)
             report.dispose(res.key, res.where, "converted", "feeds the records that reference it")
         elif res.resource_type in SUPPORTING_TYPES:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..fhir.extensions import read_datasets, read_record, read_supps
+from ..fhir.extensions import read_datasets, read_records, read_supps
 from ..fhir.index import ResourceIndex
 from ..mapping_spec.model import SuppStructure
 from ..sdtm.dataset import Dataset, VariableMeta
@@ -25,13 +25,22 @@ from ..sdtm.dataset import Dataset, VariableMeta
 class Recorded:
     """What the input's sdtm-* extensions hold."""
 
-    records: dict[str, tuple]  # by resource key: (dataset, row, cells) of its sdtm-record
+    records: dict[str, list[tuple]]  # by resource key: (dataset, row, cells) of each sdtm-record it carries
     described: dict[str, tuple[str, list]] = field(default_factory=dict)  # dataset -> (label, variables)
     supps: dict[str, list[tuple[int, dict]]] = field(default_factory=dict)  # RDOMAIN -> (row, SUPP record)
+    relrec: list[tuple[int, dict]] = field(default_factory=list)  # (row, cells): a RELREC carried whole
 
     def cells(self) -> set[tuple[str, str]]:
         """(resource key, variable) of every recorded cell."""
-        return {(key, var) for key, (_, _, cells) in self.records.items() for var in cells}
+        return {(key, var) for key, records in self.records.items() for _, _, cells in records for var in cells}
+
+    def of(self, dataset: str, source: str) -> tuple | None:
+        """The record a row of `dataset` traced to `source` carries: the resource's n-th record of that
+        dataset for source "key#n" (a ResearchSubject holds its DM record and its DS events)."""
+        key, _, part = source.partition("#")
+        mine = [r for r in self.records.get(key, ()) if r[0] == dataset]
+        n = int(part) if part.isdigit() else 0
+        return mine[n] if n < len(mine) else None
 
 
 def read_recorded(index: ResourceIndex, supp_shape: SuppStructure) -> Recorded:
@@ -42,10 +51,11 @@ def read_recorded(index: ResourceIndex, supp_shape: SuppStructure) -> Recorded:
         data = res.data  # once per resource: an NDJSON line is parsed anew on each .data
         if res.resource_type == "ResearchStudy":
             recorded.described.update(read_datasets(data))
+            recorded.relrec += [(row, cells) for name, row, cells in read_records(data) if name == "RELREC"]
         for row, rec in read_supps(data, supp_shape.carried):
             recorded.supps.setdefault(rec["RDOMAIN"], []).append((row, rec))
-        if (record := read_record(data)) is not None:
-            recorded.records[res.key] = record
+        if records := read_records(data):
+            recorded.records[res.key] = records
     return recorded
 
 
@@ -53,8 +63,8 @@ def restore(datasets: dict[str, Dataset], recorded: Recorded, supp_shape: SuppSt
     supps = dict(recorded.supps)
     for name in [n for n in datasets if not n.startswith("SUPP")]:
         ds = datasets[name]
-        records = [recorded.records.get(k) for k in ds.sources]
-        if not any(r is not None and r[0] == name for r in records):
+        records = [recorded.of(name, k) for k in ds.sources]
+        if not any(r is not None for r in records):
             continue
         frame = ds.frame
         for i, record in enumerate(records):
@@ -86,3 +96,12 @@ def _apply_description(ds: Dataset, label: str, variables: list[tuple[str, str, 
             ds.frame[n] = pd.Series([None] * len(ds.frame), index=ds.frame.index,
                                     dtype="object" if t == "Char" else "float64")
     ds.frame = ds.frame[[n for n, _, _ in variables]]
+
+
+def carried_relrec(recorded: Recorded, shape: SuppStructure | None) -> Dataset | None:
+    """The RELREC to-fhir carried whole (its references would not give it back), in its row order."""
+    if not recorded.relrec or shape is None:
+        return None
+    rows = [cells for _, cells in sorted(recorded.relrec, key=lambda rc: rc[0])]
+    frame = pd.DataFrame([{n: r.get(n) for n in shape.names} for r in rows], columns=shape.names, dtype="object")
+    return Dataset("RELREC", shape.label, list(shape.variables), frame)

@@ -45,16 +45,21 @@ class Target:
     encounter_for: Callable[[Any], dict | None] = lambda visitnum: None
     arms: dict[str, dict] = field(default_factory=dict)
     zone: str | None = None  # the IANA time zone of the record's study (Builder.zone), None if undeclared
+    # role -> (FHIR release, type) of a root that is an element, not a resource: DS's %event is an R5
+    # ResearchSubject.progress entry in both releases (R4 carries it in the pre-adopted extension)
+    shapes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def write(self, var, value: Any, path: Path | None = None) -> None:
         path = path or var.path(self.version)
         if path is None:
             return
         alt = path.alternatives[0]
-        root = self.resources.get(alt.var or "resource")
+        role = alt.var or "resource"
+        root = self.resources.get(role)
         if root is None:
             return
-        set_value(root, Path(path.text, ((alt,),)), value, self.version, root["resourceType"])
+        version, kind = self.shapes.get(role) or (self.version, root["resourceType"])
+        set_value(root, Path(path.text, ((alt,),)), value, version, kind)
 
 
 def _fhir_datetime(dtc: str, tz_name: str | None, where: str = "") -> str:
@@ -193,6 +198,29 @@ def arm(t: Target, var, value: Any) -> None:
         subject["assignedArm" if which == "assigned" else "actualArm"] = code
     else:
         subject["assignedComparisonGroup" if which == "assigned" else "actualComparisonGroup"] = arm_def["linkId"]
+
+
+@reverse("unplanned_arm")
+def unplanned_arm(t: Target, var, value: Any) -> None:
+    """R4 actualArm names the unplanned arm as received. R5's actualComparisonGroup is an id, not a
+    text: there ACTARMUD travels in the sdtm-record extension."""
+    if t.version == "R4":
+        t.resources["resource"]["actualArm"] = str(value)
+
+
+@reverse("reference_end")
+def reference_end(t: Target, var, value: Any) -> None:
+    """RFENDTC is the end of participation as collected: ResearchSubject.period.end."""
+    iso_datetime(t, var, value)
+
+
+@reverse("participation_end")
+def participation_end(t: Target, var, value: Any) -> None:
+    """RFPENDTC: period.end only when RFENDTC gave none (a screen failure): to-sdtm takes the later of
+    it and the subject's records again."""
+    path = var.path(t.version)
+    if path is not None and path.first(lambda v: t.resources.get(v or "resource")) is None:
+        iso_datetime(t, var, value)
 
 
 @reverse("arm_null_reason")

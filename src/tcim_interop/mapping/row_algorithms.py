@@ -185,7 +185,8 @@ def domain_code(row: Row, var) -> str:
     return row.domain
 
 
-@algorithm("concat", "row", origin="Derived", params=("of",))
+@algorithm("concat", "row", origin="Derived", params=("of",),
+           method="{target} is {of} joined by \"{sep}\".")
 def concat(row: Row, var) -> str | None:
     """Variables of the row joined by params.sep (USUBJID = STUDYID-SITEID-SUBJID)."""
     parts = [row.values.get(n) for n in var.params["of"]]
@@ -194,7 +195,8 @@ def concat(row: Row, var) -> str | None:
     return str(var.params.get("sep", "")).join(map(str, parts))
 
 
-@algorithm("subject_var", "row", origin="Derived", params=("of",))
+@algorithm("subject_var", "row", origin="Derived", params=("of",),
+           method="{target} is {of} of the subject's DM record.")
 def subject_var(row: Row, var) -> Any:
     """A variable of the subject's DM record (STUDYID, USUBJID)."""
     return row.subject_row.values.get(var.params["of"]) if row.subject_row else None
@@ -235,7 +237,8 @@ def birth_date(row: Row, var) -> str | None:
     return iso[:4] if policy == "year" else iso[:10]
 
 
-@algorithm("age", "row", origin="Derived", needs_source=True, params=("at",))
+@algorithm("age", "row", origin="Derived", needs_source=True, params=("at",),
+           method="{target} is the age in completed years at {at}, from the full date of birth (FHIR Patient.birthDate).")
 def age(row: Row, var) -> float | None:
     """Whole years from the full birth date to the row's params.at date (RFICDTC)."""
     birth = row.first_of(var)
@@ -279,6 +282,13 @@ def arm(row: Row, var) -> str | None:
     if not ident:
         return None
     arm_def = _arm_definition(row, ident)
+    if arm_def is None and var.params["which"] == "actual":
+        # a treatment received that no planned arm describes: ARMNRS UNPLANNED TREATMENT, ACTARMUD says what
+        if var.params["field"] == "code":
+            row.finding("warning", "ARM_UNPLANNED", f"actual arm {ident!r} is not an arm of the study: ACTARMCD "
+                        "null, ARMNRS UNPLANNED TREATMENT, ACTARMUD the arm as sent", var.name, ident,
+                        "declare the arm in the ResearchStudy if the protocol planned it")
+        return None
     if arm_def is None:
         row.finding("error", "ARM_UNDECLARED", f"arm {ident!r} is not declared in the study", var.name, ident,
                     "declare it in the ResearchStudy's arm (R4) or comparisonGroup (R5), or correct the subject's arm")
@@ -288,6 +298,15 @@ def arm(row: Row, var) -> str | None:
     return arm_def.get("description") or arm_def.get("name")
 
 
+@algorithm("unplanned_arm", "row")
+def unplanned_arm(row: Row, var) -> str | None:
+    """ACTARMUD: the actual arm as the subject's record names it (R4 actualArm, R5 actualComparisonGroup)
+    when the study declares no such arm: a treatment no planned arm describes (ARMNRS UNPLANNED
+    TREATMENT). Empty otherwise."""
+    ident = _arm_ids(row, "actual")
+    return str(ident) if ident and _arm_definition(row, ident) is None else None
+
+
 _SCREEN_FAILED = {"ineligible", "not-registered"}
 
 
@@ -295,11 +314,13 @@ _SCREEN_FAILED = {"ineligible", "not-registered"}
 def arm_null_reason(row: Row, var) -> str | None:
     """ARMNRS (SDTMIG 3.4): why ARMCD or ACTARMCD is empty. Not assigned and ineligible ->
     SCREEN FAILURE; not assigned otherwise -> NOT ASSIGNED; assigned, no actual arm ->
-    ASSIGNED, NOT TREATED. With params.value (a masked delivery, dm.yaml `masked:`), every subject
+    ASSIGNED, NOT TREATED; assigned, treated as no arm of the study -> UNPLANNED TREATMENT. With params.value (a masked delivery, dm.yaml `masked:`), every subject
     with an arm (assigned or actual) gets that value (MASKED) instead: its arm is withheld."""
     if var.params.get("value") is not None and (_arm_ids(row, "assigned") or _arm_ids(row, "actual")):
         return var.params["value"]
     if _arm_ids(row, "assigned"):
+        if unplanned_arm(row, var):
+            return "UNPLANNED TREATMENT"
         return None if _arm_ids(row, "actual") else "ASSIGNED, NOT TREATED"
     data = row.resource.data
     if row.version == "R4":
@@ -335,7 +356,6 @@ def visit(row: Row, var) -> Any:
     Encounter with no such code, or a record with no Encounter (its date: params.by_date), is given its
     visit by date after DM (mapping/visits.py)."""
     ref = row.first_of(var)
-    mappings = row.run.mappings
     if ref is None:
         if var.params.get("by_date") and _visit_by_date(row):
             row.run.visits.defer(row, None, var)
@@ -345,6 +365,20 @@ def visit(row: Row, var) -> Any:
         row.finding("warning", "BROKEN_REFERENCE", f"encounter {ref!r} is not in the input", var.name, ref,
                     "add the Encounter to the input")
         return None
+    return _visit_of(row, var, encounter)
+
+
+@algorithm("own_visit", "row", params=("field",))
+def own_visit(row: Row, var) -> Any:
+    """VISITNUM/VISIT/VISITDY (params.field of study.yaml visits) of an SV record: its own Encounter's
+    visit, told as the `visit` algorithm tells the Encounter of any other record (its type's code, else
+    by date after DM: params.by_date), so that SV and the other domains agree."""
+    return _visit_of(row, var, row.resource)
+
+
+def _visit_of(row: Row, var, encounter) -> Any:
+    """The visit an Encounter's type codes, or None when it is left to the dates (visits.py)."""
+    mappings = row.run.mappings
     for t in encounter.data.get("type") or []:
         for c in (t.get("coding") or []) if isinstance(t, dict) else []:
             planned = mappings.visit_of(c.get("system"), c.get("code"))
@@ -352,8 +386,8 @@ def visit(row: Row, var) -> Any:
                 row.run.used.add(encounter.key)
                 if mappings.visit_windows:  # what places the visits given by date
                     row.run.visits.code(row, encounter.key, planned)
-                value = planned[var.params["field"]]
-                return float(value) if not var.is_char else str(value)
+                value = planned.get(var.params["field"])  # a visit may have no planned day
+                return None if value is None else float(value) if not var.is_char else str(value)
     if _visit_by_date(row):
         row.run.visits.defer(row, encounter.key, var)
         return None
@@ -385,6 +419,7 @@ class _MeddraLevels:
     told: list[tuple[str, dict]]  # (level, coding): those the extension names first, so that it wins
     untold: list[dict]  # two or more non-SOC codings with no level: none of them is the PT
     reported: bool = False
+    noted: bool = False  # their versions recorded
 
 
 def _meddra_levels(codings: list[Any], socs: frozenset[str]) -> _MeddraLevels:
@@ -402,13 +437,17 @@ def _meddra_levels(codings: list[Any], socs: frozenset[str]) -> _MeddraLevels:
     return _MeddraLevels(told, others if len(others) > 1 else [])
 
 
-@algorithm("meddra", "row", needs_source=True, params=("level", "field"))
+@algorithm("meddra", "row", origin="Assigned", needs_source=True, params=("level", "field"))  # coded terms
 def meddra(row: Row, var) -> Any:
     """A MedDRA level's term or code, from the codings of system mdr: the level in extension
     meddra-level; without it, a system organ class code is the SOC and a lone other coding the PT."""
     path = var.path(row.version)
     levels = row.once(f"meddra levels of {path.text if path else ''}",
                       lambda: _meddra_levels(row.values_of(var), row.run.mappings.codelists.meddra_socs))
+    if not levels.noted:  # once per record: the dictionary versions its codings carry
+        levels.noted = True
+        versions = row.run.dictionary_versions.setdefault(var.dictionary or "MEDDRA", set())
+        versions.update(str(c["version"]) for _, c in levels.told if c.get("version"))
     if var.params["level"] == "PT" and levels.untold and not levels.reported:
         levels.reported = True  # once per record, on its first PT variable (AEDECOD)
         codes = ", ".join(str(c.get("code")) for c in levels.untold)
@@ -422,6 +461,9 @@ def meddra(row: Row, var) -> Any:
             if value is None:
                 return None
             return _number(row, var, value) if not var.is_char else str(value)
+    if var.core == "Exp" and levels.told:  # a level the record's codings do not send: counted, reported once
+        key = (row.domain, var.name)
+        row.run.levels_not_sent[key] = row.run.levels_not_sent.get(key, 0) + 1
     return None
 
 

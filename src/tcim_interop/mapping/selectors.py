@@ -1,14 +1,14 @@
 """Which resources make rows of a domain, and the resources each row draws on.
 
 A selector returns a Row with its context (%patient, %site, ...) resolved, or a Skip that says why
-the resource makes no row: out of scope (concomitant medication, a non-MUNE observation, a patient
+the resource makes no row: out of scope (concomitant medication, an observation neither MUNE nor a vital sign, a patient
 in no study) or rejected (a reference to a resource that is not in the input).
 """
 
 from __future__ import annotations
 
 from ..fhir.extensions import read_record
-from ..mapping_spec.model import DomainSpec
+from ..mapping_spec.model import DomainSpec, RowCriteria
 from .context import Row, RunContext, Skip
 from .registry import algorithm
 from .row_algorithms import product_of
@@ -59,9 +59,9 @@ def study_subject(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
     return Row(resource, run, spec.domain, refs={"patient": patient, "site": site, "study": overall, "consent": consent})
 
 
-def _out_of_scope(resource, spec: DomainSpec) -> Skip | None:
-    """The spec's rows.out_of_scope rules: the first whose element has one of its values."""
-    for rule in spec.rows.out_of_scope:
+def out_of_scope(resource, criteria: RowCriteria) -> Skip | None:
+    """A spec's rows.out_of_scope rules: the first whose element has one of its values."""
+    for rule in criteria.out_of_scope:
         value = resource.data.get(rule.element)
         if isinstance(value, str) and value in rule.values:
             return Skip("out_of_scope", f"{rule.element} {value!r}" + (f": {rule.reason}" if rule.reason else ""))
@@ -77,7 +77,7 @@ def study_treatment(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
     (deferred: the CM domain takes it when the study's domains have one)."""
     if (skip := _treatment_decision(resource, run, spec)) is not None:
         return skip
-    if (skip := _out_of_scope(resource, spec)) is not None:
+    if (skip := out_of_scope(resource, spec.rows)) is not None:
         return skip
     return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
 
@@ -120,7 +120,7 @@ def other_medication(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
             return Skip("out_of_scope", f"study treatment ({exposure.domain}), not concomitant medication")
         if not decision.defer:
             return decision
-    if (skip := _out_of_scope(resource, spec)) is not None:
+    if (skip := out_of_scope(resource, spec.rows)) is not None:
         return skip
     return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
 
@@ -131,7 +131,7 @@ def study_subject_event(resource, run: RunContext, spec: DomainSpec) -> Row | Sk
     (a potential event, an entry in error). %condition: the first Condition of the input that the
     `condition` references name (R4 resultingCondition, R5 resultingEffect), where a hospital may code
     the event; it counts as used by the record."""
-    if (skip := _out_of_scope(resource, spec)) is not None:
+    if (skip := out_of_scope(resource, spec.rows)) is not None:
         return skip
     row = _subject_context(resource, run, spec.domain, resource.data.get("subject"))
     path = spec.rows.path("condition", resource.version)
@@ -153,15 +153,49 @@ def study_subject_event(resource, run: RunContext, spec: DomainSpec) -> Row | Sk
 def mune_observation(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
     """MUNE rows: Observations whose code the `test` variable's map knows (directly or through the
     ConceptMaps), about a study subject."""
+    return _coded_observation(resource, run, spec, "a MUNE measure")
+
+
+@algorithm("vital_sign_observation", "select", params=("test",))
+def vital_sign_observation(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
+    """VS rows: Observations whose code the `test` variable's map knows (a LOINC vital sign, directly or
+    through the ConceptMaps), about a study subject. What VS takes, MUNE never sees (and the other way
+    round): an Observation is one record at most."""
+    return _coded_observation(resource, run, spec, "a vital sign")
+
+
+def _coded_observation(resource, run: RunContext, spec: DomainSpec, what: str) -> Row | Skip:
+    """An Observation whose code the `test` decider's map knows, or one to-fhir made from this domain."""
     test = spec.rows.deciders["test"]
     codelists = run.mappings.codelists
     codings = (resource.data.get("code") or {}).get("coding") or []
     if not _from_sdtm(resource, spec.domain) and not any(
             codelists.lookup(test.codelist or "", test.map, c.get("system"), c.get("code")) is not None
             for c in codings if isinstance(c, dict)):
-        return Skip("out_of_scope", f"not a MUNE measure (code not in the {test.map} map, directly or through a ConceptMap)")
-    if (skip := _out_of_scope(resource, spec)) is not None:
+        # passed on: a later domain of Observations (MUNE after VS) may know the code
+        return Skip("out_of_scope", f"not {what} (code not in the {test.map} map, directly or through a ConceptMap)",
+                    defer=True)
+    if (skip := out_of_scope(resource, spec.rows)) is not None:
         return skip
+    return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
+
+
+@algorithm("study_visit", "select")
+def study_visit(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
+    """SV rows: the Encounters of a study subject that are study visits: those whose type codes a visit
+    of study.yaml (directly or through a ConceptMap), and those a record of another domain points at
+    (SDTMIG 3.4 SV assumption 6: data collected there make the encounter a visit). A hospital's other
+    encounters are out of scope. Runs after the domains whose records point at Encounters (SV is listed
+    last in study.yaml domains), unless the spec's out_of_scope rules say otherwise (cancelled, planned)."""
+    if (skip := out_of_scope(resource, spec.rows)) is not None:
+        return skip
+    mappings = run.mappings
+    coded = any(mappings.visit_of(c.get("system"), c.get("code")) is not None
+                for t in resource.data.get("type") or [] if isinstance(t, dict)
+                for c in t.get("coding") or [] if isinstance(c, dict))
+    if not (coded or resource.key in run.used or resource.key in run.visits.pointed_at
+            or _from_sdtm(resource, spec.domain)):
+        return Skip("out_of_scope", "not a study visit: no visit code, and no record of the study points at it")
     return _subject_context(resource, run, spec.domain, resource.data.get("subject"))
 
 

@@ -48,12 +48,15 @@ class VisitLedger:
 
     coded: dict[str, dict[str, dict]] = field(default_factory=dict)  # USUBJID -> encounter key -> visit
     pending: dict[str, Pending] = field(default_factory=dict)  # by the record's resource key
+    pointed_at: set[str] = field(default_factory=set)  # keys of the Encounters of pending records
 
     def code(self, row, encounter: str, visit: dict) -> None:
         self.coded.setdefault(_subject(row), {})[encounter] = visit
 
     def defer(self, row, encounter: str | None, var) -> None:
         entry = self.pending.setdefault(row.resource.key, Pending(row, encounter, None))
+        if encounter is not None:
+            self.pointed_at.add(encounter)
         entry.date_var = entry.date_var or var.params.get("by_date")
         entry.fields[var.name] = (var.params["field"], var.is_char)
 
@@ -167,9 +170,10 @@ def _schedule(occasions: list[_Occasion], mappings: MappingSet, reference: Any):
 
 
 def _start(index, key: str) -> str | None:
-    """The Encounter's period.start as ISO 8601 (local time as recorded), or None."""
+    """The Encounter's period.start (R5 actualPeriod.start) as ISO 8601 (local time as recorded), or None."""
     res = index.by_key.get(key)
-    start = (res.data.get("period") or {}).get("start") if res is not None else None
+    period = (res.data.get("actualPeriod" if res.version == "R5" else "period") or {}) if res is not None else {}
+    start = period.get("start") if isinstance(period, dict) else None
     try:
         return to_iso8601(start) if isinstance(start, str) else None
     except DateError:

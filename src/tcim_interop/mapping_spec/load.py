@@ -24,7 +24,9 @@ from .model import (
     DomainSpec,
     MappingSet,
     OutOfScope,
+    Relation,
     RowCriteria,
+    RowSource,
     Supplemental,
     SuppStructure,
     Variable,
@@ -32,6 +34,7 @@ from .model import (
     window_offsets,
 )
 from .site import Site, load_site
+from .verbatim import load_translations
 from .yaml_files import read_yaml
 
 SDTM_NAME = re.compile(r"^[A-Z][A-Z0-9]{0,7}$")  # a dataset or variable name: also what XPT v5 holds
@@ -45,8 +48,10 @@ STUDY_KEYS = {
     "study": ("studyid", "registry_id", "protocol", "eu_ct_number"),
     "domains": None, "masked_domains": None, "birth_date": None, "non_ascii": None, "ct_version": None,
     "visit_system": None, "visits": [("code", "visitnum", "visit", "day", "window", "start_rule", "end_rule")],
-    "timezone": None, "consent_policy": None, "visit_encounter": None, "products": [("extrt", "names")],
-    "trial_design": {"summary": None, "elements": [("etcd", "element", "testrl", "teenrl", "tedur", "epoch")],
+    "timezone": None, "consent_policy": None, "visit_encounter": None, "products": [("extrt", "names", "ts")],
+    "defaults": None, "terminology_versions": None,
+    "trial_design": {"summary": None, "elements": [{"etcd": None, "element": None, "testrl": None, "teenrl": None,
+                                                 "tedur": None, "epoch": None, "start": ("date", "next_day")}],
                      "arms": {"*": ("elements", "branch")}},
 }
 
@@ -124,14 +129,20 @@ def load_mapping_set(directory: str | os.PathLike | None = None, mune_domain: st
         if unknown:
             raise SpecError(f"{directory / 'study.yaml'}: masked_domains names roles not in domains: {', '.join(unknown)}")
         files.update(swaps)
-    ms = MappingSet(directory, study, codelists, load_suppqual(directory / "suppqual.yaml"), masked=masked, site=site)
+    ms = MappingSet(directory, study, codelists, load_suppqual(directory / "suppqual.yaml"), masked=masked, site=site,
+                    verbatim=load_translations(directory / "translations.yaml"))
+    if (directory / "relrec.yaml").is_file():
+        ms.relrec = load_suppqual(directory / "relrec.yaml", per_domain=False)
     for role, fname in files.items():
         path = directory / fname
         if not path.is_file():
             raise SpecError(f"{directory / 'study.yaml'}: domain {role!r} names {fname}, which does not exist")
         ms.domains[role] = load_domain(path, codelists, masked=masked)
     _check_exposure_reads(ms)
+    _check_relations(ms, directory / "study.yaml")
+    _check_defaults(ms, directory / "study.yaml")
     _check_products(ms, directory / "study.yaml")
+    _check_element_starts(ms, directory / "study.yaml")
     if (directory / "trial_design.yaml").is_file():
         from ..trial_design.spec import load_trial_design
 
@@ -189,6 +200,50 @@ def _check_products(ms: MappingSet, where: FsPath) -> None:
                 raise SpecError(f"{where}: products: the name {name!r} is given to two products")
 
 
+def _check_defaults(ms: MappingSet, where: FsPath) -> None:
+    """study.yaml defaults: {variable: value}: a collected variable of a spec of this set, the value a term
+    of its codelist (the value a record takes when its FHIR resource does not say)."""
+    defaults = ms.study.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise SpecError(f"{where}: defaults must map variable names to values")
+    variables = {v.name: v for s in ms.domains.values() for v in s.variables}
+    for name, value in defaults.items():
+        var = variables.get(name)
+        if var is None or algorithms.get(var.algorithm).kind != "row":
+            raise SpecError(f"{where}: defaults: {name!r} is not a variable a spec of this set reads from FHIR")
+        if var.codelist in ms.codelists.codelists and str(value) not in ms.codelists.codelists[var.codelist]:
+            raise SpecError(f"{where}: defaults: {name}: {value!r} is not a term of codelist {var.codelist}")
+
+
+def _check_relations(ms: MappingSet, where: FsPath) -> None:
+    """A spec's relrec: entries name a role of this mapping set whose domain has a --SEQ (RELREC's IDVAR),
+    and relrec.yaml gives the dataset's structure."""
+    for spec in ms.domains.values():
+        for rel in spec.relations:
+            other = ms.domains.get(rel.role)
+            if other is None:
+                raise SpecError(f"{spec.file}: relrec: role {rel.role!r} is not a domain role of study.yaml "
+                                f"({', '.join(ms.domains)})")
+            missing = [s.domain for s in (spec, other) if f"{s.domain}SEQ" not in s.by_name]
+            if missing:
+                raise SpecError(f"{spec.file}: relrec: {missing[0]} has no {missing[0]}SEQ to identify its records")
+            if ms.relrec is None:
+                raise SpecError(f"{where.parent / 'relrec.yaml'}: missing; {spec.file} declares relrec:")
+
+
+def _check_element_starts(ms: MappingSet, where: FsPath) -> None:
+    """trial_design.elements' `start` (SE's transition events) names a date variable of DM."""
+    dm = ms.domains.get("dm")
+    for element in (ms.study.get("trial_design") or {}).get("elements") or []:
+        start = element.get("start") if isinstance(element, dict) else None
+        if start is None:
+            continue
+        if not isinstance(start, dict) or not isinstance(start.get("date"), str) \
+                or (dm is not None and start["date"] not in dm.by_name):
+            raise SpecError(f"{where}: trial_design.elements: {element.get('etcd')}: start must be {{date: <a DM "
+                            f"variable>, next_day: true|false}}, got {start!r}")
+
+
 def _check_exposure_reads(ms: MappingSet) -> None:
     """A derivation reading another domain (DM RFXSTDTC from EX, or from EC when masked) must name a
     domain of this mapping set and one of its variables: a masked set whose DM still read EX would
@@ -209,14 +264,31 @@ def _check_exposure_reads(ms: MappingSet) -> None:
 
 
 def _merged(path: FsPath, seen: tuple = ()) -> dict:
+    """A spec with what it `extends`: its own top-level keys replace the parent's, and `overrides`
+    ({variable name as the parent writes it: {key: value}}) replaces keys of single variables (NV's
+    test codelists), so that a spec changing one variable does not copy all of them."""
     doc = read_yaml(path)
     parent = doc.pop("extends", None)
+    overrides = doc.pop("overrides", None)
     if parent is None:
+        if overrides is not None:
+            raise SpecError(f"{path}: 'overrides' changes the variables of the spec it extends; there is none")
         return doc
     ppath = path.parent / parent
     if ppath in seen:
         raise SpecError(f"{path}: 'extends' makes a loop")
-    return {**_merged(ppath, seen + (path,)), **doc}
+    out = {**_merged(ppath, seen + (path,)), **doc}
+    if overrides is not None:
+        if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+            raise SpecError(f"{path}: 'overrides' must map variable names to the keys they replace")
+        variables = [v for v in out.get("variables") or [] if isinstance(v, dict)]
+        unknown = sorted(set(overrides) - {v.get("name") for v in variables})
+        if unknown:
+            raise SpecError(f"{path}: overrides: {', '.join(unknown)} is no variable of {parent}")
+        if any("name" in keys for keys in overrides.values()):
+            raise SpecError(f"{path}: overrides cannot rename a variable")
+        out["variables"] = [{**v, **overrides.get(v.get("name"), {})} for v in out.get("variables") or []]
+    return out
 
 
 def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> DomainSpec:
@@ -239,18 +311,46 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
                 _variable(_subst(_masking(v, True, where), sub), where, codelists)
     _once_each([v.name for v in variables], where)
     supp = [_supplemental(_subst(s, sub), where, codelists) for s in doc.get("supplemental") or []]
+    several = isinstance(rows, list)
+    if several and not rows:
+        raise SpecError(f"{where}: rows: an empty list names no source of rows")
+    first = rows[0] if several else rows
+    if not isinstance(first, dict):
+        raise SpecError(f"{where}: rows must be a mapping (one source) or a list of them")
     spec = DomainSpec(
-        domain=domain, label=str(doc.get("label", "")), klass=str(doc.get("class", "")),
+        domain=domain, label=str(doc.get("label", "")), klass=str(doc.get("class", "")), comment=str(doc.get("comment", "")),
         structure=str(doc.get("structure", "")), keys=[sub(k) for k in doc.get("keys", [])],
-        row_resource=str(rows.get("resource")), row_select=str(rows.get("select")),
+        row_resource=str(first.get("resource")), row_select=str(first.get("select")),
         sort=[sub(k) for k in doc.get("sort", [])], variables=variables, supplemental=supp, file=where,
         reverse=_reverse_section(doc.get("reverse") or {}, sub, where))
-    spec.rows = _row_criteria(rows, sub, spec, codelists, f"{where}: rows")
+    if several:
+        spec.sources = _row_sources(rows, sub, spec, codelists, f"{where}: rows")
+        spec.rows = spec.sources[0].criteria
+    else:
+        spec.rows = _row_criteria(rows, sub, spec, codelists, f"{where}: rows")
+    spec.relations = _relations(doc.get("relrec"), f"{where}: relrec")
+    spec.merge = _merge(doc.get("merge"), sub, spec, f"{where}: merge")
     _check_domain(spec)
     return spec
 
 
-def _row_criteria(rows: Any, sub, spec: DomainSpec, codelists: Codelists, where: str) -> RowCriteria:
+def _row_sources(rows: list, sub, spec: DomainSpec, codelists: Codelists, where: str) -> list[RowSource]:
+    """rows: a list of sources, each {resource, select, and the selector's params}, for a domain whose
+    rows come from several FHIR types (DS: Consent, ResearchSubject). Each selector must be one that
+    returns a resource's rows and leaves its outcome to its own domain (registry.py `many`), so that a
+    resource is accounted once whichever specs draw rows from it; a type is listed once."""
+    out: list[RowSource] = []
+    for i, entry in enumerate(rows):
+        here = f"{where}[{i}]"
+        criteria = _row_criteria(entry, sub, spec, codelists, here, many=True)
+        if any(s.resource == entry["resource"] for s in out):
+            raise SpecError(f"{here}: {entry['resource']} is listed twice; one source per FHIR type")
+        out.append(RowSource(str(entry["resource"]), str(entry["select"]), criteria))
+    return out
+
+
+def _row_criteria(rows: Any, sub, spec: DomainSpec, codelists: Codelists, where: str,
+                  many: bool = False) -> RowCriteria:
     """rows: {resource, select, out_of_scope, and the selector's params}. The selector must exist and
     be one; a param naming a variable (product, test) must name one with a map, since the map is what
     tells a row; paths compile. So renaming a map or a variable fails here, never mid-run."""
@@ -262,6 +362,11 @@ def _row_criteria(rows: Any, sub, spec: DomainSpec, codelists: Codelists, where:
         raise SpecError(f"{where}: unknown selector {rows['select']!r}; known: {', '.join(algorithms.known('select'))}") from None
     if algo.kind != "select":
         raise SpecError(f"{where}: {rows['select']!r} is a {algo.kind} algorithm, not a selector")
+    if algo.many != many:
+        raise SpecError(f"{where}: selector {algo.name} " + (
+            "makes one row per resource and decides its outcome: a source of a rows: list needs a "
+            "selector that adds rows (" + ", ".join(n for n in algorithms.known('select') if algorithms.get(n).many) + ")"
+            if many else "adds rows to resources of other domains: it belongs in a rows: list of sources"))
     params = {k: sub(v) for k, v in rows.items() if k not in ("resource", "select", "out_of_scope")}
     allowed = set(algo.required_params) | set(algo.optional_params)
     for key in params:
@@ -276,7 +381,7 @@ def _row_criteria(rows: Any, sub, spec: DomainSpec, codelists: Codelists, where:
         if key in params:
             paths[key] = _sources(params[key], f"{where}: {key}")
     deciders = {}
-    for key in sorted(set(params) - set(algo.path_params)):
+    for key in sorted(set(params) - set(algo.path_params) - set(algo.value_params)):
         deciders[key] = _decider(params[key], spec, codelists, f"{where}: {key}")
     out = []
     for i, rule in enumerate(rows.get("out_of_scope") or []):
@@ -285,6 +390,21 @@ def _row_criteria(rows: Any, sub, spec: DomainSpec, codelists: Codelists, where:
             raise SpecError(f"{where}: out_of_scope[{i}] must be {{element, values: [...], reason}}")
         out.append(OutOfScope(rule["element"], tuple(map(str, rule["values"])), str(rule.get("reason", ""))))
     return RowCriteria(params, paths, out, deciders)
+
+
+def _merge(raw: Any, sub, spec: DomainSpec, where: str) -> dict[str, list[str]]:
+    """merge: {by: [variables], latest: [variables]}: records with the same `by` values (all present) are
+    one record; every name a variable of the spec."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or set(raw) - {"by", "latest"} or not isinstance(raw.get("by"), list) \
+            or not isinstance(raw.get("latest", []), list):
+        raise SpecError(f"{where}: must be {{by: [variables], latest: [variables]}}")
+    out = {"by": [sub(n) for n in raw["by"]], "latest": [sub(n) for n in raw.get("latest") or []]}
+    unknown = [n for n in out["by"] + out["latest"] if n not in spec.by_name]
+    if unknown or not out["by"]:
+        raise SpecError(f"{where}: {', '.join(map(repr, unknown)) or 'by'} is not a variable of {spec.domain}")
+    return out
 
 
 def _decider(value: Any, spec: DomainSpec, codelists: Codelists, where: str) -> Variable:
@@ -301,6 +421,18 @@ def _decider(value: Any, spec: DomainSpec, codelists: Codelists, where: str) -> 
         raise SpecError(f"{where}: {value!r} must name a variable of {spec.domain} with a map and a source, or "
                         "give {map, codelist, source}: they tell the selector which resources are rows")
     return var
+
+
+def _relations(raw: Any, where: str) -> list[Relation]:
+    """relrec: [{role, source}]: the records of the domain serving `role` (study.yaml domains: ex is EX,
+    or EC when masked) whose resources the row's `source` references are related to the row's record."""
+    out = []
+    for i, entry in enumerate(raw or []):
+        if not isinstance(entry, dict) or set(entry) - {"role", "source", "comment"} or not entry.get("source") \
+                or not isinstance(entry.get("role"), str):
+            raise SpecError(f"{where}[{i}] must be {{role: a domain role of study.yaml, source: the FHIR reference(s)}}")
+        out.append(Relation(entry["role"], _sources(entry["source"], f"{where}[{i}]"), str(entry.get("comment", ""))))
+    return out
 
 
 def _masking(entry: Any, masked: bool, where: str) -> Any:
@@ -337,6 +469,8 @@ def _subst(entry: Any, sub) -> dict:
     out = {k: sub(v) for k, v in entry.items()}
     if isinstance(entry.get("params"), dict):
         out["params"] = {k: ([sub(x) for x in v] if isinstance(v, list) else sub(v)) for k, v in entry["params"].items()}
+    if isinstance(entry.get("translate"), dict):
+        out["translate"] = {k: sub(v) for k, v in entry["translate"].items()}
     return out
 
 
@@ -382,11 +516,13 @@ def _common(entry: dict, name: str, where: str, codelists: Codelists, kinds: tup
     return algo, source, params
 
 
-def load_suppqual(path: FsPath) -> SuppStructure:
+def load_suppqual(path: FsPath, per_domain: bool = True) -> SuppStructure:
+    """suppqual.yaml (per_domain: its label names {domain}), or relrec.yaml: a relationship dataset's
+    structure (SDTMIG 3.4 section 8)."""
     doc = read_yaml(path)
     label = doc.get("label")
-    if not isinstance(label, str) or "{domain}" not in label:
-        raise SpecError(f"{path}: 'label' must be a text naming {{domain}}, got {label!r}")
+    if not isinstance(label, str) or ("{domain}" not in label) == per_domain:
+        raise SpecError(f"{path}: 'label' must be a text{' naming {domain}' if per_domain else ''}, got {label!r}")
     entries = variable_list(doc.get("variables"), str(path))
     keys = doc.get("keys")
     if not isinstance(keys, list) or not keys or not set(keys) <= {e["name"] for e in entries}:
@@ -437,7 +573,22 @@ def _variable(entry: dict, where: str, codelists: Codelists) -> Variable:
     return Variable(name=name, label=str(entry["label"]), type=entry["type"], core=entry["core"],
                     algorithm=algo.name, source=source, params=params, codelist=entry.get("codelist"),
                     map=entry.get("map"), dictionary=entry.get("dictionary"), comment=str(entry.get("comment", "")),
-                    origin=str(entry.get("origin") or algo.origin), method=algo.doc)
+                    origin=str(entry.get("origin") or algo.origin), method=algo.method or algo.doc,
+                    not_collected=str(entry.get("not_collected", "")), translate=_translation(entry, name, where))
+
+
+def _translation(entry: dict, name: str, where: str) -> Supplemental | None:
+    """translate: {qnam, qlabel}: the SUPPxx qualifier that keeps the text as sent when the translation
+    table gives the variable its English."""
+    raw = entry.get("translate")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("qnam"), str) or not isinstance(raw.get("qlabel"), str):
+        raise SpecError(f"{where}: {name}: translate needs qnam and qlabel (the SUPP qualifier of the text as sent)")
+    problems = _name_and_label(f"QNAM {raw['qnam']!r}", raw["qlabel"], "QNAM", "QLABEL", name=raw["qnam"])
+    if problems:
+        raise SpecError(f"{where}: {name}: translate: {'; '.join(problems)}")
+    return Supplemental(qnam=raw["qnam"], qlabel=raw["qlabel"], algorithm="assign", qorig="Collected")
 
 
 def _supplemental(entry: dict, where: str, codelists: Codelists) -> Supplemental:
@@ -467,8 +618,14 @@ def _check_domain(spec: DomainSpec) -> None:
         for key, r in v.referenced():
             if r not in spec.by_name:
                 problems.append(f"{v.name}: params.{key} names {r!r}, which is not a variable of {spec.domain}")
+        when = v.params.get("when")
+        for r in when if isinstance(when, dict) else ():
+            if r not in spec.by_name:
+                problems.append(f"{v.name}: params.when names {r!r}, which is not a variable of {spec.domain}")
     for s in spec.supplemental:
         problems += _name_and_label(f"SUPP{spec.domain} {s.qnam}", s.qlabel, "QNAM", "QLABEL", name=s.qnam)
+    qnams = [s.qnam for s in spec.supplemental] + [v.translate.qnam for v in spec.variables if v.translate]
+    problems += [f"QNAM {q} is given twice (supplemental, translate)" for q in sorted(set(qnams)) if qnams.count(q) > 1]
     for k in spec.sort + spec.keys:
         if k not in spec.by_name:
             problems.append(f"sort/keys name {k!r}, which is not a variable")

@@ -15,7 +15,7 @@ from .codelists import Codelists
 
 # Parameters whose value names another variable of the same spec (a name or a list of names): each is
 # checked to exist when the spec loads, and a variable is filled after those it reads.
-VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit", "outcome", "by_date")
+VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit", "outcome", "by_date", "reason")
 # "unit" is read by to-fhir only (the result's unit), "by_date" (a visit's date) only after DM
 # (mapping/visits.py); filling them first would change no value but the order of the findings of a run.
 READ_BEFORE = tuple(p for p in VARIABLE_PARAMS if p not in ("unit", "by_date"))
@@ -35,7 +35,9 @@ class Variable:
     dictionary: str | None = None
     comment: str = ""
     origin: str = ""  # Define-XML origin: Collected / Derived / Assigned
-    method: str = ""  # what the algorithm does, its docstring: the define's MethodDef of a derivation
+    method: str = ""  # the define's MethodDef of a derivation: the algorithm's method sentence (else its docstring)
+    not_collected: str = ""  # why the study collects none of it: define.xml says so when every value is null
+    translate: Supplemental | None = None  # the English replaces a text of the translation table; the text as sent goes here
 
     def path(self, version: str) -> Path | None:
         return self.source.get(version)
@@ -126,6 +128,30 @@ class RowCriteria:
         return self.paths.get(name, {}).get(version)
 
 
+@dataclass(frozen=True)
+class Relation:
+    """relrec: in a spec: the row's resource references (source) resources that are records of the domain
+    serving `role` (study.yaml domains); each such pair of records is related in RELREC (SDTMIG 3.4 8.2)."""
+
+    role: str
+    source: dict[str, Path]  # FHIR release -> compiled path to the Reference(s)
+    comment: str = ""
+
+    def path(self, version: str) -> Path | None:
+        return self.source.get(version)
+
+
+@dataclass
+class RowSource:
+    """One source of a spec's rows: a FHIR type, its selector and the selector's criteria. A spec has one
+    (rows: a mapping), or several (rows: a list, DS: Consent and ResearchSubject), whose selectors
+    return a resource's rows and leave its outcome to the domain it belongs to (registry.py `many`)."""
+
+    resource: str
+    select: str
+    criteria: RowCriteria = field(default_factory=RowCriteria)
+
+
 @dataclass
 class DomainSpec:
     domain: str
@@ -141,9 +167,20 @@ class DomainSpec:
     file: str
     reverse: dict = field(default_factory=dict)  # to-fhir: templates, links, fallback (see the specs)
     rows: RowCriteria = field(default_factory=RowCriteria)
+    comment: str = ""  # define.xml's comment on the dataset (why a sponsor-defined domain, ...)
+    sources: list[RowSource] = field(default_factory=list)  # rows: a list; empty for a single source
+    relations: list[Relation] = field(default_factory=list)  # relrec: the records this one's references name
+    # merge: records with the same `by` values are one record: the first in sort order, whose `latest`
+    # variables take the latest value of them all (SV: one record per VISITNUM, to the last end)
+    merge: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_name = {v.name: v for v in self.variables}
+
+    @property
+    def resource_types(self) -> list[str]:
+        """The FHIR types its rows come from."""
+        return [s.resource for s in self.sources] if self.sources else [self.row_resource]
 
     @property
     def names(self) -> list[str]:
@@ -164,6 +201,8 @@ class MappingSet:
     trial_design: Any = None  # trial_design/spec.py TrialDesignSpec, from trial_design.yaml when present
     masked: bool = False  # a masked delivery (to-sdtm --masked): study.yaml masked_domains, variables' masked:
     site: Any = None  # site.py Site: the hospital's folder given with --site (its maps are in codelists)
+    relrec: SuppStructure | None = None  # mappings/relrec.yaml: RELREC's structure (SDTMIG 3.4 section 8.2)
+    verbatim: Any = None  # verbatim.py TranslationTable: translations.yaml, the non-English texts' English
 
     def spec(self, role: str) -> DomainSpec:
         return self.domains[role]

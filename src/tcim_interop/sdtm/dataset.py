@@ -34,6 +34,7 @@ class Dataset:
     frame: pd.DataFrame
     sources: list[str] = field(default_factory=list)  # per record: "ResourceType/id"
     notes: dict[str, str] = field(default_factory=dict)  # for define.xml: full texts SDTM had to shorten
+    dictionaries: dict[str, str] = field(default_factory=dict)  # for define.xml: dictionary -> version coded in
 
     @property
     def file_stem(self) -> str:

@@ -18,6 +18,7 @@ import math
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from lxml import etree
@@ -42,6 +43,9 @@ _TRIAL_DESIGN = {  # trial_design.MADE, made without a spec of mappings/: SDTMIG
     "TI": ("One record per I/E criterion", ["STUDYID", "IETESTCD"]),
     "TS": ("One record per trial summary parameter value", ["STUDYID", "TSPARMCD", "TSSEQ"]),
     "TV": ("One record per planned Visit per Arm", ["STUDYID", "ARM", "VISITNUM"])}
+# and SE, made from DM and the elements (trial_design/subject_elements.py), with no spec of mappings/ either
+_WITHOUT_SPEC = {**_TRIAL_DESIGN, "SE": ("One record per actual Element per subject",
+                                         ["STUDYID", "USUBJID", "ETCD", "SESTDTC"])}
 
 
 def define_oids(study_name: str) -> tuple[str, str]:
@@ -54,9 +58,11 @@ def dataset_keys(ms: MappingSet, name: str) -> list[str]:
     specs = {s.domain: s for s in ms.domains.values()}
     if name.startswith("SUPP") and name[4:] in specs:
         return list(ms.suppqual.keys)
+    if name == "RELREC" and ms.relrec is not None:
+        return list(ms.relrec.keys)
     if name in specs:
         return list(specs[name].keys)
-    return list(_TRIAL_DESIGN[name][1]) if name in _TRIAL_DESIGN else []
+    return list(_WITHOUT_SPEC[name][1]) if name in _WITHOUT_SPEC else []
 
 
 STYLESHEET = "define2-1.xsl"
@@ -144,13 +150,18 @@ class _Builder:
         self.value_lists: list[etree._Element] = []
         self.where: dict[str, etree._Element] = {}
         self.codelists: dict[str, etree._Element] = {}
+        self.codelist_refs: dict[str, tuple[str, str]] = {}  # OID -> (codelist name, data type)
+        self.used: dict[str, set[str]] = {}  # OID -> the values the package holds
         self.methods: dict[tuple, tuple[tuple[str, str], list[str]]] = {}  # (algorithm, params) -> ((OID, text), users)
         self.comments: dict[str, str] = {}
 
     # -- the document -----------------------------------------------------------------------
     def build(self, datasets: dict[str, Dataset], created: datetime, files: dict[str, str]) -> bytes:
+        self.datasets = datasets
         for ds in sorted(datasets.values(), key=lambda d: (self._order(d), d.name)):
             self._dataset(ds, files.get(ds.name) or f"{ds.file_stem}.xpt")
+        for oid, (name, data_type) in self.codelist_refs.items():
+            self.codelists[oid] = self._codelist(oid, name, data_type)
         stamp = created.isoformat(timespec="seconds")
         root = _el(None, _o("ODM"), {"ODMVersion": "1.3.2", "FileOID": f"DEF.{self.study_name}", "FileType": "Snapshot",
                                      "CreationDateTime": stamp, "Originator": "tcim-interop",
@@ -202,13 +213,15 @@ class _Builder:
         if ds.name in self.specs:
             s = self.specs[ds.name]
             return s.klass, s.structure, s.keys, s
-        if ds.name in _TRIAL_DESIGN:
-            return (sdtmig34.domain_class(ds.name), *_TRIAL_DESIGN[ds.name], None)
+        if ds.name in _WITHOUT_SPEC:
+            return (sdtmig34.domain_class(ds.name), *_WITHOUT_SPEC[ds.name], None)
+        if ds.name == "RELREC" and self.ms.relrec is not None:  # made from the specs' relrec: entries
+            return sdtmig34.domain_class(ds.name), self.ms.relrec.structure, list(self.ms.relrec.keys), None
         raise SpecError(f"define.xml: no spec in mappings/ describes dataset {ds.name}")
 
     def _dataset(self, ds: Dataset, file: str) -> None:
         klass, structure, keys, spec = self._shape(ds)
-        supp = klass == "RELATIONSHIP"
+        supp = klass == "RELATIONSHIP" and ds.name.startswith("SUPP")
         domain = ds.name[4:] if supp else ds.name
         custom = domain[0] in "XYZ" and not supp  # sponsor-defined domain (SDTMIG 2.6.5)
         attrs = {"OID": f"IG.{ds.name}", "Domain": domain, "Name": ds.name,
@@ -218,6 +231,9 @@ class _Builder:
                  _d("StandardOID"): None if custom else "STD.SDTMIG", _d("IsNonStandard"): "Yes" if custom else None,
                  _d("HasNoData"): "Yes" if not len(ds) else None,
                  _d("ArchiveLocationID"): f"LF.{ds.name}" if len(ds) else None}
+        if spec is not None and spec.comment and not supp:  # why a sponsor-defined domain, what NV extends
+            self.comments[f"COM.{ds.name}"] = spec.comment
+            attrs[_d("CommentOID")] = f"COM.{ds.name}"
         group = _el(None, _o("ItemGroupDef"), attrs)
         _description(group, ds.label)
         for n, var in enumerate(ds.variables, start=1):
@@ -238,14 +254,18 @@ class _Builder:
         """Write the ItemDef (and its value-level metadata); return (origin type, MethodOID)."""
         values = ds.frame[var.name].tolist() if var.name in ds.frame else []
         sv = spec.by_name.get(var.name) if spec is not None and not supp else None
-        origin = sv.origin if sv else "Assigned"
+        origin = sv.origin if sv else ("Protocol" if ds.name in _TRIAL_DESIGN else "Assigned")
+        comment = sv.comment if sv else _full_texts(ds, var)
+        if sv is not None and sv.not_collected and not any(v not in (None, "") for v in present(values)):
+            # the study collects none of it (RACE at a Spanish site): said, not left for a reviewer to guess
+            origin, comment = "Not Available", f"Not collected: {sv.not_collected}"
         method = self._method(sv, ds.name) if sv and origin == "Derived" else None
         item = self._item_def(item_oid(ds.name, var.name), var.name, var, values, var.label,
-                              sv.comment if sv else _full_texts(ds, var), f"COM.{ds.name}.{var.name}")
+                              comment, f"COM.{ds.name}.{var.name}")
         design = self.ms.trial_design.codelist_of if self.ms.trial_design is not None else {}
         codelist = (sv.codelist or sv.dictionary) if sv else design.get((ds.name, var.name))
         if codelist:
-            self._codelist_ref(item, codelist)
+            self._codelist_ref(item, codelist, values)
         if supp and var.name == "QVAL":  # its origins are per QNAM, in the value list
             if self._supp_values(ds, spec):
                 _el(item, _d("ValueListRef"), {"ValueListOID": f"VL.{ds.name}.QVAL"})
@@ -279,17 +299,19 @@ class _Builder:
         return item
 
     def _origin(self, item, origin: str, sv, spec: DomainSpec | None) -> None:
-        el = _el(item, _d("Origin"), {"Type": origin, "Source": "Investigator" if origin == "Collected" else "Sponsor"})
-        where = _fhir_source(sv, spec) if origin == "Collected" else ""
+        source = None if origin == "Not Available" else "Investigator" if origin == "Collected" else "Sponsor"
+        el = _el(item, _d("Origin"), {"Type": origin, "Source": source})
+        where = _fhir_source(sv, spec) if origin in ("Collected", "Assigned") else ""
         if where:
             _description(el, where)
 
     def _method(self, sv, dataset: str) -> str:
         """The MethodDef of a derivation: one per algorithm and parameters, shared across datasets."""
-        key = (sv.algorithm, repr(sorted(sv.params.items())))
+        # shared across datasets when the sentence reads the same (STUDYID from DM); a sentence that names
+        # its variable ("AESEQ numbers ...") is one per variable
+        key = (sv.algorithm, repr(sorted(sv.params.items())), sv.name if "{target}" in sv.method else "")
         if key not in self.methods:
-            params = "; ".join(f"{k} = {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sv.params.items())
-            doc = sv.method + (f" Parameters: {params}." if params else "")
+            doc = method_text(sv)
             first = next(iter(sv.params.values()), None)  # MT.STUDY_DAY.AESTDTC reads better than a number
             first = first[0] if isinstance(first, list) and first else first
             oid = f"MT.{sv.algorithm.upper()}" + (f".{re.sub(r'[^A-Za-z0-9_-]', '_', str(first))}" if first is not None else "")
@@ -351,7 +373,7 @@ class _Builder:
             _el(ref, _d("WhereClauseRef"), {"WhereClauseOID": wc})
             item = self._item_def(f"IT.{ds.name}.QVAL.{qnam}", qnam, qval, values[qnam], label, "", "")
             if sq and sq.codelist:
-                self._codelist_ref(item, sq.codelist)
+                self._codelist_ref(item, sq.codelist, values[qnam])
             if sq:
                 self._origin(item, sq.qorig, sq, parent)
             else:
@@ -370,13 +392,15 @@ class _Builder:
         return oid
 
     # -- codelists ----------------------------------------------------------------------------
-    def _codelist_ref(self, item, name: str) -> None:
+    def _codelist_ref(self, item, name: str, values: list) -> None:
+        """Point the item at its codelist, and note the values it holds: a codelist lists the terms the
+        package uses (built by build(), once every dataset is read)."""
         data_type = item.get("DataType")
         oid = f"CL.{name}" + ("" if data_type == "text" else f".{data_type.upper()}")
         # a CodeListRef comes right after the Description (ODM order)
         item.find(_o("Description")).addnext(etree.Element(_o("CodeListRef"), CodeListOID=oid, nsmap=NSMAP))
-        if oid not in self.codelists:
-            self.codelists[oid] = self._codelist(oid, name, data_type)
+        self.codelist_refs[oid] = (name, data_type)
+        self.used.setdefault(oid, set()).update(_code(v) for v in values if present_value(v))
 
     def _codelist(self, oid: str, name: str, data_type: str):
         cts = self.ms.codelists
@@ -387,14 +411,20 @@ class _Builder:
                 self.comments[f"COM.CL.{name}"] = comment
             cl = _el(None, _o("CodeList"), {"OID": oid, "Name": str(cts.dictionaries[name].get("name", name)),
                                             "DataType": data_type, _d("CommentOID"): f"COM.CL.{name}" if comment else None})
-            version = cts.dictionaries[name].get("version")
+            # the version the codings carried (Coding.version), else the one codelists.yaml names
+            version = next((ds.dictionaries[name] for ds in self.datasets.values() if name in ds.dictionaries),
+                           cts.dictionaries[name].get("version"))
             _el(cl, _o("ExternalCodeList"), {"Dictionary": dictionary, "Version": version, "href": href})
             return cl
         spec = cts.codelists[name]
         cl = _el(None, _o("CodeList"), {"OID": oid, "Name": spec.title, "DataType": data_type,
                                         _d("StandardOID"): None if spec.sponsor else "STD.CT"})
-        decoded = any(t.decode for t in spec.terms)
-        for n, term in enumerate(spec.terms, start=1):
+        # the terms the package uses (no MASKED in an unmasked package); all of them when it uses none
+        # (an empty dataset), since a codelist cannot be empty
+        used = self.used.get(oid, set())
+        terms = [t for t in spec.terms if t.value in used] or spec.terms
+        decoded = any(t.decode for t in terms)
+        for n, term in enumerate(terms, start=1):
             attrs = {"CodedValue": term.value, "OrderNumber": n,
                      _d("ExtendedValue"): "Yes" if term.sponsor and not spec.sponsor else None}
             el = _el(cl, _o("CodeListItem" if decoded else "EnumeratedItem"), attrs)
@@ -405,6 +435,39 @@ class _Builder:
         if spec.nci_code and not spec.sponsor:
             _el(cl, _o("Alias"), {"Context": "nci:ExtCodeID", "Name": spec.nci_code})
         return cl
+
+
+def present_value(v: Any) -> bool:
+    return v is not None and v == v and v != ""  # NaN != NaN
+
+
+def _code(v: Any) -> str:
+    """A value as a codelist term: numbers without a spurious ".0" (VISITNUM 1.0 is term "1")."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _words(value: Any) -> str:
+    """A parameter as a sentence names it: a list as "A, B and C"."""
+    if isinstance(value, list):
+        items = [str(v) for v in value]
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    return str(value)
+
+
+def method_text(sv) -> str:
+    """A derivation as a reviewer reads it: the algorithm's method sentence with the variable and its
+    parameters filled in ("AESTDY is the study day of AESTDTC: ..."). An algorithm without one (a
+    sponsor's addition) gives its docstring and the parameters as they are."""
+    params = {k: _words(v) for k, v in sv.params.items()}
+    if "{" in sv.method:
+        try:
+            return sv.method.format(target=sv.name, **params)
+        except (KeyError, IndexError):  # a parameter the sentence names and the spec leaves out
+            pass
+    listed = "; ".join(f"{k} = {v}" for k, v in params.items())
+    return sv.method + (f" Parameters: {listed}." if listed else "")
 
 
 def _full_texts(ds: Dataset, var: VariableMeta) -> str:
@@ -420,7 +483,7 @@ def _fhir_source(sv, spec: DomainSpec | None) -> str:
         return ""
     # "a ?? b" (first of) read as a reviewer reads it; "|" stays, FHIRPath's union
     texts = {v: " ".join(p.text.split()).replace(" ?? ", ", else ") for v, p in sv.source.items()}
-    resource = spec.row_resource if spec is not None else "resource"
+    resource = " or ".join(spec.resource_types) if spec is not None else "resource"
     if len(set(texts.values())) == 1:
         return f"FHIR {resource}: {next(iter(texts.values()))}"
     return f"FHIR {resource}: " + "; ".join(f"{v} {t}" for v, t in texts.items())

@@ -19,7 +19,7 @@ XPT_V8 = b"HEADER RECORD*******LIBV8   HEADER RECORD!!!!!!!"
 SAS7BDAT = bytes.fromhex("000000000000000000000000c2ea8160b31411cfbd92080009c7318c181f1011")
 REQUIRED = {"": ("STUDYID", "DOMAIN", "USUBJID"), "SUPP": ("STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL",
                                                             "QNAM", "QLABEL", "QVAL"),
-            "TRIAL": ("STUDYID", "DOMAIN")}
+            "TRIAL": ("STUDYID", "DOMAIN"), "RELREC": ("STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "RELID")}
 
 
 def discover_sdtm(directory: Path) -> list[Path]:
@@ -81,7 +81,8 @@ def read_xpt(path: Path) -> Dataset:
     types = meta.readstat_variable_types
     variables = [VariableMeta(c, meta.column_names_to_labels.get(c) or "", "Char" if types[c] == "string" else "Num")
                  for c in frame.columns]
-    required = REQUIRED["SUPP" if name.startswith("SUPP") else "TRIAL" if name in TRIAL_DESIGN else ""]
+    required = REQUIRED["SUPP" if name.startswith("SUPP") else "TRIAL" if name in TRIAL_DESIGN
+                        else "RELREC" if name == "RELREC" else ""]
     missing = [v for v in required if v not in frame.columns]
     if missing:
         raise InputError(f"{path}: dataset {name} has no {', '.join(missing)}: not an SDTM dataset")

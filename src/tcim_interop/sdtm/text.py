@@ -1,10 +1,12 @@
 """Text rules of XPT v5 and SDTMIG: printable ASCII, and at most 200 bytes a value.
 
 Splitting (SDTMIG 3.4 section 4.5.3.2): the first chunk stays in the variable, the rest goes to
-SUPP-- records QNAM = name + 1, 2, ... Chunks break between words, at the last space that keeps
-the chunk within the limit, and the space starts the next chunk: the chunks concatenated give back
-the text exactly (XPT keeps leading blanks and drops trailing ones). A word longer than the limit is
-cut. The limit is counted on the text as it will be written to XPT, that is after ASCII folding.
+SUPP-- records QNAM = name + 1, 2, ... Chunks break between words, at the last blank that keeps
+the chunk within the limit; the blank (or run of blanks) at the break belongs to no chunk, so no
+chunk begins or ends with one (CDISC CORE-000867: no leading or trailing space in a value).
+join_text puts one blank back between chunks. A word longer than the limit is cut (join_text then
+gives it back with a blank inside; splitting that again gives the same chunks, so SDTM -> FHIR ->
+SDTM is exact). The limit is counted on the text as it will be written to XPT, after ASCII folding.
 """
 
 from __future__ import annotations
@@ -52,20 +54,30 @@ def xpt_length(text: str) -> int:
 
 
 def split_text(text: str, limit: int = MAX_BYTES) -> list[str]:
-    """Chunks of at most `limit` bytes once folded; their concatenation is the text. Linear in the
-    text: each chunk is cut from the whole by position (slicing off the rest each time would copy it)."""
+    """Chunks of at most `limit` bytes once folded, broken at blanks that no chunk keeps. Linear in
+    the text: each chunk is cut from the whole by position (slicing off the rest each time would copy it)."""
     chunks, start = [], 0
     while (end := _fitting(text, start, limit)) < len(text):
-        cut = max(end, start + 1)
-        space = text.rfind(" ", start + 1, cut + 1)
-        while space > start and text[space - 1] == " ":  # break before the whole run of blanks: XPT would
-            space -= 1                                    # drop the ones left at the end of this chunk
+        stop = nxt = max(end, start + 1)  # no blank to break at: the word is cut
+        space = text.rfind(" ", start + 1, end + 1)  # a blank right after a full chunk will do
         if space > start:
-            cut = space
-        chunks.append(text[start:cut])
-        start = cut
-    chunks.append(text[start:])
+            stop, nxt = space, space + 1
+            while stop > start and text[stop - 1] == " ":  # the whole run of blanks is the break
+                stop -= 1
+            while nxt < len(text) and text[nxt] == " ":
+                nxt += 1
+            if stop == start:  # the chunk would be blanks only (a text starting with blanks): cut
+                stop = nxt = max(end, start + 1)
+        chunks.append(text[start:stop])
+        start = nxt
+    if start < len(text) or not chunks:  # blanks ending the text are the end of no chunk (XPT drops them)
+        chunks.append(text[start:])
     return chunks
+
+
+def join_text(chunks: list[str]) -> str:
+    """The text of split_text's chunks: one blank where each break was."""
+    return " ".join(chunks)
 
 
 def _fitting(text: str, start: int, limit: int) -> int:

@@ -164,6 +164,28 @@ class AeTerm:
     causality: tuple[str, ...]  # WHO-UMC assessments that fit it
     chronic: bool = False  # ALS progression: rarely resolves
 
+    @property
+    def hierarchy(self) -> tuple[tuple[str, tuple[str, str]], ...]:
+        """(level, (code, name)) of the term's primary MedDRA path, lowest level first. The lowest level
+        term is the preferred term itself (the verbatim terms are coded to LLTs equal to their PT)."""
+        hlt, hlgt = MEDDRA_PATHS[self.pt[0]]
+        return ("LLT", self.pt), ("PT", self.pt), ("HLT", hlt), ("HLGT", hlgt), ("SOC", self.soc)
+
+
+# The primary path above each preferred term (PT code -> HLT, HLGT), as MedDRA 26.0 arranges these terms
+# to the best of this generator's knowledge: synthetic data, not a copy of the licensed dictionary.
+MEDDRA_PATHS = {
+    "10022086": (("10022097", "Injection site reactions"), ("10001316", "Administration site reactions")),
+    "10019211": (("10019233", "Headaches NEC"), ("10019231", "Headaches")),
+    "10028813": (("10028817", "Nausea and vomiting symptoms"), ("10018012", "Gastrointestinal signs and symptoms")),
+    "10016256": (("10003550", "Asthenic conditions"), ("10018073", "General system disorders NEC")),
+    "10028334": (("10028302", "Muscle related signs and symptoms NEC"), ("10028299", "Muscle disorders")),
+    "10013950": (("10018016", "Gastrointestinal signs and symptoms NEC"), ("10018012", "Gastrointestinal signs and symptoms")),
+    "10016173": (("10029513", "Non-site specific injuries NEC"), ("10022120", "Injuries NEC")),
+    "10035669": (("10024970", "Lower respiratory tract and lung infections"), ("10021879", "Infections - pathogen unspecified")),
+    "10038695": (("10038702", "Respiratory failures (excl neonatal)"), ("10038716", "Respiratory disorders NEC")),
+}
+
 
 SOC_GENERAL = ("10018065", "General disorders and administration site conditions")
 SOC_GI = ("10017947", "Gastrointestinal disorders")
@@ -910,7 +932,7 @@ def _render_weight(s: Subject, w: Weight, n: int) -> dict:
 def _meddra(term: AeTerm) -> list[dict]:
     return [{"extension": [{"url": EXT_MEDDRA_LEVEL, "valueCode": level}], "system": MEDDRA,
              "version": MEDDRA_VERSION, "code": code, "display": name}
-            for level, (code, name) in (("PT", term.pt), ("SOC", term.soc))]
+            for level, (code, name) in term.hierarchy]
 
 
 def _event_extensions(e: Event, v: str) -> list[dict]:

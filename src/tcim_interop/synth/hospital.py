@@ -10,7 +10,8 @@ hospital's with its site folder) they must give the same SDTM, cell for cell (te
     laterality          a SNOMED CT qualifier coding in the body site (7771000 left, 24028007 right)
     study               one ResearchStudy, no site studies: SITEID from site.yaml
     visits              the hospital's appointment types as Encounter types (mapped to the visit codes)
-    adverse events      MedDRA codings without the project's level extension (the SOC told by its code)
+    adverse events      MedDRA PT and SOC codings without the project's level extension (the SOC told by
+                        its code); no LLT, HLT or HLGT coding, which nothing standard would tell from the PT
 """
 
 from __future__ import annotations
@@ -66,12 +67,26 @@ def hospital_style(resources: list[dict]) -> list[dict]:
         for site in _body_sites(r):
             _laterality_as_qualifier(site)
         if r["resourceType"] == "AdverseEvent":
-            for coding in (r.get("event") or r.get("code") or {}).get("coding") or []:
-                coding["extension"] = [e for e in coding.get("extension") or [] if e.get("url") != MEDDRA_LEVEL_EXT]
-                if not coding["extension"]:
-                    del coding["extension"]
+            _meddra_without_levels(r.get("event") or r.get("code") or {})
         kept.append(r)
     return kept
+
+
+def _meddra_without_levels(concept: dict) -> None:
+    """The PT and SOC codings only, without the project's level extension: without it nothing in standard
+    FHIR tells an LLT, HLT or HLGT coding from the PT (the SOC is told by its code), so a hospital's
+    coding sends the PT and the SOC (their AELLT, AEHLT, AEHLGT stay empty)."""
+    kept = []
+    for coding in concept.get("coding") or []:
+        levels = {e.get("valueCode") for e in coding.get("extension") or [] if e.get("url") == MEDDRA_LEVEL_EXT}
+        if levels and not levels & {"PT", "SOC"}:
+            continue
+        coding["extension"] = [e for e in coding.get("extension") or [] if e.get("url") != MEDDRA_LEVEL_EXT]
+        if not coding["extension"]:
+            del coding["extension"]
+        kept.append(coding)
+    if "coding" in concept:
+        concept["coding"] = kept
 
 
 def _is_study(ma: dict) -> bool:

@@ -11,3 +11,6 @@ from ..sdtm.dataset import TRIAL_DESIGN
 # Those made from the ResearchStudy and study.yaml, in the order they are built; the protocol data
 # has nothing for TD (disease assessment schedule) or TM (disease milestones).
 MADE = tuple(n for n in TRIAL_DESIGN if n not in ("TD", "TM"))
+# What to-fhir carries, record by record, on the overall study: these and SE (subject_elements.py), which
+# no FHIR resource holds (its dates are derived from DM's, its elements from the protocol)
+CARRIED = (*MADE, "SE")

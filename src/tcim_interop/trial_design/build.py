@@ -30,7 +30,8 @@ from ..sdtm.dataset import Dataset, VariableMeta, present
 from ..sdtm.text import MAX_BYTES, split_text, xpt_length
 from . import MADE
 from .spec import TrialDesignSpec
-from .summary import SOURCES, DesignContext, config, registry_name
+from .subject_elements import records_frame
+from .summary import SOURCES, DesignContext, TsValue, config, registry_name
 
 IE_SYSTEM = "http://tcim-interop.org/fhir/CodeSystem/ie-criterion"
 
@@ -73,21 +74,9 @@ def build_trial_design(studies: list[tuple[InputResource, str]], ms: MappingSet,
         else:
             label, variables = spec.datasets[name]
             variables = _with_continuations(variables, rows, "TSVAL") if name == "TS" else variables
-        out[name] = Dataset(name, label, variables, _frame(variables, rows), sources[name],
+        out[name] = Dataset(name, label, variables, records_frame(variables, rows), sources[name],
                             notes={r["IETESTCD"]: r["_full"] for r in rows if r.get("_full") and r["_full"] != r["IETEST"]})
     return out
-
-
-def _frame(variables: list[VariableMeta], rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame({v.name: pd.Series([_cell(r.get(v.name), v.type) for r in rows],
-                                           dtype="object" if v.type == "Char" else "float64")
-                         for v in variables}, columns=[v.name for v in variables])
-
-
-def _cell(value: Any, kind: str) -> Any:
-    if kind == "Char":
-        return str(value) if present(value) else None
-    return float(value) if present(value) else float("nan")
 
 
 def _carried(study: dict) -> dict[str, list[dict]]:
@@ -110,13 +99,16 @@ def _with_continuations(variables: list[VariableMeta], rows: list[dict], name: s
 # -- TS -----------------------------------------------------------------------------------------------
 def _ts(ctx: DesignContext, spec: TrialDesignSpec) -> list[dict]:
     codelists, ct_version = ctx.mappings.codelists.codelists, str(ctx.mappings.study.get("ct_version", ""))
+    versions = {str(k): str(v) for k, v in (ctx.mappings.study.get("terminology_versions") or {}).items()}
     rows = []
     for p in spec.parameters:
         values = config(ctx, p) if p.source == "config" else SOURCES[p.source](ctx, p)
-        if not values and p.required:
-            rows.append({"TSSEQ": 1, "TSPARMCD": p.parmcd, "TSPARM": p.parm, "TSVALNF": "NI"})
+        values = _translated(ctx, p, values) if p.translate else values
+        if not values and p.null_flavor:
+            rows.append({"TSSEQ": 1, "TSPARMCD": p.parmcd, "TSPARM": p.parm, "TSVALNF": p.null_flavor})
             ctx.report.add("warning", "TS_PARAMETER_MISSING", f"{p.parmcd} has no value in the ResearchStudy or "
-                           "study.yaml: TSVAL null, TSVALNF NI", domain="TS", variable="TSVAL", source=ctx.study.key)
+                           f"study.yaml: TSVAL null, TSVALNF {p.null_flavor}", domain="TS", variable="TSVAL",
+                           source=ctx.study.key, hint=f"give {p.parmcd} under trial_design.summary in mappings/study.yaml")
         for seq, v in enumerate(values, start=1):
             row = {"TSSEQ": seq, "TSPARMCD": p.parmcd, "TSPARM": p.parm}
             row.update(_split("TSVAL", v.value))
@@ -131,9 +123,27 @@ def _ts(ctx: DesignContext, spec: TrialDesignSpec) -> list[dict]:
             elif p.parmcd == "REGID":
                 row.update(TSVALCD=v.code, TSVCDREF=registry_name(ctx, v.value))
             elif v.code or p.ref.startswith("ISO"):  # a code from a terminology, or a value in an ISO format
-                row.update(TSVALCD=v.code, TSVCDREF=p.ref)
+                ref = v.ref or p.ref
+                row.update(TSVALCD=v.code, TSVCDREF=ref, TSVCDVER=versions.get(ref))
             rows.append(row)
     return rows
+
+
+def _translated(ctx: DesignContext, p, values: list[TsValue]) -> list[TsValue]:
+    """A text of the translation table: its English first, then the text as sent (TS has no SUPP: the
+    original is a second record of the parameter). Untranslated text that looks foreign: a warning."""
+    table, out = ctx.mappings.verbatim, []
+    for v in values:
+        english = table.translate(v.value) if table is not None else None
+        if english is not None and english != v.value:
+            out += [TsValue(english), v]
+            continue
+        if english is None and table is not None and table.looks_untranslated(v.value):
+            ctx.report.add("warning", "UNTRANSLATED", f"{p.parmcd} {v.value!r} looks {table.language or 'not English'} "
+                           "and is not in the translation table: written as sent", domain="TS", variable="TSVAL",
+                           value=v.value, source=ctx.study.key, hint="add it with its English to mappings/translations.yaml")
+        out.append(v)
+    return out
 
 
 def _split(name: str, value: str) -> dict[str, str]:

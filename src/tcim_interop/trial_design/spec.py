@@ -23,7 +23,8 @@ class Parameter:
     source: str  # a name registered in summary.py, or "config"
     codelist: str = ""  # TSVAL is a term of it: TSVALCD is its NCI code, TSVCDREF "CDISC CT"
     ref: str = ""  # the reference terminology otherwise (ISO 8601, SNOMED, ...)
-    required: bool = False  # absent: TSVAL null with TSVALNF "NI"
+    null_flavor: str = ""  # expected: with no value, TSVAL null and TSVALNF this null flavor (ISO 21090), a finding
+    translate: bool = False  # a text of translations.yaml: its English (TSSEQ 1), then the text as sent (TSSEQ 2)
 
 
 @dataclass
@@ -60,8 +61,13 @@ def load_trial_design(path: Path, codelists: Codelists) -> TrialDesignSpec:
             raise SpecError(f"{where}: unknown source {p.get('from')!r} (known: config, {', '.join(sorted(SOURCES))})")
         if p.get("codelist") and p["codelist"] not in codelists.codelists:
             raise SpecError(f"{where}: unknown codelist {p['codelist']!r}")
-        params.append(Parameter(term.value, term.decode, p["from"], p.get("codelist", ""), p.get("ref", ""),
-                                bool(p.get("required", False))))
+        # `if_unknown: UNK` (a null flavor) makes the parameter expected; `required: true` is if_unknown NI
+        flavor = str(p.get("if_unknown") or ("NI" if p.get("required") else ""))
+        flavors = codelists.codelists.get("NULLFLAV")
+        if flavor and (flavors is None or flavor not in flavors):
+            raise SpecError(f"{where}: if_unknown {flavor!r} is not a null flavor of codelist NULLFLAV")
+        params.append(Parameter(term.value, term.decode, p["from"], p.get("codelist", ""), p.get("ref", ""), flavor,
+                                bool(p.get("translate", False))))
     for (name, var), cl in codelist_of.items():
         if cl not in codelists.codelists:
             raise SpecError(f"{path}: {name}.{var} names unknown codelist {cl!r}")

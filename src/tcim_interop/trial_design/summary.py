@@ -32,6 +32,7 @@ SPONSOR_ROLES = {"sponsor", "lead-sponsor", "sponsor-investigator"}  # R5 resear
 class TsValue:
     value: str
     code: str = ""  # TSVALCD when the value comes from a coded FHIR element (SNOMED, a registry)
+    ref: str = ""  # TSVCDREF of that code when it is not the parameter's (study.yaml {value, code, ref})
 
 
 @dataclass
@@ -195,8 +196,25 @@ def end_date(ctx: DesignContext, param) -> list[TsValue]:
     return [TsValue(str(end)[:10])] if present(end) else []
 
 
+@source("products")
+def products(ctx: DesignContext, param) -> list[TsValue]:
+    """TRT, COMPTRT: the study.yaml products whose `ts` names the parameter, by their EXTRT: the one
+    name of each product, in TS and EX alike."""
+    if not ctx.configured:
+        return []
+    return [TsValue(str(p["extrt"])) for p in ctx.mappings.study.get("products") or [] if p.get("ts") == param.parmcd]
+
+
 def config(ctx: DesignContext, param) -> list[TsValue]:
-    """study.yaml trial_design.summary: a value or a list of values."""
+    """study.yaml trial_design.summary: a value or a list of values; a value may be {value, code, ref}
+    (a term of another terminology: CURTRT's UNII)."""
     value = (ctx.configured.get("summary") or {}).get(param.parmcd)
     values = value if isinstance(value, list) else [] if value is None else [value]
-    return [TsValue(str(v).strip()) for v in values if present(v)]
+    out = []
+    for v in values:
+        if isinstance(v, dict):
+            if present(v.get("value")):
+                out.append(TsValue(str(v["value"]).strip(), str(v.get("code") or ""), str(v.get("ref") or "")))
+        elif present(v):
+            out.append(TsValue(str(v).strip()))
+    return out

@@ -17,7 +17,8 @@ from typing import Any
 from ..fhir.extensions import dataset_extension, record_extension
 from ..mapping.reverse_algorithms import declare_arm, resource_id
 from ..sdtm.dataset import Dataset, present
-from . import MADE
+from ..sdtm.text import join_text
+from . import CARRIED, MADE
 from .build import IE_SYSTEM
 from .summary import REGISTRIES, SNOMED, SPONSOR_ROLES
 
@@ -28,7 +29,7 @@ _THO = "http://terminology.hl7.org/CodeSystem/"
 def add_trial_design(builder) -> None:
     """builder: mapping/to_fhir.py's Builder, after DM (the studies and their arms exist)."""
     dm_spec = builder.specs["DM"]
-    for name in MADE:
+    for name in CARRIED:
         ds: Dataset | None = builder.sdtm.get(name)
         if ds is None:
             continue
@@ -56,7 +57,7 @@ def _ts_value(r: dict) -> str:
     while present(r.get(f"TSVAL{n}")):
         parts.append(str(r[f"TSVAL{n}"]))
         n += 1
-    return "".join(parts)
+    return join_text(parts)
 
 
 def _summary(study: dict, ts: list[dict], builder) -> None:
@@ -65,8 +66,10 @@ def _summary(study: dict, ts: list[dict], builder) -> None:
     for r in ts:
         if present(r.get("TSVAL")):
             by_parm.setdefault(str(r["TSPARMCD"]), []).append(r)
-    if "TITLE" in by_parm:
-        study.setdefault("title", _ts_value(by_parm["TITLE"][0]))
+    if "TITLE" in by_parm:  # the title as the sponsor wrote it: the record the translation table translates
+        titles = [_ts_value(r) for r in by_parm["TITLE"]]
+        table = builder.ms.verbatim
+        study.setdefault("title", next((t for t in titles if table is not None and table.translate(t)), titles[0]))
     if "TPHASE" in by_parm:
         value = _ts_value(by_parm["TPHASE"][0])
         coding = codelists.fhir_coding("TPHASE", "PHASE", value)

@@ -165,3 +165,63 @@ def masking(ctx: Context):
                 yield ctx.finding("error", "TCIM-MASK", "MASKED_VALUE_UNMASKED",
                                   f"{var} = MASKED in a package that is not masked (manifest.json options)", name,
                                   row=row, variable=var, value=MASKED, record=rec)
+
+
+ISO3166 = "ISO3166"  # the codelists.yaml dictionary of country codes (dm.yaml COUNTRY)
+
+
+@check("country_codes", "SDTMIG-DM/ISO3166")
+def country_codes(ctx: Context):
+    """A country is an ISO 3166-1 alpha-3 code (pycountry's table): DM's COUNTRY in any package
+    (SDTMIG 3.4 DM), every variable whose spec names the ISO3166 dictionary, TS's FCNTRY values; and
+    define.xml, when it gives COUNTRY a dictionary, names ISO 3166. No CORE rule checks the values."""
+    import pycountry
+
+    def alpha3(value: str) -> bool:
+        return len(value) == 3 and pycountry.countries.get(alpha_3=value) is not None
+
+    targets = {("DM", "COUNTRY")} | {(n, v.name) for n, s in ctx.specs.items() for v in s.variables
+                                     if ISO3166 in (v.codelist, v.dictionary)}
+    for name, var in sorted(targets):
+        if ctx.has(name, var):
+            for row, rec, value in ctx.failing(name, var, alpha3):
+                yield ctx.finding("error", "SDTMIG-DM/ISO3166", "COUNTRY_NOT_ISO3166",
+                                  f"{value!r} is not an ISO 3166-1 alpha-3 country code", name, row=row,
+                                  variable=var, value=value, record=rec)
+    if ctx.has("TS", "TSPARMCD", "TSVAL"):
+        for row, rec in ctx.rows("TS"):
+            value = text(rec.get("TSVAL"))
+            if text(rec.get("TSPARMCD")) == "FCNTRY" and value and not alpha3(value):
+                yield ctx.finding("error", "SDTMIG-DM/ISO3166", "COUNTRY_NOT_ISO3166",
+                                  f"FCNTRY {value!r} is not an ISO 3166-1 alpha-3 country code", "TS", row=row,
+                                  variable="TSVAL", value=value, record=rec)
+    dictionary = _define_country_dictionary(ctx.define_xml) if ctx.define_xml else None
+    if dictionary is not None and "3166" not in dictionary:
+        yield ctx.finding("warning", "SDTMIG-DM/ISO3166", "DEFINE_COUNTRY_DICTIONARY",
+                          f"define.xml gives COUNTRY the dictionary {dictionary!r}, not ISO 3166", "DM",
+                          variable="COUNTRY", value=dictionary, file="define.xml")
+
+
+def _define_country_dictionary(define_xml: bytes) -> str | None:
+    """The ExternalCodeList Dictionary that define.xml gives DM.COUNTRY; None when it gives none (or
+    cannot be read: define_datasets reports that)."""
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(define_xml, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return None
+    items = {el.get("OID"): el for el in root.iter("{*}ItemDef")}
+    lists = {el.get("OID"): el for el in root.iter("{*}CodeList")}
+    for group in root.iter("{*}ItemGroupDef"):
+        if (group.get("Name") or "").upper() != "DM":
+            continue
+        for ref in group.iter("{*}ItemRef"):
+            item = items.get(ref.get("ItemOID"))
+            if item is None or item.get("Name") != "COUNTRY":
+                continue
+            cl_ref = next(item.iter("{*}CodeListRef"), None)
+            cl = lists.get(cl_ref.get("CodeListOID")) if cl_ref is not None else None
+            external = next(cl.iter("{*}ExternalCodeList"), None) if cl is not None else None
+            return external.get("Dictionary") or "" if external is not None else None
+    return None

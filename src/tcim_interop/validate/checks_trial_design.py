@@ -5,14 +5,21 @@ from __future__ import annotations
 import re
 
 from ..sdtm.dataset import present
+from ..sdtm.dates import day_offset
 from .context import Context, one_to_one, text, unique
 from .registry import check
 
 # Parameters a submission's TS is expected to carry (FDA Study Data Technical Conformance Guide, TS
-# section; SSTDTC tells the agency which standards apply). SDTMIG leaves the list to the recipient.
+# section, and its validator rules; SSTDTC tells the agency which standards apply). SDTMIG leaves the
+# list to the recipient. A parameter that does not apply is written with TSVALNF (NA), not left out.
 TS_PARAMETERS = ("SSTDTC", "SDTIGVER", "TITLE", "TPHASE", "TTYPE", "TBLIND", "TCNTRL", "PLANSUB", "SEXPOP",
-                 "AGEMIN", "AGEMAX", "INDIC", "REGID", "SPONSOR", "ADDON")
+                 "AGEMIN", "AGEMAX", "INDIC", "REGID", "SPONSOR", "ADDON", "ADAPT", "DCUTDTC", "DCUTDESC",
+                 "PCLAS", "CURTRT", "STOPRULE", "RANDQT", "TDIGRP", "OBJPRIM", "OBJSEC", "OUTMSPRI", "OUTMSSEC",
+                 "DOSE", "DOSU", "DOSFRQ", "TRT", "STYPE", "INTMODEL", "INTTYPE", "RANDOM", "ROUTE", "HLTSUBJI",
+                 "LENGTH", "ACTSUB", "NARMS", "FCNTRY", "SENDTC", "TINDTP", "SDTMVER")
 _ISO_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+_STUDY_DAY = re.compile(r"\bstudy day (-?\d+)\b", re.IGNORECASE)
+_DAYS = re.compile(r"^P(\d+)D$")
 
 
 @check("ts_values", "CORE-000583", "TCIM-TSVCDREF", "CORE-000505/CG0285")
@@ -90,6 +97,49 @@ def te_end_rule(ctx: Context):
         if not present(rec.get("TEENRL")) and not present(rec.get("TEDUR")):
             yield ctx.finding("error", "CORE-000027/CG0328", "TE_NO_END", "neither TEENRL nor TEDUR is given", "TE",
                               row=row, variable="TEENRL", value=rec.get("ETCD"))
+
+
+def _element_days(rec: dict) -> tuple[int | None, int | None, int | None]:
+    """(first, last, duration) of an element in calendar days from study day 1: the study days its
+    rules name ("... study day -28"), its TEDUR in days (PnD); None where not told."""
+    days = [_STUDY_DAY.search(text(rec.get(v))) for v in ("TESTRL", "TEENRL")]
+    first, last = (day_offset(int(m.group(1))) if m else None for m in days)
+    dur = _DAYS.match(text(rec.get("TEDUR")))
+    return first, last, int(dur.group(1)) if dur else None
+
+
+@check("te_contiguous", "TCIM-TECONTIG")
+def te_contiguous(ctx: Context):
+    """The elements of an arm follow one another: each starts the day after the one before it ends
+    (rules naming study days: "study day 2"), and TEDUR is the span of those days. Elements whose rules
+    name no study day are not checked (another sponsor's TE)."""
+    if not ctx.has("TE", "ETCD") or not ctx.has("TA", "ARMCD", "TAETORD", "ETCD"):
+        return
+    te = {text(r.get("ETCD")): (row, r) for row, r in ctx.rows("TE")}
+    for row, rec in te.values():
+        first, last, dur = _element_days(rec)
+        if first is not None and last is not None and dur is not None and last - first + 1 != dur:
+            yield ctx.finding("error", "TCIM-TECONTIG", "TE_DURATION", f"TEDUR {rec.get('TEDUR')} is not the "
+                              f"{last - first + 1} day(s) from TESTRL to TEENRL", "TE", row=row, variable="TEDUR",
+                              value=rec.get("TEDUR"))
+    arms: dict[str, list[tuple[float, str]]] = {}
+    for _, rec in ctx.rows("TA"):
+        arms.setdefault(text(rec.get("ARMCD")), []).append((float(rec.get("TAETORD") or 0), text(rec.get("ETCD"))))
+    done = set()
+    for arm, elements in arms.items():
+        seq = [etcd for _, etcd in sorted(elements)]
+        for before, after in zip(seq, seq[1:], strict=False):
+            if (before, after) in done or before not in te or after not in te:
+                continue
+            done.add((before, after))
+            first, last, dur = _element_days(te[before][1])
+            end = last if last is not None else first + dur - 1 if first is not None and dur else None
+            start = _element_days(te[after][1])[0]
+            if end is not None and start is not None and start != end + 1:
+                yield ctx.finding("error", "TCIM-TECONTIG", "TE_NOT_CONTIGUOUS",
+                                  f"element {after} starts {'after a gap' if start > end + 1 else 'before'} the end of "
+                                  f"{before} (arm {arm}): TESTRL should be the day after {before}'s TEENRL", "TE",
+                                  row=te[after][0], variable="TESTRL", value=te[after][1].get("TESTRL"))
 
 
 @check("tv_visits", "CORE-000361/CG0035", "CORE-000155/CG0293", "TCIM-TVKEY")

@@ -13,20 +13,20 @@ _PART = r"(\d{4}|-)(-(\d{2}|-)(-(\d{2}|-)(T(\d{2}|-)(:(\d{2}|-)(:\d{2}(\.\d+)?)?
 _DTC = re.compile(rf"^{_PART}(Z|[+-]\d{{2}}:\d{{2}})?$")
 
 
-def _absent(ctx: Context, core: str, rule: str, code: str, what: str):
-    """A finding per variable of the given core in the dataset's metadata (spec, else SDTMIG 3.4) that
-    the dataset does not have."""
+def _absent(ctx: Context, core: str, severity: str, rule: str, code: str, what: str):
+    """One finding per dataset and variable of the given core in the dataset's metadata (the spec's and
+    SDTMIG 3.4's) that the dataset does not have."""
     for name, ds in ctx.datasets.items():
         for var in ctx.variable_metadata(name):
             if var.core == core and var.name not in ds.frame.columns:
-                yield ctx.finding("error", rule, code, f"{what} variable {var.name} is not in the dataset", name,
+                yield ctx.finding(severity, rule, code, f"{what} variable {var.name} is not in the dataset", name,
                                   variable=var.name)
 
 
 @check("required_variables", "CORE-000355/CG0014")
 def required_variables(ctx: Context):
-    """Every Req variable of the dataset's metadata (spec, else SDTMIG 3.4) is present."""
-    return _absent(ctx, "Req", "CORE-000355/CG0014", "MISSING_REQUIRED_VARIABLE", "required")
+    """Every Req variable of the dataset's metadata (spec and SDTMIG 3.4) is present."""
+    return _absent(ctx, "Req", "error", "CORE-000355/CG0014", "MISSING_REQUIRED_VARIABLE", "required")
 
 
 @check("required_values", "CORE-000356/CG0014")
@@ -45,8 +45,9 @@ def required_values(ctx: Context):
 
 @check("expected_variables", "CORE-000334/CG0016")
 def expected_variables(ctx: Context):
-    """Every Exp variable of the dataset's metadata is present (it may be null)."""
-    return _absent(ctx, "Exp", "CORE-000334/CG0016", "MISSING_EXPECTED_VARIABLE", "expected")
+    """Every Exp variable of the dataset's metadata is present (it may be null). A warning, not an error
+    (docs/decisions.md): the records are complete without it, but a reviewer asks why it is absent."""
+    return _absent(ctx, "Exp", "warning", "CORE-000334/CG0016", "MISSING_EXPECTED_VARIABLE", "expected")
 
 
 @check("controlled_terminology", "SDTMIG-4.3/CT")

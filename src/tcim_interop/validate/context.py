@@ -1,5 +1,5 @@
-"""What every check reads: the datasets, their metadata (the spec of mappings/ where there is one,
-SDTMIG 3.4 otherwise), the package's define.xml and options, and how a finding is made."""
+"""What every check reads: the datasets, their metadata (SDTMIG 3.4 and, where there is one, the spec of
+mappings/), the package's define.xml and options, and how a finding is made."""
 
 from __future__ import annotations
 
@@ -104,18 +104,23 @@ class Context:
 
     # -- metadata -----------------------------------------------------------------------------
     def variable_metadata(self, name: str) -> list[StdVariable]:
-        """The variables a dataset should have, in order, with their core: the spec's where mappings/
-        describes the domain, else SDTMIG 3.4's; () when neither knows the dataset."""
+        """The variables a dataset should have, with their core: the spec's (mappings/) in its order, then
+        those of SDTMIG 3.4 the spec lacks. Where both know a variable SDTMIG's Req or Exp wins over a
+        weaker spec core; SDTMIG 3.4 relaxed ARMCD/ARM/ACTARMCD/ACTARM to Exp (null, with ARMNRS, for a
+        subject without an arm), so where the spec says Req and SDTMIG does not, Exp. A sponsor-defined
+        domain (XM) is held to what SDTMIG requires of every domain of its class; () when nothing is known."""
         spec = self.specs.get(name)
         standard = {v.name: v for v in sdtmig34.variables(name)}
+        if not standard and name[:1] in ("X", "Y", "Z") and not self.is_supp(name):
+            standard = {v.name: v for v in sdtmig34.class_variables(self.domain_class(name), name)}
+        own: list[StdVariable] = []
         if spec is not None:
-            # SDTMIG 3.4 relaxed ARMCD/ARM/ACTARMCD/ACTARM to Exp (null, with ARMNRS, for a subject
-            # without an arm): where the spec says Req and SDTMIG 3.4 does not, SDTMIG wins
-            return [StdVariable(v.name, v.type, "Exp" if v.core == "Req" and v.name in standard
-                                and standard[v.name].core != "Req" else v.core) for v in spec.variables]
-        if self.is_supp(name):
-            return [StdVariable(v.name, v.type, v.core) for v in self.mappings.suppqual.variables]
-        return list(standard.values())
+            own = [StdVariable(v.name, v.type, v.core) for v in spec.variables]
+        elif self.is_supp(name):
+            own = [StdVariable(v.name, v.type, v.core) for v in self.mappings.suppqual.variables]
+        out = [v._replace(core=_core(v.core, standard[v.name].core)) if v.name in standard else v for v in own]
+        known = {v.name for v in own}
+        return out + [v for v in standard.values() if v.name not in known]
 
     def codelist_of(self, name: str, variable: str):
         """The spec's codelist (codelists.yaml) of a variable, or None."""
@@ -142,6 +147,13 @@ class Context:
         return Finding(severity, code, message, domain=dataset, variable=variable, usubjid=usubjid,
                        source=f"row {row}" if row else "", file=self.files.get(dataset, "") if file is None else file,
                        value="" if value is None else text(value), rule=rule, row=row)
+
+
+def _core(spec: str, standard: str) -> str:
+    """A variable's core when the spec and SDTMIG 3.4 both give one."""
+    if standard in ("Req", "Exp"):
+        return standard
+    return "Exp" if spec == "Req" else spec
 
 
 def one_to_one(ctx: Context, name: str, key: str, value: str, rule: str, code: str):

@@ -1,0 +1,119 @@
+"""DM's reference end dates (RFENDTC, RFPENDTC), the unplanned actual arm (ACTARMUD) and race and
+ethnicity where the site records none, on tests/data/mini-r4.json (rs1 in arm MNC, period end
+2022-06-20; rs2 a screen failure, period end 2021-06-15)."""
+
+import json
+
+import pytest
+from conftest import MINI
+from lxml import etree
+
+from tcim_interop import to_fhir, to_sdtm
+
+US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+OMB = "urn:oid:2.16.840.1.113883.6.238"
+NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3", "def": "http://www.cdisc.org/ns/def/v2.1"}
+
+
+def _doc() -> dict:
+    return json.loads(MINI.read_text(encoding="utf-8"))
+
+
+def _res(doc: dict, rid: str) -> dict:
+    return next(e["resource"] for e in doc["entry"] if e["resource"]["id"] == rid)
+
+
+def _dm(doc: dict, tmp_path=None):
+    result = to_sdtm([doc], tmp_path)
+    return result.datasets["DM"].set_index("SUBJID"), result
+
+
+def test_rfendtc_is_the_end_of_participation_not_the_last_dose():
+    dm, _ = _dm(_doc())
+    assert dm.loc["001", "RFENDTC"] == "2022-06-20"  # period.end, a year after the injection
+    assert dm.loc["001", "RFXENDTC"] < "2022"
+    assert dm.loc["002", "RFENDTC"] is None  # screen failure: no reference period (SDTMIG 3.4)
+
+
+def test_rfpendtc_is_period_end_unless_a_record_is_later():
+    dm, _ = _dm(_doc())
+    assert dm.loc["001", "RFPENDTC"] == "2022-06-20"
+    # the screen failure's period ended 2021-06-15; his death (DTHDTC) is the last date known of him
+    assert dm.loc["002", "DTHDTC"] == "2022-03-04" and dm.loc["002", "RFPENDTC"] == "2022-03-04"
+    doc = _doc()
+    _res(doc, "ae2")["date"] = "2022-07-03"  # an event reported after the last visit
+    dm, _ = _dm(doc)
+    assert dm.loc["001", "RFENDTC"] == "2022-06-20"
+    assert dm.loc["001", "RFPENDTC"] == "2022-07-03"
+
+
+def test_a_record_the_same_day_as_period_end_does_not_move_rfpendtc():
+    doc = _doc()
+    _res(doc, "ae2")["date"] = "2022-06-20T16:30:00+02:00"
+    dm, _ = _dm(doc)
+    assert dm.loc["001", "RFPENDTC"] == "2022-06-20"
+
+
+def test_without_period_end_rfendtc_is_the_latest_record():
+    doc = _doc()
+    del _res(doc, "rs1")["period"]["end"]
+    _res(doc, "ae2")["date"] = "2022-08-09"
+    dm, _ = _dm(doc)
+    assert dm.loc["001", "RFENDTC"] == "2022-08-09"
+    assert dm.loc["001", "RFPENDTC"] == "2022-08-09"
+
+
+def test_an_actual_arm_the_study_does_not_plan_is_unplanned_treatment(tmp_path):
+    doc = _doc()
+    _res(doc, "rs1")["actualArm"] = "MNC BOTH SIDES"
+    dm, result = _dm(doc, tmp_path / "sdtm")
+    row = dm.loc["001"]
+    assert (row["ARMCD"], row["ACTARMCD"], row["ACTARM"]) == ("MNC", None, None)
+    assert row["ARMNRS"] == "UNPLANNED TREATMENT"
+    assert row["ACTARMUD"] == "MNC BOTH SIDES"
+    assert dm.loc["002", "ACTARMUD"] is None
+    assert [f.code for f in result.report.findings if f.variable == "ACTARMCD"] == ["ARM_UNPLANNED"]
+    assert not result.report.errors
+    for version in ("R4", "R5"):
+        back = to_fhir(tmp_path / "sdtm", fhir_version=version)  # proves the round trip, cell for cell
+        assert not back.report.errors, version
+        subject = next(r for r in back.resources if r["resourceType"] == "ResearchSubject"
+                       and r["identifier"][0]["value"] == "001")
+        if version == "R4":
+            assert subject["actualArm"] == "MNC BOTH SIDES"
+
+
+def test_actarmud_empty_when_the_actual_arm_is_planned():
+    dm, _ = _dm(_doc())
+    assert dm["ACTARMUD"].isna().all() and dm.loc["001", "ARMNRS"] is None
+
+
+def _origin_and_comment(define_path, name: str) -> tuple[str, str]:
+    tree = etree.parse(str(define_path))
+    item = tree.find(f".//odm:ItemDef[@OID='IT.DM.{name}']", NS)
+    origin = item.find("def:Origin", NS).get("Type")
+    oid = item.get(f"{{{NS['def']}}}CommentOID")
+    text = tree.findtext(f".//def:CommentDef[@OID='{oid}']//odm:TranslatedText", namespaces=NS) if oid else ""
+    return origin, text
+
+
+@pytest.mark.parametrize("name", ["RACE", "ETHNIC"])
+def test_race_and_ethnicity_not_collected_are_said_so_in_define(tmp_path, name):
+    dm, _ = _dm(_doc(), tmp_path)
+    assert dm[name].isna().all()
+    origin, comment = _origin_and_comment(tmp_path / "define.xml", name)
+    assert origin == "Not Available" and comment.startswith("Not collected: ")
+
+
+def test_race_and_ethnicity_read_where_sent(tmp_path):
+    doc = _doc()
+    _res(doc, "p1")["extension"] = [
+        {"url": US_CORE + "us-core-race", "extension": [
+            {"url": "ombCategory", "valueCoding": {"system": OMB, "code": "2106-3", "display": "White"}}]},
+        {"url": US_CORE + "us-core-ethnicity", "extension": [
+            {"url": "ombCategory", "valueCoding": {"system": OMB, "code": "2186-5"}}]}]
+    dm, _ = _dm(doc, tmp_path)
+    assert (dm.loc["001", "RACE"], dm.loc["001", "ETHNIC"]) == ("WHITE", "NOT HISPANIC OR LATINO")
+    for name in ("RACE", "ETHNIC"):
+        origin, comment = _origin_and_comment(tmp_path / "define.xml", name)
+        assert origin == "Collected" and not comment.startswith("Not collected")
