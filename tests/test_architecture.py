@@ -28,8 +28,9 @@ LAYERS = {
     # 2: the mapping: the specs, the algorithms they name (mapping_spec checks every name against the
     # algorithm registry), the trial design, and define.xml, which describes the datasets by their specs
     "mapping_spec": 2, "mapping": 2, "trial_design": 2, "sdtm.define": 2, "sdtm.define_html": 2,
-    # 3: conformance checks of a package, and the review report of one
-    "validate": 3, "review": 3,
+    # 3: conformance checks of a package, the review report of one; the FHIR conformance resources, built
+    # from the specs
+    "validate": 3, "review": 3, "fhir.conformance": 3,
     # 4: a run, end to end, and what it writes
     "api": 4, "options": 4, "sdtm_pipeline": 4, "fhir_pipeline": 4, "package_writer": 4, "survey": 4, "output_dir": 4,
     "report_text": 4,

@@ -231,6 +231,26 @@ def report_cmd(
     typer.echo(f"written: {written}", err=True)
 
 
+@app.command("fhir-package")
+def fhir_package_cmd(
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Directory to write package/ in."),
+    mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", help="Use these specs instead of mappings/."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
+) -> None:
+    """Write the project's FHIR R4 conformance resources as a FHIR NPM package: the extensions, the
+    profiles of what to-fhir writes, the code systems and value sets of the specs (docs/fhir-package.md).
+
+    Example:  tcim-interop fhir-package --out fhir-package/     (then: tar czf tcim-interop.fhir.tgz -C fhir-package package)
+    """
+    from . import load_mapping_set
+    from .fhir.conformance import write_package
+
+    with running():
+        written = write_package(load_mapping_set(mappings), out)
+    if not quiet:
+        typer.echo(f"{len(written) - 2} resources written in {out / 'package'}", err=True)
+
+
 def main() -> None:
     try:
         app()

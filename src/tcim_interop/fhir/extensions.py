@@ -18,6 +18,7 @@ BASE = "http://tcim-interop.org/fhir/StructureDefinition/"
 SDTM_RECORD = BASE + "sdtm-record"
 SDTM_SUPP = BASE + "sdtm-supp"
 SDTM_DATASET = BASE + "sdtm-dataset"
+LATERALITY = BASE + "laterality"  # on a body site: the side (the specs read it, to-fhir writes it)
 
 
 def _value(value: Any) -> dict:

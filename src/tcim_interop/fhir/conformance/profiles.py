@@ -1,0 +1,124 @@
+"""Profiles (constraint StructureDefinitions on the R4 core resources) of what to-fhir writes for the
+study study.yaml describes: what it always sets is required (min 1), the codes of the project's code
+systems are bound to their ValueSets (extensible: a test with no MUNE code still has its name in text),
+the project's extensions have their slices, and the fixed codings of the specs' templates (Consent scope
+and category, the visit Encounter's class) are patterns. Other extensions stay allowed (open slicing).
+
+profile_url(resource_type, dataset) is the profile a resource to-fhir makes can claim in meta.profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...mapping.row_algorithms import MEDDRA_LEVEL_URL
+from ...mapping_spec.model import MappingSet
+from ..extensions import BASE, LATERALITY, SDTM_DATASET, SDTM_RECORD, SDTM_SUPP
+from .elements import binding, element, extension_slicing, structure_definition
+from .terminology import CODE_SYSTEM, value_set_url
+
+# resource type -> (profile id, title); MedicationAdministration only for the study treatment datasets
+PROFILES = {
+    "ResearchStudy": ("tcim-research-study", "TCIM-ELAII study or site"),
+    "ResearchSubject": ("tcim-research-subject", "TCIM-ELAII subject (a DM record)"),
+    "Patient": ("tcim-patient", "TCIM-ELAII patient"),
+    "Consent": ("tcim-consent", "TCIM-ELAII informed consent"),
+    "MedicationAdministration": ("tcim-study-treatment", "TCIM-ELAII study treatment (an EX or EC record)"),
+    "AdverseEvent": ("tcim-adverse-event", "TCIM-ELAII adverse event (an AE record)"),
+    "Observation": ("tcim-mune-observation", "TCIM-ELAII MUNE result (an XM or NV record)"),
+    "Encounter": ("tcim-visit", "TCIM-ELAII visit"),
+}
+STUDY_TREATMENT = ("EX", "EC")  # the datasets of the specs whose rows are study_treatment (ex.yaml, ec.yaml)
+
+
+def profile_url(resource_type: str, dataset: str | None = None) -> str | None:
+    """The canonical URL of the profile a resource of this type conforms to, or None. A
+    MedicationAdministration is profiled when made from an EX or EC record (dataset), not from CM.
+    Only the resources of the study study.yaml describes conform (the bindings and patterns are its)."""
+    if resource_type not in PROFILES:
+        return None
+    if resource_type == "MedicationAdministration" and dataset not in STUDY_TREATMENT:
+        return None
+    return BASE + PROFILES[resource_type][0]
+
+
+def _ext_slice(at: str, name: str, url: str, min_: int = 0, max_: str = "*") -> dict:
+    return element(f"{at}.extension:{name}", min=min_, max=max_, type=[{"code": "Extension", "profile": [url]}])
+
+
+def _extensions(at: str, *slices: dict) -> list[dict]:
+    return [extension_slicing(f"{at}.extension"), *slices]
+
+
+def _record(t: str, supp: bool = True) -> list[dict]:
+    """The record extensions of a resource made from an SDTM record, and meta.source."""
+    slices = [_ext_slice(t, "sdtmRecord", SDTM_RECORD, 1, "1")]
+    if supp:
+        slices.append(_ext_slice(t, "sdtmSupp", SDTM_SUPP))
+    return [element(f"{t}.meta", min=1), element(f"{t}.meta.source", min=1), *_extensions(t, *slices)]
+
+
+def _pattern(value: dict) -> dict:
+    """pattern[x] of a template's CodeableConcept or Coding."""
+    return {"patternCodeableConcept": value} if "coding" in value else {"patternCoding": value}
+
+
+def _template_patterns(t: str, template: dict) -> list[dict]:
+    """The codings a spec's template always writes, as patterns; a list's items as slices by pattern
+    (each repetition is required, the others stay allowed)."""
+    out = []
+    for k, v in template.items():
+        if isinstance(v, dict) and v:
+            out.append(element(f"{t}.{k}", **_pattern(v)))
+        elif isinstance(v, list) and v:
+            out.append(element(f"{t}.{k}", slicing={"discriminator": [{"type": "pattern", "path": "$this"}],
+                                                    "ordered": False, "rules": "open"}))
+            out += [element(f"{t}.{k}:template{i + 1}", min=1, max="1", **_pattern(item)) for i, item in enumerate(v)]
+    return out
+
+
+def _bound(eid: str, system: str, **props: Any) -> dict:
+    return element(eid, binding=binding("extensible", value_set_url(system)), **props)
+
+
+def _differentials(ms: MappingSet) -> dict[str, list[dict]]:
+    dm = ms.domains["dm"].reverse.get("templates", {})
+    consent = {k: v for k, v in dm.get("consent", {}).get("R4", {}).items() if k != "resourceType"}
+    encounter = {k: v for k, v in (ms.study.get("visit_encounter") or {}).get("R4", {}).items() if k != "resourceType"}
+    mune = "Observation"
+    return {
+        "ResearchStudy": [element("ResearchStudy.identifier", min=1),
+                          *_extensions("ResearchStudy", _ext_slice("ResearchStudy", "sdtmRecord", SDTM_RECORD),
+                                       _ext_slice("ResearchStudy", "sdtmDataset", SDTM_DATASET))],
+        "ResearchSubject": [*_record("ResearchSubject"), element("ResearchSubject.identifier", min=1)],
+        "Patient": [element("Patient.gender", min=1)],
+        "Consent": [*_template_patterns("Consent", consent), element("Consent.patient", min=1),
+                    element("Consent.dateTime", min=1), element("Consent.policy", min=1)],
+        "MedicationAdministration": [
+            *_record("MedicationAdministration"),
+            _bound("MedicationAdministration.medication[x]", CODE_SYSTEM + "study-product",
+                   type=[{"code": "CodeableConcept"}]),
+            *_extensions("MedicationAdministration.dosage.site",
+                         _ext_slice("MedicationAdministration.dosage.site", "laterality", LATERALITY, 0, "1"))],
+        "AdverseEvent": [
+            *_record("AdverseEvent"), element("AdverseEvent.event", min=1),
+            *_extensions("AdverseEvent.event.coding",
+                         _ext_slice("AdverseEvent.event.coding", "meddraLevel", MEDDRA_LEVEL_URL, 0, "1")),
+            element("AdverseEvent.study", min=1)],
+        "Observation": [
+            *_record(mune), _bound(f"{mune}.code", CODE_SYSTEM + "mune-test"), element(f"{mune}.subject", min=1),
+            *_extensions(f"{mune}.bodySite", _ext_slice(f"{mune}.bodySite", "laterality", LATERALITY, 0, "1")),
+            _bound(f"{mune}.method", CODE_SYSTEM + "mune-method")],
+        "Encounter": [*_template_patterns("Encounter", encounter),
+                      _bound("Encounter.type", ms.study["visit_system"], min=1), element("Encounter.subject", min=1)],
+    }
+
+
+def profiles(ms: MappingSet, version: str) -> list[dict]:
+    out = []
+    for rtype, diff in _differentials(ms).items():
+        pid, title = PROFILES[rtype]
+        root = element(rtype, short=title)
+        out.append(structure_definition(BASE + pid, "".join(p.capitalize() for p in pid.split("-")), title,
+                                        f"{title}, as tcim-interop to-fhir writes it (R4).", "resource", rtype,
+                                        [root, *diff], version))
+    return out
