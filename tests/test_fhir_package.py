@@ -7,6 +7,7 @@ The Medplum tests need node >= 20.19 and `cd tests/fhir_server && npm install`; 
 
 import copy
 import json
+import os
 import re
 import subprocess
 from collections import Counter
@@ -132,10 +133,11 @@ def test_profile_url_names_a_profile_of_the_package(package):
     urls = by_url(package)
     for rtype in ("ResearchStudy", "ResearchSubject", "Patient", "MedicationAdministration", "AdverseEvent",
                   "Observation", "Encounter", "Consent"):
-        url = profile_url(rtype, "EX")
+        url = profile_url(rtype, {"MedicationAdministration": "EX", "Observation": "XM"}.get(rtype))
         assert url in urls and urls[url]["type"] == rtype and urls[url]["derivation"] == "constraint"
         assert urls[url]["baseDefinition"] == f"http://hl7.org/fhir/StructureDefinition/{rtype}"
     assert profile_url("MedicationAdministration", "CM") is None and profile_url("Group") is None
+    assert profile_url("Observation", "VS") is None  # a vital sign is no MUNE result
 
 
 # -- Medplum ------------------------------------------------------------------------------------------
@@ -172,8 +174,12 @@ def test_the_profiles_find_what_they_should(package, example_fhir, tmp_path):
     0 below means nothing. The last three are what profiles.js checks beside Medplum."""
     resources = example_fhir[0].resources
 
+    def profiled(r):
+        record = read_record(r)
+        return profile_url(r["resourceType"], record[0] if record else "XM") is not None
+
     def changed(rtype, change):
-        r = copy.deepcopy(next(r for r in resources if r["resourceType"] == rtype))
+        r = copy.deepcopy(next(r for r in resources if r["resourceType"] == rtype and profiled(r)))
         change(r)
         record = read_record(r)
         return {"profile": profile_url(rtype, record[0] if record else "XM"), "resource": r}
@@ -195,14 +201,21 @@ def test_the_profiles_find_what_they_should(package, example_fhir, tmp_path):
 
 
 def test_the_example_output_conforms_to_the_profiles(package, example_fhir, tmp_path):
-    items = []
+    """Every profiled resource of the example's R4 output, but one MUNE result in ten (11,910 results of
+    one shape: all of them take Medplum about 80 s more; TCIM_FULL_PROFILE_CHECK=1 checks every one)."""
+    every = os.environ.get("TCIM_FULL_PROFILE_CHECK") == "1"
+    items, mune = [], 0
     for r in example_fhir[0].resources:
         record = read_record(r)
         url = profile_url(r["resourceType"], record[0] if record else None)
+        if url and r["resourceType"] == "Observation":
+            mune += 1
+            if mune % 10 and not every:
+                continue
         if url:
             items.append({"profile": url, "resource": r})
     counts = Counter(i["profile"].rsplit("/", 1)[-1] for i in items)
     assert len(counts) == 8, counts  # every profile is met
     result = medplum(package, items, tmp_path)
-    assert result["resources"] == len(items) > 13_000 and result["extensions"] > len(items)
+    assert result["resources"] == len(items) > (13_000 if every else 2_000) and result["extensions"] > len(items)
     assert errors(result) == [] and result["invalid"] == 0

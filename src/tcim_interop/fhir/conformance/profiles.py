@@ -28,6 +28,7 @@ PROFILES = {
     "Encounter": ("tcim-visit", "TCIM-ELAII visit"),
 }
 STUDY_TREATMENT = ("EX", "EC")  # the datasets of the specs whose rows are study_treatment (ex.yaml, ec.yaml)
+MUNE = ("XM", "NV")  # the MUNE domain's datasets (xm.yaml, nv.yaml): a vital sign (VS) is not a MUNE result
 
 
 def profile_url(resource_type: str, dataset: str | None = None) -> str | None:
@@ -37,6 +38,8 @@ def profile_url(resource_type: str, dataset: str | None = None) -> str | None:
     if resource_type not in PROFILES:
         return None
     if resource_type == "MedicationAdministration" and dataset not in STUDY_TREATMENT:
+        return None
+    if resource_type == "Observation" and dataset not in MUNE:
         return None
     return BASE + PROFILES[resource_type][0]
 
@@ -51,7 +54,9 @@ def _extensions(at: str, *slices: dict) -> list[dict]:
 
 def _record(t: str, supp: bool = True) -> list[dict]:
     """The record extensions of a resource made from an SDTM record, and meta.source."""
-    slices = [_ext_slice(t, "sdtmRecord", SDTM_RECORD, 1, "1")]
+    # one record or more: a ResearchSubject carries its DM record and its DS events, an Encounter its SV
+    # record and what the visit's other records need of it
+    slices = [_ext_slice(t, "sdtmRecord", SDTM_RECORD, 1, "*")]
     if supp:
         slices.append(_ext_slice(t, "sdtmSupp", SDTM_SUPP))
     return [element(f"{t}.meta", min=1), element(f"{t}.meta.source", min=1), *_extensions(t, *slices)]
