@@ -36,7 +36,8 @@ def main(sdtm_dir: str, bundle: str) -> None:
         cells = ds.frame.size
         here = cells if name.startswith("SUPP") else carried.get(name, 0)
         total, only = total + cells, only + here
-        print(f"{name:8} {here:7} of {cells:7} cells only in extensions ({here / cells:.1%})" if cells else f"{name:8} empty")
+        share = f"({here / cells:.1%})" if cells else "(empty)"
+        print(f"{name:8} {here:7} of {cells:7} cells only in extensions {share}")
     print(f"total    {only:7} of {total:7} cells only in extensions ({only / total:.1%})")
 
 
