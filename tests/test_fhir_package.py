@@ -219,3 +219,16 @@ def test_the_example_output_conforms_to_the_profiles(package, example_fhir, tmp_
     result = medplum(package, items, tmp_path)
     assert result["resources"] == len(items) > (13_000 if every else 2_000) and result["extensions"] > len(items)
     assert errors(result) == [] and result["invalid"] == 0
+
+
+def test_the_output_declares_the_profiles_it_conforms_to(example_fhir, pilot_fhir):
+    """meta.profile: the study's own R4 resources name the profile the package publishes for them; a
+    concomitant medication, a vital sign, another study's resources (the pilot) name none."""
+    declared = Counter()
+    for r in example_fhir[0].resources:
+        records = read_record(r)
+        want = profile_url(r["resourceType"], records[0] if records else None)
+        assert r.get("meta", {}).get("profile") == ([want] if want else None), (r["resourceType"], records[:1])
+        declared[r["resourceType"] if want else "none"] += 1
+    assert len(declared) == 9 and declared["none"] >= 99 + 148  # CM administrations, vital signs, the Group
+    assert not any("profile" in r.get("meta", {}) for r in pilot_fhir("R4")[0].resources)

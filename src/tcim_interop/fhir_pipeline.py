@@ -15,12 +15,13 @@ from .sdtm.dataset import Dataset
 
 def run(datasets: dict[str, Dataset], out: Path | None, ms: MappingSet, opts: FhirOptions
         ) -> tuple[list[dict], Report, list[Path]]:
+    from .fhir.conformance import profile_url
     from .mapping.to_fhir import build_fhir
     from .sdtm_pipeline import map_resources
 
     report = Report()
     resources = build_fhir(datasets, ms, opts.fhir_version, report, map_resources, verify=opts.verify, jobs=opts.jobs,
-                           timezone=opts.timezone)
+                           timezone=opts.timezone, profile_of=profile_url)
     if opts.strict and report.errors:
         raise ConformanceError(f"{len(report.errors)} error finding(s), nothing written; "
                                f"first: {report.errors[0].line()}")

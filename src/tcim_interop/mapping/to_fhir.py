@@ -552,12 +552,37 @@ def differences(sdtm: dict[str, Dataset], resources: list[dict], ms: MappingSet,
     return compared, equal, diffs, folded
 
 
+# the profile a resource conforms to, from its type and the dataset of its first SDTM record (None: no
+# profile); given by the caller (fhir_pipeline: fhir.conformance.profile_url), which stands above this module
+ProfileOf = Callable[[str, "str | None"], "str | None"]
+
+
+def declare_profiles(resources: list[dict], sdtm: dict[str, Dataset], ms: MappingSet, version: str,
+                     profile_of: ProfileOf) -> None:
+    """meta.profile of every resource whose profile the project publishes (tcim-interop fhir-package):
+    R4 only (the package is R4), and only for the study study.yaml describes, since the profiles' bindings
+    and patterns are its own: another study's SDTM (the CDISC pilot) claims none."""
+    own = (ms.study.get("study") or {}).get("studyid")
+    dm = sdtm.get("DM")
+    if version != "R4" or dm is None or set(map(str, dm.frame["STUDYID"])) != {str(own)}:
+        return
+    for r in resources:
+        records = read_records(r)
+        url = profile_of(r["resourceType"], records[0][0] if records else None)
+        if url:
+            r.setdefault("meta", {})["profile"] = [url]
+
+
 def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report, to_sdtm: ToSdtm,
-               verify: bool = True, jobs: int | None = None, timezone: str | None = None) -> list[dict]:
+               verify: bool = True, jobs: int | None = None, timezone: str | None = None,
+               profile_of: ProfileOf | None = None) -> list[dict]:
     """The resources of the datasets, each validated with fhir.resources (in `jobs` workers, while the
-    round trip is checked here with to_sdtm): an invalid one is an INVALID_OUTPUT error."""
+    round trip is checked here with to_sdtm): an invalid one is an INVALID_OUTPUT error. With profile_of,
+    each resource declares the profile it conforms to in meta.profile."""
     builder = Builder(sdtm, ms, version, report, timezone)
     built = builder.build()
+    if profile_of is not None:
+        declare_profiles(built.resources, sdtm, ms, version, profile_of)
 
     mapped = {n: d for n, d in sdtm.items() if n in builder.specs or n in CARRIED_ON_STUDY or n == "RELREC"
               or (n.startswith("SUPP") and n[4:] in builder.specs)}
