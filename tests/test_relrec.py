@@ -138,7 +138,7 @@ def test_to_fhir_writes_the_reference_and_gives_relrec_back(version):
     sdtm = to_sdtm([resources], fast=True, fhir_version=version)
     fhir = to_fhir(sdtm.metadata, fhir_version=version)
     assert not fhir.report.errors
-    made = {r["meta"]["source"]: f"{r['resourceType']}/{r['id']}" for r in fhir.resources if "meta" in r}
+    made = {r["meta"]["source"]: f"{r['resourceType']}/{r['id']}" for r in fhir.resources if "source" in r.get("meta", {})}
     ae, ex = sdtm.datasets["AE"], sdtm.datasets["EX"]
     ex_row = {(u, s): i for i, (u, s) in enumerate(zip(ex["USUBJID"], ex["EXSEQ"], strict=True))}
     wanted: dict[str, set[str]] = {}  # the AE resource -> the EX resources RELREC relates it to
