@@ -400,7 +400,7 @@ class _Builder:
         # a CodeListRef comes right after the Description (ODM order)
         item.find(_o("Description")).addnext(etree.Element(_o("CodeListRef"), CodeListOID=oid, nsmap=NSMAP))
         self.codelist_refs[oid] = (name, data_type)
-        self.used.setdefault(oid, set()).update(_code(v) for v in values if present_value(v))
+        self.used.setdefault(oid, set()).update(_code(v) for v in present(values))
 
     def _codelist(self, oid: str, name: str, data_type: str):
         cts = self.ms.codelists
@@ -435,10 +435,6 @@ class _Builder:
         if spec.nci_code and not spec.sponsor:
             _el(cl, _o("Alias"), {"Context": "nci:ExtCodeID", "Name": spec.nci_code})
         return cl
-
-
-def present_value(v: Any) -> bool:
-    return v is not None and v == v and v != ""  # NaN != NaN
 
 
 def _code(v: Any) -> str:
