@@ -135,6 +135,21 @@ def example_fhir(example_package, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def example_round_trip(example_package, example_fhir, tmp_path_factory):
+    """example_round_trip(version): the example's package to FHIR in that version (to-fhir proving its
+    round trip, as a user runs it) and that bundle to SDTM again, run once: (to-fhir result, bundle file,
+    to-sdtm result). R4 is example_fhir's bundle. The tests of each domain's round trip share it."""
+    from tcim_interop import to_fhir, to_sdtm
+
+    def convert(version, d):
+        fhir = example_fhir if version == "R4" else (
+            to_fhir(example_package, d / "bundle.json", fhir_version=version), d / "bundle.json")
+        return (*fhir, to_sdtm([fhir[1]], fhir_version=version))
+
+    return once_per_version(tmp_path_factory, "example-back", convert)
+
+
+@pytest.fixture(scope="session")
 def pilot(tmp_path_factory) -> Path:
     """A folder of the CDISC pilot's PILOT_FILES (../shared/external/cdiscpilot01)."""
     src = need_external("cdiscpilot01")

@@ -11,7 +11,7 @@ import json
 import pandas as pd
 from conftest import DATA, ROOT
 
-from tcim_interop import to_fhir, to_sdtm
+from tcim_interop import to_sdtm
 
 EXAMPLE = ROOT / "examples" / "tcim-elaii-100-r4.json"
 MINI = json.loads((DATA / "mini-r4.json").read_text())
@@ -42,13 +42,12 @@ def test_an_administration_is_ex_or_cm_never_both(example_conversion):
     assert c == {"input": 495, "converted": 495, "rejected": 0, "out_of_scope": 0}
 
 
-def test_cm_round_trip(example_conversion, tmp_path):
-    before, package = example_conversion[0].datasets, example_conversion[1]
-    out = tmp_path / "bundle.json"
-    fhir = to_fhir(package, out, fhir_version="R4", verify=False)
+def test_cm_round_trip(example_conversion, example_round_trip):
+    before = example_conversion[0].datasets
+    fhir, _, back = example_round_trip("R4")
     cm = [r for r in fhir.resources if "/cm.xpt#" in r.get("meta", {}).get("source", "")]
     assert len(cm) == 99 and all(r["resourceType"] == "MedicationAdministration" for r in cm)
-    back = to_sdtm([out]).datasets
+    back = back.datasets
     for name in ("CM", "EX"):
         pd.testing.assert_frame_equal(back[name].reset_index(drop=True), before[name].reset_index(drop=True))
 

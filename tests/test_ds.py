@@ -98,10 +98,9 @@ def test_resources_are_counted_once(example_conversion):
 
 # --- the round trip --------------------------------------------------------------------------------
 @pytest.mark.parametrize("version", ["R4", "R5"])
-def test_round_trip_from_standard_elements(example_conversion, tmp_path, version):
-    before, package = example_conversion[0].datasets, example_conversion[1]
-    out = tmp_path / "bundle.json"
-    fhir = to_fhir(package, out, fhir_version=version)
+def test_round_trip_from_standard_elements(example_conversion, example_round_trip, version):
+    before = example_conversion[0].datasets
+    fhir, _, back = example_round_trip(version)
     assert not [f for f in fhir.report.findings if f.severity == "error"]
     carried = [(d, cells) for r in fhir.resources for d, _, cells in read_records(r) if d == "DS" and cells]
     assert carried == []  # every DS cell comes back from a standard element, none from sdtm-record
@@ -113,7 +112,7 @@ def test_round_trip_from_standard_elements(example_conversion, tmp_path, version
         assert all(e["url"] == PROGRESS_URL for r in subjects for e in r.get("extension", [])
                    if "sdtm-record" not in e["url"])
     assert sorted(set(states)) == ["ineligible", "off-study"]
-    back = to_sdtm([out], fhir_version=version).datasets
+    back = back.datasets
     pd.testing.assert_frame_equal(back["DS"].reset_index(drop=True), before["DS"].reset_index(drop=True))
     pd.testing.assert_frame_equal(back["DM"].reset_index(drop=True), before["DM"].reset_index(drop=True))
 

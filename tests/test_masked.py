@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, run_once
 from lxml import etree
 from typer.testing import CliRunner
 
@@ -50,8 +50,8 @@ def unmasked(example_conversion):
 
 @pytest.fixture(scope="module")
 def masked(tmp_path_factory):
-    out = tmp_path_factory.mktemp("masked")
-    return to_sdtm([EXAMPLE], out, formats=("xpt", "json"), masked=True), out
+    return run_once(tmp_path_factory, "masked", lambda d: (
+        to_sdtm([EXAMPLE], d / "sdtm", formats=("xpt", "json"), masked=True), d / "sdtm"))
 
 
 # --- EC instead of EX ------------------------------------------------------------------------------
@@ -251,10 +251,10 @@ def test_default_package_keeps_ex_and_arms(unmasked):
 @pytest.fixture(scope="module")
 def small_masked(tmp_path_factory):
     """A small synthetic trial (arms, a screen failure) through to-sdtm --masked."""
-    d = tmp_path_factory.mktemp("small")
-    src = write_bundle(generate(12, seed=3), d / "trial.json")
-    result = to_sdtm([src], d / "sdtm", masked=True)
-    return result, d
+    def convert(d):
+        return to_sdtm([write_bundle(generate(12, seed=3), d / "trial.json")], d / "sdtm", masked=True), d
+
+    return run_once(tmp_path_factory, "small-masked", convert)
 
 
 @pytest.mark.parametrize("version", ["R4", "R5"])

@@ -60,7 +60,7 @@ def to_sdtm_cmd(
     """Convert FHIR records to SDTM DM, EX, AE, XM (or NV) and SUPPxx: SAS XPORT v5 (and Dataset-JSON),
     define.xml and define.html, run-report.json, manifest.json.
 
-    Example:  tcim-interop to-sdtm examples/tcim-elaii-100-r4.json --out sdtm/
+    Example:  tcim-interop to-sdtm examples/tcim-elaii-100-r4.json --out sdtm/ --format xpt,json
     """
     from .api import to_sdtm
     from .report_text import summary
