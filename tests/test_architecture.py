@@ -133,3 +133,35 @@ def test_a_module_imports_only_its_layer_or_lower(name):
 def test_the_conversion_path_never_imports_synth():
     users = sorted(n for n, deps in GRAPH.items() if any(d == "synth" or d.startswith("synth.") for d in deps))
     assert set(users) <= SYNTH_USERS, users
+
+
+def _tested_where() -> dict[str, list[str]]:
+    """docs/architecture.md's table: source path (a file, or a folder ending in /) -> its test modules."""
+    import re
+
+    doc = (SRC.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = doc.split("## Where each module is tested", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and "`" in cells[0]:
+            tests = [t.strip() for t in cells[1].split(",")]
+            for path in re.findall(r"`([^`]+)`", cells[0]):
+                rows[path] = tests
+    return rows
+
+
+def test_every_module_has_its_tests_named_in_the_architecture_doc():
+    rows = _tested_where()
+    assert rows, "the table is missing from docs/architecture.md"
+    tests = {p.stem for p in (SRC.parents[1] / "tests").glob("test_*.py")}
+    assert not {t for ts in rows.values() for t in ts} - tests, "the table names a test module that does not exist"
+    unlisted = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if path.name == "__init__.py" or rel in rows:
+            continue
+        if not any(folder.endswith("/") and rel.startswith(folder) for folder in rows):
+            unlisted.append(rel)
+    assert unlisted == []
+    assert not [p for p in rows if not (SRC / p).exists()], "the table names a source module that does not exist"
