@@ -407,6 +407,23 @@ def test_dataset_json_package(package, tmp_path, clean, mappings):
         == ["NO_DEFINE"]
 
 
+def test_a_damaged_dataset_json_twin_is_an_error_for_validate_only(package, tmp_path):
+    """Beside its XPT, a Dataset-JSON file is read by validate (a damaged file is an error even where its
+    twin is sound) and skipped by the readers that take the XPT (to-fhir, the review report)."""
+    from tcim_interop.errors import InputError
+    from tcim_interop.sdtm.read import read_package
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(package, copy)
+    (copy / "dm.json").write_text("{not json", encoding="utf-8")
+    datasets, files = read_package(copy)
+    assert files["DM"] == "dm.xpt" and len(datasets["DM"].frame) == 100
+    with pytest.raises(InputError, match="dm.json"):
+        read_package(copy, every_file=True)
+    with pytest.raises(InputError, match="dm.json"):
+        validate_package(copy)
+
+
 # -- the manifest --------------------------------------------------------------------------------------
 
 def manifest_findings(directory):

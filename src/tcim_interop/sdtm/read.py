@@ -37,15 +37,21 @@ def discover_sdtm(directory: Path) -> list[Path]:
     return files
 
 
-def read_package(path: Path) -> tuple[dict[str, Dataset], dict[str, str]]:
+def read_package(path: Path, every_file: bool = False) -> tuple[dict[str, Dataset], dict[str, str]]:
     """The datasets of a package folder (or one file) by name, and the file each was read from. A
-    dataset there as .xpt and as Dataset-JSON is read from the XPT (listed first)."""
+    dataset there as .xpt and as Dataset-JSON is read from the XPT (listed first); its Dataset-JSON twin
+    is read too only with every_file (validate: a damaged file is an error even where its twin is sound)."""
     from .dataset_json import read_dataset_json
 
     datasets: dict[str, Dataset] = {}
     files: dict[str, str] = {}
     for f in discover_sdtm(path):
-        ds = read_dataset_json(f) if f.suffix.lower() in (".json", ".ndjson") else read_xpt(f)
+        if f.suffix.lower() in (".json", ".ndjson"):
+            if f.stem.upper() in datasets and not every_file:  # parsed only to be dropped
+                continue
+            ds = read_dataset_json(f)
+        else:
+            ds = read_xpt(f)
         if ds.name not in datasets:
             datasets[ds.name], files[ds.name] = ds, f.name
     return datasets, files

@@ -80,7 +80,7 @@ def validate_package(path: str | os.PathLike, mappings: MappingSet | str | os.Pa
     directory = Path(path)
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory" if directory.exists() else f"{directory}: no such directory")
-    datasets, files = read_package(directory)  # a dataset as .xpt and .json: the XPT is validated
+    datasets, files = read_package(directory, every_file=True)  # .xpt and .json: the XPT is validated
     manifest = read_manifest(directory)
     options = manifest.get("options") if manifest else None
     masked = isinstance(options, dict) and options.get("masked") is True
