@@ -21,7 +21,14 @@ from tcim_interop import __version__, load_mapping_set
 from tcim_interop.cli import app
 from tcim_interop.fhir.conformance import conformance_resources, profile_url
 from tcim_interop.fhir.conformance.extension_defs import read_on
-from tcim_interop.fhir.extensions import LATERALITY, SDTM_DATASET, SDTM_RECORD, SDTM_SUPP, read_record
+from tcim_interop.fhir.extensions import (
+    LATERALITY,
+    MCODE_LATERALITY,
+    SDTM_DATASET,
+    SDTM_RECORD,
+    SDTM_SUPP,
+    read_record,
+)
 from tcim_interop.fhir.validate import validation_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +57,12 @@ def by_url(package: Path) -> dict[str, dict]:
     return {r["url"]: r for r in _resources(package).values() if "url" in r}
 
 
-def test_the_manifest_names_the_package_and_its_core_dependency(package):
+def test_the_manifest_names_the_package_and_its_dependencies(package):
+    """R4 core, and mCODE (STU4), whose laterality extension the profiles slice."""
     manifest = json.loads((package / "package" / "package.json").read_text())
     assert manifest["name"] == "tcim-interop.fhir" and manifest["version"] == __version__
-    assert manifest["fhirVersions"] == ["4.0.1"] and manifest["dependencies"] == {"hl7.fhir.r4.core": "4.0.1"}
+    assert manifest["fhirVersions"] == ["4.0.1"]
+    assert manifest["dependencies"] == {"hl7.fhir.r4.core": "4.0.1", "hl7.fhir.us.mcode": "4.0.0"}
 
 
 def test_the_index_lists_every_resource_file_as_it_is(package):
@@ -127,6 +136,21 @@ def test_extension_contexts_come_from_the_specs(package, ms):
     supp = urls["http://tcim-interop.org/fhir/StructureDefinition/sdtm-supp"]
     subs = [e["sliceName"] for e in supp["differential"]["element"] if e["id"].count(":") == 1 and "sliceName" in e]
     assert subs == ["row", *ms.suppqual.carried]
+
+
+def test_the_profiles_slice_mcode_laterality_and_the_own_one_is_retired(package):
+    """The side is mCODE's published extension (not redefined here: no package file has its url); the
+    project's own laterality extension stays defined, retired, for the files written before."""
+    urls = by_url(package)
+    assert MCODE_LATERALITY not in urls and urls[LATERALITY]["status"] == "retired"
+    for rtype, at in (("MedicationAdministration", "MedicationAdministration.dosage.site"),
+                      ("Observation", "Observation.bodySite")):
+        elements = {e["id"]: e for e in urls[profile_url(rtype, {"Observation": "XM"}.get(rtype, "EX"))]
+                    ["differential"]["element"]}
+        assert elements[f"{at}.extension:laterality"]["type"] == [{"code": "Extension", "profile": [MCODE_LATERALITY]}]
+        assert elements[f"{at}.extension:laterality.value[x]"]["binding"]["valueSet"] == urls[
+            "http://tcim-interop.org/fhir/ValueSet/laterality"]["url"]
+        assert not any(LATERALITY in json.dumps(e) for e in elements.values())
 
 
 def test_profile_url_names_a_profile_of_the_package(package):

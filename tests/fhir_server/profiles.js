@@ -156,6 +156,30 @@ function bindingIssue(url, binding, ext, key) {
   return ok ? null : { severity: 'error', expression: ['Extension.value[x]'], details: { text: `${url}: ${JSON.stringify(v)} is not in ${binding.valueSet}` } };
 }
 
+// A profile may bind the value of an extension it does not define (mCODE's laterality, on a slice):
+// url -> that binding, checked like a package extension's on every such extension of the resource.
+function sliceBindings(sd) {
+  const out = {};
+  for (const e of sd.snapshot.element) {
+    const m = /^(.*\.extension:[^.]+)\.value\[x\]$/.exec(e.id);
+    const slice = m && e.binding && sd.snapshot.element.find((s) => s.id === m[1]);
+    const url = slice && (slice.type || [])[0]?.profile?.[0];
+    if (url && !byUrl[url]) out[url] = e.binding;
+  }
+  return out;
+}
+function extensionsOf(value, urls, found) {
+  if (Array.isArray(value)) value.forEach((v) => extensionsOf(v, urls, found));
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'extension' && Array.isArray(v)) for (const ext of v) if (urls[ext.url]) found.push(ext);
+      extensionsOf(v, urls, found);
+    }
+  }
+  return found;
+}
+
+const boundOf = {};
 const issues = [];
 let invalid = 0;
 let extensions = 0;
@@ -188,6 +212,11 @@ for (const { profile, resource } of items) {
     for (const sub of ext.extension || []) if (byUrl[`${url}#${sub.url}`]) validateExtension(sub, `${url}#${sub.url}`);
   };
   for (const ext of packageExtensions(resource, [])) validateExtension(ext, ext.url);
+  const bound = profile ? (boundOf[profile] = boundOf[profile] || sliceBindings(byUrl[profile])) : {};
+  for (const ext of extensionsOf(resource, bound, [])) {
+    const unbound = bindingIssue(ext.url, bound[ext.url], ext, Object.keys(ext).find((k) => k.startsWith('value')));
+    if (unbound) outcome.push(unbound);
+  }
   if (outcome.some((i) => i.severity === 'error' || i.severity === 'fatal')) invalid += 1;
   for (const i of outcome) {
     issues.push({ resource: `${resource.resourceType}/${resource.id}`, profile, severity: i.severity,

@@ -18,7 +18,10 @@ BASE = "http://tcim-interop.org/fhir/StructureDefinition/"
 SDTM_RECORD = BASE + "sdtm-record"
 SDTM_SUPP = BASE + "sdtm-supp"
 SDTM_DATASET = BASE + "sdtm-dataset"
-LATERALITY = BASE + "laterality"  # on a body site: the side (the specs read it, to-fhir writes it)
+# on a body site, the side: the project's own extension, retired (to-fhir wrote it before; the specs still
+# read it); to-fhir writes mCODE's, published by HL7 (docs/decisions.md, Laterality)
+LATERALITY = BASE + "laterality"
+MCODE_LATERALITY = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-laterality-qualifier"
 
 
 def _value(value: Any) -> dict:

@@ -45,6 +45,7 @@ class Target:
     encounter_for: Callable[[Any], dict | None] = lambda visitnum: None
     arms: dict[str, dict] = field(default_factory=dict)
     zone: str | None = None  # the IANA time zone of the record's study (Builder.zone), None if undeclared
+    dictionaries: dict[str, str] = field(default_factory=dict)  # MEDDRA -> the version the dataset is coded in
     # role -> (FHIR release, type) of a root that is an element, not a resource: DS's %event is an R5
     # ResearchSubject.progress entry in both releases (R4 carries it in the pre-adopted extension)
     shapes: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -263,7 +264,11 @@ def meddra(t: Target, var, value: Any) -> None:
         if c.get("system") == MEDDRA_SYSTEM and any(e.get("valueCode") == level for e in c.get("extension", [])):
             c[fld] = text
             return
-    coding = {"extension": [{"url": MEDDRA_LEVEL_URL, "valueCode": level}], "system": MEDDRA_SYSTEM, fld: text}
+    coding = {"extension": [{"url": MEDDRA_LEVEL_URL, "valueCode": level}], "system": MEDDRA_SYSTEM}
+    version = t.dictionaries.get(var.dictionary or "MEDDRA")
+    if version:  # the release the terms are of (define.xml, TS): to-sdtm reads it back into define.xml
+        coding["version"] = version
+    coding[fld] = text
     t.write(var, coding, _without_filter(root_path))
 
 

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..errors import InputError
@@ -73,6 +74,16 @@ class Builder:
         if self.timezone:
             return self.timezone
         return self.ms.study.get("timezone") if self._own_study(studyid) else None
+
+    def dictionaries(self, ds: Dataset) -> dict[str, str]:
+        """The versions of the dictionaries (MedDRA) a dataset is coded in: define.xml's for it (sdtm/read),
+        else TS's TSVCDVER of the TSVCDREF that names the dictionary; one version each, or none."""
+        return {k: v for k, v in {**self._ts_versions, **ds.dictionaries}.items() if "," not in v}
+
+    @cached_property
+    def _ts_versions(self) -> dict[str, str]:
+        return {str(r.get("TSVCDREF") or "").upper(): str(r["TSVCDVER"]) for r in self.records.get("TS", [])
+                if present(r.get("TSVCDVER"))}
 
     def _own_study(self, studyid: Any) -> bool:
         return studyid == (self.ms.study.get("study") or {}).get("studyid")
@@ -255,7 +266,7 @@ class Builder:
         resource.setdefault("id", resource_id(record["STUDYID"], spec.domain, usubjid, key))
         target = Target(self.version, {**roles, "resource": resource}, self.ms, record,
                         encounter_for=lambda vn: self._encounter(usubjid, vn, record.get("VISIT")),
-                        zone=self.zone(record["STUDYID"]))
+                        zone=self.zone(record["STUDYID"]), dictionaries=self.dictionaries(ds))
         self._apply(spec, target)
         self._link(spec, resource, "patient", roles["patient"])
         self._link(spec, resource, "site", roles["site"])

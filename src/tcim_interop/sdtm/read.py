@@ -54,7 +54,38 @@ def read_package(path: Path, every_file: bool = False) -> tuple[dict[str, Datase
             ds = read_xpt(f)
         if ds.name not in datasets:
             datasets[ds.name], files[ds.name] = ds, f.name
+    define = path / "define.xml"
+    for name, versions in (dictionary_versions(define) if path.is_dir() and define.is_file() else {}).items():
+        if name in datasets:
+            datasets[name].dictionaries = versions
     return datasets, files
+
+
+_ODM = "{*}"  # ODM 1.3 (Define-XML 2.x) or 1.2 (Define-XML 1.0, the CDISC pilot's)
+
+
+def dictionary_versions(define: Path) -> dict[str, dict[str, str]]:
+    """{dataset: {DICTIONARY: version}}: the external dictionaries (MedDRA ...) define.xml says a dataset's
+    variables are coded in (ExternalCodeList Dictionary and Version of the CodeLists its ItemDefs refer
+    to), the name in capitals as the specs' `dictionary`. define.xml describes the package and is no
+    dataset of it: unreadable, it gives none."""
+    from lxml import etree
+
+    try:
+        root = etree.parse(str(define), etree.XMLParser(resolve_entities=False, no_network=True)).getroot()
+    except (OSError, etree.XMLSyntaxError):
+        return {}
+    external = {cl.get("OID"): (str(ext.get("Dictionary") or "").upper(), ext.get("Version"))
+                for cl in root.iter(f"{_ODM}CodeList") if (ext := cl.find(f"{_ODM}ExternalCodeList")) is not None}
+    lists = {item.get("OID"): ref.get("CodeListOID") for item in root.iter(f"{_ODM}ItemDef")
+             if (ref := item.find(f"{_ODM}CodeListRef")) is not None}
+    out: dict[str, dict[str, str]] = {}
+    for group in root.iter(f"{_ODM}ItemGroupDef"):
+        for ref in group.iter(f"{_ODM}ItemRef"):
+            name, version = external.get(lists.get(ref.get("ItemOID")), ("", None))
+            if name and version:
+                out.setdefault(str(group.get("Name") or "").upper(), {})[name] = version
+    return out
 
 
 def read_xpt(path: Path) -> Dataset:

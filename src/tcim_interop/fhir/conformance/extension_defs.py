@@ -1,7 +1,7 @@
 """StructureDefinitions of the project's extensions (docs/fhir-extensions.md). Where each may appear
 comes from the specs: the row resources of mappings/*.yaml carry sdtm-record and sdtm-supp, the
-elements whose `extension('...laterality')` a spec reads carry laterality; sdtm-supp's sub-extensions
-are suppqual.yaml's variables."""
+elements whose `extension('...laterality')` a spec reads carry laterality (retired: to-fhir writes
+mCODE's; files written before carry it); sdtm-supp's sub-extensions are suppqual.yaml's variables."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from ...mapping.row_algorithms import MEDDRA_LEVEL_URL
 from ...mapping_spec.model import MappingSet
-from ..extensions import LATERALITY, SDTM_DATASET, SDTM_RECORD, SDTM_SUPP
+from ..extensions import LATERALITY, MCODE_LATERALITY, SDTM_DATASET, SDTM_RECORD, SDTM_SUPP
 from .elements import binding, element, extension_slicing, structure_definition
 from .terminology import LATERALITY_VALUE_SET, MEDDRA_LEVEL_SYSTEM, value_set_url
 
@@ -51,7 +51,8 @@ def _sub_elements(prefix: str, subs: list[Sub]) -> list[dict]:
 
 
 def _extension(url: str, title: str, description: str, contexts: list[dict], version: str,
-               value: tuple[str, ...] = (), subs: list[Sub] | None = None, bind: dict | None = None) -> dict:
+               value: tuple[str, ...] = (), subs: list[Sub] | None = None, bind: dict | None = None,
+               status: str = "active") -> dict:
     elements = [element("Extension", short=title, definition=description)]
     if subs:
         elements += _sub_elements("Extension", subs)
@@ -60,8 +61,10 @@ def _extension(url: str, title: str, description: str, contexts: list[dict], ver
     elements.append(element("Extension.url", fixedUri=url))
     elements += _value_elements("Extension", value, 1, bind) if not subs else [element("Extension.value[x]", max="0")]
     name = "".join(p.capitalize() for p in url.rsplit("/", 1)[-1].split("-"))
-    return structure_definition(url, name, title, description, "complex-type", "Extension", elements, version,
-                                context=contexts)
+    sd = structure_definition(url, name, title, description, "complex-type", "Extension", elements, version,
+                              context=contexts)
+    sd["status"] = status
+    return sd
 
 
 def _on(*expressions: str) -> list[dict]:
@@ -107,10 +110,11 @@ def extension_definitions(ms: MappingSet, version: str) -> list[dict]:
         SDTM_DATASET, "SDTM dataset", "A dataset's label and variables (order, labels, types), on the overall "
         "ResearchStudy: to-sdtm gives the dataset exactly these variables.", _on(STUDY), version,
         subs=[Sub("name", ("string",), 1), Sub("label", ("string",), 0), variable])
-    laterality = _extension(
-        LATERALITY, "Laterality", "The side of a body site (SNOMED CT left, right, bilateral).",
+    laterality = _extension(  # retired: files written before still carry it, and are still read
+        LATERALITY, "Laterality (retired)", "The side of a body site (SNOMED CT left, right, bilateral). Retired: "
+        f"to-fhir writes the side in mCODE's published extension, {MCODE_LATERALITY}; this one is still read.",
         _on(*read_on(ms, LATERALITY)), version, value=("CodeableConcept",),
-        bind=binding("required", LATERALITY_VALUE_SET))
+        bind=binding("required", LATERALITY_VALUE_SET), status="retired")
     meddra = _extension(
         MEDDRA_LEVEL_URL, "MedDRA level", "The level in MedDRA's hierarchy of a MedDRA coding (LLT, PT, HLT, HLGT, SOC).",
         _on("Coding"), version, value=("code",), bind=binding("required", value_set_url(MEDDRA_LEVEL_SYSTEM)))

@@ -18,6 +18,8 @@ from .terminology import code_systems, value_sets
 PACKAGE_NAME = "tcim-interop.fhir"
 CANONICAL = "http://tcim-interop.org/fhir"
 INDEXED = ("url", "version", "kind", "type", "derivation")  # .index.json's optional fields
+# the profiles slice mCODE's laterality extension: its package (STU4, FHIR R4), which defines it
+MCODE_PACKAGE = {"hl7.fhir.us.mcode": "4.0.0"}
 
 
 def conformance_resources(ms: MappingSet, version: str = __version__) -> list[dict]:
@@ -34,7 +36,7 @@ def manifest(version: str = __version__) -> dict:
     return {"name": PACKAGE_NAME, "version": version, "canonical": CANONICAL, "fhirVersions": [FHIR_VERSION],
             "type": "Conformance", "license": "MIT",
             "description": "tcim-interop's FHIR R4 extensions, profiles, code systems and value sets (TCIM-ELAII)",
-            "dependencies": {"hl7.fhir.r4.core": FHIR_VERSION}}
+            "dependencies": {"hl7.fhir.r4.core": FHIR_VERSION, **MCODE_PACKAGE}}
 
 
 def file_name(resource: dict) -> str:

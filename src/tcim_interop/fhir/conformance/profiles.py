@@ -1,7 +1,7 @@
 """Profiles (constraint StructureDefinitions on the R4 core resources) of what to-fhir writes for the
 study study.yaml describes: what it always sets is required (min 1), the codes of the project's code
 systems are bound to their ValueSets (extensible: a test with no MUNE code still has its name in text),
-the project's extensions have their slices, and the fixed codings of the specs' templates (Consent scope
+the project's extensions (and mCODE's laterality) have their slices, and the fixed codings of the specs' templates (Consent scope
 and category, the visit Encounter's class) are patterns. Other extensions stay allowed (open slicing).
 
 profile_url(resource_type, dataset) is the profile a resource to-fhir makes can claim in meta.profile."""
@@ -12,9 +12,9 @@ from typing import Any
 
 from ...mapping.row_algorithms import MEDDRA_LEVEL_URL
 from ...mapping_spec.model import MappingSet
-from ..extensions import BASE, LATERALITY, SDTM_DATASET, SDTM_RECORD, SDTM_SUPP
+from ..extensions import BASE, MCODE_LATERALITY, SDTM_DATASET, SDTM_RECORD, SDTM_SUPP
 from .elements import binding, element, extension_slicing, structure_definition
-from .terminology import CODE_SYSTEM, value_set_url
+from .terminology import CODE_SYSTEM, LATERALITY_VALUE_SET, value_set_url
 
 # resource type -> (profile id, title); MedicationAdministration only for the study treatment datasets
 PROFILES = {
@@ -81,6 +81,14 @@ def _template_patterns(t: str, template: dict) -> list[dict]:
     return out
 
 
+def _laterality(at: str) -> list[dict]:
+    """The side on a body site: mCODE's laterality extension (published by HL7, not redefined here), 0..1,
+    its value bound to the sides the study uses (codelists.yaml map LATERALITY, a subset of mCODE's)."""
+    return [*_extensions(at, _ext_slice(at, "laterality", MCODE_LATERALITY, 0, "1")),
+            element(f"{at}.extension:laterality.value[x]", type=[{"code": "CodeableConcept"}],
+                    binding=binding("required", LATERALITY_VALUE_SET))]
+
+
 def _bound(eid: str, system: str, **props: Any) -> dict:
     return element(eid, binding=binding("extensible", value_set_url(system)), **props)
 
@@ -102,8 +110,7 @@ def _differentials(ms: MappingSet) -> dict[str, list[dict]]:
             *_record("MedicationAdministration"),
             _bound("MedicationAdministration.medication[x]", CODE_SYSTEM + "study-product",
                    type=[{"code": "CodeableConcept"}]),
-            *_extensions("MedicationAdministration.dosage.site",
-                         _ext_slice("MedicationAdministration.dosage.site", "laterality", LATERALITY, 0, "1"))],
+            *_laterality("MedicationAdministration.dosage.site")],
         "AdverseEvent": [
             *_record("AdverseEvent"), element("AdverseEvent.event", min=1),
             *_extensions("AdverseEvent.event.coding",
@@ -111,7 +118,7 @@ def _differentials(ms: MappingSet) -> dict[str, list[dict]]:
             element("AdverseEvent.study", min=1)],
         "Observation": [
             *_record(mune), _bound(f"{mune}.code", CODE_SYSTEM + "mune-test"), element(f"{mune}.subject", min=1),
-            *_extensions(f"{mune}.bodySite", _ext_slice(f"{mune}.bodySite", "laterality", LATERALITY, 0, "1")),
+            *_laterality(f"{mune}.bodySite"),
             _bound(f"{mune}.method", CODE_SYSTEM + "mune-method")],
         "Encounter": [*_template_patterns("Encounter", encounter),
                       _bound("Encounter.type", ms.study["visit_system"], min=1), element("Encounter.subject", min=1)],

@@ -146,5 +146,6 @@ def value_sets(ms: MappingSet, version: str) -> list[dict]:
     laterality = [{"code": k.rpartition("|")[2], "display": v}
                   for k, v in ms.codelists.maps.get("LATERALITY", {}).items() if k.startswith(SNOMED + "|")]
     out.append(_value_set(LATERALITY_VALUE_SET, [{"system": SNOMED, "concept": laterality}], version,
-                          "The sides the laterality extension takes (codelists.yaml map LATERALITY)."))
+                          "The sides a body site's laterality extension takes (codelists.yaml map LATERALITY): mCODE's, "
+                          "and the retired one of the project."))
     return out
