@@ -139,7 +139,7 @@ def _select_rows(index: ResourceIndex, mappings: MappingSet, report: Report, out
     outcome = dict(outcome or {})
     rows: dict[str, list[Row]] = {}
     order = ["dm"] + [r for r in mappings.domains if r != "dm"]
-    candidates = {role: index.of_type(mappings.spec(role).row_resource) for role in order
+    candidates = {role: [r for t in mappings.spec(role).row_resources for r in index.of_type(t)] for role in order
                   if not mappings.spec(role).sources}
     if progress:
         total, done = sum(map(len, candidates.values())), iter(range(1, 1 << 62))
