@@ -52,7 +52,7 @@ STUDY_KEYS = {
     "defaults": None, "terminology_versions": None,
     "trial_design": {"summary": None, "elements": [{"etcd": None, "element": None, "testrl": None, "teenrl": None,
                                                  "tedur": None, "epoch": None, "start": ("date", "next_day")}],
-                     "arms": {"*": ("elements", "branch")}},
+                     "arms": {"*": ("elements", "branch")}, "end": ("domain", "date", "where")},
 }
 
 
@@ -232,7 +232,15 @@ def _check_relations(ms: MappingSet, where: FsPath) -> None:
 
 
 def _check_element_starts(ms: MappingSet, where: FsPath) -> None:
-    """trial_design.elements' `start` (SE's transition events) names a date variable of DM."""
+    """trial_design.elements' `start` (SE's transition events) names a date variable of DM; `end` (the last
+    element's end) a domain of the set, its date variable and the variables its `where` compares."""
+    end = (ms.study.get("trial_design") or {}).get("end")
+    if end is not None:
+        spec = next((s for s in ms.domains.values() if isinstance(end, dict) and s.domain == end.get("domain")), None)
+        names = [end.get("date"), *(end.get("where") or {})] if isinstance(end.get("where") or {}, dict) else [None]
+        if spec is None or not all(isinstance(n, str) and n in spec.by_name for n in names):
+            raise SpecError(f"{where}: trial_design.end must be {{domain: <a domain of the set>, date: <its date "
+                            f"variable>, where: {{<its variable>: <value>}}}}, got {end!r}")
     dm = ms.domains.get("dm")
     for element in (ms.study.get("trial_design") or {}).get("elements") or []:
         start = element.get("start") if isinstance(element, dict) else None
