@@ -368,7 +368,9 @@ def visit(row: Row, var) -> Any:
     return _visit_of(row, var, encounter)
 
 
-@algorithm("visit_on_date", "row", origin="Derived", params=("field", "by_date"))
+@algorithm("visit_on_date", "row", origin="Derived", params=("field", "by_date"),
+           method="{target} is that of the subject's visit (SV) on the date of {by_date}; empty when no single visit "
+                  "of the subject is on that date.")
 def visit_on_date(row: Row, var) -> Any:
     """VISITNUM/VISIT (params.field of study.yaml visits) of a record whose FHIR resource can name no
     Encounter (DS: Consent, ResearchSubject.progress): the visit of the subject's Encounter on the
