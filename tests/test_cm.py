@@ -92,3 +92,109 @@ def test_cm_is_unaffected_by_masking():
     plain, masked = to_sdtm([MINI]).datasets, to_sdtm([MINI], masked=True).datasets
     assert "EX" not in masked and "EC" in masked
     pd.testing.assert_frame_equal(plain["CM"], masked["CM"])
+
+
+# -- MedicationStatement: background therapy as the hospital reports it ------------------------------
+RXNORM, ATC, UCUM = "http://www.nlm.nih.gov/research/umls/rxnorm", "http://www.whocc.no/atc", "http://unitsofmeasure.org"
+
+
+def _with_statements(*resources: dict) -> dict:
+    bundle = copy.deepcopy(MINI)
+    bundle["entry"] += [{"resource": r} for r in resources]
+    return bundle
+
+
+def _statement(rid: str, **elements) -> dict:
+    return {"resourceType": "MedicationStatement", "id": rid, "status": "active",
+            "subject": {"reference": "Patient/p1"}, **elements}
+
+
+RILUZOLE = {"resourceType": "Medication", "id": "med1", "code": {"coding": [
+    {"system": RXNORM, "code": "35623", "display": "riluzole"}, {"system": ATC, "code": "N07XX02", "display": "riluzole"}]}}
+STATEMENTS = (
+    RILUZOLE,
+    # R4: riluzole by reference to a Medication, taken since May 2019 (no end), 50 mg by mouth
+    _statement("ms1", medicationReference={"reference": "Medication/med1"}, effectivePeriod={"start": "2019-05"},
+               reasonCode=[{"text": "ALS"}],
+               dosage=[{"route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006"}]},
+                        "doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg", "system": UCUM, "code": "mg"}}]}]),
+    _statement("ms2", status="completed", medicationCodeableConcept={"text": "ibuprofen"},
+               effectivePeriod={"start": "2021-06-01", "end": "2021-06-10"}),
+    _statement("ms3", status="not-taken", medicationCodeableConcept={"text": "edaravone"}),
+    _statement("ms4", medicationCodeableConcept={"coding": [
+        {"system": "http://tcim-interop.org/fhir/CodeSystem/study-product", "code": "BMNC"}]}),
+)
+
+
+def _statement_outcome(result, key: str) -> tuple[str, str]:
+    d = next(d for d in result.report.dispositions if d.resource == key)
+    return d.outcome, d.reason
+
+
+def test_medication_statements_are_cm_records():
+    result = to_sdtm([_with_statements(*STATEMENTS)])
+    cm = result.datasets["CM"].set_index(pd.Index(result.metadata["CM"].sources))
+    riluzole = cm.loc["MedicationStatement/ms1"]
+    assert (riluzole["CMTRT"], riluzole["CMDECOD"], riluzole["CMINDC"]) == ("riluzole", "riluzole", "ALS")
+    assert (riluzole["CMDOSE"], riluzole["CMDOSU"], riluzole["CMROUTE"]) == (50, "mg", "ORAL")
+    assert riluzole["CMSTDTC"] == "2019-05" and riluzole["CMENDTC"] is None  # taken since, no end
+    ibuprofen = cm.loc["MedicationStatement/ms2"]
+    assert (ibuprofen["CMTRT"], ibuprofen["CMSTDTC"], ibuprofen["CMENDTC"]) == ("ibuprofen", "2021-06-01", "2021-06-10")
+    assert _statement_outcome(result, "Medication/med1") == ("converted", "feeds the records that reference it")
+    assert _statement_outcome(result, "MedicationStatement/ms3")[0] == "out_of_scope"
+    assert "not-taken" in _statement_outcome(result, "MedicationStatement/ms3")[1]
+    assert _statement_outcome(result, "MedicationStatement/ms4") == (
+        "out_of_scope", "a statement of study treatment (EX records its administrations)")
+    c = result.report.counts()["by_resource_type"]["MedicationStatement"]
+    assert c == {"input": 4, "converted": 2, "rejected": 0, "out_of_scope": 2}
+
+
+def test_a_statement_linked_to_the_study_is_still_cm():
+    """A study link on a statement says it was collected in the study, not that it is study treatment."""
+    linked = _statement("ms5", medicationCodeableConcept={"text": "baclofen"}, effectiveDateTime="2021-06-03",
+                        extension=[{"url": STUDY_LINK, "valueReference": {"reference": "ResearchStudy/elsewhere"}}])
+    result = to_sdtm([_with_statements(linked)])
+    assert _statement_outcome(result, "MedicationStatement/ms5") == ("converted", "")
+    assert "baclofen" in set(result.datasets["CM"]["CMTRT"])
+
+
+def test_statements_round_trip_as_statements_r4_and_r5():
+    """to-fhir: a record that is one administration (start = end) comes back as a MedicationAdministration,
+    any other (a period, an open start) as a MedicationStatement; to-sdtm of either gives the cells back,
+    in R4 (dosage.doseAndRate, effectivePeriod) and R5 (medication.concept, effective[x], reason)."""
+    sdtm = to_sdtm([_with_statements(*STATEMENTS)]).metadata
+    for version in ("R4", "R5"):
+        fhir = to_fhir(sdtm, fhir_version=version)
+        assert not fhir.report.errors, fhir.report.errors[:3]
+        cm = [r for r in fhir.resources if "/cm.xpt#" in r.get("meta", {}).get("source", "")]
+        statements = [r for r in cm if r["resourceType"] == "MedicationStatement"]
+        assert len(cm) == 3 and [r["effectivePeriod"] for r in statements] == [
+            {"start": "2019-05"}, {"start": "2021-06-01", "end": "2021-06-10"}]  # CM order: CMSTDTC
+        assert statements[0]["dosage"][0]["doseAndRate"][0]["doseQuantity"] == {
+            "value": 50, "unit": "mg", "system": UCUM, "code": "mg"}
+        text = (lambda r: r["medicationCodeableConcept"]["text"]) if version == "R4" else \
+            (lambda r: r["medication"]["concept"]["text"])
+        assert [text(r) for r in statements] == ["riluzole", "ibuprofen"]
+        back = to_sdtm([fhir.resources], fhir_version=version).datasets
+        pd.testing.assert_frame_equal(back["CM"], sdtm["CM"].frame)
+
+
+def test_a_rule_for_a_type_the_rows_do_not_come_from_fails_at_load(tmp_path):
+    import shutil
+
+    import pytest
+
+    from tcim_interop.errors import SpecError
+    from tcim_interop.mapping_spec.load import load_mapping_set
+
+    specs = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", specs)
+    cm = specs / "cm.yaml"
+    cm.write_text(cm.read_text().replace("{resource: MedicationStatement, element: status",
+                                         "{resource: Observation, element: status"))
+    with pytest.raises(SpecError, match="resource 'Observation' is not a type the rows come from"):
+        load_mapping_set(specs)
+    cm.write_text(cm.read_text().replace("resource: [MedicationAdministration, MedicationStatement]",
+                                         "resource: [MedicationStatement, MedicationStatement]"))
+    with pytest.raises(SpecError, match="a list of distinct ones"):
+        load_mapping_set(specs)

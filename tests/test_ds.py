@@ -81,6 +81,23 @@ def test_study_day_of_the_disposition(example_conversion):
         assert row["DSSTDY"] == days + (1 if days >= 0 else 0)
 
 
+def test_visit_of_the_event_is_the_visit_on_its_date(example_conversion):
+    """DS VISITNUM/VISIT (an added timing variable, SDTMIG 3.4 4.1.3): the subject's visit (SV) on the
+    event's date, else none: a consent at the screening visit is visit 1; an event on no visit's day
+    (R4's undated RANDOMIZED, a death at home) has none, with no warning and no unscheduled visit made up."""
+    result, _ = example_conversion
+    ds, sv = _ds(result), result.datasets["SV"]
+    on_day = {(r.USUBJID, r.SVSTDTC[:10]): (r.VISITNUM, r.VISIT) for r in sv.itertuples() if isinstance(r.SVSTDTC, str)}
+    for r in ds.itertuples():
+        visit = on_day.get((r.USUBJID, r.DSSTDTC[:10])) if isinstance(r.DSSTDTC, str) else None
+        assert (None if pd.isna(r.VISITNUM) else (r.VISITNUM, r.VISIT)) == visit, r
+    consents = ds[ds["DSDECOD"] == "INFORMED CONSENT OBTAINED"]
+    assert set(consents["VISIT"]) == {"SCREENING"} and set(consents["VISITNUM"]) == {1}
+    assert ds["VISITNUM"].isna().any() and not (ds["VISITNUM"] % 1).any()  # none unscheduled
+    assert not [f for f in result.report.findings if f.domain == "DS" and f.code.startswith("VISIT_")
+                and f.severity != "info"]
+
+
 def test_resources_are_counted_once(example_conversion):
     """DS draws rows from Consents and ResearchSubjects that DM already accounts for: each resource still
     has one disposition, and the ResearchSubjects stay converted by DM."""

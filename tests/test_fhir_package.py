@@ -132,7 +132,8 @@ def test_extension_contexts_come_from_the_specs(package, ms):
     urls = by_url(package)
     record = urls["http://tcim-interop.org/fhir/StructureDefinition/sdtm-record"]
     contexts = {c["expression"] for c in record["context"]}
-    assert contexts == {s.row_resource for s in ms.domains.values()} | {"ResearchStudy"}
+    assert contexts == {t for s in ms.domains.values() for t in s.row_resources} | {"ResearchStudy"}
+    assert "MedicationStatement" in contexts  # CM's records that are not one administration
     supp = urls["http://tcim-interop.org/fhir/StructureDefinition/sdtm-supp"]
     subs = [e["sliceName"] for e in supp["differential"]["element"] if e["id"].count(":") == 1 and "sliceName" in e]
     assert subs == ["row", *ms.suppqual.carried]

@@ -33,9 +33,11 @@ def test_subject_elements_of_the_mini_bundle(mini_conversion):
         (S1, 1, "SCRN", 1, "SCREENING", "2021-05-10", "2021-06-01T10:05:00", -22, 1),
         (S1, 2, "MNC", 2, "TREATMENT", "2021-06-01T10:05:00", "2021-06-02", 1, 2),
         (S1, 3, "FU", 3, "FOLLOW-UP", "2021-06-02", "2022-06-20", 2, 385),
-        # a screen failure: screening only, to the end of participation (RFPENDTC: the last date of any
-        # record, his death, DM assumption 10d); no arm, so no TAETORD
-        (S2, 1, "SCRN", None, "SCREENING", "2021-06-01", "2022-03-04", None, None)]
+        # a screen failure: screening only, to his SCREEN FAILURE disposition (DS), not to the end of
+        # participation (RFPENDTC: the last date of any record, his death); no arm, so no TAETORD
+        (S2, 1, "SCRN", None, "SCREENING", "2021-06-01", "2021-06-15", None, None)]
+    assert rows(result, "DS", "USUBJID", "DSDECOD", "DSSTDTC")[-1] == (S2, "SCREEN FAILURE", "2021-06-15")
+    assert rows(result, "DM", "USUBJID", "RFPENDTC")[-1] == (S2, "2022-03-04")
     assert set(rows(result, "SE", "ELEMENT")) == {("Screening",), ("BMNC one side and placebo contralateral",),
                                                    ("Follow-up",)}
 
@@ -95,6 +97,17 @@ def test_se_and_epoch_round_trip_through_fhir(mini_conversion, tmp_path):
 def _mappings_copy(tmp_path):
     shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
     return tmp_path / "mappings"
+
+
+@pytest.mark.parametrize("end", [{"domain": "XX", "date": "DSSTDTC"}, {"domain": "DS", "date": "DSDTC"},
+                                 {"domain": "DS", "date": "DSSTDTC", "where": {"DSCATX": "DISPOSITION EVENT"}}])
+def test_the_last_elements_end_names_a_date_of_a_domain(tmp_path, end):
+    folder = _mappings_copy(tmp_path)
+    study = yaml.safe_load((folder / "study.yaml").read_text())
+    study["trial_design"]["end"] = end
+    (folder / "study.yaml").write_text(yaml.safe_dump(study))
+    with pytest.raises(SpecError, match="trial_design.end must be"):
+        load_mapping_set(folder)
 
 
 def test_an_element_start_names_a_date_of_dm(tmp_path):

@@ -91,7 +91,7 @@ def survey(inputs: Iterable[str | os.PathLike | dict | list], ms: MappingSet,
     for spec in ms.domains.values():
         coded = [(v.name, v) for v in spec.variables if v.algorithm in CODED]
         coded += [(param, v) for param, v in spec.rows.deciders.items() if v.name not in dict(coded)]
-        rows = [r for r in read.resources if r.resource_type == spec.row_resource and surveys(spec, r.key)]
+        rows = [r for r in read.resources if r.resource_type in spec.row_resources and surveys(spec, r.key)]
         for name, var in coded:
             variables[(spec.domain, name)] = var
             for res in rows:
@@ -122,12 +122,12 @@ def _surveyed_by(datasets: dict, ms: MappingSet):
     specs = {s.domain: s for s in ms.domains.values()}
     owner = {key: name for name, ds in datasets.items() if name in specs for key in ds.sources}
     catch_all = {d for d, s in specs.items() if not s.rows.deciders}
-    last_decider = {s.row_resource: d for d, s in specs.items() if s.rows.deciders}  # the last one listed wins
+    last_decider = {t: d for d, s in specs.items() if s.rows.deciders for t in s.row_resources}  # the last one listed wins
 
     def surveys(spec, key: str) -> bool:
         if key in owner:
             return owner[key] in (spec.domain, *catch_all)
-        return spec.domain in catch_all or last_decider.get(spec.row_resource) == spec.domain
+        return spec.domain in catch_all or last_decider.get(key.split("/", 1)[0]) == spec.domain
     return surveys
 
 

@@ -46,6 +46,19 @@ def element(version: str, resource_type: str, path: tuple[str, ...]) -> tuple[bo
     return is_list, type_name
 
 
+@cache
+def has_element(version: str, resource_type: str, path: tuple[str, ...]) -> bool:
+    """Whether the resource type has the element at path (MedicationStatement has dosage.doseAndRate,
+    not MedicationAdministration's dosage.dose)."""
+    cls = _class(version, resource_type)
+    for name in path:
+        if cls is None or name not in cls.model_fields:
+            return False
+        m = _TYPE.search(str(cls.model_fields[name].annotation))
+        cls = _class(version, m.group(1), cls.__module__) if m else None
+    return True
+
+
 # -- the JSON types of a whole resource (to-sdtm --fast) -------------------------------------------
 # --fast skips the fhir.resources validation, but every reader of a resource (row algorithms, trial
 # design, restore) trusts the JSON types FHIR gives its elements. Checking only those types, against

@@ -76,7 +76,7 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
             spec = mappings.domains[_role(mappings, d)]
             rows[d] = _merge_records(spec, rows[d])
             frames[d] = _frame(spec, rows[d])
-        elements = _subject_elements(rows.get("DM", []), frames["DM"][0], mappings)
+        elements = _subject_elements(rows.get("DM", []), {d: f[0] for d, f in frames.items()}, mappings)
         links = link_records(mappings, rows)
         keys = {d: f[1] for d, f in frames.items()}
         for d in [d for d in frames if d != "DM"]:  # in the specs' order: EX before AE, which reads it (AELOC)
@@ -139,7 +139,7 @@ def _select_rows(index: ResourceIndex, mappings: MappingSet, report: Report, out
     outcome = dict(outcome or {})
     rows: dict[str, list[Row]] = {}
     order = ["dm"] + [r for r in mappings.domains if r != "dm"]
-    candidates = {role: index.of_type(mappings.spec(role).row_resource) for role in order
+    candidates = {role: [r for t in mappings.spec(role).row_resources for r in index.of_type(t)] for role in order
                   if not mappings.spec(role).sources}
     if progress:
         total, done = sum(map(len, candidates.values())), iter(range(1, 1 << 62))
@@ -372,14 +372,15 @@ def _derive(spec: DomainSpec, frames: dict, report: Report, related: dict | None
         frame[var.name] = pd.Series(values, index=frame.index, dtype="object" if var.is_char else "float64")
 
 
-def _subject_elements(dm_rows: list[Row], dm: pd.DataFrame, mappings: MappingSet) -> Dataset | None:
-    """SE: the records to-fhir carried on the subjects' studies, else made from DM and the elements of
-    study.yaml (trial_design/subject_elements.py); None without SE in trial_design.yaml."""
+def _subject_elements(dm_rows: list[Row], frames: dict[str, pd.DataFrame], mappings: MappingSet) -> Dataset | None:
+    """SE: the records to-fhir carried on the subjects' studies, else made from DM (and the disposition
+    events that end the last element) and the elements of study.yaml (trial_design/subject_elements.py);
+    None without SE in trial_design.yaml."""
     studies = {s.key: s.data for r in dm_rows if (s := r.refs.get("study")) is not None}
     carried = carried_elements(list(studies.values()))
     if carried is not None or mappings.trial_design is None or "SE" not in mappings.trial_design.datasets:
         return carried
-    return se_dataset(subject_elements(dm, mappings), mappings)
+    return se_dataset(subject_elements(frames["DM"], mappings, frames), mappings)
 
 
 def _merge_records(spec: DomainSpec, rows: list[Row]) -> list[Row]:

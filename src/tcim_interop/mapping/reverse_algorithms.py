@@ -16,7 +16,9 @@ from typing import Any
 
 from ..errors import InputError
 from ..fhir.path import Alternative, Path, compile_path, set_value
+from ..fhir.shape import has_element
 from ..mapping_spec.model import MappingSet
+from ..sdtm.dataset import present
 from ..sdtm.dates import DateError, to_iso8601
 from .registry import reverse
 from .row_algorithms import ISO3166_SYSTEM, MEDDRA_LEVEL_URL, MEDDRA_SYSTEM, format_number
@@ -52,15 +54,27 @@ class Target:
 
     def write(self, var, value: Any, path: Path | None = None) -> None:
         path = path or var.path(self.version)
-        if path is None:
-            return
-        alt = path.alternatives[0]
-        role = alt.var or "resource"
-        root = self.resources.get(role)
-        if root is None:
-            return
-        version, kind = self.shapes.get(role) or (self.version, root["resourceType"])
-        set_value(root, Path(path.text, ((alt,),)), value, version, kind)
+        place = self.place(path) if path is not None else None
+        if place is not None:
+            alt, root, version, kind = place
+            set_value(root, Path(path.text, ((alt,),)), value, version, kind)  # type: ignore[union-attr]
+
+    def place(self, path: Path) -> tuple[Alternative, dict, str, str] | None:
+        """Where a value of `path` is written: the first alternative whose resource has that element (a
+        spec reading MedicationAdministration and MedicationStatement names both dose elements), else
+        the first; with its root resource, FHIR release and type. None: the record has no such root."""
+        found = None
+        for alt in path.alternatives:
+            role = alt.var or "resource"
+            root = self.resources.get(role)
+            if root is None:
+                continue
+            version, kind = self.shapes.get(role) or (self.version, root["resourceType"])
+            here = (alt, root, version, kind)
+            if has_element(version, kind, tuple(s.name for s in alt.steps if s.func is None)):
+                return here
+            found = found or (here if alt is path.alternatives[0] else None)
+        return found
 
 
 def _fhir_datetime(dtc: str, tz_name: str | None, where: str = "") -> str:
@@ -121,13 +135,12 @@ def assign_ct(t: Target, var, value: Any) -> None:
         t.write(var, coding["code"])
     elif var.params.get("quantity"):
         quantity = {"unit": str(value), "system": coding["system"], "code": coding["code"]}
-        path = var.path(t.version)
-        alt = path.alternatives[0]
-        node = t.resources.get(alt.var or "resource")
-        assert node is not None  # the spec's path starts at a resource the target holds
-        for step in alt.steps:
-            node = node.setdefault(step.name, {}) if step.func is None else node
-        node.update(quantity)
+        place = t.place(var.path(t.version))
+        assert place is not None  # the spec's path starts at a resource the target holds
+        alt, root = place[:2]
+        written = Path(alt.var or "", ((alt,),))
+        current = written.first(lambda v: root)  # the quantity's value, written before its unit
+        t.write(var, {**(current if isinstance(current, dict) else {}), **quantity}, written)
     else:
         t.write(var, coding)
 
@@ -152,14 +165,22 @@ def iso_datetime(t: Target, var, value: Any) -> None:
             return
     except DateError:
         pass
-    steps = [s.name for s in path.alternatives[0].steps if s.func is None]
-    root = t.resources.get(path.alternatives[0].var or "resource")
+    place = t.place(path)
+    if place is None:
+        return
+    alt, root = place[:2]
+    open_end = var.params.get("end")
+    if open_end and not present(t.record.get(open_end)):
+        # a start with no end: the period's start (taking since), not a point in time
+        alt = next((a for a in path.alternatives if a.steps[0].name.endswith("Period")
+                    and has_element(place[2], place[3], tuple(s.name for s in a.steps if s.func is None))), alt)
+    steps = [s.name for s in alt.steps if s.func is None]
     if len(steps) == 2 and steps[1] == "end" and steps[0].endswith("Period") and root is not None:
         single = steps[0][: -len("Period")] + "DateTime"
         if single in root:
             root.setdefault(steps[0], {})["start"] = root.pop(single)
     where = f"{t.record.get('DOMAIN') or ''} {t.record.get('USUBJID') or ''} {var.name}: ".lstrip()
-    t.write(var, _fhir_datetime(str(value), t.zone, where))
+    t.write(var, _fhir_datetime(str(value), t.zone, where), Path(path.text, ((alt,),)))
 
 
 @reverse("birth_date")

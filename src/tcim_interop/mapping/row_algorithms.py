@@ -368,6 +368,19 @@ def visit(row: Row, var) -> Any:
     return _visit_of(row, var, encounter)
 
 
+@algorithm("visit_on_date", "row", origin="Derived", params=("field", "by_date"),
+           method="{target} is that of the subject's visit (SV) on the date of {by_date}; empty when no single visit "
+                  "of the subject is on that date.")
+def visit_on_date(row: Row, var) -> Any:
+    """VISITNUM/VISIT (params.field of study.yaml visits) of a record whose FHIR resource can name no
+    Encounter (DS: Consent, ResearchSubject.progress): the visit of the subject's Encounter on the
+    record's date (params.by_date), told after DM (mapping/visits.py); none when no single Encounter of
+    the subject is on that date, since a date alone makes no visit. Needs visit windows in study.yaml."""
+    if row.run.mappings.visit_windows:
+        row.run.visits.defer(row, None, var, join_only=True)
+    return None
+
+
 @algorithm("own_visit", "row", params=("field",))
 def own_visit(row: Row, var) -> Any:
     """VISITNUM/VISIT/VISITDY (params.field of study.yaml visits) of an SV record: its own Encounter's

@@ -60,8 +60,10 @@ def study_subject(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
 
 
 def out_of_scope(resource, criteria: RowCriteria) -> Skip | None:
-    """A spec's rows.out_of_scope rules: the first whose element has one of its values."""
+    """A spec's rows.out_of_scope rules for the resource's type: the first whose element has one of its values."""
     for rule in criteria.out_of_scope:
+        if not rule.applies_to(resource.resource_type):
+            continue
         value = resource.data.get(rule.element)
         if isinstance(value, str) and value in rule.values:
             return Skip("out_of_scope", f"{rule.element} {value!r}" + (f": {rule.reason}" if rule.reason else ""))
@@ -88,10 +90,7 @@ NOT_STUDY_PRODUCT = "not a study product: concomitant medication (CM is not prod
 def _treatment_decision(resource, run: RunContext, spec: DomainSpec) -> Skip | None:
     """None when the administration is study treatment for the exposure spec `spec` (EX, or EC when
     masked); else why not. The one decision EX and CM both follow, so that they never disagree."""
-    product_var = spec.rows.deciders["product"]
-    concept = product_var.path(resource.version)
-    product = product_of(concept.values(_roots(resource)), run.mappings, product_var) if concept else None
-    if product is not None or _from_sdtm(resource, spec.domain):
+    if _study_product(resource, run, spec) or _from_sdtm(resource, spec.domain):
         return None
     link = spec.rows.path("study_link", resource.version)
     refs = link.values(_roots(resource)) if link else []
@@ -101,8 +100,16 @@ def _treatment_decision(resource, run: RunContext, spec: DomainSpec) -> Skip | N
     if not any(studies):
         return Skip("out_of_scope", "its workflow-researchStudy extension names no study of the input")
     return Skip("rejected", f"given in the study (workflow-researchStudy) but its product is not told: no "
-                            f"coding the {product_var.map} map or the site's ConceptMaps know, and no text that "
+                            f"coding the {spec.rows.deciders['product'].map} map or the site's ConceptMaps know, and no text that "
                             "is a study product's name or synonym (study.yaml products)")
+
+
+def _study_product(resource, run: RunContext, spec: DomainSpec) -> bool:
+    """Whether the resource's medication is a study product, as the `product` variable of the exposure
+    spec `spec` tells one (its map, the ConceptMaps, study.yaml products' names)."""
+    product_var = spec.rows.deciders["product"]
+    concept = product_var.path(resource.version)
+    return concept is not None and product_of(concept.values(_roots(resource)), run.mappings, product_var) is not None
 
 
 EXPOSURE_ROLE = "ex"  # study.yaml domains: the role whose spec tells study treatment (EX; EC when masked)
@@ -110,11 +117,18 @@ EXPOSURE_ROLE = "ex"  # study.yaml domains: the role whose spec tells study trea
 
 @algorithm("other_medication", "select")
 def other_medication(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
-    """CM rows: the administrations the exposure role's spec (`ex`: EX, or EC when masked) does not take as study treatment, by the same decision (_treatment_decision),
-    given to a study subject, unless the spec's out_of_scope rules say otherwise (entered in error,
-    not done). Study treatment, and what that decision rejects or puts out of scope, is never CM."""
+    """CM rows: the administrations the exposure role's spec (`ex`: EX, or EC when masked) does not take
+    as study treatment, by the same decision (_treatment_decision), and the statements (a type the
+    exposure spec does not read) of a medication that is not a study product, given to a study subject,
+    unless the spec's out_of_scope rules say otherwise (entered in error, not done, not taken). Study
+    treatment, and what that decision rejects or puts out of scope, is never CM."""
     exposure = run.mappings.domains.get(EXPOSURE_ROLE)
-    if exposure is not None:
+    if exposure is not None and resource.resource_type not in exposure.resource_types:
+        # a MedicationStatement: what the subject takes, reported; study treatment is EX's from its
+        # administrations, and a study link says only that the statement was collected in the study
+        if _study_product(resource, run, exposure):
+            return Skip("out_of_scope", f"a statement of study treatment ({exposure.domain} records its administrations)")
+    elif exposure is not None:
         decision = _treatment_decision(resource, run, exposure)
         if decision is None:
             return Skip("out_of_scope", f"study treatment ({exposure.domain}), not concomitant medication")

@@ -262,7 +262,8 @@ class Builder:
         record, usubjid, roles = self._subject_record(spec, ds, i)
         seq = record.get(f"{spec.domain}SEQ")
         key = seq if present(seq) else f"row{i}"
-        resource = self._visit(spec, record, key) if spec.row_resource == "Encounter" else self._template(spec, "resource")
+        resource = self._visit(spec, record, key) if spec.row_resource == "Encounter" \
+            else self._template(spec, _template_role(spec, record))
         resource.setdefault("id", resource_id(record["STUDYID"], spec.domain, usubjid, key))
         target = Target(self.version, {**roles, "resource": resource}, self.ms, record,
                         encounter_for=lambda vn: self._encounter(usubjid, vn, record.get("VISIT")),
@@ -368,6 +369,16 @@ class Builder:
             if tail not in item:
                 item[tail] = refs.pop(0) if refs else {"display": "study treatment"}
         items += [{tail: ref} for ref in refs]
+
+
+def _template_role(spec: DomainSpec, record: dict[str, Any]) -> str:
+    """The template of a record's resource: `interval` (CM: a MedicationStatement) for a record of a spec
+    with reverse.interval that is not one occurrence (no start, or an end other than the start)."""
+    rule = spec.reverse.get("interval")
+    if not rule:
+        return "resource"
+    start, end = record.get(rule["start"]), record.get(rule["end"])
+    return "resource" if present(start) and start == end else "interval"
 
 
 def _relations(relrec: list[dict]) -> dict[tuple[str, str, str], list[list[tuple[str, str, str]]]]:

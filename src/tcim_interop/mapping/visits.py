@@ -10,6 +10,9 @@ whose window holds that day is theirs (SDTMIG 4.4.5).
                starts on its date, else the records of that subject and date are one occasion
     planned    the visit whose window holds the occasion's study day, unless a visit code or an earlier
                occasion already took that visit: a subject has each planned visit once
+    join only  a record that names no Encounter and whose date is the only thing that could place it
+               (DS: Consent and progress have no encounter element) takes the visit of the subject's one
+               Encounter of its date, else none: a date alone makes no visit of it
     unplanned  outside every window, or a planned visit taken already: VISITNUM is the subject's last
                planned visit before it (in date order, 0 before any) plus .01, .02 ..., VISIT
                "UNSCHEDULED 2.01"; unique per subject and consistent across domains, sorting by date
@@ -39,6 +42,7 @@ class Pending:
     encounter: str | None
     date_var: str | None
     fields: dict[str, tuple[str, bool]] = field(default_factory=dict)  # variable -> (study.yaml field, is Char)
+    join_only: bool = False  # only the visit of an Encounter on its date, never one told by windows (DS)
 
 
 @dataclass
@@ -53,8 +57,8 @@ class VisitLedger:
     def code(self, row, encounter: str, visit: dict) -> None:
         self.coded.setdefault(_subject(row), {})[encounter] = visit
 
-    def defer(self, row, encounter: str | None, var) -> None:
-        entry = self.pending.setdefault(row.resource.key, Pending(row, encounter, None))
+    def defer(self, row, encounter: str | None, var, join_only: bool = False) -> None:
+        entry = self.pending.setdefault(row.source, Pending(row, encounter, None, join_only=join_only))
         if encounter is not None:
             self.pointed_at.add(encounter)
         entry.date_var = entry.date_var or var.params.get("by_date")
@@ -131,10 +135,14 @@ def _occasions(pending: list[Pending], coded: dict[str, dict], index) -> tuple[l
         if p.encounter is not None:
             continue
         day = _own_date(p)
+        if day is None and p.join_only:  # an undated event (R4 RANDOMIZED): no visit, nothing to tell
+            continue
         if day is None:
             undated.append(_Occasion(p.row.resource.key, None, False, pending=[p]))
             continue
         same_day = [o for o in occasions.values() if o.encounter and o.start is not None and o.start[:10] == day[:10]]
+        if p.join_only and len(same_day) != 1:  # a date alone makes no visit of it
+            continue
         key = same_day[0].key if len(same_day) == 1 else f"{_subject(p.row)} {day[:10]}"
         occasions.setdefault(key, _Occasion(key, day[:10], False)).pending.append(p)
     return [o for o in occasions.values() if complete_date(o.start) is not None], undated

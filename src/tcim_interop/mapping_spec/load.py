@@ -52,7 +52,7 @@ STUDY_KEYS = {
     "defaults": None, "terminology_versions": None,
     "trial_design": {"summary": None, "elements": [{"etcd": None, "element": None, "testrl": None, "teenrl": None,
                                                  "tedur": None, "epoch": None, "start": ("date", "next_day")}],
-                     "arms": {"*": ("elements", "branch")}},
+                     "arms": {"*": ("elements", "branch")}, "end": ("domain", "date", "where")},
 }
 
 
@@ -232,7 +232,15 @@ def _check_relations(ms: MappingSet, where: FsPath) -> None:
 
 
 def _check_element_starts(ms: MappingSet, where: FsPath) -> None:
-    """trial_design.elements' `start` (SE's transition events) names a date variable of DM."""
+    """trial_design.elements' `start` (SE's transition events) names a date variable of DM; `end` (the last
+    element's end) a domain of the set, its date variable and the variables its `where` compares."""
+    end = (ms.study.get("trial_design") or {}).get("end")
+    if end is not None:
+        spec = next((s for s in ms.domains.values() if isinstance(end, dict) and s.domain == end.get("domain")), None)
+        names = [end.get("date"), *(end.get("where") or {})] if isinstance(end.get("where") or {}, dict) else [None]
+        if spec is None or not all(isinstance(n, str) and n in spec.by_name for n in names):
+            raise SpecError(f"{where}: trial_design.end must be {{domain: <a domain of the set>, date: <its date "
+                            f"variable>, where: {{<its variable>: <value>}}}}, got {end!r}")
     dm = ms.domains.get("dm")
     for element in (ms.study.get("trial_design") or {}).get("elements") or []:
         start = element.get("start") if isinstance(element, dict) else None
@@ -317,10 +325,11 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
     first = rows[0] if several else rows
     if not isinstance(first, dict):
         raise SpecError(f"{where}: rows must be a mapping (one source) or a list of them")
+    types = _row_types(first.get("resource"), several, f"{where}: rows")
     spec = DomainSpec(
         domain=domain, label=str(doc.get("label", "")), klass=str(doc.get("class", "")), comment=str(doc.get("comment", "")),
         structure=str(doc.get("structure", "")), keys=[sub(k) for k in doc.get("keys", [])],
-        row_resource=str(first.get("resource")), row_select=str(first.get("select")),
+        row_resource=types[0], row_resources=types, row_select=str(first.get("select")),
         sort=[sub(k) for k in doc.get("sort", [])], variables=variables, supplemental=supp, file=where,
         reverse=_reverse_section(doc.get("reverse") or {}, sub, where))
     if several:
@@ -330,8 +339,34 @@ def load_domain(path: FsPath, codelists: Codelists, masked: bool = False) -> Dom
         spec.rows = _row_criteria(rows, sub, spec, codelists, f"{where}: rows")
     spec.relations = _relations(doc.get("relrec"), f"{where}: relrec")
     spec.merge = _merge(doc.get("merge"), sub, spec, f"{where}: merge")
+    _check_interval(spec, f"{where}: reverse: interval")
     _check_domain(spec)
     return spec
+
+
+FHIR_TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
+
+
+def _row_types(raw: Any, several: bool, where: str) -> list[str]:
+    """rows.resource: a FHIR type, or (one source) a list of them, each given once, that one selector
+    makes rows of (CM: MedicationAdministration and MedicationStatement)."""
+    types = raw if isinstance(raw, list) and not several else [raw]
+    if not types or not all(isinstance(t, str) and FHIR_TYPE.match(t) for t in types) or len(set(types)) < len(types):
+        raise SpecError(f"{where}: resource must be a FHIR resource type" + ("" if several else
+                        ", or a list of distinct ones") + f", got {raw!r}")
+    return [str(t) for t in types]
+
+
+def _check_interval(spec: DomainSpec, where: str) -> None:
+    """reverse.interval: {start, end}: variables of the spec, and an `interval` template for the records
+    that are not one occurrence (to-fhir: CM's MedicationStatements)."""
+    rule = spec.reverse.get("interval")
+    if rule is None:
+        return
+    if not isinstance(rule, dict) or set(rule) != {"start", "end"} or not set(rule.values()) <= set(spec.by_name):
+        raise SpecError(f"{where}: must be {{start: <variable>, end: <variable>}} naming variables of {spec.domain}")
+    if "interval" not in (spec.reverse.get("templates") or {}):
+        raise SpecError(f"{where}: needs templates.interval, the resource of a record that is not one occurrence")
 
 
 def _row_sources(rows: list, sub, spec: DomainSpec, codelists: Codelists, where: str) -> list[RowSource]:
@@ -386,9 +421,14 @@ def _row_criteria(rows: Any, sub, spec: DomainSpec, codelists: Codelists, where:
     out = []
     for i, rule in enumerate(rows.get("out_of_scope") or []):
         if not isinstance(rule, dict) or not isinstance(rule.get("element"), str) \
-                or not isinstance(rule.get("values"), list) or set(rule) - {"element", "values", "reason"}:
-            raise SpecError(f"{where}: out_of_scope[{i}] must be {{element, values: [...], reason}}")
-        out.append(OutOfScope(rule["element"], tuple(map(str, rule["values"])), str(rule.get("reason", ""))))
+                or not isinstance(rule.get("values"), list) or set(rule) - {"element", "values", "reason", "resource"}:
+            raise SpecError(f"{where}: out_of_scope[{i}] must be {{element, values: [...], reason, resource}}")
+        types = rows["resource"] if isinstance(rows["resource"], list) else [rows["resource"]]
+        if "resource" in rule and rule["resource"] not in types:
+            raise SpecError(f"{where}: out_of_scope[{i}]: resource {rule['resource']!r} is not a type the rows "
+                            f"come from ({', '.join(map(str, types))})")
+        out.append(OutOfScope(rule["element"], tuple(map(str, rule["values"])), str(rule.get("reason", "")),
+                              rule.get("resource")))
     return RowCriteria(params, paths, out, deciders)
 
 
@@ -457,7 +497,7 @@ def _reverse_section(raw: dict, sub, where: str) -> dict:
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: 'reverse' must be a mapping")
     for key in raw:
-        if key not in ("templates", "links", "fallback", "consent_link"):
+        if key not in ("templates", "links", "fallback", "consent_link", "interval"):
             raise SpecError(f"{where}: reverse: unknown key {key!r}")
     fallback = {v: {path: sub(var) for path, var in (items or {}).items()} for v, items in (raw.get("fallback") or {}).items()}
     return {**raw, "fallback": fallback}

@@ -15,10 +15,11 @@ from .codelists import Codelists
 
 # Parameters whose value names another variable of the same spec (a name or a list of names): each is
 # checked to exist when the spec loads, and a variable is filled after those it reads.
-VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit", "outcome", "by_date", "reason")
-# "unit" is read by to-fhir only (the result's unit), "by_date" (a visit's date) only after DM
-# (mapping/visits.py); filling them first would change no value but the order of the findings of a run.
-READ_BEFORE = tuple(p for p in VARIABLE_PARAMS if p not in ("unit", "by_date"))
+VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit", "outcome", "by_date", "reason", "end")
+# "unit" and "end" are read by to-fhir only (the result's unit; the end whose absence makes a start the
+# start of an open period), "by_date" (a visit's date) only after DM (mapping/visits.py); filling them
+# first would change no value but the order of the findings of a run.
+READ_BEFORE = tuple(p for p in VARIABLE_PARAMS if p not in ("unit", "by_date", "end"))
 
 
 @dataclass
@@ -111,6 +112,10 @@ class OutOfScope:
     element: str
     values: tuple[str, ...]
     reason: str = ""
+    resource: str | None = None  # the FHIR type the rule is for, when the rows come from several (CM); None: all
+
+    def applies_to(self, resource_type: str) -> bool:
+        return self.resource is None or self.resource == resource_type
 
 
 @dataclass
@@ -173,14 +178,19 @@ class DomainSpec:
     # merge: records with the same `by` values are one record: the first in sort order, whose `latest`
     # variables take the latest value of them all (SV: one record per VISITNUM, to the last end)
     merge: dict[str, list[str]] = field(default_factory=dict)
+    # rows.resource a list: every FHIR type one selector makes rows of (CM: MedicationAdministration and
+    # MedicationStatement); row_resource is the first. A rows: list of sources keeps its first here.
+    row_resources: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.by_name = {v.name: v for v in self.variables}
+        if not self.row_resources:
+            self.row_resources = [self.row_resource]
 
     @property
     def resource_types(self) -> list[str]:
         """The FHIR types its rows come from."""
-        return [s.resource for s in self.sources] if self.sources else [self.row_resource]
+        return [s.resource for s in self.sources] if self.sources else list(self.row_resources)
 
     @property
     def names(self) -> list[str]:

@@ -173,7 +173,8 @@ class AeTerm:
 
 
 # The primary path above each preferred term (PT code -> HLT, HLGT), as MedDRA 26.0 arranges these terms
-# to the best of this generator's knowledge: synthetic data, not a copy of the licensed dictionary.
+# to the best of this generator's knowledge: synthetic data, not a copy of the licensed dictionary, and not
+# checked against it (public coded datasets disagree on some of these codes): not MedDRA's hierarchy.
 MEDDRA_PATHS = {
     "10022086": (("10022097", "Injection site reactions"), ("10001316", "Administration site reactions")),
     "10019211": (("10019233", "Headaches NEC"), ("10019231", "Headaches")),

@@ -10,7 +10,10 @@ element the first study treatment, RFXSTDTC; of follow-up the day after the last
               element is not known, and a subject treated there gets ETCD UNPLAN (SE assumption 4)
     dates     an element starts at its transition event; the subject stops before the first element
               whose event has no date; SEENDTC is the next element's SESTDTC (no gap, SE assumption 8),
-              the last element's is the end of participation, RFPENDTC
+              the last element's the subject's disposition event for the study (study.yaml
+              trial_design.end: DS DISPOSITION EVENT's DSSTDTC) when dated and not before the element's
+              start, else the end of participation, RFPENDTC (a screen failure's screening ends when he
+              failed screening, not at a later death)
     TAETORD   the element's place in the planned arm's sequence (ARMCD), empty when it is not there
     EPOCH     the element's epoch (the same in every arm where the element is not known)
 
@@ -34,9 +37,11 @@ UNPLANNED = "UNPLAN"  # SDTMIG's ETCD of an unplanned element
 NOT_KNOWN = "Study treatment of an arm that is not known"
 
 
-def subject_elements(dm: pd.DataFrame, mappings: MappingSet) -> pd.DataFrame:
-    """The SE records (SDTMIG 3.4 variable names) of the DM subjects, in SE's order."""
+def subject_elements(dm: pd.DataFrame, mappings: MappingSet, frames: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The SE records (SDTMIG 3.4 variable names) of the DM subjects, in SE's order. frames: the
+    datasets by name, where the events that end the last element are (trial_design.end)."""
     design = mappings.study.get("trial_design") or {}
+    ends = _last_ends(design.get("end"), frames or {})
     elements = {e["etcd"]: e for e in design.get("elements") or []}
     arms = {str(k): [elements[c] for c in v.get("elements") or [] if c in elements]
             for k, v in (design.get("arms") or {}).items()}
@@ -48,8 +53,24 @@ def subject_elements(dm: pd.DataFrame, mappings: MappingSet) -> pd.DataFrame:
         actual = subject.get("ACTARMCD")
         sequence = arms.get(str(actual)) if present(actual) else None
         planned = [e["etcd"] for e in arms.get(str(subject.get("ARMCD")), [])]
-        records += _records(subject, sequence or _shared(list(arms.values())), planned)
+        records += _records(subject, sequence or _shared(list(arms.values())), planned, ends.get(subject["USUBJID"]))
     return _frame(records, mappings)
+
+
+def _last_ends(rule: dict | None, frames: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """USUBJID -> the date of its last event the rule names (study.yaml trial_design.end: {domain, date,
+    where}): the disposition event for the study that ends the last element."""
+    frame = frames.get(rule["domain"]) if rule else None
+    if rule is None or frame is None or not len(frame):
+        return {}
+    keep = pd.Series(True, index=frame.index)
+    for name, value in (rule.get("where") or {}).items():
+        keep &= frame[name] == value
+    out: dict[str, str] = {}
+    for usubjid, date in zip(frame.loc[keep, "USUBJID"], frame.loc[keep, rule["date"]], strict=True):
+        if present(date) and str(date) > out.get(usubjid, ""):
+            out[usubjid] = str(date)
+    return out
 
 
 def _shared(sequences: list[list[dict]]) -> list[dict]:
@@ -78,7 +99,7 @@ def _start(subject: dict, rule: Any) -> str | None:
     return (day + timedelta(days=1)).isoformat() if day else None
 
 
-def _records(subject: dict, sequence: list[dict], planned: list[str]) -> list[dict]:
+def _records(subject: dict, sequence: list[dict], planned: list[str], last_end: str | None = None) -> list[dict]:
     starts = []
     for element in sequence:
         start = _start(subject, element.get("start"))
@@ -86,6 +107,8 @@ def _records(subject: dict, sequence: list[dict], planned: list[str]) -> list[di
             break
         starts.append((element, start))
     end_of_study = subject.get("RFPENDTC") if present(subject.get("RFPENDTC")) else None
+    if last_end is not None and starts and not _before(last_end, starts[-1][1]):
+        end_of_study = last_end
     out = []
     for n, (element, start) in enumerate(starts):
         end = starts[n + 1][1] if n + 1 < len(starts) else end_of_study
@@ -97,6 +120,12 @@ def _records(subject: dict, sequence: list[dict], planned: list[str]) -> list[di
                     "SESTDY": study_day(start, subject.get("RFSTDTC")), "SEENDY": study_day(end, subject.get("RFSTDTC")),
                     "SEUPDES": element.get("upd")})
     return out
+
+
+def _before(a: str, b: str) -> bool:
+    """ISO 8601 a before b, compared at the precision both have (2021-06 is not before 2021-06-15)."""
+    n = min(len(a), len(b))
+    return a[:n] < b[:n]
 
 
 def _frame(records: list[dict], mappings: MappingSet) -> pd.DataFrame:

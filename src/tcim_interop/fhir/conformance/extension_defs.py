@@ -73,7 +73,7 @@ def _on(*expressions: str) -> list[dict]:
 
 def row_resources(ms: MappingSet) -> list[str]:
     """The resource types the specs make rows of (and to-fhir makes of rows), in spec order."""
-    return list(dict.fromkeys(s.row_resource for s in ms.domains.values()))
+    return list(dict.fromkeys(t for s in ms.domains.values() for t in s.row_resources))
 
 
 def read_on(ms: MappingSet, url: str) -> list[str]:
@@ -84,7 +84,7 @@ def read_on(ms: MappingSet, url: str) -> list[str]:
         sources = [v.source for v in spec.variables] + [q.source for q in spec.supplemental]
         for source in sources:
             for path in source.values():
-                found += [f"{spec.row_resource}.{m}" for m in pattern.findall(path.text)]
+                found += [f"{t}.{m}" for t in spec.row_resources for m in pattern.findall(path.text)]
     return sorted(set(found))
 
 
