@@ -11,7 +11,7 @@ import json
 import pandas as pd
 from conftest import DATA, ROOT
 
-from tcim_interop import to_sdtm
+from tcim_interop import to_fhir, to_sdtm
 
 EXAMPLE = ROOT / "examples" / "tcim-elaii-100-r4.json"
 MINI = json.loads((DATA / "mini-r4.json").read_text())
