@@ -106,14 +106,13 @@ class Spool:
 
     def __init__(self, out: Path, ndjson: bool, bundle_type: str):
         self.out, self.ndjson, self.bundle_type = out, ndjson, bundle_type
-        where = out if ndjson else out.parent
         try:
             if ndjson and out.exists() and not out.is_dir():
                 raise OutputError(f"{out}: exists and is not a directory")
             if not ndjson and out.is_dir():
                 raise OutputError(f"{out}: is a directory; give a file name for the bundle")
-            where.mkdir(parents=True, exist_ok=True)
-            self._file = tempfile.TemporaryFile(prefix=f".{out.name}.", dir=where)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self._file = tempfile.TemporaryFile(prefix=f".{out.name}.", dir=out.parent)
         except OSError as e:
             raise OutputError(f"{out}: cannot write: {e.strerror or e}") from None
         self._places, self._ends, self._types = array("Q"), array("Q"), array("H")
@@ -154,6 +153,10 @@ class Spool:
         try:
             if not self.ndjson:
                 return [write_atomic(self.out, _framed(self._texts(), self.bundle_type))]
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OutputError(f"{self.out}: cannot write: {e.strerror or e}") from None
             return [write_atomic(self.out / f"{rtype}.ndjson", self._texts(rtype)) for rtype in sorted(self._type_names)]
         finally:
             self.close()
