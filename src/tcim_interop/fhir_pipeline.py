@@ -78,7 +78,7 @@ def run(datasets: dict[str, Dataset], out: Path | None, ms: MappingSet, opts: Fh
     try:
         with StreamedValidation(version, opts.jobs, parallel=rows >= MIN_PARALLEL,
                                 kinds={(version, r["resourceType"]) for r in study.resources}
-                                | {(version, s.row_resource) for s in builder.specs.values()}) as validation:
+                                | {(version, s.row_resource) for s in builder.specs.values() if s.row_resource}) as validation:
 
             def emit(part, ids: set[str]) -> None:
                 for place, resource in zip(part.places, part.resources, strict=True):
