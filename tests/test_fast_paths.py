@@ -17,7 +17,7 @@ from tcim_interop.fhir.path import compile_path
 from tcim_interop.fhir.read import InputResource
 from tcim_interop.fhir.write import bundle, bundle_chunks, write_bundle, write_ndjson
 from tcim_interop.findings import Report
-from tcim_interop.mapping.to_fhir import _norm, _unequal
+from tcim_interop.mapping.round_trip import _norm, _unequal
 from tcim_interop.sdtm import xpt
 from tcim_interop.sdtm.dataset import Dataset, VariableMeta
 from tcim_interop.sdtm.define import _num_profile

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -45,12 +45,14 @@ class SdtmResult:
 
 @dataclass
 class FhirResult:
-    """What to_fhir made. resources: every FHIR resource, as JSON-ready dicts. report: the findings,
-    the round-trip figure (ROUND_TRIP) and what was written. written: the bundle or NDJSON files."""
+    """What to_fhir made. resources: every FHIR resource, as JSON-ready dicts, in output order (none
+    with keep_resources=False). report: the findings, the round-trip figure (ROUND_TRIP) and what was
+    written. written: the bundle or NDJSON files. counts: the number of resources of each type."""
 
     resources: list[dict]
     report: Report
     written: list[Path]
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 @paused_gc
@@ -104,18 +106,22 @@ def read_sdtm(path: str | os.PathLike) -> dict[str, Dataset]:
 def to_fhir(sdtm: str | os.PathLike | dict[str, Dataset], out: str | os.PathLike | None = None, *,
             fhir_version: str = "R4", bundle_type: str = "transaction", ndjson: bool = False,
             mappings: MappingSet | str | os.PathLike | None = None, strict: bool = False,
-            verify: bool = True, jobs: int | None = None, timezone: str | None = None) -> FhirResult:
+            verify: bool = True, jobs: int | None = None, timezone: str | None = None,
+            keep_resources: bool = True) -> FhirResult:
     """SDTM datasets (a package folder, or datasets in memory) -> FHIR resources (ResearchStudy,
     Patient, ResearchSubject, Consent, Encounter, MedicationAdministration, AdverseEvent, Observation);
-    with out, also written as a Bundle or NDJSON. The options are FhirOptions' (options.py)."""
+    with out, also written as a Bundle or NDJSON. The options are FhirOptions' (options.py).
+    keep_resources=False: the resources are written to out, not kept (FhirResult.resources is empty), so
+    that memory holds the datasets and one subject's resources whatever the size of the study."""
     from . import fhir_pipeline
 
     opts = FhirOptions(fhir_version=fhir_version, bundle_type=bundle_type, ndjson=ndjson, strict=strict,
                        verify=verify, jobs=jobs, timezone=timezone)
     datasets = sdtm if isinstance(sdtm, dict) else read_sdtm(sdtm)
     ms = mappings if isinstance(mappings, MappingSet) else package_mappings(datasets, _folder(mappings))
-    resources, report, written = fhir_pipeline.run(datasets, Path(out) if out is not None else None, ms, opts)
-    return FhirResult(resources, report, written)
+    resources, report, written, counts = fhir_pipeline.run(datasets, Path(out) if out is not None else None, ms, opts,
+                                                           keep=keep_resources)
+    return FhirResult(resources, report, written, dict(counts))
 
 
 def validate_package(package: str | os.PathLike, mappings: MappingSet | str | os.PathLike | None = None):

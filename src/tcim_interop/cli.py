@@ -144,7 +144,8 @@ def to_fhir_cmd(
 
     with running():
         result = to_fhir(sdtm_dir, out, fhir_version=fhir_version.value, bundle_type=bundle_type.value,
-                         ndjson=ndjson, mappings=mappings, strict=strict, jobs=jobs or None, timezone=timezone)
+                         ndjson=ndjson, mappings=mappings, strict=strict, jobs=jobs or None, timezone=timezone,
+                         keep_resources=False)
     if not quiet:
         typer.echo(fhir_summary(result), err=True)
 

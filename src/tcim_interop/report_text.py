@@ -37,8 +37,8 @@ def summary(report: Report, most: int = 5) -> str:
 
 
 def fhir_summary(result, most: int = 5) -> str:
-    by_type = Counter(r["resourceType"] for r in result.resources)
-    lines = [f"resources: {len(result.resources)} (" + ", ".join(f"{t} {n}" for t, n in sorted(by_type.items())) + ")"]
+    by_type = Counter(result.counts or Counter(r["resourceType"] for r in result.resources))
+    lines = [f"resources: {sum(by_type.values())} (" + ", ".join(f"{t} {n}" for t, n in sorted(by_type.items())) + ")"]
     sev = Counter(f.severity for f in result.report.findings)
     lines.append(f"findings: {sev.get('error', 0)} error(s), {sev.get('warning', 0)} warning(s)")
     for f in [f for f in result.report.findings if f.code in ("ROUND_TRIP", "ROUND_TRIP_XPT_FOLDS")] + result.report.errors[:most]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
+from typing import Any
 
 import orjson
 
@@ -150,3 +152,67 @@ def _validate_chunk(chunk: list[tuple[int, str, bytes]]) -> list[tuple[int, str]
 
 def _reason(resource: dict | bytes, version: str) -> str | None:
     return validation_error(orjson.loads(resource) if isinstance(resource, bytes) else resource, version)
+
+
+class StreamedValidation:
+    """The validation of resources handed over as they are made (to-fhir's parts), each `add(key, raw)`
+    with its JSON bytes: in `jobs` forked workers when `parallel` (the pool takes chunks from a short
+    queue, so only a few are in flight), else here at once. `reasons()` waits for the workers and gives
+    {key: one-line reason} of the invalid ones, by key (any key that sorts: to-fhir's is (place, source))."""
+
+    def __init__(self, version: str, jobs: int | None = None, parallel: bool = True,
+                 kinds: Iterable[tuple[str, str]] = ()):
+        self.version = version
+        self._found: dict[Any, str] = {}
+        self._chunk: list[tuple[Any, str, bytes]] = []
+        self._pool = self._pending = None
+        jobs = jobs or default_jobs()
+        if parallel and jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+            for version_, resource_type in set(kinds):
+                model_class(version_, resource_type)
+            self._queue: queue.Queue = queue.Queue(maxsize=2 * jobs)
+            self._pool = multiprocessing.get_context("fork").Pool(jobs)
+            self._pending = self._pool.imap_unordered(_validate_chunk, iter(self._queue.get, None))
+
+    def __enter__(self) -> StreamedValidation:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers, also when the caller failed: the pool's feeder, waiting on the queue, is
+        told there is no more first."""
+        if self._pool is not None:
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                self._queue.put(None)
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def add(self, key: Any, raw: bytes) -> None:
+        if self._pool is None:
+            reason = _reason(raw, self.version)
+            if reason:
+                self._found[key] = reason
+            return
+        self._chunk.append((key, self.version, raw))
+        if len(self._chunk) >= CHUNK:
+            self._queue.put(self._chunk)
+            self._chunk = []
+
+    def reasons(self) -> dict[Any, str]:
+        if self._pool is not None:
+            assert self._pending is not None  # set with the pool
+            if self._chunk:
+                self._queue.put(self._chunk)
+            self._queue.put(None)
+            try:
+                for found in self._pending:
+                    self._found.update(found)
+            finally:
+                self.close()
+        return dict(sorted(self._found.items()))

@@ -3,11 +3,10 @@
     build    each DM record becomes a ResearchSubject, its Patient and Consent, under a site
              ResearchStudy partOf the overall one; each EX, AE and MUNE record its resource. The
              specs' reverse algorithms write the values into the elements their forward paths read.
-    verify   to-sdtm is run on what was built, cell by cell against the input: any cell that does not
-             come back (no FHIR home, or re-derivation would change it) is carried in the resource's
-             sdtm-record extension; SUPPxx records ride in sdtm-supp; the datasets' own variables
-             (order, labels) in sdtm-dataset on the overall study. A second to-sdtm pass must then
-             give back the input exactly; any difference is reported as an error finding.
+             The study's own resources (studies, sites, arms, trial design) are built first
+             (study_level), then the subjects a few at a time (subjects_part): memory holds the
+             datasets and one part's resources, not the study's (fhir_pipeline.py writes each part).
+    verify   to-sdtm of what was built must give the input back, cell by cell (round_trip.py).
 Ids are UUIDv5 of the study, dataset and record, so the same SDTM gives the same ids.
 """
 
@@ -21,14 +20,12 @@ from functools import cached_property
 from typing import Any
 
 from ..errors import InputError
-from ..fhir.extensions import SDTM_RECORD, dataset_extension, read_records, record_extension, supp_extension
+from ..fhir.extensions import read_records, record_extension
 from ..fhir.path import compile_path, set_value
-from ..fhir.read import InputResource
-from ..fhir.validate import Validation
 from ..findings import Report
 from ..mapping_spec.model import DomainSpec, MappingSet
 from ..sdtm.dataset import Dataset, present
-from ..sdtm.text import continuation_qnam, fold_ascii, join_text
+from ..sdtm.text import continuation_qnam, join_text
 from ..trial_design import CARRIED as CARRIED_ON_STUDY
 from . import algorithms
 from .disposition import STATE_SYSTEM, add_progress, is_consent
@@ -39,6 +36,17 @@ def _ref(resource: dict) -> dict:
     return {"reference": f"{resource['resourceType']}/{resource['id']}"}
 
 
+# A resource's place in the output: the record being built when it was made (the phase: DM, then each
+# dataset in the specs' order, then the trial design; the row in its dataset), the study's own resources
+# before a subject's made at the same record, then the order made. The output is in this order, which is
+# the order of a study built dataset by dataset, although it is built subject by subject.
+TRIAL_PHASE = 255
+
+
+def place(phase: int, row: int, level: int, n: int) -> int:
+    return phase << 56 | row << 24 | level << 23 | n
+
+
 @dataclass
 class Built:
     resources: list[dict] = field(default_factory=list)
@@ -46,10 +54,21 @@ class Built:
     # (dataset, row) -> the source to-sdtm gives its record: the resource's key, and "#n" for the n-th
     # further record of that dataset it carries (a ResearchSubject's DS events)
     sources: dict[tuple[str, int], str] = field(default_factory=dict)
+    places: list[int] = field(default_factory=list)  # each resource's place in the output (place())
+    level: int = 1  # 0: the study's own resources (its sites, its trial design)
+    at: tuple[int, int] = (0, 0)  # (phase, row) of the record being built
 
     def add(self, resource: dict) -> dict:
         self.resources.append(resource)
+        self.places.append(place(*self.at, self.level, len(self.places)))
         return resource
+
+    def keep(self, wanted: set[int]) -> None:
+        """Keep only the resources whose id() is in wanted."""
+        kept = [(r, k) for r, k in zip(self.resources, self.places, strict=True) if id(r) in wanted]
+        self.resources, self.places = [r for r, _ in kept], [k for _, k in kept]
+        self.rows.clear()
+        self.sources.clear()
 
 
 class Builder:
@@ -173,23 +192,21 @@ class Builder:
             if not compile_path(path).values(lambda v: resource) and present(target.record.get(var)):
                 set_value(resource, compile_path(path), str(target.record[var]), self.version, resource["resourceType"])
 
-    def build(self) -> Built:
+    # -- the study, then subject by subject ------------------------------------------------------------
+    def prepare(self) -> None:
+        """What building any subject reads: every record as a dict, SUPP records by parent, RELREC by
+        member, the datasets to build in their order and each one's rows by subject."""
         self.records = {name: ds.frame.to_dict("records") for name, ds in self.sdtm.items()}
         self.supp_index: dict[tuple[str, str, str], dict[str, str]] = {}
         for name in self.sdtm:
             for r in self.records[name] if name.startswith("SUPP") else ():
                 key = (r["RDOMAIN"], str(r["USUBJID"]), str(r["IDVARVAL"]))
                 self.supp_index.setdefault(key, {})[r["QNAM"]] = r["QVAL"]
-        dm_spec = self.specs["DM"]
-        dm = self.sdtm.get("DM")
-        if dm is None:
+        if self.sdtm.get("DM") is None:
             raise InputError("no DM dataset: every other domain's records need their subject in DM")
-        for i in range(len(dm.frame)):
-            self._dm_record(dm_spec, dm, i)
-        from ..trial_design.to_fhir import add_trial_design
-
         self.relations = _relations(self.records.get("RELREC", []))
         order = {s.domain: i for i, s in enumerate(self.ms.domains.values())}  # EX before AE, which references it
+        self.plan: list[tuple[str, Dataset, DomainSpec]] = [("DM", self.sdtm["DM"], self.specs["DM"])]
         for name, ds in sorted(self.sdtm.items(), key=lambda item: order.get(item[0], len(order))):
             if name in ("DM", "RELREC", *CARRIED_ON_STUDY) or name.startswith("SUPP"):
                 continue
@@ -198,15 +215,52 @@ class Builder:
                 self.report.add("warning", "DATASET_NOT_MAPPED", f"dataset {name} has no FHIR mapping: not converted",
                                 domain=name)
                 continue
-            for i in range(len(ds.frame)):
-                if spec.sources:  # DS: events written on the subject's own resources
-                    self._subject_event(spec, ds, i)
-                else:
-                    self._event_record(spec, ds, i)
+            self.plan.append((name, ds, spec))
+        self.rows_of: dict[str, dict[str, list[int]]] = {}  # dataset -> USUBJID -> its rows, in order
+        for name in self.sdtm:
+            by_subject = self.rows_of.setdefault(name, {})
+            for i, r in enumerate(self.records[name] if "USUBJID" in self.sdtm[name].frame.columns else ()):
+                by_subject.setdefault(str(r["USUBJID"]), []).append(i)
+
+    def study_level(self) -> Built:
+        """The studies and their sites (at the DM record of their first subject), their arms as every
+        subject's DM record declares them, in DM order, and the trial design: what every subject refers to."""
+        dm_spec, dm = self.specs["DM"], self.sdtm["DM"]
+        self.out = Built(level=0)
+        for i in range(len(dm.frame)):  # the subjects' own resources made here are made again with each
+            self.out.at = (0, i)
+            self._dm_record(dm_spec, dm, i)
+        self.out.keep({id(r) for r in (*self.studies.values(), *self.sites.values())})
+        for name, ds, spec in self.plan[1:]:  # a record whose subject is not in DM: the first one, named
+            for usubjid, rows in self.rows_of[name].items():
+                if usubjid not in self.subjects:
+                    self._subject_record(spec, ds, rows[0])
+        from ..trial_design.to_fhir import add_trial_design
+
+        self.out.at = (TRIAL_PHASE, 0)
         add_trial_design(self)
         for studyid, arms in self.arms.items():
             self._write_arms(self.studies[studyid], arms)
-        del self.records, self.supp_index  # every record as a dict: as large as the frames, not needed now
+        self.subject_ids = list(self.subjects)
+        return self.out
+
+    def subjects_part(self, usubjids: list[str]) -> Built:
+        """The resources of these subjects' records (DM's, then each dataset's in the specs' order)."""
+        self.out = Built()
+        for usubjid in usubjids:
+            self.subjects.clear()
+            self.encounters.clear()
+            self.by_seq.clear()
+            self._marked.clear()
+            for phase, (name, ds, spec) in enumerate(self.plan):
+                for i in self.rows_of[name].get(usubjid, ()):
+                    self.out.at = (phase, i)
+                    if name == "DM":
+                        self._dm_record(spec, ds, i)
+                    elif spec.sources:  # DS: events written on the subject's own resources
+                        self._subject_event(spec, ds, i)
+                    else:
+                        self._event_record(spec, ds, i)
         return self.out
 
     def _dm_record(self, spec: DomainSpec, ds: Dataset, i: int) -> None:
@@ -410,102 +464,6 @@ def _idvarval(spec: DomainSpec, record: dict) -> str:
     return f"{int(seq)}" if present(seq) else ""  # type: ignore[arg-type]  # present(): a number
 
 
-# -- verify: to-sdtm of what was built must give the input back ---------------------------------------
-def _norm(value: Any, kind: str) -> Any:
-    if kind == "Char":
-        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-    return None if value is None or value == "" or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
-# to-sdtm of resources in memory, given by the caller (sdtm_pipeline.map_resources: the domains and the
-# trial design); passed in, since the pipeline that composes them stands above this module
-ToSdtm = Callable[[list, MappingSet, Report], dict[str, Dataset]]
-
-
-def _forward(resources: list[dict], ms: MappingSet, version: str, to_sdtm: ToSdtm) -> tuple[dict[str, Dataset], Report]:
-    report = Report()
-    inputs = [InputResource(r, "<to-fhir>", f"{r['resourceType']}/{r['id']}", version=version) for r in resources]
-    return to_sdtm(inputs, ms, report), report
-
-
-def _unequal(wants: list, haves: list, kind: str) -> list[int]:
-    """Positions where two aligned columns differ once normalised (_norm). A column that is plainly
-    equal (the same text, or the same numbers, with nulls in the same places) is told by one list
-    comparison instead of two _norm calls per cell."""
-    plain: set[type]
-    if kind == "Char":
-        w, h, plain = ["" if x is None else x for x in wants], ["" if x is None else x for x in haves], {str}
-    else:
-        w, h, plain = [None if x is None or x != x else x for x in wants], \
-            [None if x is None or x != x else x for x in haves], {float, int, type(None)}
-    if w == h and set(map(type, w)) <= plain:
-        return []
-    return [k for k, (a, b) in enumerate(zip(wants, haves, strict=True)) if _norm(a, kind) != _norm(b, kind)]
-
-
-def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: MappingSet, version: str,
-                                  to_sdtm: ToSdtm) -> None:
-    forward, _ = _forward(built.resources, ms, version, to_sdtm)
-    _carry_relrec(sdtm.get("RELREC"), forward.get("RELREC"), built)
-    where: dict[tuple[str, str], tuple[str, int]] = {}  # (dataset, source) -> (forward dataset, row)
-    for fname, ds in forward.items():
-        for j, key in enumerate(ds.sources):
-            where[(fname, key)] = (fname, j)
-    by_dataset: dict[str, list[tuple[int, dict]]] = {}
-    for (name, i), resource in built.rows.items():
-        by_dataset.setdefault(name, []).append((i, resource))
-    columns: dict[tuple[str, str], list] = {}  # forward (dataset, variable) -> its values
-    for name, items in by_dataset.items():
-        frame, locs = sdtm[name].frame, [where.get((name, built.sources[(name, i)])) for i, _ in items]
-        cells: list[dict] = [{} for _ in items]
-        for v in sdtm[name].variables:  # column by column: what each resource's row gives back
-            col = frame[v.name].tolist()
-            wants, haves = [col[i] for i, _ in items], []
-            for loc in locs:
-                if loc is not None and (loc[0], v.name) not in columns:
-                    f = forward[loc[0]].frame
-                    columns[(loc[0], v.name)] = f[v.name].tolist() if v.name in f.columns else [None] * len(f)
-                haves.append(columns[(loc[0], v.name)][loc[1]] if loc is not None else None)
-            for k in _unequal(wants, haves, v.type):
-                cells[k][v.name] = _norm(wants[k], v.type)
-        for (i, resource), carried in zip(items, cells, strict=True):
-            if carried:  # the record's own extension, in its place among those the resource carries
-                mine = [r[:2] for r in read_records(resource)].index((name, i))
-                at = [k for k, e in enumerate(resource["extension"]) if e.get("url") == SDTM_RECORD][mine]
-                resource["extension"][at] = record_extension(name, i, carried)
-    supp_names = [n for n in sdtm if n.startswith("SUPP")]
-    originals = {n: sdtm[n].frame.to_dict("records") for n in supp_names}  # SUPP and their parents only
-    parent_names = {"DM"} | {r["RDOMAIN"] for n in supp_names for r in originals[n]}
-    originals.update({n: sdtm[n].frame.to_dict("records") for n in parent_names if n in sdtm and n not in originals})
-    study = next(r for r in built.resources if r["resourceType"] == "ResearchStudy" and "partOf" not in r)
-    names = {name for name, _ in built.rows}
-    for name, ds in sdtm.items():
-        if name in names or name.startswith("SUPP"):
-            study.setdefault("extension", []).append(
-                dataset_extension(name, ds.label, [(v.name, v.label, v.type) for v in ds.variables]))
-    parents = _parent_index(sdtm, originals)
-    carried_fields = ms.suppqual.carried
-    for name in sdtm:
-        for i, r in enumerate(originals[name] if name.startswith("SUPP") else ()):
-            row: Any = parents.get((r["RDOMAIN"], r["USUBJID"], r["IDVAR"], _key(r["IDVARVAL"])))
-            if row is None:  # no such parent record: keep it on the subject
-                row = parents[("DM", r["USUBJID"], "", "")]
-            built.rows[row].setdefault("extension", []).append(supp_extension(i, r, carried_fields))
-
-
-def _carry_relrec(wanted: Dataset | None, given: Dataset | None, built: Built) -> None:
-    """A RELREC the references do not give back (RELIDs of another convention, relations the specs'
-    relrec: entries do not make) rides whole on the overall study, as sdtm-record extensions of dataset
-    RELREC; to-sdtm then puts it back instead of the one the references make (mapping/restore.py)."""
-    if wanted is None or (given is not None and len(given) == len(wanted) and all(
-            v.name in given.frame and not _unequal(wanted.frame[v.name].tolist(), given.frame[v.name].tolist(), v.type)
-            for v in wanted.variables)):
-        return
-    study = next(r for r in built.resources if r["resourceType"] == "ResearchStudy" and "partOf" not in r)
-    for i, r in enumerate(wanted.frame.to_dict("records")):
-        study.setdefault("extension", []).append(record_extension("RELREC", i, {k: v for k, v in r.items() if present(v)}))
-
-
 def _key(value: Any) -> str:
     """IDVARVAL as text: numbers without a trailing .0, so that 3.0 and "3" meet."""
     if isinstance(value, float):
@@ -516,113 +474,24 @@ def _key(value: Any) -> str:
         return str(value)
 
 
-def _parent_index(sdtm: dict[str, Dataset], originals: dict[str, list[dict]]) -> dict[tuple, tuple[str, int]]:
-    """(RDOMAIN, USUBJID, IDVAR, IDVARVAL) -> the parent record a SUPP record points at."""
-    wanted: dict[str, set[str]] = {}
-    for name in sdtm:
-        for r in originals[name] if name.startswith("SUPP") else ():
-            wanted.setdefault(r["RDOMAIN"], set()).add(r["IDVAR"])
-    index: dict[tuple, tuple[str, int]] = {}
-    for domain, idvars in wanted.items():
-        for i, rec in enumerate(originals.get(domain, ())):
-            for idvar in idvars:
-                if idvar in rec:
-                    index.setdefault((domain, rec["USUBJID"], idvar, _key(rec[idvar])), (domain, i))
-    for i, rec in enumerate(originals.get("DM", ())):
-        index.setdefault(("DM", rec["USUBJID"], "", ""), ("DM", i))
-    return index
-
-
-def differences(sdtm: dict[str, Dataset], resources: list[dict], ms: MappingSet, version: str, to_sdtm: ToSdtm,
-                limit: int = 20) -> tuple[int, int, list[str], list[str]]:
-    """(cells compared, cells equal, first differences, cells XPT changes) of to-sdtm(resources) against
-    the input. A cell given back equal in memory but holding text XPT v5 cannot (not printable ASCII: a
-    typographic apostrophe, an accent) is not counted equal: written as XPT it comes back folded
-    (sdtm/text.fold_ascii), so the figure holds for the files, not only for memory."""
-    forward, _ = _forward(resources, ms, version, to_sdtm)
-    compared = equal = 0
-    folded: list[str] = []
-    diffs: list[str] = []
-    for name, ds in sdtm.items():
-        got = forward.get(name)
-        if got is None:
-            diffs.append(f"{name}: not given back")
-            compared += ds.frame.size
-            continue
-        if [v.name for v in got.variables] != [v.name for v in ds.variables]:
-            diffs.append(f"{name}: variables differ")
-        for v in ds.variables:
-            glabel = next((g.label for g in got.variables if g.name == v.name), None)
-            if glabel != v.label and len(diffs) < limit:
-                diffs.append(f"{name}.{v.name}: label {glabel!r} != {v.label!r}")
-            wants = ds.frame[v.name].tolist()
-            haves = got.frame[v.name].tolist()[:len(wants)] if v.name in got.frame.columns else []
-            unequal = _unequal(wants[:len(haves)], haves, v.type)
-            unequal += [i for i in range(len(haves), len(wants)) if _norm(wants[i], v.type) != "<missing>"]
-            compared += len(wants)
-            equal += len(wants) - len(unequal)
-            if v.type == "Char":
-                skip = set(unequal)
-                changed = [i for i, h in enumerate(haves) if i not in skip and isinstance(h, str) and fold_ascii(h) != h]
-                equal -= len(changed)
-                folded += [f"{name} row {i + 1} {v.name}" for i in changed]
-            for i in unequal[:max(0, limit - len(diffs))]:
-                have = _norm(haves[i], v.type) if i < len(haves) else "<missing>"
-                diffs.append(f"{name} row {i + 1} {v.name}: {have!r} != {_norm(wants[i], v.type)!r}")
-        if len(got.frame) != len(ds.frame):
-            diffs.append(f"{name}: {len(got.frame)} rows given back, {len(ds.frame)} in the input")
-    return compared, equal, diffs, folded
-
-
 # the profile a resource conforms to, from its type and the dataset of its first SDTM record (None: no
 # profile); given by the caller (fhir_pipeline: fhir.conformance.profile_url), which stands above this module
 ProfileOf = Callable[[str, "str | None"], "str | None"]
 
 
-def declare_profiles(resources: list[dict], sdtm: dict[str, Dataset], ms: MappingSet, version: str,
-                     profile_of: ProfileOf) -> None:
-    """meta.profile of every resource whose profile the project publishes (tcim-interop fhir-package):
-    R4 only (the package is R4), and only for the study study.yaml describes, since the profiles' bindings
+def profiles_apply(sdtm: dict[str, Dataset], ms: MappingSet, version: str) -> bool:
+    """Whether the output declares the profiles the project publishes (tcim-interop fhir-package): R4
+    only (the package is R4), and only for the study study.yaml describes, since the profiles' bindings
     and patterns are its own: another study's SDTM (the CDISC pilot) claims none."""
     own = (ms.study.get("study") or {}).get("studyid")
     dm = sdtm.get("DM")
-    if version != "R4" or dm is None or set(map(str, dm.frame["STUDYID"])) != {str(own)}:
-        return
+    return version == "R4" and dm is not None and set(map(str, dm.frame["STUDYID"])) == {str(own)}
+
+
+def declare_profiles(resources: list[dict], profile_of: ProfileOf) -> None:
+    """meta.profile of every resource whose profile the project publishes (see profiles_apply)."""
     for r in resources:
         records = read_records(r)
         url = profile_of(r["resourceType"], records[0][0] if records else None)
         if url:
             r.setdefault("meta", {})["profile"] = [url]
-
-
-def build_fhir(sdtm: dict[str, Dataset], ms: MappingSet, version: str, report: Report, to_sdtm: ToSdtm,
-               verify: bool = True, jobs: int | None = None, timezone: str | None = None,
-               profile_of: ProfileOf | None = None) -> list[dict]:
-    """The resources of the datasets, each validated with fhir.resources (in `jobs` workers, while the
-    round trip is checked here with to_sdtm): an invalid one is an INVALID_OUTPUT error. With profile_of,
-    each resource declares the profile it conforms to in meta.profile."""
-    builder = Builder(sdtm, ms, version, report, timezone)
-    built = builder.build()
-    if profile_of is not None:
-        declare_profiles(built.resources, sdtm, ms, version, profile_of)
-
-    mapped = {n: d for n, d in sdtm.items() if n in builder.specs or n in CARRIED_ON_STUDY or n == "RELREC"
-              or (n.startswith("SUPP") and n[4:] in builder.specs)}
-    carry_what_does_not_come_back(mapped, built, ms, version, to_sdtm)
-    resources = built.resources  # final from here on: the round trip only reads them
-    with Validation(len(resources), lambda i: (resources[i], version), jobs,
-                    kinds={(version, r["resourceType"]) for r in resources}) as validation:
-        if verify:
-            compared, equal, diffs, folded = differences(mapped, built.resources, ms, version, to_sdtm)
-            report.add("info", "ROUND_TRIP", f"to-sdtm of the output gives back {equal} of {compared} cells"
-                       + (f" as XPT, {equal + len(folded)} as Dataset-JSON" if folded else ""))
-            if folded:
-                report.add("warning", "ROUND_TRIP_XPT_FOLDS",
-                           f"{len(folded)} cell(s) hold text XPT v5 cannot (not printable ASCII): given back "
-                           f"whole as Dataset-JSON, folded as XPT (study.yaml non_ascii), e.g. {', '.join(folded[:3])}")
-            for d in diffs:
-                report.error("ROUND_TRIP_MISMATCH", d)
-        invalid = validation.reasons()
-    for i, reason in invalid.items():
-        report.error("INVALID_OUTPUT", reason, source=f"{resources[i]['resourceType']}/{resources[i]['id']}")
-    return resources
