@@ -3,8 +3,9 @@ cells and sdtm-supp records), not in FHIR elements a hospital system reads:
 
     python3 benchmarks/extension_share.py SDTM_DIR BUNDLE.json
 
-SDTM_DIR is what to-fhir read; BUNDLE.json what it wrote. A SUPPxx record travels whole in sdtm-supp, so
-each of its cells counts. Prints the total and the share per dataset.
+SDTM_DIR is what to-fhir read; BUNDLE.json what it wrote. A SUPPxx record in sdtm-supp travels whole
+there, so each of its cells counts; one written as an Observation (mapping/qualifiers.py) does not. Prints
+the total and the share per dataset.
 """
 
 from __future__ import annotations
@@ -14,27 +15,32 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tcim_interop import read_sdtm
-from tcim_interop.fhir.extensions import read_records
+from tcim_interop import load_mapping_set, read_sdtm
+from tcim_interop.fhir.extensions import read_records, read_supps
 
 
-def carried_cells(resources: list[dict]) -> Counter:
-    """dataset -> cells that only the sdtm-record extensions hold."""
+def carried_cells(resources: list[dict], supp_width: dict[str, int] | None = None) -> Counter:
+    """dataset -> cells that only the sdtm-record extensions hold, and (supp_width: SUPPxx -> its number
+    of variables) the cells of the SUPPxx records that sdtm-supp extensions hold."""
     carried: Counter = Counter()
+    fields = load_mapping_set().suppqual.carried
     for r in resources:
         for dataset, _row, cells in read_records(r):
             carried[dataset] += len(cells)
+        for _row, supp in read_supps(r, fields) if supp_width else ():
+            name = f"SUPP{supp['RDOMAIN']}"
+            carried[name] += supp_width.get(name, 0)
     return carried
 
 
 def main(sdtm_dir: str, bundle: str) -> None:
     datasets = read_sdtm(sdtm_dir)
     resources = [e["resource"] for e in json.loads(Path(bundle).read_text(encoding="utf-8"))["entry"]]
-    carried = carried_cells(resources)
+    carried = carried_cells(resources, {n: d.frame.shape[1] for n, d in datasets.items() if n.startswith("SUPP")})
     total = only = 0
     for name, ds in sorted(datasets.items()):
         cells = ds.frame.size
-        here = cells if name.startswith("SUPP") else carried.get(name, 0)
+        here = carried.get(name, 0)
         total, only = total + cells, only + here
         share = f"({here / cells:.1%})" if cells else "(empty)"
         print(f"{name:8} {here:7} of {cells:7} cells only in extensions {share}")

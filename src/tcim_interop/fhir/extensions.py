@@ -18,7 +18,16 @@ BASE = "http://tcim-interop.org/fhir/StructureDefinition/"
 SDTM_RECORD = BASE + "sdtm-record"
 SDTM_SUPP = BASE + "sdtm-supp"
 SDTM_DATASET = BASE + "sdtm-dataset"
+# not an extension: the code system of the Observations that are SUPPxx records (mapping/qualifiers.py)
+SDTM_QUALIFIER = "http://tcim-interop.org/fhir/CodeSystem/sdtm-qualifier"
 LATERALITY = BASE + "laterality"  # on a body site: the side (the specs read it, to-fhir writes it)
+
+
+def is_qualifier(resource: dict) -> bool:
+    """An Observation coded in the sdtm-qualifier system: a SUPPxx record (mapping/qualifiers.py)."""
+    code = resource.get("code") if resource.get("resourceType") == "Observation" else None
+    return isinstance(code, dict) and isinstance(code.get("coding"), list) and any(
+        isinstance(c, dict) and c.get("system") == SDTM_QUALIFIER for c in code["coding"])
 
 
 def _value(value: Any) -> dict:

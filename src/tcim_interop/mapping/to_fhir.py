@@ -14,6 +14,7 @@ Ids are UUIDv5 of the study, dataset and record, so the same SDTM gives the same
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from ..sdtm.text import continuation_qnam, fold_ascii, join_text
 from ..trial_design import CARRIED as CARRIED_ON_STUDY
 from . import algorithms
 from .disposition import STATE_SYSTEM, add_progress, is_consent
+from .qualifiers import qualifier_observations
 from .reverse_algorithms import Target, resource_id
 
 
@@ -463,12 +465,34 @@ def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: Ma
                 dataset_extension(name, ds.label, [(v.name, v.label, v.type) for v in ds.variables]))
     parents = _parent_index(sdtm, originals)
     carried_fields = ms.suppqual.carried
+    shared = Counter(built.sources.values())
     for name in sdtm:
+        # a SUPPxx no spec makes (to-sdtm of the resources made none): its records as Observations, if
+        # each can be given back so; else, and for qualifiers a spec makes, sdtm-supp on the parent
+        made = None if not name.startswith("SUPP") or name in forward else qualifier_observations(
+            name, originals[name], lambda r: _qualified(r, parents, originals, built, shared, version))
+        if made is not None:
+            built.resources += made
+            continue
         for i, r in enumerate(originals[name] if name.startswith("SUPP") else ()):
             row: Any = parents.get((r["RDOMAIN"], r["USUBJID"], r["IDVAR"], _key(r["IDVARVAL"])))
             if row is None:  # no such parent record: keep it on the subject
                 row = parents[("DM", r["USUBJID"], "", "")]
             built.rows[row].setdefault("extension", []).append(supp_extension(i, r, carried_fields))
+
+
+def _qualified(r: dict, parents: dict, originals: dict[str, list[dict]], built: Built, shared: Counter,
+               version: str) -> tuple[dict, dict, dict] | None:
+    """(the parent record, its resource, the subject's Patient reference) of a SUPP record, when to-sdtm
+    can tell that record from the resource alone: the resource holds no other record (DM's ResearchSubject
+    may hold DS events too: to-sdtm takes DM's)."""
+    at = parents.get((r["RDOMAIN"], r["USUBJID"], r["IDVAR"], _key(r["IDVARVAL"])))
+    dm = parents.get(("DM", r["USUBJID"], "", ""))
+    if at is None or dm is None or "#" in built.sources[at] or (at[0] != "DM" and shared[built.sources[at]] > 1):
+        return None
+    subject = built.rows[dm]
+    patient = subject.get("individual" if version == "R4" else "subject")
+    return (originals[at[0]][at[1]], built.rows[at], patient) if patient else None
 
 
 def _carry_relrec(wanted: Dataset | None, given: Dataset | None, built: Built) -> None:
