@@ -12,31 +12,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 
 from tcim_interop import load_mapping_set, read_sdtm
-from tcim_interop.fhir.extensions import read_records, read_supps
-
-
-def carried_cells(resources: list[dict], supp_width: dict[str, int] | None = None) -> Counter:
-    """dataset -> cells that only the sdtm-record extensions hold, and (supp_width: SUPPxx -> its number
-    of variables) the cells of the SUPPxx records that sdtm-supp extensions hold."""
-    carried: Counter = Counter()
-    fields = load_mapping_set().suppqual.carried
-    for r in resources:
-        for dataset, _row, cells in read_records(r):
-            carried[dataset] += len(cells)
-        for _row, supp in read_supps(r, fields) if supp_width else ():
-            name = f"SUPP{supp['RDOMAIN']}"
-            carried[name] += supp_width.get(name, 0)
-    return carried
+from tcim_interop.fhir.extensions import extension_only_cells
 
 
 def main(sdtm_dir: str, bundle: str) -> None:
     datasets = read_sdtm(sdtm_dir)
     resources = [e["resource"] for e in json.loads(Path(bundle).read_text(encoding="utf-8"))["entry"]]
-    carried = carried_cells(resources, {n: d.frame.shape[1] for n, d in datasets.items() if n.startswith("SUPP")})
+    widths = {n: d.frame.shape[1] for n, d in datasets.items() if n.startswith("SUPP")}
+    carried = extension_only_cells(widths, resources, load_mapping_set().suppqual.carried)
     total = only = 0
     for name, ds in sorted(datasets.items()):
         cells = ds.frame.size
