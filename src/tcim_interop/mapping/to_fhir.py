@@ -36,6 +36,12 @@ from .qualifiers import qualifier_observations
 from .reverse_algorithms import Target, resource_id
 
 
+def link_path(spec: DomainSpec, role: str, version: str) -> str | None:
+    """The element of the spec's resource that references the resource of `role` (reverse: links:)."""
+    link = spec.reverse.get("links", {}).get(role)
+    return link.get(version) if isinstance(link, dict) else link
+
+
 def _ref(resource: dict) -> dict:
     return {"reference": f"{resource['resourceType']}/{resource['id']}"}
 
@@ -91,8 +97,7 @@ class Builder:
         return deepcopy(spec.reverse.get("templates", {}).get(role, {}).get(self.version, {}))
 
     def _link_path(self, spec: DomainSpec, role: str) -> str | None:
-        link = spec.reverse.get("links", {}).get(role)
-        return link.get(self.version) if isinstance(link, dict) else link
+        return link_path(spec, role, self.version)
 
     def _link(self, spec: DomainSpec, resource: dict, role: str, target: dict | None) -> None:
         path = self._link_path(spec, role)
@@ -466,11 +471,12 @@ def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: Ma
     parents = _parent_index(sdtm, originals)
     carried_fields = ms.suppqual.carried
     shared = Counter(built.sources.values())
+    patient_link = link_path(ms.spec("dm"), "patient", version) or ""
     for name in sdtm:
         # a SUPPxx no spec makes (to-sdtm of the resources made none): its records as Observations, if
         # each can be given back so; else, and for qualifiers a spec makes, sdtm-supp on the parent
         made = None if not name.startswith("SUPP") or name in forward else qualifier_observations(
-            name, originals[name], lambda r: _qualified(r, parents, originals, built, shared, version))
+            name, originals[name], lambda r: _qualified(r, parents, originals, built, shared, patient_link))
         if made is not None:
             built.resources += made
             continue
@@ -482,16 +488,16 @@ def carry_what_does_not_come_back(sdtm: dict[str, Dataset], built: Built, ms: Ma
 
 
 def _qualified(r: dict, parents: dict, originals: dict[str, list[dict]], built: Built, shared: Counter,
-               version: str) -> tuple[dict, dict, dict] | None:
-    """(the parent record, its resource, the subject's Patient reference) of a SUPP record, when to-sdtm
-    can tell that record from the resource alone: the resource holds no other record (DM's ResearchSubject
-    may hold DS events too: to-sdtm takes DM's)."""
+               patient_link: str) -> tuple[dict, dict, dict] | None:
+    """(the parent record, its resource, the subject's Patient reference: the DM resource's patient_link)
+    of a SUPP record, when to-sdtm can tell that record from the resource alone: the resource holds no
+    other record (DM's ResearchSubject may hold DS events too: to-sdtm takes DM's)."""
     at = parents.get((r["RDOMAIN"], r["USUBJID"], r["IDVAR"], _key(r["IDVARVAL"])))
     dm = parents.get(("DM", r["USUBJID"], "", ""))
-    if at is None or dm is None or "#" in built.sources[at] or (at[0] != "DM" and shared[built.sources[at]] > 1):
+    if at not in built.sources or dm not in built.rows or "#" in built.sources[at] \
+            or (at[0] != "DM" and shared[built.sources[at]] > 1):
         return None
-    subject = built.rows[dm]
-    patient = subject.get("individual" if version == "R4" else "subject")
+    patient = built.rows[dm].get(patient_link) if patient_link else None
     return (originals[at[0]][at[1]], built.rows[at], patient) if patient else None
 
 
