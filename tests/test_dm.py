@@ -77,8 +77,8 @@ def test_an_actual_arm_the_study_does_not_plan_is_unplanned_treatment(tmp_path):
     for version in ("R4", "R5"):
         back = to_fhir(tmp_path / "sdtm", fhir_version=version)  # proves the round trip, cell for cell
         assert not back.report.errors, version
-        subject = next(r for r in back.resources if r["resourceType"] == "ResearchSubject"
-                       and r["identifier"][0]["value"] == "001")
+        subject = next(r for r in back.resources if r["resourceType"] == "ResearchSubject"  # SUBJID: official
+                       and any(i.get("use") == "official" and i["value"] == "001" for i in r["identifier"]))
         if version == "R4":
             assert subject["actualArm"] == "MNC BOTH SIDES"
 

@@ -247,6 +247,14 @@ def test_concat(ms):
     assert run_algo(row, usubjid) == "TCIM-ELAII-01-001"
 
 
+def test_concat_gives_way_to_the_usubjid_identifier(ms):
+    """Another study's USUBJID (the CDISC pilot's) is not STUDYID-SITEID-SUBJID: its identifier gives it."""
+    subject = {"resourceType": "ResearchSubject", "id": "rs1",
+               "identifier": [{"system": "http://tcim-interop.org/fhir/sid/usubjid", "value": "01-701-1015"}]}
+    row = make_row(ms, subject, values={"STUDYID": "CDISCPILOT01", "SITEID": "701", "SUBJID": "1015"})
+    assert run_algo(row, var(ms, "dm", "USUBJID")) == "01-701-1015"
+
+
 @pytest.mark.parametrize("values", [
     {"STUDYID": "TCIM-ELAII", "SITEID": None, "SUBJID": "001"},
     {"STUDYID": "TCIM-ELAII", "SITEID": "01", "SUBJID": ""},
@@ -645,6 +653,14 @@ def test_seriousness_criterion_present_false(ms):
                  extension=[criterion("C83052", False), criterion("C84266", True)])
     assert crit_values(ms, row) == {"AESER": "Y", "AESCONG": "N", "AESDISAB": "N", "AESDTH": "N", "AESHOSP": "N",
                                     "AESLIFE": "Y", "AESMIE": "N"}
+
+
+def test_seriousness_criterion_said_absent_of_a_non_serious_event_is_n(ms):
+    """The CDISC pilot fills every flag: to-fhir says the absent ones with criterionPresent false."""
+    row = ae_row(ms, [], version="R5", **seriousness("non-serious"),
+                 extension=[criterion("C83052", False), criterion("C48275", False)])
+    assert crit_values(ms, row) == {"AESER": "N", "AESCONG": None, "AESDISAB": None, "AESDTH": "N",
+                                    "AESHOSP": "N", "AESLIFE": None, "AESMIE": None}
 
 
 def test_seriousness_serious_without_criterion_is_n(ms):

@@ -130,9 +130,9 @@ def test_epoch_is_one_declarative_line_in_any_spec(tmp_path):
     result = to_sdtm([MINI], mappings=folder)
     assert rows(result, "AE", "AESTDTC", "AEENDTC", "EPOCH") == [("2021-05-30", None, None),  # no end: no epoch
                                                                  ("2021-06-02", "2021-06-05", "FOLLOW-UP")]
-    spec["variables"][-1]["params"] = {"date": "AEDTC"}
+    spec["variables"][-1]["params"] = {"date": "AEXXDTC"}
     (folder / "ae.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    with pytest.raises(SpecError, match="params.date names 'AEDTC'"):
+    with pytest.raises(SpecError, match="params.date names 'AEXXDTC'"):
         load_mapping_set(folder)
 
 

@@ -17,7 +17,7 @@ EX = ["STUDYID", "DOMAIN", "USUBJID", "EXSEQ", "EXTRT", "EXDOSE", "EXDOSU", "EXD
       "VISITNUM", "VISIT", "EPOCH", "EXSTDTC", "EXENDTC", "EXSTDY", "EXENDY"]
 AE = ["STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AESPID", "AETERM", "AELLT", "AELLTCD", "AEDECOD", "AEPTCD",
       "AEHLT", "AEHLTCD", "AEHLGT", "AEHLGTCD", "AEBODSYS", "AEBDSYCD", "AESOC", "AESOCCD", "AELOC", "AELAT", "AESEV", "AESER", "AEACN", "AEREL", "AEOUT", "AESCONG", "AESDISAB",
-      "AESDTH", "AESHOSP", "AESLIFE", "AESMIE", "EPOCH", "AESTDTC", "AEENDTC", "AESTDY", "AEENDY"]
+      "AESDTH", "AESHOSP", "AESLIFE", "AESMIE", "EPOCH", "AEDTC", "AESTDTC", "AEENDTC", "AESTDY", "AEENDY"]
 MUNE = ["STUDYID", "DOMAIN", "USUBJID", "--SEQ", "--GRPID", "--TESTCD", "--TEST", "--ORRES", "--ORRESU", "--STRESC",
         "--STRESN", "--STRESU", "--STAT", "--REASND", "--LOC", "--LAT", "--METHOD", "--LOBXFL", "VISITNUM", "VISIT",
         "EPOCH", "--DTC", "--DY"]
@@ -123,6 +123,13 @@ def test_unknown_algorithm(mdir):
     msg = load_error(mdir)
     assert msg.startswith(f"{mdir / 'dm.yaml'}: DTHFL: unknown algorithm 'death_flagg'; known: ")
     assert "death_flag" in msg.split("known: ")[1].split(", ")
+
+
+def test_when_collected_only_for_a_permissible_variable(mdir):
+    assert load_mapping_set(mdir).spec("ae").by_name["AEDTC"].when_collected
+    edit(mdir / "ae.yaml", "name: AEDTC, label: Date/Time of Collection, type: Char, core: Perm",
+         "name: AEDTC, label: Date/Time of Collection, type: Char, core: Exp")
+    assert "AEDTC: when_collected must be true or false, and true only for a Perm variable" in load_error(mdir)
 
 
 def test_select_algorithm_is_not_allowed_for_a_variable(mdir):

@@ -332,6 +332,8 @@ ROWS = {  # spec -> which generated resources are its rows
     "dm.yaml": lambda r: r["resourceType"] == "ResearchSubject",
 }
 NEVER_PRESENT = {"RACE", "ETHNIC", "AEACN"}  # a Spanish hospital records no US race; no action taken
+# sources only FHIR made from another study's SDTM carries (to-fhir): a USUBJID not so joined, AEDTC
+NEVER_PRESENT |= {"USUBJID", "AEDTC"}
 
 
 def spec_sources(spec: dict, version: str):

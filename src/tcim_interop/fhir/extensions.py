@@ -12,6 +12,8 @@ references would not give it back.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 BASE = "http://tcim-interop.org/fhir/StructureDefinition/"
@@ -22,6 +24,15 @@ SDTM_DATASET = BASE + "sdtm-dataset"
 # read it); to-fhir writes mCODE's, published by HL7 (docs/decisions.md, Laterality)
 LATERALITY = BASE + "laterality"
 MCODE_LATERALITY = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-laterality-qualifier"
+# not an extension: the code system of the Observations that are SUPPxx records (mapping/qualifiers.py)
+SDTM_QUALIFIER = "http://tcim-interop.org/fhir/CodeSystem/sdtm-qualifier"
+
+
+def is_qualifier(resource: dict) -> bool:
+    """An Observation coded in the sdtm-qualifier system: a SUPPxx record (mapping/qualifiers.py)."""
+    code = resource.get("code") if resource.get("resourceType") == "Observation" else None
+    return isinstance(code, dict) and isinstance(code.get("coding"), list) and any(
+        isinstance(c, dict) and c.get("system") == SDTM_QUALIFIER for c in code["coding"])
 
 
 def _value(value: Any) -> dict:
@@ -120,3 +131,17 @@ def read_datasets(resource: dict) -> dict[str, tuple[str, list[tuple[str, str, s
                                       v["type"]["valueCode"]))
             out[name] = (label, variables)
     return out
+
+
+def extension_only_cells(widths: dict[str, int], resources: Iterable[dict], supp_fields: list[str]) -> Counter:
+    """dataset -> the cells of an SDTM package that FHIR made from it holds only in the project's own
+    extensions: the sdtm-record cells, and each cell of a SUPPxx record that travels in sdtm-supp
+    (widths: SUPPxx -> its number of variables). What a FHIR element gives back is not counted."""
+    carried: Counter = Counter()
+    for r in resources:
+        for dataset, _row, cells in read_records(r):
+            carried[dataset] += len(cells)
+        for _row, supp in read_supps(r, supp_fields):
+            name = f"SUPP{supp['RDOMAIN']}"
+            carried[name] += widths.get(name, 0)
+    return carried

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from ..errors import InputError, NotFhirError
-from .extensions import SDTM_DATASET, SDTM_RECORD, SDTM_SUPP
+from .extensions import SDTM_DATASET, SDTM_RECORD, SDTM_SUPP, is_qualifier
 from .version import telling_version
 
 JSON_SUFFIXES = (".json",)
@@ -128,7 +128,8 @@ _OWN_EXTENSIONS = (SDTM_RECORD, SDTM_SUPP, SDTM_DATASET)
 def _line_resource(doc: dict, name: str, line: int, offset: int, length: int) -> LineResource:
     ext = doc.get("extension") or []
     # anything but a list of extensions is left for the extension readers to judge, as for a parsed resource
-    own = not isinstance(ext, list) or any(isinstance(e, dict) and e.get("url") in _OWN_EXTENSIONS for e in ext)
+    own = not isinstance(ext, list) or any(isinstance(e, dict) and e.get("url") in _OWN_EXTENSIONS for e in ext) \
+        or is_qualifier(doc)  # a SUPPxx record as an Observation: to-sdtm reads it again after restore
     return LineResource(name, line, offset, length, _key(doc, name, f"line {line}"),
                         sys.intern(doc["resourceType"]), telling_version(doc), _last_updated(doc), own)
 

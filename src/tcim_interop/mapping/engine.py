@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import methodcaller
+from typing import Any
 
 import pandas as pd
 
@@ -20,14 +21,15 @@ from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource, LineResource
 from ..findings import Report
 from ..mapping_spec.model import READ_BEFORE, DomainSpec, MappingSet, SuppStructure
-from ..sdtm.dataset import Dataset, VariableMeta
+from ..sdtm.dataset import Dataset, VariableMeta, present
 from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
 from ..trial_design.subject_elements import carried_elements, se_dataset, subject_elements
 from . import algorithms
 from .context import Row, RunContext, Skip
 from .derivations import DeriveContext, by_subject
+from .qualifiers import read_qualifiers
 from .relations import link_records, referenced_keys, related_of, relrec_dataset
-from .restore import carried_relrec, read_recorded, restore
+from .restore import carried_relrec, describe, read_recorded, restore
 from .visits import assign_visits_by_date
 
 IDENTIFIERS = ("STUDYID", "SITEID", "SUBJID", "USUBJID")
@@ -86,8 +88,9 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
             spec = mappings.domains[_role(mappings, d)]
             frame, sources, supp_rows = frames[d]
             supp_rows = _split_long_supp(supp_rows) + _split_long_text(spec, frame, report)
-            datasets[d] = Dataset(d, spec.label, [VariableMeta(v.name, v.label, v.type, v.core) for v in spec.variables],
-                                  frame.reset_index(drop=True), sources)
+            variables = [v for v in spec.variables if not v.when_collected or frame[v.name].map(present).any()]
+            datasets[d] = Dataset(d, spec.label, [VariableMeta(v.name, v.label, v.type, v.core) for v in variables],
+                                  frame[[v.name for v in variables]].reset_index(drop=True), sources)
             if supp_rows:
                 datasets[f"SUPP{d}"] = _supp_dataset(spec, frame, supp_rows, mappings.suppqual)
             if d == "DM" and elements is not None and not mappings.masked:  # SE's ETCD would unmask the arm
@@ -96,6 +99,8 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
     for d, ds in datasets.items():
         ds.dictionaries = _dictionary_versions(mappings.domains[_role(mappings, d)], run, report) if d in frames else {}
     restore(datasets, recorded, mappings.suppqual)
+    # SUPPxx records written as Observations: they point at their parent's final --SEQ, known after restore
+    read_qualifiers(datasets, index, mappings.suppqual, outcome, lambda supp: describe(supp, recorded))
     # after restore: its --SEQ are final; a RELREC to-fhir carried whole wins over the references'
     relrec = carried_relrec(recorded, mappings.relrec) or relrec_dataset(mappings, datasets, links)
     if relrec is not None:
@@ -247,6 +252,9 @@ def _filler(spec: DomainSpec, run: RunContext) -> Callable[[Row], None]:
     `defaults` for a value the FHIR record does not say), its supplemental qualifiers, the English of a
     text the study's translation table holds, and the keys of the resources its relrec: references name."""
     defaults = run.mappings.study.get("defaults") or {}
+    # the defaults are the study's own (AEACN NOT APPLICABLE: its one injection): another study's records
+    # in the input (the CDISC pilot's SDTM through to-fhir) keep what they say, empty included
+    own_study = (run.mappings.study.get("study") or {}).get("studyid")
     row_vars = [(v, algorithms.get(v.algorithm).fn, defaults.get(v.name)) for v in in_dependency_order(spec, "row")]
     # derivations that start from a collected value: it is read with the rows, the derivation completes it
     row_vars += [(v, algorithms.get(algorithms.get(v.algorithm).collect).fn, None) for v in spec.variables
@@ -257,7 +265,9 @@ def _filler(spec: DomainSpec, run: RunContext) -> Callable[[Row], None]:
     def fill(row: Row) -> None:
         for var, fn, default in row_vars:
             value = fn(row, var)
-            row.values[var.name] = default if value is None else value
+            if value is None and default is not None and _study_of(row) == own_study:
+                value = default
+            row.values[var.name] = value
         for sq, fn in supp_vars:
             value = fn(row, sq)
             if value not in (None, ""):
@@ -267,6 +277,12 @@ def _filler(spec: DomainSpec, run: RunContext) -> Callable[[Row], None]:
         referenced_keys(row, spec)
 
     return fill
+
+
+def _study_of(row: Row) -> Any:
+    """The STUDYID of a row's record: its own, else its subject's (DM)."""
+    studyid = row.values.get("STUDYID")
+    return studyid if studyid is not None or row.subject_row is None else row.subject_row.values.get("STUDYID")
 
 
 def _translate(row: Row, var, table) -> None:

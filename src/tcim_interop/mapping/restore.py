@@ -87,6 +87,12 @@ def restore(datasets: dict[str, Dataset], recorded: Recorded, supp_shape: SuppSt
             datasets[f"SUPP{name}"] = supp
 
 
+def describe(ds: Dataset, recorded: Recorded) -> None:
+    """The dataset's own label and variables, as its sdtm-dataset extension recorded them (if it did)."""
+    if ds.name in recorded.described:
+        _apply_description(ds, *recorded.described[ds.name])
+
+
 def _apply_description(ds: Dataset, label: str, variables: list[tuple[str, str, str]]) -> None:
     known = {v.name: v for v in ds.variables}
     ds.label = label

@@ -105,6 +105,7 @@ def _number_or_text(value: Any) -> Any:
 
 
 @reverse("assign")
+@reverse("concat")  # USUBJID: the subject's identifier it is read from first, whatever its form
 @reverse("site_id")  # the site study's identifier: to-fhir always writes site studies
 @reverse("study_id")  # the study's identifier: the configured one, written as the study's official identifier
 def assign(t: Target, var, value: Any) -> None:
@@ -306,10 +307,15 @@ def _without_filter(path: Path) -> Path:
 
 @reverse("seriousness_criterion")
 def seriousness_criterion(t: Target, var, value: Any) -> None:
-    if value != "Y":
+    """Y: the criterion present (R4 also names it in the seriousness code). N: said absent
+    (criterionPresent false) where to-sdtm would not give N by itself, i.e. for an event not serious."""
+    if value not in ("Y", "N") or (value == "N" and t.record.get("AESER") == "Y"):
         return
     coding = t.mappings.codelists.fhir_coding(var.codelist, var.map, "Y")
     if coding is None:
+        return
+    if value == "N":
+        t.resources["resource"].setdefault("extension", []).append(_criterion(coding, False))
         return
     if t.version == "R4":  # R4's own way: one seriousness code names the (first) criterion
         r4_code = next((k.rpartition("|")[2] for k in t.mappings.codelists.maps[var.map]
@@ -317,9 +323,14 @@ def seriousness_criterion(t: Target, var, value: Any) -> None:
         for c in (t.resources["resource"].get("seriousness") or {}).get("coding", []):
             if c.get("system") == SERIOUSNESS_SYSTEM and c.get("code") == "Serious" and r4_code:
                 c["code"] = r4_code
-    t.resources["resource"].setdefault("extension", []).append({"url": SERIOUSNESS_CRITERIA_URL, "extension": [
+    t.resources["resource"].setdefault("extension", []).append(_criterion(coding, True))
+
+
+def _criterion(coding: dict, present: bool) -> dict:
+    """The AE Clinical Research IG's seriousness-criteria extension: a criterion, present or not."""
+    return {"url": SERIOUSNESS_CRITERIA_URL, "extension": [
         {"url": "criterionCode", "valueCodeableConcept": {"coding": [coding]}},
-        {"url": "criterionPresent", "valueBoolean": True}]})
+        {"url": "criterionPresent", "valueBoolean": present}]}
 
 
 @reverse("not_done")

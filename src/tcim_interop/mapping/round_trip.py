@@ -3,7 +3,8 @@
     carry    to-sdtm is run on a part's resources (with the study's own resources they refer to), cell by
              cell against the input: a cell that does not come back (no FHIR home, or re-derivation would
              change it) is carried in its resource's sdtm-record extension; SUPPxx records ride in
-             sdtm-supp on their parent record's resource. A RELREC the references do not give back rides
+             sdtm-supp on their parent record's resource, or are Observations of their own when no spec
+             makes any of the dataset's QNAMs (mapping/qualifiers.py: another study's flags). A RELREC the references do not give back rides
              whole on the overall study (decided once every part is seen).
     compare  a second to-sdtm pass on the part's final resources must give its records back exactly; the
              figures of every part add up to the study's (ROUND_TRIP), the trial design and a carried
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -26,9 +29,13 @@ from ..fhir.read import InputResource
 from ..findings import Report
 from ..mapping_spec.model import MappingSet
 from ..sdtm.dataset import Dataset, present
-from ..sdtm.text import fold_ascii
+from ..sdtm.text import continuation_qnam, fold_ascii
 from ..trial_design import CARRIED as CARRIED_ON_STUDY
-from .to_fhir import Built, _key
+from .qualifiers import qualifier_observations
+from .to_fhir import Built, _key, link_path, place
+
+# after the trial design (to_fhir.TRIAL_PHASE): the Observations of SUPPxx records, dataset by dataset
+QUALIFIER_PHASE = 256
 
 # to-sdtm of resources in memory, given by the caller (sdtm_pipeline.map_resources: the domains and the
 # trial design); passed in, since the pipeline that composes them stands above this module
@@ -154,6 +161,8 @@ class RoundTrip:
         self.ms, self.version, self.to_sdtm = ms, version, to_sdtm
         self.per_subject = [n for n in sdtm if n not in CARRIED_ON_STUDY and n != "RELREC"]
         self.figures = Figures(sdtm)
+        # decided once for the study, not per part, so that the output does not depend on the parts
+        self.as_observations = [n for n in sdtm if n.startswith("SUPP") and not _spec_makes_any(ms, n, records[n])]
         self.relrec = Figures(sdtm)  # RELREC as the references give it back, part by part
         self.relrec_back, self.relrec_rows = True, 0
 
@@ -252,7 +261,17 @@ class RoundTrip:
         for i in self._rows("DM", usubjids):
             parents.setdefault(("DM", self.records["DM"][i]["USUBJID"], "", ""), ("DM", i))
         carried_fields = self.ms.suppqual.carried
+        shared = Counter(part.sources.values())
+        patient_link = link_path(self.ms.spec("dm"), "patient", self.version) or ""
         for name, rows in supp.items():
+            if name in self.as_observations:
+                made = qualifier_observations(name, [(i, self.records[name][i]) for i in rows], lambda r: _qualified(
+                    r, parents, self.records, part, shared, patient_link))
+                if made is not None:  # else, for a record that cannot be told from its resource alone: sdtm-supp
+                    phase = QUALIFIER_PHASE + self.as_observations.index(name)
+                    part.resources += made
+                    part.places += [place(phase, i, 1, 0) for i in rows]
+                    continue
             for i in rows:
                 r = self.records[name][i]
                 row: Any = parents.get((r["RDOMAIN"], r["USUBJID"], r["IDVAR"], _key(r["IDVARVAL"])))
@@ -308,6 +327,35 @@ class RoundTrip:
                 if name not in given:
                     self.figures._note(name, f"{name}: not given back")
         return self.figures
+
+
+def _spec_makes_any(ms: MappingSet, supp: str, records: list[dict]) -> bool:
+    """Whether to-sdtm makes any QNAM of the SUPPxx dataset: one the domain's spec declares (supplemental,
+    a translation's text as sent), or a continuation of one or of a variable's text (AETERM1)."""
+    spec = next((s for s in ms.domains.values() if s.domain == supp[4:]), None)
+    if spec is None:
+        return False
+    names = {sq.qnam for sq in spec.supplemental} | {v.translate.qnam for v in spec.variables if v.translate}
+    stems = names | {v.name for v in spec.variables}
+    for qnam in {str(r.get("QNAM") or "") for r in records}:
+        m = re.fullmatch(r"(.*?)([1-9][0-9]*)", qnam)
+        if qnam in names or (m and any(continuation_qnam(x, int(m[2])) == qnam for x in stems)):
+            return True
+    return False
+
+
+def _qualified(r: dict, parents: dict, records: dict[str, list[dict]], part: Built, shared: Counter,
+               patient_link: str) -> tuple[dict, dict, dict] | None:
+    """(the parent record, its resource, the subject's Patient reference: the DM resource's patient_link)
+    of a SUPP record, when to-sdtm can tell that record from the resource alone: the resource holds no
+    other record (DM's ResearchSubject may hold DS events too: to-sdtm takes DM's)."""
+    at = parents.get((r["RDOMAIN"], r["USUBJID"], r["IDVAR"], _key(r["IDVARVAL"])))
+    dm = parents.get(("DM", r["USUBJID"], "", ""))
+    if at not in part.sources or dm not in part.rows or "#" in part.sources[at] \
+            or (at[0] != "DM" and shared[part.sources[at]] > 1):
+        return None
+    patient = part.rows[dm].get(patient_link) if patient_link else None
+    return (records[at[0]][at[1]], part.rows[at], patient) if patient else None
 
 
 def forward(resources: list[dict], ms: MappingSet, version: str, to_sdtm: ToSdtm) -> dict[str, Dataset]:

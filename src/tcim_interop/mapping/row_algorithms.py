@@ -188,7 +188,10 @@ def domain_code(row: Row, var) -> str:
 @algorithm("concat", "row", origin="Derived", params=("of",),
            method="{target} is {of} joined by \"{sep}\".")
 def concat(row: Row, var) -> str | None:
-    """Variables of the row joined by params.sep (USUBJID = STUDYID-SITEID-SUBJID)."""
+    """Variables of the row joined by params.sep (USUBJID = STUDYID-SITEID-SUBJID); a value the source
+    gives wins (FHIR made from another study's SDTM names its USUBJID, which need not be so joined)."""
+    if var.source and (given := row.first_of(var)) not in (None, ""):
+        return str(given)
     parts = [row.values.get(n) for n in var.params["of"]]
     if any(p in (None, "") for p in parts):
         return None
@@ -484,22 +487,26 @@ def meddra(row: Row, var) -> Any:
 def seriousness_criterion(row: Row, var) -> str | None:
     """A seriousness criterion flag: Y when a seriousness code or a seriousness-criteria extension
     (criterionCode, criterionPresent true) maps to this criterion (the var's map), or, with params.outcome,
-    when that variable says FATAL of a serious event (AESDTH); N when the event is serious without it;
-    empty for a non-serious event."""
+    when that variable says FATAL of a serious event (AESDTH); N when the event is serious without it, or
+    when the extension says the criterion absent (criterionPresent false); else empty."""
     serious = row.values.get("AESER") == "Y"
     if serious and var.params.get("outcome") and row.values.get(var.params["outcome"]) == "FATAL":
         return "Y"
     codelists = row.run.mappings.codelists
+    said_absent = False
     for item in row.values_of(var):
         codings = [item] if "code" in item else []
+        absent = False
         if "extension" in item:  # the AE Clinical Research IG complex extension
             subs = {e.get("url"): e for e in item.get("extension") or [] if isinstance(e, dict)}
-            if subs.get("criterionPresent", {}).get("valueBoolean", True) is not False:
-                codings = (subs.get("criterionCode", {}).get("valueCodeableConcept") or {}).get("coding") or []
+            absent = subs.get("criterionPresent", {}).get("valueBoolean", True) is False
+            codings = (subs.get("criterionCode", {}).get("valueCodeableConcept") or {}).get("coding") or []
         for c in codings:
             if codelists.lookup(var.codelist, var.map, c.get("system"), c.get("code")) == "Y":
-                return "Y"
-    return "N" if serious else None
+                if not absent:
+                    return "Y"
+                said_absent = True
+    return "N" if serious or said_absent else None
 
 
 @algorithm("result_text", "row", needs_source=True)

@@ -32,6 +32,12 @@ from .disposition import STATE_SYSTEM, add_progress, is_consent
 from .reverse_algorithms import Target, resource_id
 
 
+def link_path(spec: DomainSpec, role: str, version: str) -> str | None:
+    """The element of the spec's resource that references the resource of `role` (reverse: links:)."""
+    link = spec.reverse.get("links", {}).get(role)
+    return link.get(version) if isinstance(link, dict) else link
+
+
 def _ref(resource: dict) -> dict:
     return {"reference": f"{resource['resourceType']}/{resource['id']}"}
 
@@ -119,8 +125,7 @@ class Builder:
         return deepcopy(spec.reverse.get("templates", {}).get(role, {}).get(self.version, {}))
 
     def _link_path(self, spec: DomainSpec, role: str) -> str | None:
-        link = spec.reverse.get("links", {}).get(role)
-        return link.get(self.version) if isinstance(link, dict) else link
+        return link_path(spec, role, self.version)
 
     def _link(self, spec: DomainSpec, resource: dict, role: str, target: dict | None) -> None:
         path = self._link_path(spec, role)

@@ -614,7 +614,16 @@ def _variable(entry: dict, where: str, codelists: Codelists) -> Variable:
                     algorithm=algo.name, source=source, params=params, codelist=entry.get("codelist"),
                     map=entry.get("map"), dictionary=entry.get("dictionary"), comment=str(entry.get("comment", "")),
                     origin=str(entry.get("origin") or algo.origin), method=algo.method or algo.doc,
-                    not_collected=str(entry.get("not_collected", "")), translate=_translation(entry, name, where))
+                    not_collected=str(entry.get("not_collected", "")), translate=_translation(entry, name, where),
+                    when_collected=_when_collected(entry, name, where))
+
+
+def _when_collected(entry: dict, name: str, where: str) -> bool:
+    """when_collected: true, a Permissible variable left out of a dataset where no record has a value."""
+    value = entry.get("when_collected", False)
+    if not isinstance(value, bool) or (value and entry["core"] != "Perm"):
+        raise SpecError(f"{where}: {name}: when_collected must be true or false, and true only for a Perm variable")
+    return value
 
 
 def _translation(entry: dict, name: str, where: str) -> Supplemental | None:

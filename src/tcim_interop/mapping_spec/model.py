@@ -39,6 +39,8 @@ class Variable:
     method: str = ""  # the define's MethodDef of a derivation: the algorithm's method sentence (else its docstring)
     not_collected: str = ""  # why the study collects none of it: define.xml says so when every value is null
     translate: Supplemental | None = None  # the English replaces a text of the translation table; the text as sent goes here
+    # a Permissible variable the study may not collect: the dataset holds it only when a record has a value
+    when_collected: bool = False
 
     def path(self, version: str) -> Path | None:
         return self.source.get(version)

@@ -9,6 +9,7 @@ from typing import Any
 from ...mapping.row_algorithms import MEDDRA_LEVEL_URL
 from ...mapping_spec.model import MappingSet
 from ...trial_design.build import IE_SYSTEM
+from ..extensions import SDTM_QUALIFIER
 from .elements import PUBLISHER
 
 BASE = "http://tcim-interop.org/fhir/"
@@ -25,7 +26,8 @@ MEDDRA_LEVEL_SYSTEM = CODE_SYSTEM + MEDDRA_LEVEL_URL.rsplit("/", 1)[-1]
 DISPLAY_MAP = {CODE_SYSTEM + "mune-test": "MUNE_TEST_NAME"}
 TITLES = {"study-product": "TCIM-ELAII study products", "mune-test": "MUNE tests",
           "mune-method": "MUNE methods", "visit": "TCIM-ELAII visits",
-          "ie-criterion": "TCIM-ELAII eligibility criteria", "meddra-level": "MedDRA hierarchy levels"}
+          "ie-criterion": "TCIM-ELAII eligibility criteria", "meddra-level": "MedDRA hierarchy levels",
+          "sdtm-qualifier": "SDTM supplemental qualifier names (QNAM)"}
 LATERALITY_VALUE_SET = VALUE_SET + "laterality"
 
 
@@ -105,7 +107,7 @@ def project_systems(ms: MappingSet) -> list[str]:
     """Every code system of the project that the specs or the code name (the maps' systems, the visit
     system, the eligibility criteria's, the MedDRA levels')."""
     found = [k.rpartition("|")[0] for m in ms.codelists.maps.values() for k in m]
-    found += [ms.study.get("visit_system", ""), IE_SYSTEM, MEDDRA_LEVEL_SYSTEM]
+    found += [ms.study.get("visit_system", ""), IE_SYSTEM, MEDDRA_LEVEL_SYSTEM, SDTM_QUALIFIER]
     return list(dict.fromkeys(s for s in found if s.startswith(CODE_SYSTEM)))
 
 
@@ -120,6 +122,10 @@ def code_systems(ms: MappingSet, version: str) -> list[dict]:
             out.append(_code_system(system, None, version,
                                     "IETESTCD of the study's inclusion and exclusion criteria (to-fhir: the "
                                     "eligibility Group's characteristic.code): the protocol's, not listed here."))
+        elif system == SDTM_QUALIFIER:
+            out.append(_code_system(system, None, version,
+                                    "QNAM of a SUPPxx record written as an Observation about its parent record "
+                                    "(to-fhir: Observation.code, display QLABEL): any study's, not listed here."))
         elif system == MEDDRA_LEVEL_SYSTEM:
             concepts = [{"code": c, "display": d} for c, d in MEDDRA_LEVELS.items()]
             out.append(_code_system(system, concepts, version,
