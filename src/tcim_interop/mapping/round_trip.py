@@ -32,10 +32,11 @@ from ..sdtm.dataset import Dataset, present
 from ..sdtm.text import continuation_qnam, fold_ascii
 from ..trial_design import CARRIED as CARRIED_ON_STUDY
 from .qualifiers import qualifier_observations
-from .to_fhir import Built, _key, link_path, place
+from .to_fhir import TRIAL_PHASE, Built, _key, link_path, place
 
-# after the trial design (to_fhir.TRIAL_PHASE): the Observations of SUPPxx records, dataset by dataset
-QUALIFIER_PHASE = 256
+# the Observations of SUPPxx records: after every dataset's resources, before the trial design
+# (to_fhir.TRIAL_PHASE), dataset by dataset (the row's top bits), record by record
+QUALIFIER_PHASE = TRIAL_PHASE - 1
 
 # to-sdtm of resources in memory, given by the caller (sdtm_pipeline.map_resources: the domains and the
 # trial design); passed in, since the pipeline that composes them stands above this module
@@ -268,9 +269,9 @@ class RoundTrip:
                 made = qualifier_observations(name, [(i, self.records[name][i]) for i in rows], lambda r: _qualified(
                     r, parents, self.records, part, shared, patient_link))
                 if made is not None:  # else, for a record that cannot be told from its resource alone: sdtm-supp
-                    phase = QUALIFIER_PHASE + self.as_observations.index(name)
+                    k = self.as_observations.index(name)
                     part.resources += made
-                    part.places += [place(phase, i, 1, 0) for i in rows]
+                    part.places += [place(QUALIFIER_PHASE, k << 24 | i, 1, 0) for i in rows]
                     continue
             for i in rows:
                 r = self.records[name][i]
