@@ -129,6 +129,8 @@ def test_round_trip_from_standard_elements(example_conversion, example_round_tri
         assert all(e["url"] == PROGRESS_URL for r in subjects for e in r.get("extension", [])
                    if "sdtm-record" not in e["url"])
     assert sorted(set(states)) == ["ineligible", "off-study"]
+    # one state per disposition event, none twice (R5 gave a screen failure its state from DM and from DS)
+    assert len(states) == (before["DS"]["DSCAT"] == "DISPOSITION EVENT").sum() == len(subjects)
     back = back.datasets
     pd.testing.assert_frame_equal(back["DS"].reset_index(drop=True), before["DS"].reset_index(drop=True))
     pd.testing.assert_frame_equal(back["DM"].reset_index(drop=True), before["DM"].reset_index(drop=True))

@@ -16,6 +16,7 @@ from test_visits import add_encounter, by_id, on_day
 
 from tcim_interop import read_sdtm, to_fhir, to_sdtm
 from tcim_interop.errors import SpecError
+from tcim_interop.fhir.extensions import read_records
 from tcim_interop.mapping_spec.load import load_mapping_set
 from tcim_interop.sdtm.dates import study_day, to_iso8601
 
@@ -111,10 +112,10 @@ def test_sv_goes_to_fhir_as_one_encounter_per_visit_and_comes_back(unplanned, tm
         encounters = [r for r in fhir.resources if r["resourceType"] == "Encounter"]
         sv = read_sdtm(package)["SV"].frame
         assert len(encounters) == len(sv)
-        planned = [e for e in encounters if e.get("type")]
+        planned = [e for e in encounters if any(t.get("coding") for t in e.get("type", []))]
         assert len(planned) == int(sv["VISITDY"].notna().sum())
         # the MUNE Observations point at their visit's Encounter, the same resource SV gave
-        ids = {f"Encounter/{e['id']}" for e in planned}
+        ids = {f"Encounter/{e['id']}" for e in encounters}
         pointed = {o["encounter"]["reference"] for o in fhir.resources
                    if o["resourceType"] == "Observation" and "encounter" in o}
         assert pointed and pointed <= ids
@@ -125,6 +126,25 @@ def test_sv_goes_to_fhir_as_one_encounter_per_visit_and_comes_back(unplanned, tm
         compared, equal, diffs = compare_datasets({"SV": read_sdtm(package)["SV"]},
                                                   read_sdtm(tmp_path / f"back-{version}"))
         assert diffs == [] and compared == equal > 0
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_a_record_at_an_unplanned_visit_points_at_that_visit_encounter(unplanned, version):
+    """One Encounter per visit occurrence: the MUNE measure made at UNSCHEDULED 4.01 references the
+    Encounter SV's record of 4.01 became, dated by SVSTDTC, its visit named in words (no visit code)."""
+    _, package = unplanned
+    datasets = read_sdtm(package)
+    sv, xm = datasets["SV"].frame, datasets["XM"].frame
+    fhir = to_fhir(datasets, fhir_version=version)
+    assert not fhir.report.errors, fhir.report.errors[:3]
+    by_record = {(d, i): r for r in fhir.resources for d, i, _ in read_records(r)}
+    measure = by_record[("XM", int(xm.index[xm["VISITNUM"] == 4.01][0]))]
+    visit_row = int(sv.index[sv["VISITNUM"] == 4.01][0])
+    encounter = by_record[("SV", visit_row)]
+    assert measure["encounter"] == {"reference": f"Encounter/{encounter['id']}"}
+    assert encounter["type"] == [{"text": "UNSCHEDULED 4.01"}]
+    period = encounter["period" if version == "R4" else "actualPeriod"]
+    assert to_iso8601(period["start"]) == sv.loc[visit_row, "SVSTDTC"]
 
 
 def test_the_pilot_sv_comes_back_cell_for_cell(tmp_path):

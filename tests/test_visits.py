@@ -277,8 +277,8 @@ def test_the_windows_of_study_yaml_tell_these_days(mappings):
 # --- the round trip ------------------------------------------------------------------------------------
 def test_visits_by_date_come_back_exactly_through_fhir():
     """SDTM with planned and unplanned visits -> FHIR -> SDTM: every cell back. A planned visit is an
-    Encounter with its visit code; an unplanned VISITNUM has no Encounter to say it and travels in the
-    record's sdtm-record extension; the records to-fhir made are not given visits by date again."""
+    Encounter with its visit code; an unplanned visit's is SV's Encounter, named in words only, and its
+    VISITNUM travels in the record's sdtm-record extension; the records to-fhir made are not given visits by date again."""
     doc = hospital_bundle()
     add_encounter(doc, "e1-BASELINE-again", -4, observations=2)
     add_encounter(doc, "e-late", 50)
@@ -287,11 +287,12 @@ def test_visits_by_date_come_back_exactly_through_fhir():
     fhir = to_fhir(first.metadata)
     assert not fhir.report.errors, fhir.report.errors[:3]
     encounters = [r for r in fhir.resources if r["resourceType"] == "Encounter"]
-    coded = {c["code"] for r in encounters for t in r.get("type", []) for c in t["coding"]}
+    coded = {c["code"] for r in encounters for t in r.get("type", []) for c in t.get("coding", [])}
     assert coded == {"BASELINE", "INJECTION", "DAY30"}
-    assert len(encounters) == len(first.datasets["SV"]) == len(coded) + 2  # and SV's two unplanned visits, untyped
+    assert len(encounters) == len(first.datasets["SV"]) == len(coded) + 2  # and SV's two unplanned visits, uncoded
+    unplanned = {f"Encounter/{r['id']}" for r in encounters if r.get("type") == [{"text": "UNSCHEDULED 2.01"}]}
     carried = [r for r in fhir.resources if r["resourceType"] == "Observation" and "2.01" in json.dumps(r)]
-    assert len(carried) == 2 and all("encounter" not in r for r in carried)
+    assert len(carried) == 2 and {r["encounter"]["reference"] for r in carried} == unplanned and len(unplanned) == 1
     back = to_sdtm([fhir.resources], fast=True)
     compared, equal, diffs = compare_datasets(first.metadata, back.metadata)
     assert diffs == [] and compared == equal

@@ -106,6 +106,7 @@ def run(datasets: dict[str, Dataset], out: Path | None, ms: MappingSet, opts: Fh
                 # paused for the run (gc_pause.py) would leave, with the resources, until the end: a young
                 # generation's collection frees them, and scans only what was made since the last one
                 gc.collect(0)
+            builder.write_study_statuses()  # every subject's state is known now
             figures = trip.finish(firsts, opts.verify)
             emit(study, study_ids)
             invalid = validation.reasons()

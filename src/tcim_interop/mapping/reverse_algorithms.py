@@ -205,13 +205,24 @@ def declare_arm(arms: dict[str, dict], code: str, description: str | None = None
     return arm_def
 
 
+def legacy_arm_reason(ms: MappingSet, code: Any) -> str | None:
+    """The ARMNRS an arm code stands for in SDTM before 3.3 (the CDISC pilot's ARMCD Scrnfail), or None:
+    dm.yaml ARMNRS params.legacy_arms, compared without case."""
+    spec = next((s for s in ms.domains.values() if s.domain == "DM"), None)
+    var = next((v for v in spec.variables if v.algorithm == "arm_null_reason"), None) if spec else None
+    legacy = {str(k).upper(): v for k, v in ((var.params.get("legacy_arms") if var else None) or {}).items()}
+    return legacy.get(str(code).upper()) if code else None
+
+
 @reverse("arm")
 def arm(t: Target, var, value: Any) -> None:
-    """ARMCD/ACTARMCD name the subject's arm; ARM/ACTARM describe it in the overall study."""
+    """ARMCD/ACTARMCD name the subject's arm; ARM/ACTARM describe it in the overall study. An arm code that
+    says the subject has no arm (SDTM before 3.3: SCRNFAIL) is no arm: the subject's state says it
+    (mapping/statuses.py), and the cells ride in sdtm-record."""
     which, fld = var.params["which"], var.params["field"]
     code_var = {"assigned": "ARMCD", "actual": "ACTARMCD"}[which]
     code = t.record.get(code_var)
-    if not code:
+    if not code or legacy_arm_reason(t.mappings, code) is not None:
         return
     arm_def = declare_arm(t.arms, code, str(value) if fld == "name" else None)
     if fld == "name":
@@ -244,18 +255,6 @@ def participation_end(t: Target, var, value: Any) -> None:
     path = var.path(t.version)
     if path is not None and path.first(lambda v: t.resources.get(v or "resource")) is None:
         iso_datetime(t, var, value)
-
-
-@reverse("arm_null_reason")
-def arm_null_reason(t: Target, var, value: Any) -> None:
-    if value != "SCREEN FAILURE":
-        return
-    subject = t.resources["resource"]
-    if t.version == "R4":
-        subject["status"] = "ineligible"
-    else:
-        subject.setdefault("progress", []).append({"subjectState": {"coding": [
-            {"system": "http://terminology.hl7.org/CodeSystem/research-subject-state", "code": "ineligible"}]}})
 
 
 @reverse("country")

@@ -30,6 +30,7 @@ from ..trial_design import CARRIED as CARRIED_ON_STUDY
 from . import algorithms
 from .disposition import STATE_SYSTEM, add_progress, is_consent
 from .reverse_algorithms import Target, resource_id
+from .statuses import Statuses
 
 
 def link_path(spec: DomainSpec, role: str, version: str) -> str | None:
@@ -86,6 +87,7 @@ class Builder:
         self.studies: dict[str, dict] = {}
         self.sites: dict[tuple[str, str], dict] = {}
         self.subjects: dict[str, dict[str, dict]] = {}  # USUBJID -> roles
+        self.statuses = Statuses(ms, version)  # the subjects' states as they are built, then the studies'
         self.arms: dict[str, dict[str, dict]] = {}  # STUDYID -> ARMCD -> arm definition
         self.encounters: dict[tuple[str, Any], dict] = {}
         self.specs = {s.domain: s for s in ms.domains.values()}
@@ -153,16 +155,23 @@ class Builder:
         return deepcopy(self.ms.study.get("visit_encounter", {}).get(self.version, {"resourceType": "Encounter"}))
 
     def _encounter(self, usubjid: str, visitnum: Any, visit_name: Any) -> dict | None:
-        """The subject's Encounter for a visit of the study's schedule (number and name both match)."""
+        """The subject's Encounter for a visit occurrence, the one every record of that visit points at
+        (SV's gives it its period): a visit of the study's schedule (number and name both match) typed
+        with its code; any other that SV records (an unplanned visit, another study's schedule) by its
+        VISITNUM, typed by its VISIT in words only, since a code would be told again as a planned visit.
+        None for a visit off the schedule that SV does not record: no Encounter is made up for it."""
         visit = next((v for v in self.ms.study.get("visits", []) if float(v["visitnum"]) == float(visitnum)
                       and (not present(visit_name) or v["visit"] == visit_name)), None)
-        if visit is None:
+        if visit is None and (usubjid, float(visitnum)) not in self.recorded_visits:
             return None
-        key = (usubjid, visit["code"])
+        key = (usubjid, visit["code"] if visit is not None else float(visitnum))
         if key not in self.encounters:
             enc = self._visit_template()
-            enc["id"] = resource_id(usubjid, "visit", visit["code"])
-            enc["type"] = [{"coding": [{"system": self.ms.study["visit_system"], "code": visit["code"]}]}]
+            enc["id"] = resource_id(usubjid, "visit", key[1] if visit is not None else f"{float(visitnum):g}")
+            if visit is not None:
+                enc["type"] = [{"coding": [{"system": self.ms.study["visit_system"], "code": visit["code"]}]}]
+            elif present(visit_name):
+                enc["type"] = [{"text": str(visit_name)}]
             enc["subject"] = _ref(self.subjects[usubjid]["patient"])
             self.encounters[key] = self.out.add(enc)
         return self.encounters[key]
@@ -207,6 +216,9 @@ class Builder:
             for r in self.records[name] if name.startswith("SUPP") else ():
                 key = (r["RDOMAIN"], str(r["USUBJID"]), str(r["IDVARVAL"]))
                 self.supp_index.setdefault(key, {})[r["QNAM"]] = r["QVAL"]
+        visits = next((s.domain for s in self.specs.values() if s.row_resource == "Encounter"), "")
+        self.recorded_visits = {(str(r["USUBJID"]), float(r["VISITNUM"])) for r in self.records.get(visits, [])
+                                if present(r.get("VISITNUM"))}  # (USUBJID, VISITNUM) of the SV records
         if self.sdtm.get("DM") is None:
             raise InputError("no DM dataset: every other domain's records need their subject in DM")
         self.relations = _relations(self.records.get("RELREC", []))
@@ -266,7 +278,13 @@ class Builder:
                         self._subject_event(spec, ds, i)
                     else:
                         self._event_record(spec, ds, i)
+            dm_row = self.rows_of["DM"][usubjid][0]
+            self.statuses.subject(self.records["DM"][dm_row], self.subjects[usubjid])
         return self.out
+
+    def write_study_statuses(self) -> None:
+        """The studies' and sites' states, once every part is built (mapping/statuses.py)."""
+        self.statuses.studies([*self.studies.values(), *self.sites.values()])
 
     def _dm_record(self, spec: DomainSpec, ds: Dataset, i: int) -> None:
         record = self._record(ds, i, spec)
@@ -382,11 +400,11 @@ class Builder:
         return consent
 
     def _visit(self, spec: DomainSpec, record: dict, key: Any) -> dict:
-        """An SV record's Encounter: a planned visit's is the one the other domains' records point at
+        """An SV record's Encounter: the one the other domains' records of that visit point at
         (_encounter); an unplanned visit's has no visit code (its VISITNUM rides in sdtm-record)."""
         usubjid = str(record["USUBJID"])
         encounter = self._encounter(usubjid, record["VISITNUM"], record.get("VISIT")) if present(record.get("VISITNUM")) else None
-        if encounter is None:
+        if encounter is None or any(r[0] == spec.domain for r in read_records(encounter)):  # a visit SV holds twice
             encounter = self._visit_template()
             encounter["id"] = resource_id(record["STUDYID"], spec.domain, usubjid, key)
             encounter["subject"] = _ref(self.subjects[usubjid]["patient"])
