@@ -570,12 +570,12 @@ ProfileOf = Callable[[str, "str | None"], "str | None"]
 
 def declare_profiles(resources: list[dict], sdtm: dict[str, Dataset], ms: MappingSet, version: str,
                      profile_of: ProfileOf) -> None:
-    """meta.profile of every resource whose profile the project publishes (tcim-interop fhir-package):
-    R4 only (the package is R4), and only for the study study.yaml describes, since the profiles' bindings
-    and patterns are its own: another study's SDTM (the CDISC pilot) claims none."""
+    """meta.profile of every resource whose profile the project publishes (tcim-interop fhir-package, one
+    package per release, the same URLs), only for the study study.yaml describes, since the profiles'
+    bindings and patterns are its own: another study's SDTM (the CDISC pilot) claims none."""
     own = (ms.study.get("study") or {}).get("studyid")
     dm = sdtm.get("DM")
-    if version != "R4" or dm is None or set(map(str, dm.frame["STUDYID"])) != {str(own)}:
+    if dm is None or set(map(str, dm.frame["STUDYID"])) != {str(own)}:
         return
     for r in resources:
         records = read_records(r)
