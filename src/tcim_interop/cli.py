@@ -236,10 +236,13 @@ def report_cmd(
 def fhir_package_cmd(
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Directory to write package/ in."),
     mappings: Path | None = typer.Option(None, "--mappings", metavar="DIR", help="Use these specs instead of mappings/."),
+    fhir_version: FhirVersion = typer.Option(FhirVersion.R4, "--fhir-version", case_sensitive=False,
+                                             help="The FHIR release of the package (one package per release)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on the terminal."),
 ) -> None:
-    """Write the project's FHIR R4 conformance resources as a FHIR NPM package: the extensions, the
-    profiles of what to-fhir writes, the code systems and value sets of the specs (docs/fhir-package.md).
+    """Write the project's FHIR conformance resources (R4, or R5 with --fhir-version R5) as a FHIR NPM
+    package: the extensions, the profiles of what to-fhir writes, the code systems and value sets of the
+    specs (docs/fhir-package.md).
 
     Example:  tcim-interop fhir-package --out fhir-package/     (then: tar czf tcim-interop.fhir.tgz -C fhir-package package)
     """
@@ -247,7 +250,7 @@ def fhir_package_cmd(
     from .fhir.conformance import write_package
 
     with running():
-        written = write_package(load_mapping_set(mappings), out)
+        written = write_package(load_mapping_set(mappings), out, fhir_version.value)
     if not quiet:
         typer.echo(f"{len(written) - 2} resources written in {out / 'package'}", err=True)
 

@@ -61,7 +61,7 @@ def run(datasets: dict[str, Dataset], out: Path | None, ms: MappingSet, opts: Fh
     builder = Builder(datasets, ms, version, report, opts.timezone)
     builder.prepare()
     study = builder.study_level()
-    profiles = profiles_apply(datasets, ms, version)
+    profiles = profiles_apply(datasets, ms)
     if profiles:
         declare_profiles(study.resources, profile_url)
     mapped = {n: d for n, d in datasets.items() if n in builder.specs or n in CARRIED or n == "RELREC"

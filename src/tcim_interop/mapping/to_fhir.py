@@ -502,13 +502,13 @@ def _key(value: Any) -> str:
 ProfileOf = Callable[[str, "str | None"], "str | None"]
 
 
-def profiles_apply(sdtm: dict[str, Dataset], ms: MappingSet, version: str) -> bool:
-    """Whether the output declares the profiles the project publishes (tcim-interop fhir-package): R4
-    only (the package is R4), and only for the study study.yaml describes, since the profiles' bindings
-    and patterns are its own: another study's SDTM (the CDISC pilot) claims none."""
+def profiles_apply(sdtm: dict[str, Dataset], ms: MappingSet) -> bool:
+    """Whether the output declares the profiles the project publishes (tcim-interop fhir-package, one
+    package per release, the same URLs): only for the study study.yaml describes, since the profiles'
+    bindings and patterns are its own: another study's SDTM (the CDISC pilot) claims none."""
     own = (ms.study.get("study") or {}).get("studyid")
     dm = sdtm.get("DM")
-    return version == "R4" and dm is not None and set(map(str, dm.frame["STUDYID"])) == {str(own)}
+    return dm is not None and set(map(str, dm.frame["STUDYID"])) == {str(own)}
 
 
 def declare_profiles(resources: list[dict], profile_of: ProfileOf) -> None:

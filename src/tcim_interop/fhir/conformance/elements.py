@@ -1,11 +1,11 @@
-"""ElementDefinitions of a differential, and the StructureDefinition around them (FHIR R4 4.0.1)."""
+"""ElementDefinitions of a differential, and the StructureDefinition around them (FHIR R4 4.0.1 or R5 5.0.0)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 CORE = "http://hl7.org/fhir/StructureDefinition/"
-FHIR_VERSION = "4.0.1"
+FHIR_VERSIONS = {"R4": "4.0.1", "R5": "5.0.0"}  # the release -> StructureDefinition.fhirVersion
 PUBLISHER = "tcim-interop"
 
 
@@ -31,9 +31,9 @@ def binding(strength: str, value_set: str) -> dict:
 
 
 def structure_definition(url: str, name: str, title: str, description: str, kind: str, type_: str,
-                         elements: list[dict], version: str, **extra: Any) -> dict:
+                         elements: list[dict], version: str, fhir: str, **extra: Any) -> dict:
     sid = url.rsplit("/", 1)[-1]
     return {"resourceType": "StructureDefinition", "id": sid, "url": url, "version": version, "name": name,
             "title": title, "status": "active", "publisher": PUBLISHER, "description": description,
-            "fhirVersion": FHIR_VERSION, "kind": kind, "abstract": False, **extra, "type": type_,
+            "fhirVersion": FHIR_VERSIONS[fhir], "kind": kind, "abstract": False, **extra, "type": type_,
             "baseDefinition": CORE + type_, "derivation": "constraint", "differential": {"element": elements}}

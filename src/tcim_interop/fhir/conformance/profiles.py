@@ -1,10 +1,16 @@
-"""Profiles (constraint StructureDefinitions on the R4 core resources) of what to-fhir writes for the
+"""Profiles (constraint StructureDefinitions on the R4 or R5 core resources) of what to-fhir writes for the
 study study.yaml describes: what it always sets is required (min 1), the codes of the project's code
 systems are bound to their ValueSets (extensible: a test with no MUNE code still has its name in text),
 the project's extensions (and mCODE's laterality) have their slices, and the fixed codings of the specs' templates (Consent scope
 and category, the visit Encounter's class) are patterns. Other extensions stay allowed (open slicing).
 
-profile_url(resource_type, dataset) is the profile a resource to-fhir makes can claim in meta.profile."""
+R4 and R5 profiles share their canonical URLs (one package per release, as HL7's own extension packs
+hl7.fhir.uv.extensions.r4 and .r5 do); their differentials name each release's elements: R5's Consent
+subject, date and policyBasis, AdverseEvent.code, the medication as a CodeableReference, the AE Clinical
+Research IG's extensions (in R5 its own, http://hl7.org/fhir/uv/ae-research-ig) where R5 has no element.
+
+profile_url(resource_type, dataset) is the profile a resource to-fhir makes can claim in meta.profile
+(either release)."""
 
 from __future__ import annotations
 
@@ -29,6 +35,10 @@ PROFILES = {
 }
 STUDY_TREATMENT = ("EX", "EC")  # the datasets of the specs whose rows are study_treatment (ex.yaml, ec.yaml)
 MUNE = ("XM", "NV")  # the MUNE domain's datasets (xm.yaml, nv.yaml): a vital sign (VS) is not a MUNE result
+# the R5 AE Clinical Research IG (package hl7.fhir.uv.ae-research-ig): what R5's AdverseEvent has no element for
+AE_IG = "http://hl7.org/fhir/uv/ae-research-ig/StructureDefinition/"
+AE_IG_SLICES = (("aeSeverity", "ae-severity", "1"), ("seriousnessCriteria", "seriousness-criteria", "*"),
+                ("causedSubjectToDiscontinueStudy", "caused-subject-to-discontinue-study", "1"))
 
 
 def profile_url(resource_type: str, dataset: str | None = None) -> str | None:
@@ -52,13 +62,14 @@ def _extensions(at: str, *slices: dict) -> list[dict]:
     return [extension_slicing(f"{at}.extension"), *slices]
 
 
-def _record(t: str, supp: bool = True) -> list[dict]:
-    """The record extensions of a resource made from an SDTM record, and meta.source."""
+def _record(t: str, supp: bool = True, more: tuple[dict, ...] = ()) -> list[dict]:
+    """The record extensions of a resource made from an SDTM record (and `more` slices), and meta.source."""
     # one record or more: a ResearchSubject carries its DM record and its DS events, an Encounter its SV
     # record and what the visit's other records need of it
     slices = [_ext_slice(t, "sdtmRecord", SDTM_RECORD, 1, "*")]
     if supp:
         slices.append(_ext_slice(t, "sdtmSupp", SDTM_SUPP))
+    slices += more
     return [element(f"{t}.meta", min=1), element(f"{t}.meta.source", min=1), *_extensions(t, *slices)]
 
 
@@ -93,28 +104,47 @@ def _bound(eid: str, system: str, **props: Any) -> dict:
     return element(eid, binding=binding("extensible", value_set_url(system)), **props)
 
 
-def _differentials(ms: MappingSet) -> dict[str, list[dict]]:
+# R4 element -> R5's name for it
+R5_NAMES = {"Consent.patient": "Consent.subject", "Consent.dateTime": "Consent.date",
+            "Consent.policy": "Consent.policyBasis", "AdverseEvent.event": "AdverseEvent.code"}
+
+
+def _medication(fhir: str) -> list[dict]:
+    """The study product: R4 medication[x] as a CodeableConcept; R5 medication, a CodeableReference, by its
+    concept (the binding of a CodeableReference applies to its concept)."""
+    at = "MedicationAdministration.medication"
+    if fhir == "R4":
+        return [_bound(f"{at}[x]", CODE_SYSTEM + "study-product", type=[{"code": "CodeableConcept"}])]
+    return [_bound(at, CODE_SYSTEM + "study-product"), element(f"{at}.concept", min=1)]
+
+
+def _differentials(ms: MappingSet, fhir: str) -> dict[str, list[dict]]:
     dm = ms.domains["dm"].reverse.get("templates", {})
-    consent = {k: v for k, v in dm.get("consent", {}).get("R4", {}).items() if k != "resourceType"}
-    encounter = {k: v for k, v in (ms.study.get("visit_encounter") or {}).get("R4", {}).items() if k != "resourceType"}
-    mune = "Observation"
+    consent = {k: v for k, v in dm.get("consent", {}).get(fhir, {}).items() if k != "resourceType"}
+    encounter = {k: v for k, v in (ms.study.get("visit_encounter") or {}).get(fhir, {}).items() if k != "resourceType"}
+    r5 = fhir == "R5"
+
+    def name(path: str) -> str:
+        return R5_NAMES.get(path, path) if r5 else path
+
+    # R5 has no element for the AE's severity, seriousness criteria and discontinuation: the AE IG's extensions
+    ae_ig = tuple(_ext_slice("AdverseEvent", n, AE_IG + sid, 0, max_) for n, sid, max_ in AE_IG_SLICES) if r5 else ()
+    event, mune = name("AdverseEvent.event"), "Observation"
     return {
         "ResearchStudy": [element("ResearchStudy.identifier", min=1),
                           *_extensions("ResearchStudy", _ext_slice("ResearchStudy", "sdtmRecord", SDTM_RECORD),
                                        _ext_slice("ResearchStudy", "sdtmDataset", SDTM_DATASET))],
+        # R5 progress: not constrained (an entry has a milestone or a state, a screen failure's state no type)
         "ResearchSubject": [*_record("ResearchSubject"), element("ResearchSubject.identifier", min=1)],
         "Patient": [element("Patient.gender", min=1)],
-        "Consent": [*_template_patterns("Consent", consent), element("Consent.patient", min=1),
-                    element("Consent.dateTime", min=1), element("Consent.policy", min=1)],
+        "Consent": [*_template_patterns("Consent", consent),
+                    *(element(name(f"Consent.{e}"), min=1) for e in ("patient", "dateTime", "policy"))],
         "MedicationAdministration": [
-            *_record("MedicationAdministration"),
-            _bound("MedicationAdministration.medication[x]", CODE_SYSTEM + "study-product",
-                   type=[{"code": "CodeableConcept"}]),
+            *_record("MedicationAdministration"), *_medication(fhir),
             *_laterality("MedicationAdministration.dosage.site")],
         "AdverseEvent": [
-            *_record("AdverseEvent"), element("AdverseEvent.event", min=1),
-            *_extensions("AdverseEvent.event.coding",
-                         _ext_slice("AdverseEvent.event.coding", "meddraLevel", MEDDRA_LEVEL_URL, 0, "1")),
+            *_record("AdverseEvent", more=ae_ig), element(event, min=1),
+            *_extensions(f"{event}.coding", _ext_slice(f"{event}.coding", "meddraLevel", MEDDRA_LEVEL_URL, 0, "1")),
             element("AdverseEvent.study", min=1)],
         "Observation": [
             *_record(mune), _bound(f"{mune}.code", CODE_SYSTEM + "mune-test"), element(f"{mune}.subject", min=1),
@@ -125,12 +155,12 @@ def _differentials(ms: MappingSet) -> dict[str, list[dict]]:
     }
 
 
-def profiles(ms: MappingSet, version: str) -> list[dict]:
+def profiles(ms: MappingSet, version: str, fhir: str = "R4") -> list[dict]:
     out = []
-    for rtype, diff in _differentials(ms).items():
+    for rtype, diff in _differentials(ms, fhir).items():
         pid, title = PROFILES[rtype]
         root = element(rtype, short=title)
         out.append(structure_definition(BASE + pid, "".join(p.capitalize() for p in pid.split("-")), title,
-                                        f"{title}, as tcim-interop to-fhir writes it (R4).", "resource", rtype,
-                                        [root, *diff], version))
+                                        f"{title}, as tcim-interop to-fhir writes it ({fhir}).", "resource", rtype,
+                                        [root, *diff], version, fhir))
     return out
