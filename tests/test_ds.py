@@ -22,7 +22,9 @@ from tcim_interop.synth import bundle, generate
 MINI = json.loads((DATA / "mini-r4.json").read_text())
 NCI = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
 THO = "http://terminology.hl7.org/CodeSystem/"
-DISCONTINUED = "http://hl7.org/fhir/uv/ae-research-ig/StructureDefinition/caused-subject-to-discontinue-study"
+# R4 reads the AE Clinical Research IG's extension under its R4 backport's URL and under the R5 IG's
+DISCONTINUED = ("http://hl7.org/fhir/uv/ae-research-backport-ig/StructureDefinition/caused-subject-to-discontinue-study",
+                "http://hl7.org/fhir/uv/ae-research-ig/StructureDefinition/caused-subject-to-discontinue-study")
 
 
 def _ds(result) -> pd.DataFrame:
@@ -184,10 +186,12 @@ def test_death_is_the_reason_when_it_ended_participation(died, expected):
     assert final[2] == "2022-06-20"  # the end of participation (period.end)
 
 
-def test_adverse_event_that_caused_the_discontinuation():
+@pytest.mark.parametrize("url", DISCONTINUED)
+def test_adverse_event_that_caused_the_discontinuation(url):
     def discontinue(by_id, _):
         by_id["rs1"]["status"] = "off-study"
-        by_id["ae1"].setdefault("extension", []).append({"url": DISCONTINUED, "valueBoolean": True})
+        by_id["ae1"]["extension"] = [e for e in by_id["ae1"].get("extension", []) if e["url"] not in DISCONTINUED]
+        by_id["ae1"]["extension"].append({"url": url, "valueBoolean": True})
 
     result = to_sdtm([_mini(discontinue)])
     assert _events(_ds(result), "TCIM-ELAII-01-001")[-1] == ("DISPOSITION EVENT", "ADVERSE EVENT", "2022-06-20")

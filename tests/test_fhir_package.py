@@ -58,11 +58,25 @@ def by_url(package: Path) -> dict[str, dict]:
 
 
 def test_the_manifest_names_the_package_and_its_dependencies(package):
-    """R4 core, and mCODE (STU4), whose laterality extension the profiles slice."""
+    """R4 core, mCODE (STU4), whose laterality extension the profiles slice, and the AE Clinical Research
+    IG's R4 backport, whose extensions the AE profile slices."""
     manifest = json.loads((package / "package" / "package.json").read_text())
     assert manifest["name"] == "tcim-interop.fhir" and manifest["version"] == __version__
     assert manifest["fhirVersions"] == ["4.0.1"]
-    assert manifest["dependencies"] == {"hl7.fhir.r4.core": "4.0.1", "hl7.fhir.us.mcode": "4.0.0"}
+    assert manifest["dependencies"] == {"hl7.fhir.r4.core": "4.0.1", "hl7.fhir.us.mcode": "4.0.0",
+                                        "hl7.fhir.uv.ae-research-backport-ig": "1.0.1"}
+
+
+def test_the_ae_profile_slices_the_backport_ig_s_extensions(package):
+    """R4's AdverseEvent has no element for the seriousness criteria and the discontinuation: the R4
+    backport's extensions (severity is R4's own element: no slice); never the R5 IG's URLs."""
+    elements = {e["id"]: e for e in by_url(package)[profile_url("AdverseEvent", "AE")]["differential"]["element"]}
+    slices = {e["type"][0]["profile"][0]: (e["min"], e["max"]) for i, e in elements.items()
+              if i.startswith("AdverseEvent.extension:") and i.count(":") == 1 and "." not in i.split(":")[1]}
+    backport = "http://hl7.org/fhir/uv/ae-research-backport-ig/StructureDefinition/"
+    assert {u: m for u, m in slices.items() if "ae-research" in u} == {
+        backport + "seriousness-criteria": (0, "*"), backport + "caused-subject-to-discontinue-study": (0, "1")}
+    assert "/uv/ae-research-ig/" not in json.dumps(elements)
 
 
 def test_the_index_lists_every_resource_file_as_it_is(package):

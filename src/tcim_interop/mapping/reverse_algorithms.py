@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from ..errors import InputError
+from ..fhir.ae_research_ig import SERIOUSNESS_CRITERIA, ae_ig_url
 from ..fhir.path import Alternative, Path, compile_path, set_value
 from ..fhir.shape import has_element
 from ..mapping_spec.model import MappingSet
@@ -23,7 +24,6 @@ from ..sdtm.dates import DateError, to_iso8601
 from .registry import reverse
 from .row_algorithms import ISO3166_SYSTEM, MEDDRA_LEVEL_URL, MEDDRA_SYSTEM, format_number
 
-SERIOUSNESS_CRITERIA_URL = "http://hl7.org/fhir/uv/ae-research-ig/StructureDefinition/seriousness-criteria"
 SERIOUSNESS_SYSTEM = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
 NAMESPACE = uuid.UUID("6f1b2a52-6c2e-5b8e-9a43-7c1d4e0f2a11")
 
@@ -314,7 +314,7 @@ def seriousness_criterion(t: Target, var, value: Any) -> None:
     if coding is None:
         return
     if value == "N":
-        t.resources["resource"].setdefault("extension", []).append(_criterion(coding, False))
+        t.resources["resource"].setdefault("extension", []).append(_criterion(t.version, coding, False))
         return
     if t.version == "R4":  # R4's own way: one seriousness code names the (first) criterion
         r4_code = next((k.rpartition("|")[2] for k in t.mappings.codelists.maps[var.map]
@@ -322,12 +322,13 @@ def seriousness_criterion(t: Target, var, value: Any) -> None:
         for c in (t.resources["resource"].get("seriousness") or {}).get("coding", []):
             if c.get("system") == SERIOUSNESS_SYSTEM and c.get("code") == "Serious" and r4_code:
                 c["code"] = r4_code
-    t.resources["resource"].setdefault("extension", []).append(_criterion(coding, True))
+    t.resources["resource"].setdefault("extension", []).append(_criterion(t.version, coding, True))
 
 
-def _criterion(coding: dict, present: bool) -> dict:
-    """The AE Clinical Research IG's seriousness-criteria extension: a criterion, present or not."""
-    return {"url": SERIOUSNESS_CRITERIA_URL, "extension": [
+def _criterion(fhir: str, coding: dict, present: bool) -> dict:
+    """The AE Clinical Research IG's seriousness-criteria extension (R4: the backport's): a criterion,
+    present or not."""
+    return {"url": ae_ig_url(fhir, SERIOUSNESS_CRITERIA), "extension": [
         {"url": "criterionCode", "valueCodeableConcept": {"coding": [coding]}},
         {"url": "criterionPresent", "valueBoolean": present}]}
 

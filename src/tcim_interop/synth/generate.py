@@ -25,6 +25,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..fhir.ae_research_ig import DISCONTINUED, SERIOUSNESS_CRITERIA, SEVERITY, ae_ig_url
+
 VERSIONS = ("R4", "R5")
 
 # --- Code systems and identifier namespaces (as named in mappings/*.yaml) ---------------------------
@@ -38,10 +40,6 @@ SYS_MUNE_METHOD = f"{TCIM}/CodeSystem/mune-method"
 EXT_LATERALITY = f"{TCIM}/StructureDefinition/laterality"
 EXT_MEDDRA_LEVEL = f"{TCIM}/StructureDefinition/meddra-level"
 EXT_AE_OCCURRENCE = "http://hl7.org/fhir/5.0/StructureDefinition/extension-AdverseEvent.occurrence"
-AE_IG = "http://hl7.org/fhir/uv/ae-research-ig/StructureDefinition/"
-EXT_AE_SEVERITY = AE_IG + "ae-severity"
-EXT_SERIOUSNESS_CRITERIA = AE_IG + "seriousness-criteria"
-EXT_DISCONTINUED = AE_IG + "caused-subject-to-discontinue-study"
 THO = "http://terminology.hl7.org/CodeSystem/"
 NCIT = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
 SNOMED = "http://snomed.info/sct"
@@ -940,15 +938,16 @@ def _event_extensions(e: Event, v: str) -> list[dict]:
     ext: list[dict[str, Any]] = []
     if v == "R4" and e.end:  # R4 has no end date: the R5 occurrence element, pre-adopted
         ext.append({"url": EXT_AE_OCCURRENCE, "valuePeriod": {"start": e.start.isoformat(), "end": e.end.isoformat()}})
+    # the AE Clinical Research IG's extensions, as a site on that release sends them: R4 the backport's
     if v == "R5":  # R5 has no severity element
-        ext.append({"url": EXT_AE_SEVERITY, "valueCodeableConcept": _cc(THO + "adverse-event-severity", e.severity)})
+        ext.append({"url": ae_ig_url(v, SEVERITY), "valueCodeableConcept": _cc(THO + "adverse-event-severity", e.severity)})
     if e.criterion:
         _, nci, display = CRITERIA[e.criterion]
-        ext.append({"url": EXT_SERIOUSNESS_CRITERIA, "extension": [
+        ext.append({"url": ae_ig_url(v, SERIOUSNESS_CRITERIA), "extension": [
             {"url": "criterionCode", "valueCodeableConcept": _cc(NCIT, nci, display)},
             {"url": "criterionPresent", "valueBoolean": True}]})
     if e.discontinued is not None:
-        ext.append({"url": EXT_DISCONTINUED, "valueBoolean": e.discontinued})
+        ext.append({"url": ae_ig_url(v, DISCONTINUED), "valueBoolean": e.discontinued})
     return ext
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from ... import __version__
 from ...json_files import dump_json
 from ...mapping_spec.model import MappingSet
+from ..ae_research_ig import ae_ig_dependency
 from .elements import FHIR_VERSIONS
 from .extension_defs import extension_definitions
 from .profiles import profiles
@@ -21,10 +22,9 @@ CANONICAL = "http://tcim-interop.org/fhir"
 INDEXED = ("url", "version", "kind", "type", "derivation")  # .index.json's optional fields
 # the packages defining the extensions the profiles slice and do not define: mCODE's laterality (STU4, an
 # R4 package: there is no R5 mCODE; its extension's context, bodySite and dosage.site, is the same in R5),
-# in R5 the AE Clinical Research IG's (STU1, FHIR 5.0.0)
-DEPENDENCIES = {"R4": {"hl7.fhir.r4.core": FHIR_VERSIONS["R4"], "hl7.fhir.us.mcode": "4.0.0"},
-                "R5": {"hl7.fhir.r5.core": FHIR_VERSIONS["R5"], "hl7.fhir.us.mcode": "4.0.0",
-                       "hl7.fhir.uv.ae-research-ig": "1.0.1"}}
+# and the AE Clinical Research IG's (STU1: in R4 its backport, in R5 the IG on FHIR 5.0.0)
+DEPENDENCIES = {"R4": {"hl7.fhir.r4.core": FHIR_VERSIONS["R4"], "hl7.fhir.us.mcode": "4.0.0", **ae_ig_dependency("R4")},
+                "R5": {"hl7.fhir.r5.core": FHIR_VERSIONS["R5"], "hl7.fhir.us.mcode": "4.0.0", **ae_ig_dependency("R5")}}
 # R4 ConceptMap.group.element.target.equivalence -> R5 relationship (R5 ConceptMap, "4.10.4 R4 to R5")
 R5_RELATIONSHIP = {"relatedto": "related-to", "equivalent": "equivalent", "equal": "equivalent",
                    "wider": "source-is-narrower-than-target", "subsumes": "source-is-narrower-than-target",

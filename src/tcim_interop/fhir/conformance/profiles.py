@@ -6,8 +6,9 @@ and category, the visit Encounter's class) are patterns. Other extensions stay a
 
 R4 and R5 profiles share their canonical URLs (one package per release, as HL7's own extension packs
 hl7.fhir.uv.extensions.r4 and .r5 do); their differentials name each release's elements: R5's Consent
-subject, date and policyBasis, AdverseEvent.code, the medication as a CodeableReference, the AE Clinical
-Research IG's extensions (in R5 its own, http://hl7.org/fhir/uv/ae-research-ig) where R5 has no element.
+subject, date and policyBasis, AdverseEvent.code, the medication as a CodeableReference; both slice the AE
+Clinical Research IG's extensions to-fhir writes where the core AdverseEvent has no element, each release
+its IG's (R4 the backport's, fhir/ae_research_ig.py).
 
 profile_url(resource_type, dataset) is the profile a resource to-fhir makes can claim in meta.profile
 (either release)."""
@@ -18,6 +19,7 @@ from typing import Any
 
 from ...mapping.row_algorithms import MEDDRA_LEVEL_URL
 from ...mapping_spec.model import MappingSet
+from ..ae_research_ig import WRITTEN, ae_ig_url
 from ..extensions import BASE, MCODE_LATERALITY, SDTM_DATASET, SDTM_RECORD, SDTM_SUPP
 from .elements import binding, element, extension_slicing, structure_definition
 from .terminology import CODE_SYSTEM, LATERALITY_VALUE_SET, value_set_url
@@ -35,10 +37,6 @@ PROFILES = {
 }
 STUDY_TREATMENT = ("EX", "EC")  # the datasets of the specs whose rows are study_treatment (ex.yaml, ec.yaml)
 MUNE = ("XM", "NV")  # the MUNE domain's datasets (xm.yaml, nv.yaml): a vital sign (VS) is not a MUNE result
-# the R5 AE Clinical Research IG (package hl7.fhir.uv.ae-research-ig): what R5's AdverseEvent has no element for
-AE_IG = "http://hl7.org/fhir/uv/ae-research-ig/StructureDefinition/"
-AE_IG_SLICES = (("aeSeverity", "ae-severity", "1"), ("seriousnessCriteria", "seriousness-criteria", "*"),
-                ("causedSubjectToDiscontinueStudy", "caused-subject-to-discontinue-study", "1"))
 
 
 def profile_url(resource_type: str, dataset: str | None = None) -> str | None:
@@ -56,6 +54,12 @@ def profile_url(resource_type: str, dataset: str | None = None) -> str | None:
 
 def _ext_slice(at: str, name: str, url: str, min_: int = 0, max_: str = "*") -> dict:
     return element(f"{at}.extension:{name}", min=min_, max=max_, type=[{"code": "Extension", "profile": [url]}])
+
+
+def _slice_name(extension_id: str) -> str:
+    """An extension id as a slice name: caused-subject-to-discontinue-study -> causedSubjectToDiscontinueStudy."""
+    head, *rest = extension_id.split("-")
+    return head + "".join(w.capitalize() for w in rest)
 
 
 def _extensions(at: str, *slices: dict) -> list[dict]:
@@ -127,8 +131,9 @@ def _differentials(ms: MappingSet, fhir: str) -> dict[str, list[dict]]:
     def name(path: str) -> str:
         return R5_NAMES.get(path, path) if r5 else path
 
-    # R5 has no element for the AE's severity, seriousness criteria and discontinuation: the AE IG's extensions
-    ae_ig = tuple(_ext_slice("AdverseEvent", n, AE_IG + sid, 0, max_) for n, sid, max_ in AE_IG_SLICES) if r5 else ()
+    # no element for the AE's seriousness criteria and discontinuation (R5: nor severity): the AE IG's extensions
+    ae_ig = tuple(_ext_slice("AdverseEvent", _slice_name(sid), ae_ig_url(fhir, sid), 0, max_)
+                  for sid, max_ in WRITTEN[fhir].items())
     event, mune = name("AdverseEvent.event"), "Observation"
     return {
         "ResearchStudy": [element("ResearchStudy.identifier", min=1),
