@@ -205,17 +205,26 @@ def test_backport_extension_urls_r4():
     criteria = {"url": BACKPORT + "seriousness-criteria", "extension": [
         {"url": "criterionCode", "valueCodeableConcept": {"coding": [{"system": NCI, "code": "C84266"}]}},
         {"url": "criterionPresent", "valueBoolean": True}]}
-    severity = {"url": BACKPORT + "ae-severity", "valueCodeableConcept": {"coding": [
-        {"system": "http://terminology.hl7.org/CodeSystem/adverse-event-severity", "code": "severe"}]}}
     discon = {"url": BACKPORT + "caused-subject-to-discontinue-study", "valueBoolean": True}
     ae = r4_event([HEADACHE], seriousness={"coding": [{"system": SER, "code": "Serious"}]},
-                  extension=[criteria, severity, discon])
+                  extension=[criteria, discon])
     rec, result = convert(ae)
-    assert (rec["AESER"], rec["AESLIFE"], rec["AESHOSP"], rec["AESEV"]) == ("Y", "Y", "N", "SEVERE")
+    assert (rec["AESER"], rec["AESLIFE"], rec["AESHOSP"]) == ("Y", "Y", "N")
     supp = result.datasets["SUPPAE"]
     seq = rec["AESEQ"]
     mine = supp[(supp["USUBJID"] == rec["USUBJID"]) & (supp["IDVARVAL"] == f"{int(seq)}")]
     assert mine.set_index("QNAM")["QVAL"].to_dict() == {"AEDISCON": "Y", "AETERMO": "cefalea"}  # and the verbatim as sent
+
+
+def test_r4_severity_extension_is_the_r5_ig_s():
+    """Without R4's severity element, the R5 IG's ae-severity; the backport defines no ae-severity."""
+    def severity(base):
+        return {"url": base + "ae-severity", "valueCodeableConcept": {"coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/adverse-event-severity", "code": "severe"}]}}
+
+    r5_ig = BACKPORT.replace("ae-research-backport-ig", "ae-research-ig")
+    assert convert(r4_event([HEADACHE], extension=[severity(r5_ig)]))[0]["AESEV"] == "SEVERE"
+    assert convert(r4_event([HEADACHE], extension=[severity(BACKPORT)]))[0]["AESEV"] is None
 
 
 # --- the whole primary path, the levels not sent, AEACN ------------------------------------------
