@@ -23,6 +23,9 @@ LAYERS = {
     "": 0,  # the package's __init__: the version, and its exports imported on first use
     "errors": 0, "json_files": 0, "findings": 0, "atomic": 0, "gc_pause": 0, "progress": 0, "csv_safety": 0,
     "manifest": 0,  # checksums and manifest.json; findings takes its sha256
+    # the AE Clinical Research IG's URLs per FHIR release (imports nothing): to-fhir, the conformance
+    # package and the synthetic generator name them from this one place
+    "fhir.ae_research_ig": 0,
     # 1: the formats: SDTM files (XPT, Dataset-JSON, text, dates) and FHIR (read, write, paths, shapes, server)
     "sdtm": 1, "fhir": 1,
     # 2: the mapping: the specs, the algorithms they name (mapping_spec checks every name against the
