@@ -157,3 +157,28 @@ def test_a_hospitals_age_observation_gives_age_ageu_and_dmdtc(tmp_path):
 def test_without_age_observation_dm_has_no_dmdtc():
     dm, _ = _dm(_doc())
     assert "DMDTC" not in dm.columns and "DMDY" not in dm.columns
+
+
+def test_an_age_observation_in_ndjson_with_a_local_code_through_a_concept_map(tmp_path):
+    """NDJSON (lines read again, only those holding a code that can select one) and a hospital's own code
+    that a ConceptMap of the site folder maps to LOINC 30525-0; one entered in error is not read."""
+    doc = _doc()
+    local = _age("age1", "p1", 57, "a", "2021-05-03", code="EDAD")
+    local["resource"]["code"]["coding"][0]["system"] = "http://hospital.example.org/obs"
+    wrong = _age("age0", "p1", 99, "a", "2020-01-01")
+    wrong["resource"]["status"] = "entered-in-error"
+    lines = [e["resource"] for e in doc["entry"]] + [wrong["resource"], local["resource"]]
+    (tmp_path / "in.ndjson").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "ages.json").write_text(json.dumps({
+        "resourceType": "ConceptMap", "id": "ages", "status": "active", "group": [{
+            "source": "http://hospital.example.org/obs", "target": "http://loinc.org",
+            "element": [{"code": "EDAD", "target": [{"code": "30525-0", "equivalence": "equivalent"}]}]}]}))
+    result = to_sdtm([tmp_path / "in.ndjson"], site=site)
+    dm = result.datasets["DM"].set_index("SUBJID")
+    assert (dm.loc["001", "AGE"], dm.loc["001", "AGEU"], dm.loc["001", "DMDTC"]) == (57.0, "YEARS", "2021-05-03")
+    outcome = {d.resource: d.outcome for d in result.report.dispositions}
+    assert (outcome["Observation/age1"], outcome["Observation/age0"]) == ("converted", "out_of_scope")
+    without = to_sdtm([tmp_path / "in.ndjson"]).datasets["DM"].set_index("SUBJID")  # no map: not an age
+    assert "DMDTC" not in without.columns and without.loc["001", "AGE"] == 59.0  # the birth date

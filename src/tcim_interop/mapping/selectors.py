@@ -8,6 +8,7 @@ in no study) or rejected (a reference to a resource that is not in the input).
 from __future__ import annotations
 
 from ..fhir.extensions import read_record
+from ..fhir.read import LineResource
 from ..mapping_spec.model import DomainSpec, RowCriteria
 from .context import Row, RunContext, Skip
 from .registry import algorithm
@@ -78,10 +79,14 @@ def subject_observation(run: RunContext, name: str, decider, patient: str):
 
 
 def _observations_by_patient(run: RunContext, decider) -> dict[str, list]:
-    """Patient key -> (undated?, effective date, Observation) of the Observations the decider's code selects."""
+    """Patient key -> (undated?, effective date, Observation) of the Observations the decider's code selects.
+    An NDJSON line that holds none of the codes that can select one is not parsed (most of them: MUNE)."""
     codelists = run.mappings.codelists
+    codes = _selecting_codes(codelists, decider)
     out: dict[str, list] = {}
     for res in run.index.of_type("Observation"):
+        if isinstance(res, LineResource) and codes is not None and not any(c in res.payload for c in codes):
+            continue
         data = res.data
         path = decider.path(res.version)
         if data.get("status") in NOT_RECORDED or path is None or not any(
@@ -94,6 +99,19 @@ def _observations_by_patient(run: RunContext, decider) -> dict[str, list]:
                 or data.get("effectiveInstant")
             out.setdefault(patient.key, []).append((not isinstance(when, str), str(when or ""), res))
     return out
+
+def _selecting_codes(codelists, decider) -> list[bytes] | None:
+    """The codes, as JSON strings, of which a resource must hold one for the decider to select it: its
+    map's, its codelist's NCI codes, and the foreign codes the ConceptMaps translate to one of them.
+    None when one would not be written as it is in JSON (an escape): then every resource is read."""
+    keys = set(codelists.maps.get(decider.map) or {})
+    cl = codelists.codelists.get(decider.codelist or "")
+    keys |= {f"{codelists.nci_system}|{t.nci_code}" for t in (cl.terms if cl else ()) if t.nci_code}
+    keys |= {source for source, targets in codelists.translations.targets.items() if keys & set(targets)}
+    codes = {k.rpartition("|")[2] for k in keys}
+    if not all(c.isascii() and c.isprintable() and '"' not in c and "\\" not in c and "/" not in c for c in codes):
+        return None
+    return [f'"{c}"'.encode() for c in sorted(codes)]
 
 
 def out_of_scope(resource, criteria: RowCriteria) -> Skip | None:
