@@ -117,3 +117,68 @@ def test_race_and_ethnicity_read_where_sent(tmp_path):
     for name in ("RACE", "ETHNIC"):
         origin, comment = _origin_and_comment(tmp_path / "define.xml", name)
         assert origin == "Collected" and not comment.startswith("Not collected")
+
+
+def _age(oid: str, patient: str, value, unit: str, when: str | None = None, code: str = "30525-0") -> dict:
+    return {"fullUrl": f"urn:uuid:age-{oid}", "resource": {
+        "resourceType": "Observation", "id": oid, "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": "Age"}]},
+        "subject": {"reference": f"Patient/{patient}"},
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+        **({"effectiveDateTime": when} if when else {})}}
+
+
+def test_a_hospitals_age_observation_gives_age_ageu_and_dmdtc(tmp_path):
+    """The earliest age Observation of the subject wins over the birth date; DMDY derives from DMDTC; the
+    one read is converted (it feeds DM), a later one is out of scope, and the counts add up."""
+    doc = _doc()
+    baseline = _dm(doc)[0]
+    doc["entry"] += [_age("age-later", "p1", 62, "a", "2022-05-01"), _age("age1", "p1", 700, "mo", "2021-05-03")]
+    dm, result = _dm(doc, tmp_path / "sdtm")
+    assert (dm.loc["001", "AGE"], dm.loc["001", "AGEU"], dm.loc["001", "DMDTC"]) == (700.0, "MONTHS", "2021-05-03")
+    rfstdtc = dm.loc["001", "RFSTDTC"]
+    assert rfstdtc > "2021-05-03" and dm.loc["001", "DMDY"] < 0  # before day 1: no day 0
+    assert (dm.loc["002", "AGE"], dm.loc["002", "AGEU"]) == (baseline.loc["002", "AGE"], "YEARS")  # birth date
+    assert dm.loc["002", "DMDTC"] is None
+    outcome = {d.resource: d.outcome for d in result.report.dispositions}
+    assert (outcome["Observation/age1"], outcome["Observation/age-later"]) == ("converted", "out_of_scope")
+    counts = result.report.counts()
+    assert counts["input"] == len(doc["entry"]) == counts["converted"] + counts["rejected"] + counts["out_of_scope"]
+    assert not result.report.errors
+    for version in ("R4", "R5"):  # and back: AGE, AGEU, DMDTC in an age Observation, cell for cell
+        back = to_fhir(tmp_path / "sdtm", fhir_version=version)
+        assert not back.report.errors, version
+        ages = [r for r in back.resources if r["resourceType"] == "Observation"
+                and r["code"]["coding"][0]["code"] == "30525-0"]
+        assert [(a["valueQuantity"]["value"], a["valueQuantity"]["code"], a.get("effectiveDateTime")) for a in ages] \
+            == [(700, "mo", "2021-05-03"), (baseline.loc["002", "AGE"], "a", None)]  # BRTHDTC: the year only
+
+
+def test_without_age_observation_dm_has_no_dmdtc():
+    dm, _ = _dm(_doc())
+    assert "DMDTC" not in dm.columns and "DMDY" not in dm.columns
+
+
+def test_an_age_observation_in_ndjson_with_a_local_code_through_a_concept_map(tmp_path):
+    """NDJSON (lines read again, only those holding a code that can select one) and a hospital's own code
+    that a ConceptMap of the site folder maps to LOINC 30525-0; one entered in error is not read."""
+    doc = _doc()
+    local = _age("age1", "p1", 57, "a", "2021-05-03", code="EDAD")
+    local["resource"]["code"]["coding"][0]["system"] = "http://hospital.example.org/obs"
+    wrong = _age("age0", "p1", 99, "a", "2020-01-01")
+    wrong["resource"]["status"] = "entered-in-error"
+    lines = [e["resource"] for e in doc["entry"]] + [wrong["resource"], local["resource"]]
+    (tmp_path / "in.ndjson").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "ages.json").write_text(json.dumps({
+        "resourceType": "ConceptMap", "id": "ages", "status": "active", "group": [{
+            "source": "http://hospital.example.org/obs", "target": "http://loinc.org",
+            "element": [{"code": "EDAD", "target": [{"code": "30525-0", "equivalence": "equivalent"}]}]}]}))
+    result = to_sdtm([tmp_path / "in.ndjson"], site=site)
+    dm = result.datasets["DM"].set_index("SUBJID")
+    assert (dm.loc["001", "AGE"], dm.loc["001", "AGEU"], dm.loc["001", "DMDTC"]) == (57.0, "YEARS", "2021-05-03")
+    outcome = {d.resource: d.outcome for d in result.report.dispositions}
+    assert (outcome["Observation/age1"], outcome["Observation/age0"]) == ("converted", "out_of_scope")
+    without = to_sdtm([tmp_path / "in.ndjson"]).datasets["DM"].set_index("SUBJID")  # no map: not an age
+    assert "DMDTC" not in without.columns and without.loc["001", "AGE"] == 59.0  # the birth date

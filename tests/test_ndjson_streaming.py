@@ -116,11 +116,12 @@ def test_each_line_is_parsed_again_once_per_use(tmp_path, mappings, monkeypatch,
     assert events and set(reads) == set(events)
     # what one domain passes on to the next is read once more: an administration that is not study
     # treatment (EX's selector, then CM's), a MUNE Observation (VS's selector, then XM's), an adverse
-    # event (AE's selector, then DS's: did it cause a discontinuation?)
+    # event (AE's selector, then DS's: did it cause a discontinuation?); and every Observation once by DM,
+    # which looks in its bytes for a code of the subject's age (parsed only if one is there: none here)
     cm, xm, vs = (set(result.metadata[d].sources) for d in ("CM", "XM", "VS"))
     aes = {k for k in reads if k.startswith("AdverseEvent/")}
-    assert cm and xm and vs and aes and {reads[k] for k in cm | xm | aes} == {3}
-    assert {n for k, n in reads.items() if k not in cm | xm | aes} == {2}
+    assert cm and xm and vs and aes and {reads[k] for k in cm | vs | aes} == {3} and {reads[k] for k in xm} == {4}
+    assert {n for k, n in reads.items() if k not in cm | xm | vs | aes} == {2}
 
 
 def test_duplicate_lines_are_still_told_identical_or_different(tmp_path, mappings):

@@ -349,6 +349,35 @@ def test_age(ms):
     assert found(row) == []
 
 
+def age_observation(value, unit=None, **more):
+    quantity = {"value": value, **({"system": UCUM, "code": unit} if unit else {})}
+    return {"resourceType": "Observation", "id": "age", "status": "final", "valueQuantity": quantity,
+            "code": {"coding": [{"system": "http://loinc.org", "code": "30525-0"}]}, **more}
+
+
+def test_age_as_collected_wins_over_the_birth_date(ms):
+    patient = {"resourceType": "Patient", "id": "p", "birthDate": "1960-06-14"}
+    row = make_row(ms, {}, refs={"patient": patient, "age": age_observation(58, "a", effectiveDateTime="2019-03-02")},
+                   values={"RFICDTC": "2021-06-14"})
+    assert run_algo(row, var(ms, "dm", "AGE")) == 58.0  # not the 61 of the birth date at RFICDTC
+    assert run_algo(row, var(ms, "dm", "DMDTC")) == "2019-03-02"
+    row.values["AGE"] = 58.0
+    assert run_algo(row, var(ms, "dm", "AGEU")) == "YEARS"
+    assert found(row) == []
+
+
+@pytest.mark.parametrize(("unit", "ageu"), [("mo", "MONTHS"), ("wk", "WEEKS"), ("d", "DAYS"), ("h", "HOURS"), ("a", "YEARS")])
+def test_age_unit_from_ucum(ms, unit, ageu):
+    row = make_row(ms, {}, refs={"age": age_observation(7, unit)}, values={"AGE": 7.0})
+    assert run_algo(row, var(ms, "dm", "AGEU")) == ageu
+
+
+def test_age_unit_not_ucum_is_reported_never_years(ms):
+    row = make_row(ms, {}, refs={"age": age_observation(7, "ann")}, values={"AGE": 7.0})
+    assert run_algo(row, var(ms, "dm", "AGEU")) is None
+    assert found(row) == [("warning", "CT_UNMAPPED", "AGEU")]
+
+
 def test_age_unknown(ms):
     age = var(ms, "dm", "AGE")
     row = make_row(ms, {}, refs={"patient": {"resourceType": "Patient", "id": "p", "birthDate": "1960-06-14"}})

@@ -12,7 +12,7 @@ MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 
 DM = ["STUDYID", "DOMAIN", "USUBJID", "SUBJID", "RFSTDTC", "RFENDTC", "RFXSTDTC", "RFXENDTC", "RFICDTC",
       "RFPENDTC", "DTHDTC", "DTHFL", "SITEID", "BRTHDTC", "AGE", "AGEU", "SEX", "RACE", "ETHNIC", "ARMCD", "ARM",
-      "ACTARMCD", "ACTARM", "ARMNRS", "ACTARMUD", "COUNTRY"]
+      "ACTARMCD", "ACTARM", "ARMNRS", "ACTARMUD", "COUNTRY", "DMDTC", "DMDY"]
 EX = ["STUDYID", "DOMAIN", "USUBJID", "EXSEQ", "EXTRT", "EXDOSE", "EXDOSU", "EXDOSFRM", "EXROUTE", "EXLOC", "EXLAT",
       "VISITNUM", "VISIT", "EPOCH", "EXSTDTC", "EXENDTC", "EXSTDY", "EXENDY"]
 AE = ["STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AESPID", "AETERM", "AELLT", "AELLTCD", "AEDECOD", "AEPTCD",
@@ -224,8 +224,8 @@ def test_variable_name_lower_case(mdir):
 
 
 def test_hardcoded_value_not_in_its_codelist(mdir):
-    edit(mdir / "dm.yaml", "params: {value: YEARS, if: AGE}", "params: {value: MONTHS, if: AGE}")
-    assert load_error(mdir) == f"{mdir / 'dm.yaml'}: AGEU: value 'MONTHS' is not a term of codelist AGEU"
+    edit(mdir / "dm.yaml", "params: {value: YEARS, if: AGE", "params: {value: DECADES, if: AGE")
+    assert load_error(mdir) == f"{mdir / 'dm.yaml'}: AGEU: value 'DECADES' is not a term of codelist AGEU"
 
 
 def test_hardcode_value_not_in_its_codelist(mdir):
@@ -360,3 +360,14 @@ def test_free_keys_stay_free(mdir):
     edit(mdir / "study.yaml", "R5: {resourceType: Encounter, status: completed}",
          "R5: {resourceType: Encounter, status: completed, priority: {text: routine}}")
     assert load_mapping_set(mdir).study["trial_design"]["summary"]["PEDIND"] == "N"
+
+
+def test_about_patient_role_needs_its_template_in_both_releases(mdir):
+    edit(mdir / "dm.yaml", "    age: {R4: subject, R5: subject}", "    age: {R4: subject}")
+    assert load_error(mdir) == (f"{mdir / 'dm.yaml'}: reverse: about_patient: age: needs the element naming the "
+                                "Patient in R4 and R5, and templates.age in both")
+
+
+def test_age_observation_code_needs_a_map(mdir):
+    edit(mdir / "dm.yaml", "age: {map: AGE_OBSERVATION, ", "age: {")
+    assert "rows: age: " in load_error(mdir)

@@ -13,7 +13,7 @@
 iif((a).exists(), a, b)); a path without it is plain FHIRPath, and tests/test_fhir_path.py checks
 that fhirpathpy, the reference engine, gives the same values on the example data. Navigation flattens
 lists as FHIRPath does. "%var" names another resource of the row's context (%patient, %subject, %site,
-%study, %consent, %encounter, %condition, %event); without it the path starts at the row's own resource. Paths
+%study, %consent, %encounter, %condition, %event, %age); without it the path starts at the row's own resource. Paths
 are compiled once when a spec is loaded, so a typo fails at load time.
 """
 
@@ -29,8 +29,9 @@ _STEP = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*?)\))?\s*$")
 _ARG = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*'([^']*)'\s*")
 FUNCTIONS = ("where", "extension", "first", "resolve")
 # the %vars a row can resolve; %event: a subject's enrolment event (mapping/disposition.py), R5
-# ResearchSubject.progress in shape whatever the resource it was read from
-VARIABLES = ("patient", "subject", "site", "study", "consent", "encounter", "condition", "event")
+# ResearchSubject.progress in shape whatever the resource it was read from; %age: the subject's age as an
+# Observation about its Patient (dm.yaml rows: age)
+VARIABLES = ("patient", "subject", "site", "study", "consent", "encounter", "condition", "event", "age")
 
 
 Resolver = Callable[[Any], Any]  # a Reference (or its string) -> the resource it points at (a dict), or None

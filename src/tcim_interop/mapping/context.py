@@ -12,7 +12,7 @@ from ..findings import Report
 from ..mapping_spec.model import MappingSet
 from .visits import VisitLedger
 
-CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter", "condition", "event")
+CONTEXT_VARS = ("patient", "subject", "site", "study", "consent", "encounter", "condition", "event", "age")
 
 
 @dataclass

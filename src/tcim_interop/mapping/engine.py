@@ -328,6 +328,9 @@ def _link_subjects(dm_rows: list[Row], run: RunContext, outcome: dict) -> None:
                         f"{patient.key} is enrolled more than once; its events go to the first enrolment")
         run.subjects_by_patient.setdefault(patient.key, []).append(row)
         run.used.update(r.key for r in row.refs.values() if r is not None)
+        for role, ref in row.refs.items():  # a resource of a row type that DM reads (%age, an Observation)
+            if ref is not None and ref.resource_type not in SUPPORTING_TYPES:  # is DM's: no other domain's row
+                outcome[ref.key] = ("converted", f"feeds the subject's DM record (%{role})")
         keep.append(row)
     dm_rows[:] = keep
 

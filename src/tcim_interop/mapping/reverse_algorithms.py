@@ -20,7 +20,7 @@ from ..fhir.path import Alternative, Path, compile_path, set_value
 from ..fhir.shape import has_element
 from ..mapping_spec.model import MappingSet
 from ..sdtm.dataset import present
-from ..sdtm.dates import DateError, to_iso8601
+from ..sdtm.dates import DateError, age_in_years, to_iso8601
 from .registry import reverse
 from .row_algorithms import ISO3166_SYSTEM, MEDDRA_LEVEL_URL, MEDDRA_SYSTEM, format_number
 
@@ -187,6 +187,27 @@ def iso_datetime(t: Target, var, value: Any) -> None:
 @reverse("birth_date")
 def birth_date(t: Target, var, value: Any) -> None:
     t.write(var, str(value))
+
+
+@reverse("age")
+def age(t: Target, var, value: Any) -> None:
+    """AGE into the subject's age Observation (the source's first alternative, %age.valueQuantity.value)
+    unless its derivation gives it back: whole years from the birth date written (BRTHDTC, full) to
+    params.at. Another study's SDTM without BRTHDTC, or with its year only, has its age there."""
+    path = var.path(t.version)
+    birth = path.first(lambda v: t.resources.get(v or "resource")) if path is not None else None
+    if isinstance(birth, str) and age_in_years(birth, t.record.get(var.params["at"])) == value:
+        return
+    t.write(var, _number_or_text(value))
+
+
+@reverse("hardcode_if")
+def hardcode_if(t: Target, var, value: Any) -> None:
+    """With a source (AGEU: the age Observation's valueQuantity), the unit goes where its value was
+    written (AGE not given back by its derivation); the constant is otherwise made again."""
+    path = var.path(t.version)
+    if path is not None and isinstance(path.first(lambda v: t.resources.get(v or "resource")), dict):
+        assign_ct(t, var, value)
 
 
 @reverse("death_flag")

@@ -175,7 +175,10 @@ def hardcode(row: Row, var) -> Any:
 
 @algorithm("hardcode_if", "row", origin="Assigned", params=("value", "if"))
 def hardcode_if(row: Row, var) -> Any:
-    """A constant, when another variable of the row has a value (AGEU only when AGE is known)."""
+    """A constant, when another variable of the row has a value (AGEU only when AGE is known). With a
+    source, the term its code maps to when it gives one (AGEU: the unit of an age as collected)."""
+    if var.source and row.values_of(var):
+        return assign_ct(row, var)
     return var.params["value"] if row.values.get(var.params["if"]) is not None else None
 
 
@@ -241,13 +244,17 @@ def birth_date(row: Row, var) -> str | None:
 
 
 @algorithm("age", "row", origin="Derived", needs_source=True, params=("at",),
-           method="{target} is the age in completed years at {at}, from the full date of birth (FHIR Patient.birthDate).")
+           method="{target} is the age the subject's age Observation gives (LOINC 30525-0 Age), else the age in "
+           "completed years at {at}, from the full date of birth (FHIR Patient.birthDate).")
 def age(row: Row, var) -> float | None:
-    """Whole years from the full birth date to the row's params.at date (RFICDTC)."""
+    """The first value the source gives: a number is the age as collected (an Observation's value), a
+    date the birth date, from which it is whole years to the row's params.at date (RFICDTC)."""
     birth = row.first_of(var)
     at = row.values.get(var.params["at"])
     if birth is None:
         return None
+    if not isinstance(birth, str):
+        return _number(row, var, birth)
     years = age_in_years(birth, at)
     if years is None:
         row.finding("warning", "AGE_UNKNOWN", f"AGE needs a complete birth date and {var.params['at']}",

@@ -8,6 +8,7 @@ in no study) or rejected (a reference to a resource that is not in the input).
 from __future__ import annotations
 
 from ..fhir.extensions import read_record
+from ..fhir.read import LineResource
 from ..mapping_spec.model import DomainSpec, RowCriteria
 from .context import Row, RunContext, Skip
 from .registry import algorithm
@@ -33,9 +34,10 @@ def _subject_context(resource, run: RunContext, domain: str, subject_ref) -> Row
     return row
 
 
-@algorithm("study_subject", "select")
+@algorithm("study_subject", "select", optional=("age",))
 def study_subject(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
-    """DM rows: a ResearchSubject, its Patient, site study, overall study (site.partOf) and Consent."""
+    """DM rows: a ResearchSubject, its Patient, site study, overall study (site.partOf) and Consent; with
+    `age` (a code map), %age: the subject's age as an Observation about its Patient (subject_observation)."""
     data, index = resource.data, run.index
     pref = data.get("individual") if resource.version == "R4" else data.get("subject")
     patient = index.resolve(pref, "Patient")
@@ -56,7 +58,60 @@ def study_subject(resource, run: RunContext, spec: DomainSpec) -> Row | Skip:
     consents = data.get("consent")
     consent_ref = consents[0] if isinstance(consents, list) and consents else consents
     consent = index.resolve(consent_ref, "Consent") if consent_ref else None
-    return Row(resource, run, spec.domain, refs={"patient": patient, "site": site, "study": overall, "consent": consent})
+    refs = {"patient": patient, "site": site, "study": overall, "consent": consent}
+    if (age := spec.rows.deciders.get("age")) is not None:
+        refs["age"] = subject_observation(run, "age", age, patient.key)
+    return Row(resource, run, spec.domain, refs=refs)
+
+
+NOT_RECORDED = ("entered-in-error", "cancelled")  # an Observation's status that records no value
+
+
+def subject_observation(run: RunContext, name: str, decider, patient: str):
+    """The Observation about the Patient (key `patient`) whose code the decider's map knows (directly or
+    through the ConceptMaps), the earliest by its effective date (then input order; undated last), parsed;
+    None when there is none. The input's Observations are grouped by Patient once per run (run.memo)."""
+    found = run.memo.get(f"observations.{name}")
+    if found is None:
+        found = run.memo[f"observations.{name}"] = _observations_by_patient(run, decider)
+    hits = found.get(patient)
+    return min(hits, key=lambda h: h[:2])[2].loaded() if hits else None
+
+
+def _observations_by_patient(run: RunContext, decider) -> dict[str, list]:
+    """Patient key -> (undated?, effective date, Observation) of the Observations the decider's code selects.
+    An NDJSON line that holds none of the codes that can select one is not parsed (most of them: MUNE)."""
+    codelists = run.mappings.codelists
+    codes = _selecting_codes(codelists, decider)
+    out: dict[str, list] = {}
+    for res in run.index.of_type("Observation"):
+        if isinstance(res, LineResource) and codes is not None and not any(c in res.payload for c in codes):
+            continue
+        data = res.data
+        path = decider.path(res.version)
+        if data.get("status") in NOT_RECORDED or path is None or not any(
+                codelists.lookup(decider.codelist or "", decider.map, c.get("system"), c.get("code")) is not None
+                for c in path.values(lambda v, d=data: d if v is None else None) if isinstance(c, dict)):
+            continue
+        patient = run.index.resolve(data.get("subject"), "Patient")
+        if patient is not None:
+            when = data.get("effectiveDateTime") or (data.get("effectivePeriod") or {}).get("start") \
+                or data.get("effectiveInstant")
+            out.setdefault(patient.key, []).append((not isinstance(when, str), str(when or ""), res))
+    return out
+
+def _selecting_codes(codelists, decider) -> list[bytes] | None:
+    """The codes, as JSON strings, of which a resource must hold one for the decider to select it: its
+    map's, its codelist's NCI codes, and the foreign codes the ConceptMaps translate to one of them.
+    None when one would not be written as it is in JSON (an escape): then every resource is read."""
+    keys = set(codelists.maps.get(decider.map) or {})
+    cl = codelists.codelists.get(decider.codelist or "")
+    keys |= {f"{codelists.nci_system}|{t.nci_code}" for t in (cl.terms if cl else ()) if t.nci_code}
+    keys |= {source for source, targets in codelists.translations.targets.items() if keys & set(targets)}
+    codes = {k.rpartition("|")[2] for k in keys}
+    if not all(c.isascii() and c.isprintable() and '"' not in c and "\\" not in c and "/" not in c for c in codes):
+        return None
+    return [f'"{c}"'.encode() for c in sorted(codes)]
 
 
 def out_of_scope(resource, criteria: RowCriteria) -> Skip | None:

@@ -305,6 +305,11 @@ class Builder:
                 consent[path] = _ref(patient)
             consent.update(self._consent_policy(studyid))
             roles["consent"] = consent
+        about = spec.reverse.get("about_patient", {})
+        for role in about:  # %age: an Observation about the Patient, kept if a value is written into it
+            template = self._template(spec, role)
+            roles[role] = {"resourceType": template.pop("resourceType"), "id": resource_id(studyid, role, usubjid),
+                           **template}
         target = Target(self.version, roles, self.ms, record, arms=self.arms[studyid], zone=self.zone(studyid))
         self._apply(spec, target)
         for role in ("patient", "site", "consent"):
@@ -312,6 +317,12 @@ class Builder:
         self.out.add(patient)
         if "consent" in roles:
             self.out.add(roles["consent"])
+        for role, link in about.items():
+            if any(k.startswith("value") for k in roles[role]):
+                roles[role][link[self.version]] = _ref(patient)
+                self.out.add(roles[role])
+            else:
+                del roles[role]
         self.out.add(subject)
         self._mark(subject, "DM", i)
         self.subjects[usubjid] = roles

@@ -493,12 +493,20 @@ def _masking(entry: Any, masked: bool, where: str) -> Any:
 def _reverse_section(raw: dict, sub, where: str) -> dict:
     """to-fhir part of a spec: templates (fixed elements per resource role), links (which element of
     the row's resource points at each context resource), fallback (element <- variable when the
-    reverse algorithms left a required element empty)."""
+    reverse algorithms left a required element empty), about_patient (role -> the element, per release,
+    of a resource about the subject's Patient that a template gives and a value written into keeps: DM's
+    %age Observation)."""
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: 'reverse' must be a mapping")
     for key in raw:
-        if key not in ("templates", "links", "fallback", "consent_link", "interval"):
+        if key not in ("templates", "links", "fallback", "consent_link", "interval", "about_patient"):
             raise SpecError(f"{where}: reverse: unknown key {key!r}")
+    for role, link in (raw.get("about_patient") or {}).items():
+        template = (raw.get("templates") or {}).get(role)
+        if not isinstance(link, dict) or set(link) != set(VERSIONS) or not isinstance(template, dict) \
+                or set(template) != set(VERSIONS):
+            raise SpecError(f"{where}: reverse: about_patient: {role}: needs the element naming the Patient in "
+                            f"{' and '.join(VERSIONS)}, and templates.{role} in both")
     fallback = {v: {path: sub(var) for path, var in (items or {}).items()} for v, items in (raw.get("fallback") or {}).items()}
     return {**raw, "fallback": fallback}
 
