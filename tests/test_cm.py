@@ -198,3 +198,195 @@ def test_a_rule_for_a_type_the_rows_do_not_come_from_fails_at_load(tmp_path):
                                          "resource: [MedicationStatement, MedicationStatement]"))
     with pytest.raises(SpecError, match="a list of distinct ones"):
         load_mapping_set(specs)
+
+
+# -- how often, still taken, contained Medications (dosage.timing, status, contained) -----------------------
+GTS = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
+ADHERENCE = "http://hl7.org/fhir/CodeSystem/medication-statement-adherence"
+
+
+def _dosage(**elements) -> list[dict]:
+    return [{**elements}]
+
+
+TIMED = (
+    # riluzole in a contained Medication, twice a day by its HL7 code, taken since 2019, said on 20 May 2021
+    _statement("t1", contained=[{**RILUZOLE, "id": "ril"}], medicationReference={"reference": "#ril"},
+               effectivePeriod={"start": "2019-05"}, dateAsserted="2021-05-20",
+               dosage=_dosage(timing={"code": {"coding": [{"system": GTS, "code": "BID"}]}},
+                              doseAndRate=[{"doseQuantity": {"value": 50, "unit": "mg", "system": UCUM, "code": "mg"}}])),
+    # three times a day by its repeat only, still taken, no assertion date
+    _statement("t2", medicationCodeableConcept={"text": "baclofen"}, effectivePeriod={"start": "2020-01-10"},
+               dosage=_dosage(timing={"repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}})),
+    # as needed, at most every 6 hours: PRN; ended: not ongoing although active
+    _statement("t3", medicationCodeableConcept={"text": "paracetamol"},
+               effectivePeriod={"start": "2021-06-01", "end": "2021-06-03"},
+               dosage=_dosage(asNeededCodeableConcept={"text": "pain"},
+                              timing={"repeat": {"frequency": 1, "period": 6, "periodUnit": "h"}})),
+    # one or two a day: a range no FREQ term names; completed: not ongoing
+    _statement("t4", status="completed", medicationCodeableConcept={"text": "ibuprofen"},
+               effectivePeriod={"start": "2021-06-05"},
+               dosage=_dosage(timing={"repeat": {"frequency": 1, "frequencyMax": 2, "period": 1, "periodUnit": "d"}})),
+    # a point in time with a frequency: a statement too when it comes back
+    _statement("t5", status="completed", medicationCodeableConcept={"text": "omeprazole"}, effectiveDateTime="2021-06-07",
+               dosage=_dosage(timing={"code": {"coding": [{"system": GTS, "code": "QD"}]}})),
+)
+
+
+def _by_source(result) -> pd.DataFrame:
+    return result.datasets["CM"].set_index(pd.Index(result.metadata["CM"].sources))
+
+
+def test_dosing_frequency_from_the_timing():
+    result = to_sdtm([_with_statements(*TIMED)])
+    cm = _by_source(result)
+    assert cm["CMDOSFRQ"].to_dict() == {
+        "MedicationAdministration/cm1": None, "MedicationStatement/t1": "BID", "MedicationStatement/t2": "TID",
+        "MedicationStatement/t3": "PRN", "MedicationStatement/t4": None, "MedicationStatement/t5": "QD"}
+    unmapped = [f for f in result.report.findings if f.code == "CT_UNMAPPED" and f.variable == "CMDOSFRQ"]
+    assert [(f.source, f.value) for f in unmapped] == [("MedicationStatement/t4", "timing repeat 1-2/1d")]
+    assert "maps.DOSING_FREQUENCY" in unmapped[0].hint
+
+
+def test_a_statement_still_taken_is_ongoing_at_its_assertion_date():
+    """SDTMIG 3.4 4.4.7: CMENRTPT ONGOING with CMENTPT the reference time point: the date the statement
+    was asserted, else the data cutoff. Ended (t3) or completed (t4) statements are not ongoing."""
+    cm = _by_source(to_sdtm([_with_statements(*TIMED)]))
+    assert cm[["CMENRTPT", "CMENTPT"]].dropna().to_dict("index") == {
+        "MedicationStatement/t1": {"CMENRTPT": "ONGOING", "CMENTPT": "2021-05-20"},
+        "MedicationStatement/t2": {"CMENRTPT": "ONGOING", "CMENTPT": "DATA CUTOFF"}}
+    assert cm.loc["MedicationStatement/t1", "CMENDTC"] is None
+
+
+def test_the_new_columns_are_there_only_when_collected():
+    cm = to_sdtm([MINI]).datasets["CM"]
+    assert not {"CMDOSFRQ", "CMENRTPT", "CMENTPT"} & set(cm.columns)
+
+
+def test_a_contained_medication_gives_cmtrt_and_cmdecod():
+    cm = _by_source(to_sdtm([_with_statements(*TIMED)]))
+    assert tuple(cm.loc["MedicationStatement/t1", ["CMTRT", "CMDECOD"]]) == ("riluzole", "riluzole")
+
+
+def _carried(resource: dict) -> dict:
+    from tcim_interop.fhir.extensions import read_record
+
+    record = read_record(resource)
+    return record[2] if record else {}
+
+
+def test_timing_and_ongoing_round_trip_in_standard_elements_r4_and_r5():
+    """to-fhir: CMDOSFRQ as Dosage.timing (the HL7 code and the repeat) or asNeeded, ONGOING as R4 status
+    active / R5 adherence taking, CMENTPT as dateAsserted; none rides in the sdtm-record extension, and
+    to-sdtm gives every CM cell back."""
+    sdtm = to_sdtm([_with_statements(*TIMED)]).metadata
+    for version in ("R4", "R5"):
+        fhir = to_fhir(sdtm, fhir_version=version)
+        assert not fhir.report.errors, fhir.report.errors[:3]
+        concept = "medicationCodeableConcept" if version == "R4" else "medication"
+        records = [r for r in fhir.resources if "/cm.xpt#" in r.get("meta", {}).get("source", "")]
+        assert not any(_carried(r) for r in records)
+        # a frequency, an open start or a period: a statement (the mini example's riluzole, one date: not)
+        cm = {(r[concept] if version == "R4" else r[concept]["concept"])["text"]: r for r in records
+              if r["resourceType"] == "MedicationStatement"}
+        assert sorted(cm) == ["baclofen", "ibuprofen", "omeprazole", "paracetamol", "riluzole"]
+        riluzole, baclofen, omeprazole = cm["riluzole"], cm["baclofen"], cm["omeprazole"]
+        assert riluzole["dosage"][0]["timing"] == {"code": {"coding": [{"system": GTS, "code": "BID"}]},
+                                                   "repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}
+        assert baclofen["dosage"][0]["timing"] == {"code": {"coding": [{"system": GTS, "code": "TID"}]},
+                                                   "repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}}
+        assert omeprazole["effectiveDateTime"] == "2021-06-07"  # one date and a frequency: still a statement
+        assert cm["paracetamol"]["dosage"] == [{"asNeededBoolean" if version == "R4" else "asNeeded": True}]
+        assert "dosage" not in cm["ibuprofen"]  # its range had no term
+        assert riluzole["dateAsserted"] == "2021-05-20" and "dateAsserted" not in baclofen
+        if version == "R4":
+            assert [r["status"] for r in (riluzole, baclofen, omeprazole)] == ["active", "active", "unknown"]
+        else:
+            assert riluzole["status"] == "recorded" and "adherence" not in omeprazole
+            assert riluzole["adherence"] == baclofen["adherence"] == {
+                "code": {"coding": [{"system": ADHERENCE, "code": "taking"}]}}
+        back = to_sdtm([fhir.resources], fhir_version=version).datasets
+        pd.testing.assert_frame_equal(back["CM"], sdtm["CM"].frame)
+
+
+def test_r5_ongoing_is_the_adherence_not_the_status():
+    """R5 MedicationStatement.status is recorded | draft | entered-in-error: recorded says nothing of the
+    end. Its adherence taking (or taking-as-directed ...) does; not-taking does not."""
+    from tcim_interop.fhir.extensions import SDTM_RECORD
+
+    fhir = to_fhir(to_sdtm([MINI]).metadata, fhir_version="R5").resources
+    for r in fhir:  # a hospital's R5, not to-fhir's: no recorded cells to restore
+        r["extension"] = [e for e in r.get("extension") or [] if e.get("url") != SDTM_RECORD]
+    patient = next(r for r in fhir if r["resourceType"] == "Patient")
+
+    def r5(rid: str, adherence: str | None) -> dict:
+        r = {"resourceType": "MedicationStatement", "id": rid, "status": "recorded",
+             "subject": {"reference": f"Patient/{patient['id']}"}, "medication": {"concept": {"text": rid}},
+             "effectivePeriod": {"start": "2020-02"}, "dateAsserted": "2021-05-02",
+             "dosage": [{"asNeededFor": [{"text": "cramps"}]}]}
+        if adherence:
+            r["adherence"] = {"code": {"coding": [{"system": ADHERENCE, "code": adherence}]}}
+        return r
+
+    result = to_sdtm([[*fhir, r5("quinine", "taking-as-directed"), r5("baclofen", "not-taking"), r5("tizanidine", None)]],
+                     fhir_version="R5")
+    cm = result.datasets["CM"].set_index("CMTRT")
+    assert cm.loc[["quinine", "baclofen", "tizanidine"], ["CMENRTPT", "CMENTPT", "CMDOSFRQ"]].to_dict("index") == {
+        "quinine": {"CMENRTPT": "ONGOING", "CMENTPT": "2021-05-02", "CMDOSFRQ": "PRN"},
+        "baclofen": {"CMENRTPT": None, "CMENTPT": None, "CMDOSFRQ": "PRN"},
+        "tizanidine": {"CMENRTPT": None, "CMENTPT": None, "CMDOSFRQ": "PRN"}}
+
+
+def test_another_studys_reference_point_is_carried_not_invented():
+    """CMENTPT text that is no date (VISIT 2) has no FHIR element: it rides in sdtm-record and comes back."""
+    sdtm = to_sdtm([_with_statements(*TIMED)]).metadata
+    frame = sdtm["CM"].frame
+    frame.loc[frame["CMENTPT"] == "DATA CUTOFF", "CMENTPT"] = "VISIT 2"
+    fhir = to_fhir(sdtm, fhir_version="R4")
+    carried = [_carried(r) for r in fhir.resources if "/cm.xpt#" in r.get("meta", {}).get("source", "")]
+    assert {"CMENTPT": "VISIT 2"} in carried
+    pd.testing.assert_frame_equal(to_sdtm([fhir.resources]).datasets["CM"], frame)
+
+
+# -- study treatment named through a Medication (EX) ------------------------------------------------------
+def _medication_by_reference(bundle: dict, rid: str, contained: bool) -> None:
+    """Administration rid names its medication through a Medication: contained ("#m"), or in the bundle."""
+    r = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"] == rid)
+    code = r.pop("medicationCodeableConcept")
+    if contained:
+        r["contained"] = [{"resourceType": "Medication", "id": "m", "code": code}]
+        r["medicationReference"] = {"reference": "#m"}
+    else:
+        bundle["entry"].append({"resource": {"resourceType": "Medication", "id": f"med-{rid}", "code": code}})
+        r["medicationReference"] = {"reference": f"Medication/med-{rid}"}
+
+
+def test_study_treatment_through_a_referenced_or_contained_medication_is_ex():
+    plain = to_sdtm([MINI])
+    bundle = copy.deepcopy(MINI)
+    _medication_by_reference(bundle, "ma2", contained=True)
+    _medication_by_reference(bundle, "ma3", contained=False)
+    _medication_by_reference(bundle, "cm1", contained=True)  # riluzole: still CM
+    result = to_sdtm([bundle])
+    pd.testing.assert_frame_equal(result.datasets["EX"], plain.datasets["EX"])
+    assert result.metadata["EX"].sources == plain.metadata["EX"].sources
+    pd.testing.assert_frame_equal(result.datasets["CM"], plain.datasets["CM"])
+    assert _statement_outcome(result, "Medication/med-ma3") == ("converted", "feeds the records that reference it")
+    masked = to_sdtm([bundle], masked=True).datasets["EC"]  # EC selects its rows by the same product
+    assert len(masked) == len(plain.datasets["EX"])
+
+
+def test_interval_with_must_name_variables(tmp_path):
+    import shutil
+
+    import pytest
+
+    from tcim_interop.errors import SpecError
+    from tcim_interop.mapping_spec.load import load_mapping_set
+
+    specs = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", specs)
+    cm = specs / "cm.yaml"
+    cm.write_text(cm.read_text().replace("with: [CMDOSFRQ,", "with: [CMDOSFRQX,"))
+    with pytest.raises(SpecError, match="reverse: interval: must be"):
+        load_mapping_set(specs)

@@ -28,9 +28,10 @@ def as_fhirpath(text: str) -> str:
 
 
 def without_resolve(text: str) -> str:
-    """fhirpathpy has no resolve(): the ?? operands that use it are left out on both sides (the example
-    data has no BodyStructure; tests/test_site.py tests them)."""
-    return " ?? ".join(p for p in _split_top(text, "??") if "resolve()" not in p)
+    """fhirpathpy has no resolve(): the ?? operands and | alternatives that use it are left out on both
+    sides (the example data has no BodyStructure or Medication; tests/test_site.py and test_cm.py test them)."""
+    operands = (" | ".join(a.strip() for a in _split_top(p, "|") if "resolve()" not in a) for p in _split_top(text, "??"))
+    return " ?? ".join(p for p in operands if p)
 
 
 def _rows(resources: list[dict], version: str, mappings, site=None):

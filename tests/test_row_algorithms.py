@@ -68,7 +68,8 @@ def test_every_row_algorithm_is_registered():
         "assign", "assign_ct", "hardcode", "hardcode_if", "domain_code", "concat", "subject_var", "iso_datetime",
         "death_flag", "birth_date", "age", "arm", "arm_null_reason", "country", "visit", "meddra",
         "seriousness_criterion", "result_text", "not_done", "yes_no", "study_product", "site_id", "study_id",
-        "disposition_term", "verbatim", "unplanned_arm", "own_visit", "visit_on_date"])
+        "disposition_term", "verbatim", "unplanned_arm", "own_visit", "visit_on_date",
+        "dosing_frequency", "ongoing", "reference_point"])  # mapping/dosing.py, mapping/ongoing.py (CM)
 
 
 # --- assign ------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Find resources by reference, the way a FHIR server would resolve them on load.
 
 A reference may be relative ("Patient/123"), absolute ("https://host/fhir/Patient/123"), or point
-at a Bundle entry's fullUrl ("urn:uuid:..."). Contained references ("#x") are not followed.
+at a Bundle entry's fullUrl ("urn:uuid:..."). A contained reference ("#x") names a resource inside the
+resource that holds it, not one of the input: `contained` finds it there.
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ class ResourceIndex:
         if found is not None and expected_type and found.resource_type != expected_type:
             return None
         return found
+
+
+def contained(container: dict, reference: object) -> dict | None:
+    """The resource of `container`'s `contained` list that a contained reference ("#id") names, or None
+    (a hospital's MedicationAdministration naming its product in a contained Medication)."""
+    ref = reference.get("reference") if isinstance(reference, dict) else reference
+    if not isinstance(ref, str) or len(ref) < 2 or not ref.startswith("#"):
+        return None
+    return next((r for r in container.get("contained") or () if isinstance(r, dict) and r.get("id") == ref[1:]), None)
 
 
 def reference_text(reference: object) -> str:

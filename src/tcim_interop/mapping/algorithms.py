@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import derivations, disposition, reverse_algorithms, row_algorithms, selectors  # noqa: F401  (registration)
+from . import derivations, disposition, dosing, ongoing, reverse_algorithms, row_algorithms, selectors  # noqa: F401  (registration)
 from .registry import ALGORITHMS, REVERSES, Algorithm
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..fhir.index import ResourceIndex
+from ..fhir.index import ResourceIndex, contained
 from ..fhir.read import InputResource, LineResource
 from ..findings import Report
 from ..mapping_spec.model import MappingSet
@@ -41,6 +41,18 @@ class RunContext:
     dictionary_versions: dict[str, set[str]] = field(default_factory=dict)
     # (domain, variable) -> records whose input did not send that dictionary level of an Expected variable
     levels_not_sent: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def resolve_from(container: dict, index: ResourceIndex, reference: Any) -> tuple[dict | None, InputResource | LineResource | None]:
+    """(the resource a Reference in `container` points at, the input resource it is): a contained one
+    ("#id", no input resource of its own), else one of the input; (None, None) when neither has it."""
+    if not isinstance(reference, dict | str):
+        return None, None
+    inner = contained(container, reference)
+    if inner is not None:
+        return inner, None
+    found = index.resolve(reference)
+    return (found.data, found) if found is not None else (None, None)
 
 
 @dataclass
@@ -86,12 +98,13 @@ class Row:
 
     def resolve(self, reference: Any) -> dict | None:
         """resolve() in a path: the resource a Reference points at, if the input has it; it then counts as
-        used by this record (a BodyStructure that gives a muscle's side is converted, not out of scope)."""
-        found = self.run.index.resolve(reference) if isinstance(reference, dict | str) else None
-        if found is None:
-            return None
-        self.run.used.add(found.key)
-        return found.data
+        used by this record (a BodyStructure that gives a muscle's side is converted, not out of scope).
+        A contained reference ("#id") is found in the row's own resource, the one every path starts from
+        when it resolves."""
+        inner, found = resolve_from(self.resource.data, self.run.index, reference)
+        if found is not None:
+            self.run.used.add(found.key)
+        return inner
 
     def once(self, key: str, make: Callable[[], Any]) -> Any:
         """make()'s value, made once per row for the variables that share it (MedDRA's levels). The key

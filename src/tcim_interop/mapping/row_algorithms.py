@@ -58,7 +58,7 @@ def format_number(x: float | int) -> str:
     return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
 
 
-def _codes(row: Row, var, values: list[Any]) -> list[tuple[str | None, str | None, str]]:
+def codes_of(row: Row, var, values: list[Any]) -> list[tuple[str | None, str | None, str]]:
     """(system, code, shown-as) of each value: a Coding, a Quantity, or a primitive code."""
     out = []
     for v in values:
@@ -82,7 +82,7 @@ def assign_ct(row: Row, var) -> str | None:
     values = row.values_of(var)
     if not values:
         return None
-    codes = _codes(row, var, values)
+    codes = codes_of(row, var, values)
     dimensionless = _frozen(tuple(var.params.get("dimensionless", ())))
     for system, code, _ in codes:
         if code in dimensionless and system in (None, "http://unitsofmeasure.org"):
@@ -90,11 +90,11 @@ def assign_ct(row: Row, var) -> str | None:
         hit = row.run.mappings.codelists.lookup(var.codelist, var.map, system, code)
         if hit is not None:
             return hit
-    _unmapped(row, var, [c[2] for c in codes])
+    report_unmapped(row, var, [c[2] for c in codes])
     return None
 
 
-def _unmapped(row: Row, var, shown_codes: list[str]) -> None:
+def report_unmapped(row: Row, var, shown_codes: list[str]) -> None:
     if shown_codes:
         shown = ", ".join(shown_codes)
         row.finding("warning", "CT_UNMAPPED", f"no {var.codelist} term for {shown}", var.name, shown,
@@ -144,7 +144,7 @@ def study_product(row: Row, var) -> str | None:
     if product is None:
         codings = [c for cc in concepts if isinstance(cc, dict) for c in cc.get("coding") or [] if isinstance(c, dict)]
         texts = [cc["text"] for cc in concepts if isinstance(cc, dict) and isinstance(cc.get("text"), str)]
-        _unmapped(row, var, [f"{c.get('system')}|{c.get('code')}" for c in codings] + [f"text {t!r}" for t in texts])
+        report_unmapped(row, var, [f"{c.get('system')}|{c.get('code')}" for c in codings] + [f"text {t!r}" for t in texts])
     return product
 
 

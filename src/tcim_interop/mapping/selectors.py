@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..fhir.extensions import read_record
 from ..fhir.read import LineResource
 from ..mapping_spec.model import DomainSpec, RowCriteria
-from .context import Row, RunContext, Skip
+from .context import Row, RunContext, Skip, resolve_from
 from .registry import algorithm
 from .row_algorithms import product_of
 
@@ -164,7 +164,11 @@ def _study_product(resource, run: RunContext, spec: DomainSpec) -> bool:
     spec `spec` tells one (its map, the ConceptMaps, study.yaml products' names)."""
     product_var = spec.rows.deciders["product"]
     concept = product_var.path(resource.version)
-    return concept is not None and product_of(concept.values(_roots(resource)), run.mappings, product_var) is not None
+    if concept is None:
+        return False
+    # resolve(): the Medication a reference names (in the input, or contained); the row reading it counts it used
+    concepts = concept.values(_roots(resource), lambda ref: resolve_from(resource.data, run.index, ref)[0])
+    return product_of(concepts, run.mappings, product_var) is not None
 
 
 EXPOSURE_ROLE = "ex"  # study.yaml domains: the role whose spec tells study treatment (EX; EC when masked)

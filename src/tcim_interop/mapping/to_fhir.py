@@ -461,12 +461,14 @@ class Builder:
 
 def _template_role(spec: DomainSpec, record: dict[str, Any]) -> str:
     """The template of a record's resource: `interval` (CM: a MedicationStatement) for a record of a spec
-    with reverse.interval that is not one occurrence (no start, or an end other than the start)."""
+    with reverse.interval that is not one occurrence (no start, or an end other than the start), or that
+    has a value of its `with` variables (a dosing frequency: what only the interval's resource holds)."""
     rule = spec.reverse.get("interval")
     if not rule:
         return "resource"
     start, end = record.get(rule["start"]), record.get(rule["end"])
-    return "resource" if present(start) and start == end else "interval"
+    one = present(start) and start == end and not any(present(record.get(v)) for v in rule.get("with") or ())
+    return "resource" if one else "interval"
 
 
 def _relations(relrec: list[dict]) -> dict[tuple[str, str, str], list[list[tuple[str, str, str]]]]:

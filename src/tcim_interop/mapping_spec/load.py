@@ -358,13 +358,17 @@ def _row_types(raw: Any, several: bool, where: str) -> list[str]:
 
 
 def _check_interval(spec: DomainSpec, where: str) -> None:
-    """reverse.interval: {start, end}: variables of the spec, and an `interval` template for the records
-    that are not one occurrence (to-fhir: CM's MedicationStatements)."""
+    """reverse.interval: {start, end, with: [...]}: variables of the spec, and an `interval` template for the
+    records that are not one occurrence (to-fhir: CM's MedicationStatements); `with` (optional) lists the
+    variables whose value makes a record an interval whatever its dates (what only the interval holds)."""
     rule = spec.reverse.get("interval")
     if rule is None:
         return
-    if not isinstance(rule, dict) or set(rule) != {"start", "end"} or not set(rule.values()) <= set(spec.by_name):
-        raise SpecError(f"{where}: must be {{start: <variable>, end: <variable>}} naming variables of {spec.domain}")
+    names = [rule.get("start"), rule.get("end"), *(rule.get("with") or [])] if isinstance(rule, dict) else [None]
+    if not isinstance(rule, dict) or not {"start", "end"} <= set(rule) <= {"start", "end", "with"} \
+            or not isinstance(rule.get("with") or [], list) or not set(names) <= set(spec.by_name):
+        raise SpecError(f"{where}: must be {{start: <variable>, end: <variable>, with: [<variable>, ...]}} naming "
+                        f"variables of {spec.domain}")
     if "interval" not in (spec.reverse.get("templates") or {}):
         raise SpecError(f"{where}: needs templates.interval, the resource of a record that is not one occurrence")
 

@@ -15,7 +15,7 @@ from .codelists import Codelists
 
 # Parameters whose value names another variable of the same spec (a name or a list of names): each is
 # checked to exist when the spec loads, and a variable is filled after those it reads.
-VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit", "outcome", "by_date", "reason", "end")
+VARIABLE_PARAMS = ("of", "at", "if", "date", "result", "by", "unit", "outcome", "by_date", "reason", "end", "without")
 # "unit" and "end" are read by to-fhir only (the result's unit; the end whose absence makes a start the
 # start of an open period), "by_date" (a visit's date) only after DM (mapping/visits.py); filling them
 # first would change no value but the order of the findings of a run.
