@@ -334,6 +334,9 @@ ROWS = {  # spec -> which generated resources are its rows
 NEVER_PRESENT = {"RACE", "ETHNIC", "AEACN"}  # a Spanish hospital records no US race; no action taken
 # sources only FHIR made from another study's SDTM carries (to-fhir): a USUBJID not so joined, AEDTC
 NEVER_PRESENT |= {"USUBJID", "AEDTC"}
+# an age Observation (%age): the site sends the birth date, from which AGE is derived; a hospital that
+# sends the age as collected, and to-fhir for a package whose BRTHDTC does not give AGE back, send one
+NEVER_PRESENT |= {"AGEU", "DMDTC"}
 
 
 def spec_sources(spec: dict, version: str):
