@@ -211,15 +211,12 @@ def _dataset(path: Path, doc: Any) -> Dataset:
 
 def read_back(ds: Dataset) -> Dataset:
     """ds as read_dataset_json gives it back from the file write_dataset_json writes of it, without the
-    file: each cell as written (_cell), then as read (_value)."""
-    def unreadable() -> ValueError:
-        return ValueError(f"{ds.name}: a value Dataset-JSON cannot hold")
-
+    file: each cell as written (_cell), then as read (_value; what _cell gives, _value takes)."""
     columns = {}
     for var in ds.variables:
         values = ds.frame[var.name].tolist() if var.name in ds.frame else [None] * len(ds.frame)
         kind = column_type(var, values)
-        columns[var.name] = pd.Series([_value(_cell(x, kind), kind, unreadable) for x in values],
+        columns[var.name] = pd.Series([_value(_cell(x, kind), kind, ValueError) for x in values],
                                       dtype="float64" if var.type == "Num" else "object")
     frame = pd.DataFrame(columns, columns=[v.name for v in ds.variables])
     return Dataset(ds.name, ds.label, ds.variables, frame)
