@@ -313,6 +313,16 @@ def test_report_command(example_package, tmp_path):
     assert missing.exit_code == 2 and "not a directory" in missing.output
 
 
+@pytest.mark.parametrize("formats", [("json",), ("xpt",)])
+def test_to_sdtm_writes_the_report_of_its_package_as_read_back(tmp_path, formats):
+    """to-sdtm makes report.html of the datasets it has just written, without reading them back: the page
+    `tcim-interop report` makes of the files, from the Dataset-JSON or from the XPT. The example's package
+    (both formats, read from the XPT): test_same_package_same_bytes_and_the_shipped_example."""
+    out = tmp_path / "sdtm"
+    to_sdtm([DATA / "mini-r4.json"], out, formats=formats)
+    assert (out / "report.html").read_text(encoding="utf-8") == review_report(out)
+
+
 # ---- headless Chromium -------------------------------------------------------------------------------
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -50,8 +50,9 @@ def write_package(datasets: dict[str, Dataset], package: PackageDir, ms: Mapping
     staged += check_conformance(written, frames, define, staging, ms, report, strict, formats)
     report.outputs = [p.name for p in staged] + [REVIEW_FILE]  # relative: the same run elsewhere, the same report
     write_report(staging / REPORT_FILE, report)
-    # the review report reads the package as written (run report included), as `tcim-interop report` would
-    staged.append(write_review_report(staging, staging / REVIEW_FILE))
+    # the review report of the package as written (run report included), as `tcim-interop report` would
+    # read it; the datasets as reading them back would give them, without reading them
+    staged.append(write_review_report(staging, staging / REVIEW_FILE, as_read_back(written, frames, formats)))
     options = {"non_ascii": ms.study.get("non_ascii", "fold"), "strict": strict, "created": created.isoformat(),
                "mune_domain": next((sp.domain for r, sp in ms.domains.items() if r == "mune"), ""),
                "masked": ms.masked}
@@ -94,6 +95,23 @@ def write_datasets(written: dict[str, Dataset], frames: dict, staging: Path, ms:
                                metadata_version_oid=mdv_oid)
             paths.append(path)
     return paths
+
+
+def as_read_back(written: dict[str, Dataset], frames: dict, formats: tuple[str, ...]) -> dict[str, Dataset]:
+    """The datasets as read_package gives them back from the package (the XPT where there is one, else the
+    Dataset-JSON; in the order of their files), from what was written: the same values, no file read."""
+    from dataclasses import replace
+
+    from .sdtm.dataset_json import read_back
+    from .sdtm.read import typed_frame
+
+    stem = "xpt" if "xpt" in formats else "json"
+    if stem == "xpt":
+        back = {n: replace(d, frame=typed_frame(frames[n][[v.name for v in d.variables]].reset_index(drop=True),
+                                                d.variables)) for n, d in written.items()}
+    else:
+        back = {n: read_back(d) for n, d in written.items()}
+    return dict(sorted(back.items(), key=lambda item: f"{item[1].file_stem}.{stem}"))
 
 
 def build_and_check_define(written: dict[str, Dataset], ms: MappingSet, report: Report, created: datetime,

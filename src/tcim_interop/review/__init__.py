@@ -4,6 +4,8 @@ completeness, the run's accounting) built from an SDTM package alone.
     review_report(package_dir) -> str          the page
     write_review_report(package_dir, out)      written to a file (the same bytes for the same package)
 
+Both take the package's datasets as read_package gives them, when the caller holds them (to-sdtm).
+
 data.py computes, svg.py draws, html.py assembles.
 """
 
@@ -12,14 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..atomic import write_atomic
+from ..sdtm.dataset import Dataset
 from .data import read
 from .html import render
 
 
-def review_report(package_dir: Path) -> str:
-    return render(read(Path(package_dir)))
+def review_report(package_dir: Path, datasets: dict[str, Dataset] | None = None) -> str:
+    return render(read(Path(package_dir), datasets))
 
 
-def write_review_report(package_dir: Path, out: Path) -> Path:
-    write_atomic(Path(out), review_report(package_dir))
+def write_review_report(package_dir: Path, out: Path, datasets: dict[str, Dataset] | None = None) -> Path:
+    write_atomic(Path(out), review_report(package_dir, datasets))
     return Path(out)

@@ -209,6 +209,19 @@ def _dataset(path: Path, doc: Any) -> Dataset:
     return Dataset(doc["name"], str(doc.get("label", "")), variables, frame)
 
 
+def read_back(ds: Dataset) -> Dataset:
+    """ds as read_dataset_json gives it back from the file write_dataset_json writes of it, without the
+    file: each cell as written (_cell), then as read (_value; what _cell gives, _value takes)."""
+    columns = {}
+    for var in ds.variables:
+        values = ds.frame[var.name].tolist() if var.name in ds.frame else [None] * len(ds.frame)
+        kind = column_type(var, values)
+        columns[var.name] = pd.Series([_value(_cell(x, kind), kind, ValueError) for x in values],
+                                      dtype="float64" if var.type == "Num" else "object")
+    frame = pd.DataFrame(columns, columns=[v.name for v in ds.variables])
+    return Dataset(ds.name, ds.label, ds.variables, frame)
+
+
 def _value(value: Any, kind: str, bad) -> Any:
     if value is None:
         return math.nan if kind in _NUMERIC else None

@@ -126,11 +126,20 @@ def read_xpt(path: Path) -> Dataset:
     for v in variables:
         if v.name in required and v.type != "Char":
             raise InputError(f"{path}: {v.name} must be character, is numeric")
+    return Dataset(name, meta.file_label or "", variables, typed_frame(frame, variables))
+
+
+def typed_frame(frame: pd.DataFrame, variables: list[VariableMeta]) -> pd.DataFrame:
+    """The variables' columns as read_xpt gives them: text as str ("" where missing), numbers as float64
+    (what XPT v5 holds of them: the IBM double keeps every IEEE double in its range). The frame is built
+    once from its columns: assigned one by one, pandas' own work dominated on small datasets."""
+    columns: dict[str, object] = {}
     for v in variables:
         col = frame[v.name]
-        frame[v.name] = (col.astype("object").where(col.notna(), "") if v.type == "Char"
-                         else pd.to_numeric(col, errors="coerce").astype("float64"))
-    return Dataset(name, meta.file_label or "", variables, frame)
+        columns[v.name] = (pd.Series(["" if m else x for x, m in zip(col.tolist(), col.isna().tolist(), strict=True)],
+                                     index=frame.index, dtype="object") if v.type == "Char"
+                           else pd.to_numeric(col, errors="coerce").astype("float64"))
+    return pd.DataFrame(columns, index=frame.index, columns=[v.name for v in variables])
 
 
 NAMESTR = b"HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!"
