@@ -311,3 +311,18 @@ def test_records_that_to_fhir_made_are_not_given_a_visit_by_date(sponsor):
     assert "context" not in made and read_record(made)[2] == {}
     back = to_sdtm([fhir.resources], fast=True)
     assert compare_datasets(datasets, back.metadata)[2] == []
+
+
+def test_records_joining_a_coded_encounter_by_day_are_one_finding_per_domain():
+    """A coded Encounter gives the visit; records with no Encounter on its day only join it, so the run
+    says so once per domain, with their count, not once per record (nor once per Encounter)."""
+    doc = json.loads(MINI.read_text())
+    for rid in ("o2", "o4", "o3"):  # two on BASELINE's day, one on DAY 30's
+        by_id(doc, rid).pop("encounter")
+    result = to_sdtm([doc], fast=True)
+    got = visits(result)
+    assert got["Observation/o2"] == got["Observation/o4"] == (2.0, "BASELINE")
+    assert got["Observation/o3"][1] == "DAY 30"
+    told = [f for f in result.report.findings if f.code == "VISIT_BY_DATE"]
+    assert [(f.domain, f.severity) for f in told] == [("XM", "info")]
+    assert told[0].message.startswith("3 XM record(s) with no Encounter took the visit of their subject's coded")

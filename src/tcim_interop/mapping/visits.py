@@ -87,6 +87,7 @@ def assign_visits_by_date(ledger: VisitLedger, mappings: MappingSet, index, rfst
     for p in ledger.pending.values():
         by_subject.setdefault(_subject(p.row), []).append(p)
     changed: set[str] = set()
+    joined: dict[str, list[Pending]] = {}  # domain -> its records that took a coded Encounter's visit by day
     for usubjid, pending in by_subject.items():
         dated, undated = _occasions(pending, ledger.coded.get(usubjid, {}), index)
         for o in undated:
@@ -116,8 +117,25 @@ def assign_visits_by_date(ledger: VisitLedger, mappings: MappingSet, index, rfst
                 changed.add(p.row.domain)
             if o.encounter:
                 used.add(o.key)
-            _tell(o, "info", "VISIT_BY_DATE", message)
+            if o.visit is not None:  # a coded Encounter: its records joined it by day
+                for p in o.pending:
+                    joined.setdefault(p.row.domain, []).append(p)
+            else:
+                _tell(o, "info", "VISIT_BY_DATE", message)
+    _tell_joined(joined)
     return changed
+
+
+def _tell_joined(joined: dict[str, list[Pending]]) -> None:
+    """One finding per domain for its records with no Encounter that took the visit of the subject's coded
+    Encounter of the same day: the visit is the code's, the day only joins them (a Consent and a
+    ResearchSubject have no encounter element), so one line says it instead of one per record."""
+    for domain, pending in joined.items():
+        row = pending[0].row
+        row.run.report.add("info", "VISIT_BY_DATE",
+                           f"{len(pending)} {domain} record(s) with no Encounter took the visit of their subject's "
+                           f"coded Encounter on the same day (the first: {row.resource.key})", domain=domain,
+                           variable=next(iter(pending[0].fields)), source=row.resource.key, file=row.resource.where)
 
 
 def _occasions(pending: list[Pending], coded: dict[str, dict], index) -> tuple[list[_Occasion], list[_Occasion]]:
