@@ -117,7 +117,10 @@ def to_fhir(sdtm: str | os.PathLike | dict[str, Dataset], out: str | os.PathLike
 
     opts = FhirOptions(fhir_version=fhir_version, bundle_type=bundle_type, ndjson=ndjson, strict=strict,
                        verify=verify, jobs=jobs, timezone=timezone)
-    datasets = sdtm if isinstance(sdtm, dict) else read_sdtm(sdtm)
+    from .sdtm.read import read_package
+
+    # a package's XPT rows are read a part of the subjects at a time (sdtm/xpt_rows.py), not held whole
+    datasets = sdtm if isinstance(sdtm, dict) else read_package(Path(sdtm), by_range=True)[0]
     ms = mappings if isinstance(mappings, MappingSet) else package_mappings(datasets, _folder(mappings))
     resources, report, written, counts = fhir_pipeline.run(datasets, Path(out) if out is not None else None, ms, opts,
                                                            keep=keep_resources)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -31,7 +31,7 @@ from .sdtm.dataset import Dataset
 PART_ROWS = 5000
 
 
-def parts(usubjids: list[str], rows_of: dict[str, dict[str, list[int]]]) -> Iterator[list[str]]:
+def parts(usubjids: list[str], rows_of: dict[str, dict[str, Sequence[int]]]) -> Iterator[list[str]]:
     """The subjects in DM order, in parts of about PART_ROWS records (rows_of: dataset -> USUBJID -> rows)."""
     part: list[str] = []
     size = 0
@@ -67,12 +67,12 @@ def run(datasets: dict[str, Dataset], out: Path | None, ms: MappingSet, opts: Fh
     mapped = {n: d for n, d in datasets.items() if n in builder.specs or n in CARRIED or n == "RELREC"
               or (n.startswith("SUPP") and n[4:] in builder.specs)}
     trip = RoundTrip(mapped, builder.records, builder.rows_of, ms, version, map_resources)
-    trip.settle_study(study, {name for name, ds, _ in builder.plan if len(ds.frame)})
+    trip.settle_study(study, {name for name, ds, _ in builder.plan if len(ds)})
     study_ids = {f"{r['resourceType']}/{r['id']}" for r in study.resources}
     spool = Spool(out, opts.ndjson, opts.bundle_type) if out is not None else None
     kept: list[tuple[int, dict]] = []
     counts: Counter = Counter()
-    rows = sum(len(d.frame) for d in mapped.values())  # about as many resources
+    rows = sum(len(d) for d in mapped.values())  # about as many resources
     firsts: list[dict] = []  # the first subject of each study: to-sdtm makes its trial design with it
     studies_seen: set[str] = set()
     try:
