@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
-from .dataset import NOT_HELD, TRIAL_DESIGN, Dataset, VariableMeta
-from .xpt_rows import Column, Layout, open_rows, typed
+from .dataset import NOT_HELD, TRIAL_DESIGN, Dataset
+from .xpt_rows import Column, Layout, open_rows, typed, variables_of
 
 XPT_V5 = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
 XPT_V8 = b"HEADER RECORD*******LIBV8   HEADER RECORD!!!!!!!"
@@ -122,9 +122,7 @@ def read_xpt(path: Path, by_range: bool = False) -> Dataset:
     except Exception as e:  # pyreadstat's ReadstatError for truncated or damaged files
         raise InputError(f"{path}: unreadable XPT (truncated or damaged): {' '.join(str(e).split())}") from None
     name = (meta.table_name or path.stem).upper()
-    types = meta.readstat_variable_types
-    variables = [VariableMeta(c, meta.column_names_to_labels.get(c) or "", "Char" if types[c] == "string" else "Num")
-                 for c in meta.column_names]
+    variables = variables_of(meta)
     required = REQUIRED["SUPP" if name.startswith("SUPP") else "TRIAL" if name in TRIAL_DESIGN
                         else "RELREC" if name == "RELREC" else ""]
     missing = [v for v in required if v not in meta.column_names]
