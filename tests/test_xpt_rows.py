@@ -53,7 +53,7 @@ def test_a_range_read_dataset_has_no_frame_to_use_by_mistake(example_package):
     xm = read_xpt(example_package / "xm.xpt", by_range=True)
     assert xm.rows is not None
     with pytest.raises(AttributeError, match="read a range at a time"):
-        xm.frame.columns
+        _ = xm.frame.columns
     with pytest.raises(TypeError, match="use len"):
         len(xm.frame)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -31,7 +31,7 @@ from .sdtm.dataset import Dataset
 PART_ROWS = 5000
 
 
-def parts(usubjids: list[str], rows_of: dict[str, dict[str, Sequence[int]]]) -> Iterator[list[str]]:
+def parts(usubjids: list[str], rows_of: dict[str, Mapping[str, Sequence[int]]]) -> Iterator[list[str]]:
     """The subjects in DM order, in parts of about PART_ROWS records (rows_of: dataset -> USUBJID -> rows)."""
     part: list[str] = []
     size = 0

@@ -158,7 +158,7 @@ class RoundTrip:
     of DM, RELREC and the trial design: sdtm/records.py; dataset -> USUBJID -> rows)."""
 
     def __init__(self, sdtm: dict[str, Dataset], records: Mapping[str, Sequence[dict]],
-                 rows_of: dict[str, dict[str, Sequence[int]]],
+                 rows_of: dict[str, Mapping[str, Sequence[int]]],
                  ms: MappingSet, version: str, to_sdtm: ToSdtm):
         self.sdtm, self.records, self.rows_of = sdtm, records, rows_of
         self.ms, self.version, self.to_sdtm = ms, version, to_sdtm

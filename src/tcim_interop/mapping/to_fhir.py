@@ -13,7 +13,7 @@ Ids are UUIDv5 of the study, dataset and record, so the same SDTM gives the same
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -239,7 +239,7 @@ class Builder:
                 continue
             self.plan.append((name, ds, spec))
         # dataset -> USUBJID -> its rows, in order
-        self.rows_of: dict[str, dict[str, Sequence[int]]] = {name: ds.subject_rows() for name, ds in self.sdtm.items()}
+        self.rows_of: dict[str, Mapping[str, Sequence[int]]] = {name: ds.subject_rows() for name, ds in self.sdtm.items()}
 
     def study_level(self) -> Built:
         """The studies and their sites (at the DM record of their first subject), their arms as every
@@ -261,6 +261,8 @@ class Builder:
         for studyid, arms in self.arms.items():
             self._write_arms(self.studies[studyid], arms)
         self.subject_ids = list(self.subjects)
+        for made in (self.subjects, self.encounters, self.by_seq, self._marked):
+            made.clear()  # every subject's resources, made again by its part: not held meanwhile
         return self.out
 
     def subjects_part(self, usubjids: list[str]) -> Built:
@@ -463,7 +465,7 @@ def _template_role(spec: DomainSpec, record: dict[str, Any]) -> str:
     return "resource" if present(start) and start == end else "interval"
 
 
-def _relations(relrec: list[dict]) -> dict[tuple[str, str, str], list[list[tuple[str, str, str]]]]:
+def _relations(relrec: Iterable[dict]) -> dict[tuple[str, str, str], list[list[tuple[str, str, str]]]]:
     """RELREC by member: (USUBJID, RDOMAIN, IDVARVAL) -> the members (RDOMAIN, IDVAR, IDVARVAL) of each
     relationship (RELID) the record is in."""
     groups: dict[tuple[str, str], list[tuple[str, str, str]]] = {}

@@ -4,8 +4,8 @@ its variables' metadata, and for every record the FHIR resource(s) it came from.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
@@ -80,7 +80,7 @@ class Dataset:
         return [x for start in range(0, len(self), CHUNK_ROWS)
                 for x in self.rows.frame(start, start + CHUNK_ROWS)[name].tolist()]
 
-    def subject_rows(self) -> dict[str, Sequence[int]]:
+    def subject_rows(self) -> Mapping[str, Sequence[int]]:
         """USUBJID -> the rows of its records, in order (none without USUBJID)."""
         if self.rows is not None:
             return dict(self.rows.subjects)
