@@ -10,6 +10,7 @@ import pyreadstat
 import pytest
 
 from tcim_interop import api
+from tcim_interop.errors import InputError
 from tcim_interop.sdtm import xpt_rows
 from tcim_interop.sdtm.read import read_package, read_xpt
 from tcim_interop.sdtm.records import Records
@@ -106,3 +107,11 @@ def test_to_fhir_of_a_package_gives_the_bytes_of_its_datasets_read_whole(example
     for name in files:
         assert (tmp_path / "ranged" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
     assert [f.line() for f in ranged.report.findings] == [f.line() for f in whole.report.findings]
+
+
+def test_a_file_cut_after_it_was_opened_is_one_error_naming_it(tmp_path):
+    _write(tmp_path / "xm.xpt", _frame(["S1-001", "S1-002", "S1-003"]))
+    ds = read_xpt(tmp_path / "xm.xpt", by_range=True)
+    (tmp_path / "xm.xpt").write_bytes(b"")
+    with pytest.raises(InputError, match=r"xm.xpt: cannot read rows 1 to 3"):
+        ds.records(0, 3)

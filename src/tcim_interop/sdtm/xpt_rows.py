@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from .dataset import VariableMeta
 
 CHUNK_BYTES = 8 << 20  # the rows read at a time when the file is opened
@@ -80,9 +81,15 @@ class XptRows:
         """Rows start..stop (typed)."""
         start, stop = max(0, start), min(stop, self.count)
         width = self.layout.width
-        with self.path.open("rb") as f:
-            data = os.pread(f.fileno(), max(0, stop - start) * width, self.layout.obs + start * width)
-        return typed(_read(self.head, data)[0], self.variables)
+        try:
+            with self.path.open("rb") as f:
+                data = os.pread(f.fileno(), max(0, stop - start) * width, self.layout.obs + start * width)
+            if len(data) != max(0, stop - start) * width:
+                raise OSError("the file is shorter than when it was opened")
+            frame = _read(self.head, data)[0]
+        except Exception as e:  # the file changed since it was opened: OSError, pyreadstat's errors
+            raise InputError(f"{self.path}: cannot read rows {start + 1} to {stop}: {' '.join(str(e).split())}") from None
+        return typed(frame, self.variables)
 
     def records(self, start: int, stop: int) -> list[dict]:
         return self.frame(start, stop).to_dict("records")
