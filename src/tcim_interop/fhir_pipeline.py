@@ -5,7 +5,8 @@ validate them (in worker processes, fhir/validate.StreamedValidation) and spool 
 (fhir/write.Spool) -> the study's own resources once every subject is in -> with --strict, stop on an
 error -> write the Bundle or NDJSON in the order of a study built dataset by dataset.
 
-Memory holds the datasets and one part's resources (a few subjects'), not the study's: a subject's
+Memory holds one part's records (sdtm/records.py; a package's XPT rows are read a part at a time,
+sdtm/xpt_rows.py) and resources (a few subjects'), not the study's: a subject's
 resources refer to its own and to the study's only, and what to-sdtm gives back for them depends on
 nothing else."""
 
