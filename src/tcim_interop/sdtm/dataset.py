@@ -6,12 +6,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import pandas as pd
-
-if TYPE_CHECKING:
-    from .xpt_rows import XptRows
 
 # The trial design datasets of SDTMIG 3.4 (section 7): about the study, not a subject (no USUBJID).
 TRIAL_DESIGN = ("TS", "TA", "TE", "TI", "TV", "TD", "TM")
@@ -29,6 +26,18 @@ class VariableMeta:
     label: str
     type: str  # "Char" | "Num"
     core: str = "Perm"
+
+
+class RowSource(Protocol):
+    """Rows read a range at a time (sdtm/xpt_rows.XptRows)."""
+    @property
+    def subjects(self) -> Mapping[str, Sequence[int]]: ...  # USUBJID -> its rows
+
+    def __len__(self) -> int: ...
+
+    def frame(self, start: int, stop: int) -> pd.DataFrame: ...
+
+    def records(self, start: int, stop: int) -> list[dict[str, Any]]: ...
 
 
 class _NotHeld:
@@ -54,7 +63,7 @@ class Dataset:
     sources: list[str] = field(default_factory=list)  # per record: "ResourceType/id"
     notes: dict[str, str] = field(default_factory=dict)  # for define.xml: full texts SDTM had to shorten
     dictionaries: dict[str, str] = field(default_factory=dict)  # for define.xml: dictionary -> version coded in
-    rows: XptRows | None = None  # the rows of an XPT file, read a range at a time; the frame is then NOT_HELD
+    rows: RowSource | None = None  # the rows of an XPT file, read a range at a time; the frame is then NOT_HELD
 
     @property
     def file_stem(self) -> str:
