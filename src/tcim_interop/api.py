@@ -112,12 +112,16 @@ def to_fhir(sdtm: str | os.PathLike | dict[str, Dataset], out: str | os.PathLike
     Patient, ResearchSubject, Consent, Encounter, MedicationAdministration, AdverseEvent, Observation);
     with out, also written as a Bundle or NDJSON. The options are FhirOptions' (options.py).
     keep_resources=False: the resources are written to out, not kept (FhirResult.resources is empty), so
-    that memory holds the datasets and one subject's resources whatever the size of the study."""
+    that memory holds one part's records and resources whatever the size of the study (a package folder's
+    XPT datasets are read a part at a time: sdtm/xpt_rows.py)."""
     from . import fhir_pipeline
 
     opts = FhirOptions(fhir_version=fhir_version, bundle_type=bundle_type, ndjson=ndjson, strict=strict,
                        verify=verify, jobs=jobs, timezone=timezone)
-    datasets = sdtm if isinstance(sdtm, dict) else read_sdtm(sdtm)
+    from .sdtm.read import read_package
+
+    # a package's XPT rows are read a part of the subjects at a time (sdtm/xpt_rows.py), not held whole
+    datasets = sdtm if isinstance(sdtm, dict) else read_package(Path(sdtm), by_range=True)[0]
     ms = mappings if isinstance(mappings, MappingSet) else package_mappings(datasets, _folder(mappings))
     resources, report, written, counts = fhir_pipeline.run(datasets, Path(out) if out is not None else None, ms, opts,
                                                            keep=keep_resources)

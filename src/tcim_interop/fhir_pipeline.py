@@ -5,7 +5,8 @@ validate them (in worker processes, fhir/validate.StreamedValidation) and spool 
 (fhir/write.Spool) -> the study's own resources once every subject is in -> with --strict, stop on an
 error -> write the Bundle or NDJSON in the order of a study built dataset by dataset.
 
-Memory holds the datasets and one part's resources (a few subjects'), not the study's: a subject's
+Memory holds one part's records (sdtm/records.py; a package's XPT rows are read a part at a time,
+sdtm/xpt_rows.py) and resources (a few subjects'), not the study's: a subject's
 resources refer to its own and to the study's only, and what to-sdtm gives back for them depends on
 nothing else."""
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -31,7 +32,7 @@ from .sdtm.dataset import Dataset
 PART_ROWS = 5000
 
 
-def parts(usubjids: list[str], rows_of: dict[str, dict[str, list[int]]]) -> Iterator[list[str]]:
+def parts(usubjids: list[str], rows_of: dict[str, Mapping[str, Sequence[int]]]) -> Iterator[list[str]]:
     """The subjects in DM order, in parts of about PART_ROWS records (rows_of: dataset -> USUBJID -> rows)."""
     part: list[str] = []
     size = 0
@@ -67,12 +68,12 @@ def run(datasets: dict[str, Dataset], out: Path | None, ms: MappingSet, opts: Fh
     mapped = {n: d for n, d in datasets.items() if n in builder.specs or n in CARRIED or n == "RELREC"
               or (n.startswith("SUPP") and n[4:] in builder.specs)}
     trip = RoundTrip(mapped, builder.records, builder.rows_of, ms, version, map_resources)
-    trip.settle_study(study, {name for name, ds, _ in builder.plan if len(ds.frame)})
+    trip.settle_study(study, {name for name, ds, _ in builder.plan if len(ds)})
     study_ids = {f"{r['resourceType']}/{r['id']}" for r in study.resources}
     spool = Spool(out, opts.ndjson, opts.bundle_type) if out is not None else None
     kept: list[tuple[int, dict]] = []
     counts: Counter = Counter()
-    rows = sum(len(d.frame) for d in mapped.values())  # about as many resources
+    rows = sum(len(d) for d in mapped.values())  # about as many resources
     firsts: list[dict] = []  # the first subject of each study: to-sdtm makes its trial design with it
     studies_seen: set[str] = set()
     try:

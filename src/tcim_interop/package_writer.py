@@ -103,11 +103,11 @@ def as_read_back(written: dict[str, Dataset], frames: dict, formats: tuple[str, 
     from dataclasses import replace
 
     from .sdtm.dataset_json import read_back
-    from .sdtm.read import typed_frame
+    from .sdtm.xpt_rows import typed
 
     stem = "xpt" if "xpt" in formats else "json"
     if stem == "xpt":
-        back = {n: replace(d, frame=typed_frame(frames[n][[v.name for v in d.variables]].reset_index(drop=True),
+        back = {n: replace(d, frame=typed(frames[n][[v.name for v in d.variables]].reset_index(drop=True),
                                                 d.variables)) for n, d in written.items()}
     else:
         back = {n: read_back(d) for n, d in written.items()}

@@ -21,7 +21,7 @@ import heapq
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..fhir.extensions import SDTM_RECORD, dataset_extension, read_records, record_extension, supp_extension
@@ -89,13 +89,13 @@ class Figures:
     def _first(found: list, items: list, limit: int) -> list:
         return heapq.nsmallest(limit, found + items) if items else found
 
-    def add(self, name: str, rows: list[int], records: list[dict], got: Dataset | None) -> None:
+    def add(self, name: str, rows: list[int], records: Sequence[dict], got: Dataset | None) -> None:
         """The records `rows` of dataset `name` against `got`, to-sdtm's dataset of the same records."""
         ds = self.sdtm[name]
         if got is None:
             if rows:
                 self._note(name, f"{name}: not given back")
-                self.compared += len(rows) * len(ds.frame.columns)
+                self.compared += len(rows) * len(ds.columns)
             return
         self.given[name] = self.given.get(name, 0) + len(got.frame)
         if name not in self.checked:
@@ -147,16 +147,18 @@ class Figures:
         out = []
         for name, ds in self.sdtm.items():
             out += list(dict.fromkeys(self.notes.get(name, [])))
-            if name in self.given and self.given[name] != len(ds.frame):
-                out.append(f"{name}: {self.given[name]} rows given back, {len(ds.frame)} in the input")
+            if name in self.given and self.given[name] != len(ds):
+                out.append(f"{name}: {self.given[name]} rows given back, {len(ds)} in the input")
         return out + [text for _, text in self.cells]
 
 
 class RoundTrip:
     """carry and compare part by part (see the module's docstring); `finish` once every part is written.
-    records, rows_of: the Builder's (every record as a dict; dataset -> USUBJID -> rows)."""
+    records, rows_of: the Builder's (each dataset's records, those of the part being built held, with those
+    of DM, RELREC and the trial design: sdtm/records.py; dataset -> USUBJID -> rows)."""
 
-    def __init__(self, sdtm: dict[str, Dataset], records: dict[str, list[dict]], rows_of: dict[str, dict[str, list[int]]],
+    def __init__(self, sdtm: dict[str, Dataset], records: Mapping[str, Sequence[dict]],
+                 rows_of: dict[str, Mapping[str, Sequence[int]]],
                  ms: MappingSet, version: str, to_sdtm: ToSdtm):
         self.sdtm, self.records, self.rows_of = sdtm, records, rows_of
         self.ms, self.version, self.to_sdtm = ms, version, to_sdtm
@@ -322,15 +324,15 @@ class RoundTrip:
         given = forward([r for _, r in resources] + firsts, self.ms, self.version, self.to_sdtm)
         for name in self.sdtm:
             if name in CARRIED_ON_STUDY or (name == "RELREC" and carried):
-                self.figures.add(name, list(range(len(self.sdtm[name].frame))), self.records[name], given.get(name))
-            elif name in self.per_subject and not len(self.sdtm[name].frame):  # no part had it
+                self.figures.add(name, list(range(len(self.sdtm[name]))), self.records[name], given.get(name))
+            elif name in self.per_subject and not len(self.sdtm[name]):  # no part had it
                 self.figures.add(name, [], [], given.get(name))
                 if name not in given:
                     self.figures._note(name, f"{name}: not given back")
         return self.figures
 
 
-def _spec_makes_any(ms: MappingSet, supp: str, records: list[dict]) -> bool:
+def _spec_makes_any(ms: MappingSet, supp: str, records: Iterable[dict]) -> bool:
     """Whether to-sdtm makes any QNAM of the SUPPxx dataset: one the domain's spec declares (supplemental,
     a translation's text as sent), or a continuation of one or of a variable's text (AETERM1)."""
     spec = next((s for s in ms.domains.values() if s.domain == supp[4:]), None)
@@ -345,7 +347,7 @@ def _spec_makes_any(ms: MappingSet, supp: str, records: list[dict]) -> bool:
     return False
 
 
-def _qualified(r: dict, parents: dict, records: dict[str, list[dict]], part: Built, shared: Counter,
+def _qualified(r: dict, parents: dict, records: Mapping[str, Sequence[dict]], part: Built, shared: Counter,
                patient_link: str) -> tuple[dict, dict, dict] | None:
     """(the parent record, its resource, the subject's Patient reference: the DM resource's patient_link)
     of a SUPP record, when to-sdtm can tell that record from the resource alone: the resource holds no

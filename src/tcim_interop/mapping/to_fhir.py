@@ -4,8 +4,8 @@
              ResearchStudy partOf the overall one; each EX, AE and MUNE record its resource. The
              specs' reverse algorithms write the values into the elements their forward paths read.
              The study's own resources (studies, sites, arms, trial design) are built first
-             (study_level), then the subjects a few at a time (subjects_part): memory holds the
-             datasets and one part's resources, not the study's (fhir_pipeline.py writes each part).
+             (study_level), then the subjects a few at a time (subjects_part): memory holds one
+             part's records and resources, not the study's (fhir_pipeline.py writes each part).
     verify   to-sdtm of what was built must give the input back, cell by cell (round_trip.py).
 Ids are UUIDv5 of the study, dataset and record, so the same SDTM gives the same ids.
 """
@@ -13,7 +13,7 @@ Ids are UUIDv5 of the study, dataset and record, so the same SDTM gives the same
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,6 +25,7 @@ from ..fhir.path import compile_path, set_value
 from ..findings import Report
 from ..mapping_spec.model import DomainSpec, MappingSet
 from ..sdtm.dataset import Dataset, present
+from ..sdtm.records import Records
 from ..sdtm.text import continuation_qnam, join_text
 from ..trial_design import CARRIED as CARRIED_ON_STUDY
 from . import algorithms
@@ -208,9 +209,13 @@ class Builder:
 
     # -- the study, then subject by subject ------------------------------------------------------------
     def prepare(self) -> None:
-        """What building any subject reads: every record as a dict, SUPP records by parent, RELREC by
-        member, the datasets to build in their order and each one's rows by subject."""
-        self.records = {name: ds.frame.to_dict("records") for name, ds in self.sdtm.items()}
+        """What building any subject reads: the records (sdtm/records.py: those every part reads held,
+        the others made a part at a time by subjects_part), SUPP records by parent, RELREC by member, the
+        datasets to build in their order and each one's rows by subject."""
+        self.records = {name: Records(ds) for name, ds in self.sdtm.items()}
+        for name in ("DM", "RELREC", *CARRIED_ON_STUDY):
+            if name in self.records:
+                self.records[name].hold_all()
         self.supp_index: dict[tuple[str, str, str], dict[str, str]] = {}
         for name in self.sdtm:
             for r in self.records[name] if name.startswith("SUPP") else ():
@@ -233,18 +238,15 @@ class Builder:
                                 domain=name)
                 continue
             self.plan.append((name, ds, spec))
-        self.rows_of: dict[str, dict[str, list[int]]] = {}  # dataset -> USUBJID -> its rows, in order
-        for name in self.sdtm:
-            by_subject = self.rows_of.setdefault(name, {})
-            for i, r in enumerate(self.records[name] if "USUBJID" in self.sdtm[name].frame.columns else ()):
-                by_subject.setdefault(str(r["USUBJID"]), []).append(i)
+        # dataset -> USUBJID -> its rows, in order
+        self.rows_of: dict[str, Mapping[str, Sequence[int]]] = {name: ds.subject_rows() for name, ds in self.sdtm.items()}
 
     def study_level(self) -> Built:
         """The studies and their sites (at the DM record of their first subject), their arms as every
         subject's DM record declares them, in DM order, and the trial design: what every subject refers to."""
         dm_spec, dm = self.specs["DM"], self.sdtm["DM"]
         self.out = Built(level=0)
-        for i in range(len(dm.frame)):  # the subjects' own resources made here are made again with each
+        for i in range(len(dm)):  # the subjects' own resources made here are made again with each
             self.out.at = (0, i)
             self._dm_record(dm_spec, dm, i)
         self.out.keep({id(r) for r in (*self.studies.values(), *self.sites.values())})
@@ -259,10 +261,15 @@ class Builder:
         for studyid, arms in self.arms.items():
             self._write_arms(self.studies[studyid], arms)
         self.subject_ids = list(self.subjects)
+        for made in (self.subjects, self.encounters, self.by_seq, self._marked):
+            made.clear()  # every subject's resources, made again by its part: not held meanwhile
         return self.out
 
     def subjects_part(self, usubjids: list[str]) -> Built:
-        """The resources of these subjects' records (DM's, then each dataset's in the specs' order)."""
+        """The resources of these subjects' records (DM's, then each dataset's in the specs' order). Their
+        records stay held until the next part (mapping/round_trip.py reads them)."""
+        for name, records in self.records.items():
+            records.hold(i for u in usubjids for i in self.rows_of[name].get(u, ()))
         self.out = Built()
         for usubjid in usubjids:
             self.subjects.clear()
@@ -471,7 +478,7 @@ def _template_role(spec: DomainSpec, record: dict[str, Any]) -> str:
     return "resource" if one else "interval"
 
 
-def _relations(relrec: list[dict]) -> dict[tuple[str, str, str], list[list[tuple[str, str, str]]]]:
+def _relations(relrec: Iterable[dict]) -> dict[tuple[str, str, str], list[list[tuple[str, str, str]]]]:
     """RELREC by member: (USUBJID, RDOMAIN, IDVARVAL) -> the members (RDOMAIN, IDVAR, IDVARVAL) of each
     relationship (RELID) the record is in."""
     groups: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
@@ -521,7 +528,7 @@ def profiles_apply(sdtm: dict[str, Dataset], ms: MappingSet) -> bool:
     bindings and patterns are its own: another study's SDTM (the CDISC pilot) claims none."""
     own = (ms.study.get("study") or {}).get("studyid")
     dm = sdtm.get("DM")
-    return dm is not None and set(map(str, dm.frame["STUDYID"])) == {str(own)}
+    return dm is not None and set(map(str, dm.column("STUDYID"))) == {str(own)}
 
 
 def declare_profiles(resources: list[dict], profile_of: ProfileOf) -> None:

@@ -1,16 +1,18 @@
-"""An SDTM dataset in memory: its records (a DataFrame), its variables' metadata, and for every
-record the FHIR resource(s) it came from."""
+"""An SDTM dataset in memory: its records (a DataFrame, or an XPT file's rows read a range at a time),
+its variables' metadata, and for every record the FHIR resource(s) it came from."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import pandas as pd
 
 # The trial design datasets of SDTMIG 3.4 (section 7): about the study, not a subject (no USUBJID).
 TRIAL_DESIGN = ("TS", "TA", "TE", "TI", "TV", "TD", "TM")
+CHUNK_ROWS = 20_000  # the records made at a time when every one is read in turn
 
 
 def present(value: Any) -> bool:
@@ -26,6 +28,32 @@ class VariableMeta:
     core: str = "Perm"
 
 
+class RowSource(Protocol):
+    """Rows read a range at a time (sdtm/xpt_rows.XptRows)."""
+    @property
+    def subjects(self) -> Mapping[str, Sequence[int]]: ...  # USUBJID -> its rows
+
+    def __len__(self) -> int: ...
+
+    def frame(self, start: int, stop: int) -> pd.DataFrame: ...
+
+    def records(self, start: int, stop: int) -> list[dict[str, Any]]: ...
+
+
+class _NotHeld:
+    """The frame of a dataset whose rows are read a range at a time (Dataset.rows): there is none, and
+    using it is a mistake told at once, not an empty dataset."""
+
+    def __getattr__(self, name: str):
+        raise AttributeError(f"the dataset's rows are read a range at a time (Dataset.rows): no frame .{name}")
+
+    def __len__(self) -> int:
+        raise TypeError("the dataset's rows are read a range at a time (Dataset.rows): use len(dataset)")
+
+
+NOT_HELD = cast(pd.DataFrame, _NotHeld())
+
+
 @dataclass
 class Dataset:
     name: str  # "DM", "SUPPAE"
@@ -35,10 +63,37 @@ class Dataset:
     sources: list[str] = field(default_factory=list)  # per record: "ResourceType/id"
     notes: dict[str, str] = field(default_factory=dict)  # for define.xml: full texts SDTM had to shorten
     dictionaries: dict[str, str] = field(default_factory=dict)  # for define.xml: dictionary -> version coded in
+    rows: RowSource | None = None  # the rows of an XPT file, read a range at a time; the frame is then NOT_HELD
 
     @property
     def file_stem(self) -> str:
         return self.name.lower()
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return len(self.rows) if self.rows is not None else len(self.frame)
+
+    @property
+    def columns(self) -> list[str]:
+        return [v.name for v in self.variables] if self.rows is not None else list(self.frame.columns)
+
+    def records(self, start: int, stop: int) -> list[dict[str, Any]]:
+        """The records start..stop, each a dict of its values."""
+        if self.rows is not None:
+            return self.rows.records(start, stop)
+        return self.frame.iloc[start:stop].to_dict("records")
+
+    def column(self, name: str) -> list:
+        """One variable's values, every record's."""
+        if self.rows is None:
+            return self.frame[name].tolist()
+        return [x for start in range(0, len(self), CHUNK_ROWS)
+                for x in self.rows.frame(start, start + CHUNK_ROWS)[name].tolist()]
+
+    def subject_rows(self) -> Mapping[str, Sequence[int]]:
+        """USUBJID -> the rows of its records, in order (none without USUBJID)."""
+        if self.rows is not None:
+            return dict(self.rows.subjects)
+        out: dict[str, list[int]] = {}
+        for i, u in enumerate(self.frame["USUBJID"].tolist() if "USUBJID" in self.frame.columns else ()):
+            out.setdefault(str(u), []).append(i)
+        return out

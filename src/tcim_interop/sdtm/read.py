@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from ..errors import InputError
-from .dataset import TRIAL_DESIGN, Dataset, VariableMeta
+from .dataset import NOT_HELD, TRIAL_DESIGN, Dataset
+from .xpt_rows import Column, Layout, open_rows, typed, variables_of
 
 XPT_V5 = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
 XPT_V8 = b"HEADER RECORD*******LIBV8   HEADER RECORD!!!!!!!"
@@ -37,10 +36,12 @@ def discover_sdtm(directory: Path) -> list[Path]:
     return files
 
 
-def read_package(path: Path, every_file: bool = False) -> tuple[dict[str, Dataset], dict[str, str]]:
+def read_package(path: Path, every_file: bool = False, by_range: bool = False
+                 ) -> tuple[dict[str, Dataset], dict[str, str]]:
     """The datasets of a package folder (or one file) by name, and the file each was read from. A
     dataset there as .xpt and as Dataset-JSON is read from the XPT (listed first); its Dataset-JSON twin
-    is read too only with every_file (validate: a damaged file is an error even where its twin is sound)."""
+    is read too only with every_file (validate: a damaged file is an error even where its twin is sound).
+    by_range: an XPT dataset's rows are read a range at a time where they can be (read_xpt)."""
     from .dataset_json import read_dataset_json
 
     datasets: dict[str, Dataset] = {}
@@ -51,7 +52,7 @@ def read_package(path: Path, every_file: bool = False) -> tuple[dict[str, Datase
                 continue
             ds = read_dataset_json(f)
         else:
-            ds = read_xpt(f)
+            ds = read_xpt(f, by_range)
         if ds.name not in datasets:
             datasets[ds.name], files[ds.name] = ds, f.name
     define = path / "define.xml"
@@ -88,7 +89,9 @@ def dictionary_versions(define: Path) -> dict[str, dict[str, str]]:
     return out
 
 
-def read_xpt(path: Path) -> Dataset:
+def read_xpt(path: Path, by_range: bool = False) -> Dataset:
+    """The dataset of an XPT v5 file, checked. by_range: its rows are read a range at a time when they
+    can be (sdtm/xpt_rows.py: to-fhir reads a part of the subjects at a time), else whole."""
     import pyreadstat
 
     try:
@@ -105,51 +108,42 @@ def read_xpt(path: Path) -> Dataset:
     size = path.stat().st_size
     if size % 80:  # XPT v5 is written in 80-byte records, the last one padded
         raise InputError(f"{path}: truncated XPT ({size} bytes is not a whole number of 80-byte records)")
-    _check_variables(path)
+    layout = _check_variables(path)
     try:
-        try:
-            frame, meta = pyreadstat.read_xport(str(path))
-        except UnicodeDecodeError:
-            # XPT v5 records no encoding; files written on Windows SAS are often cp1252 ("’" = 0x92)
-            frame, meta = pyreadstat.read_xport(str(path), encoding="windows-1252")
+        if by_range and (rows := open_rows(path, layout)) is not None:
+            frame, meta = None, rows.meta
+        else:
+            rows = None
+            try:
+                frame, meta = pyreadstat.read_xport(str(path))
+            except UnicodeDecodeError:
+                # XPT v5 records no encoding; files written on Windows SAS are often cp1252 ("’" = 0x92)
+                frame, meta = pyreadstat.read_xport(str(path), encoding="windows-1252")
     except Exception as e:  # pyreadstat's ReadstatError for truncated or damaged files
         raise InputError(f"{path}: unreadable XPT (truncated or damaged): {' '.join(str(e).split())}") from None
     name = (meta.table_name or path.stem).upper()
-    types = meta.readstat_variable_types
-    variables = [VariableMeta(c, meta.column_names_to_labels.get(c) or "", "Char" if types[c] == "string" else "Num")
-                 for c in frame.columns]
+    variables = variables_of(meta)
     required = REQUIRED["SUPP" if name.startswith("SUPP") else "TRIAL" if name in TRIAL_DESIGN
                         else "RELREC" if name == "RELREC" else ""]
-    missing = [v for v in required if v not in frame.columns]
+    missing = [v for v in required if v not in meta.column_names]
     if missing:
         raise InputError(f"{path}: dataset {name} has no {', '.join(missing)}: not an SDTM dataset")
     for v in variables:
         if v.name in required and v.type != "Char":
             raise InputError(f"{path}: {v.name} must be character, is numeric")
-    return Dataset(name, meta.file_label or "", variables, typed_frame(frame, variables))
-
-
-def typed_frame(frame: pd.DataFrame, variables: list[VariableMeta]) -> pd.DataFrame:
-    """The variables' columns as read_xpt gives them: text as str ("" where missing), numbers as float64
-    (what XPT v5 holds of them: the IBM double keeps every IEEE double in its range). The frame is built
-    once from its columns: assigned one by one, pandas' own work dominated on small datasets."""
-    columns: dict[str, object] = {}
-    for v in variables:
-        col = frame[v.name]
-        columns[v.name] = (pd.Series(["" if m else x for x, m in zip(col.tolist(), col.isna().tolist(), strict=True)],
-                                     index=frame.index, dtype="object") if v.type == "Char"
-                           else pd.to_numeric(col, errors="coerce").astype("float64"))
-    return pd.DataFrame(columns, index=frame.index, columns=[v.name for v in variables])
+    if frame is None:
+        return Dataset(name, meta.file_label or "", variables, NOT_HELD, rows=rows)
+    return Dataset(name, meta.file_label or "", variables, typed(frame, variables))
 
 
 NAMESTR = b"HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!"
 OBS = b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!"
 
 
-def _check_variables(path: Path) -> None:
+def _check_variables(path: Path) -> Layout:
     """The variable descriptions (NAMESTR records) of the first member, checked before pyreadstat reads
     the file: it trusts them, and a crafted length (0, or more than a value can hold) gives shifted
-    columns or a crash instead of an error."""
+    columns or a crash instead of an error. Returns where the rows are and how wide (xpt_rows.Layout)."""
     with path.open("rb") as f:
         head = f.read(800)
         at = head.find(NAMESTR)
@@ -167,7 +161,7 @@ def _check_variables(path: Path) -> None:
         f.seek(end)
         if len(records) < count * width or not f.read(80).startswith(OBS):
             raise InputError(f"{path}: damaged XPT: the header counts {count} variables, not what follows it")
-    names, position = set(), 0
+    names, position, columns = set(), 0, []
     for k in range(count):
         ns = records[k * width:(k + 1) * width]
         kind, length, pos = int.from_bytes(ns[0:2], "big"), int.from_bytes(ns[4:6], "big"), int.from_bytes(ns[84:88], "big")
@@ -183,4 +177,6 @@ def _check_variables(path: Path) -> None:
         if name.upper() in names:
             raise InputError(f"{what} repeats a name")
         names.add(name.upper())
+        columns.append(Column(name, kind == 2, pos, length))
         position += length
+    return Layout(tuple(columns), position, end + 80)

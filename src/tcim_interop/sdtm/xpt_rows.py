@@ -1,0 +1,158 @@
+"""An XPT v5 dataset read a range of rows at a time (to-fhir reads the rows of a part of the subjects,
+never the whole dataset at once).
+
+The rows of an XPT v5 file are fixed width and follow each other from the record after the OBS header:
+rows i..j are the bytes obs + i * width .. obs + j * width. They are read by offset and given to
+pyreadstat behind the file's own header records, so that every value is read as a read of the whole
+file gives it. Opening the file reads it once, a few megabytes at a time, for where each subject's rows
+are. A file is read so only when (else open_rows gives None and the caller reads it whole):
+
+- it has USUBJID (character), and each subject's rows follow each other: SDTMIG 3.4 sorts a dataset by
+  its keys, STUDYID and USUBJID first;
+- its text is ASCII: other bytes are decoded as UTF-8 or, when that fails anywhere in the file, as
+  Windows-1252, which only the whole file tells;
+- it holds one dataset (no second MEMBER header) and no row is all blanks (pyreadstat takes blank rows
+  at the end of what it reads for the padding of the last record).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from .dataset import VariableMeta
+
+CHUNK_BYTES = 8 << 20  # the rows read at a time when the file is opened
+MEMBER = b"HEADER RECORD*******MEMBER  HEADER RECORD!!!!!!!"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A variable's place in a row (its NAMESTR record)."""
+    name: str
+    char: bool
+    position: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    columns: tuple[Column, ...]
+    width: int  # bytes per row
+    obs: int  # the byte offset of the first row
+
+
+def variables_of(meta: Any) -> list[VariableMeta]:
+    """The variables pyreadstat's metadata describes, in file order."""
+    types = meta.readstat_variable_types
+    return [VariableMeta(c, meta.column_names_to_labels.get(c) or "", "Char" if types[c] == "string" else "Num")
+            for c in meta.column_names]
+
+
+def typed(frame: pd.DataFrame, variables: list[VariableMeta]) -> pd.DataFrame:
+    """The variables' columns as the converter holds them: text as str ("" where missing), numbers as
+    float64 (what XPT v5 holds of them: the IBM double keeps every IEEE double in its range). The frame is
+    built once from its columns: assigned one by one, pandas' own work dominated on small datasets."""
+    columns: dict[str, object] = {}
+    for v in variables:
+        col = frame[v.name]
+        columns[v.name] = (pd.Series(["" if m else x for x, m in zip(col.tolist(), col.isna().tolist(), strict=True)],
+                                     index=frame.index, dtype="object") if v.type == "Char"
+                           else pd.to_numeric(col, errors="coerce").astype("float64"))
+    return pd.DataFrame(columns, index=frame.index, columns=[v.name for v in variables])
+
+
+class XptRows:
+    """The rows of an XPT v5 file, read a range at a time (see the module's docstring)."""
+
+    def __init__(self, path: Path, layout: Layout, head: bytes, count: int, subjects: dict[str, range], meta: Any):
+        self.path, self.layout, self.head, self.count = path, layout, head, count
+        self.subjects = subjects  # USUBJID -> its rows
+        self.meta = meta
+        self.variables = variables_of(meta)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def frame(self, start: int, stop: int) -> pd.DataFrame:
+        """Rows start..stop (typed)."""
+        start, stop = max(0, start), min(stop, self.count)
+        width = self.layout.width
+        try:
+            with self.path.open("rb") as f:
+                data = os.pread(f.fileno(), max(0, stop - start) * width, self.layout.obs + start * width)
+            if len(data) != max(0, stop - start) * width:
+                raise OSError("the file is shorter than when it was opened")
+            frame = _read(self.head, data)[0]
+        except Exception as e:  # the file changed since it was opened: OSError, pyreadstat's errors
+            raise InputError(f"{self.path}: cannot read rows {start + 1} to {stop}: {' '.join(str(e).split())}") from None
+        return typed(frame, self.variables)
+
+    def records(self, start: int, stop: int) -> list[dict]:
+        return self.frame(start, stop).to_dict("records")
+
+
+def _read(head: bytes, data: bytes, usecols: list[str] | None = None) -> tuple[pd.DataFrame, Any]:
+    import pyreadstat
+
+    return pyreadstat.read_xport(io.BytesIO(head + data), usecols=usecols)
+
+
+def open_rows(path: Path, layout: Layout) -> XptRows | None:
+    """The file's rows to read a range at a time, or None when it must be read whole (module docstring).
+    pyreadstat's errors (a damaged file) are raised as they are."""
+    try:
+        return _indexed(path, layout)
+    except UnicodeDecodeError:  # not UTF-8: the whole file's read decides how it is decoded
+        return None
+
+
+def _indexed(path: Path, layout: Layout) -> XptRows | None:
+    usubjid = next((c for c in layout.columns if c.name.upper() == "USUBJID"), None)
+    if usubjid is None or not usubjid.char or not layout.width:
+        return None
+    text = np.zeros(layout.width, dtype=bool)  # the bytes of character values in a row
+    for c in layout.columns:
+        text[c.position:c.position + c.length] = c.char
+    size, width = path.stat().st_size, layout.width
+    fitting = max(0, size - layout.obs) // width  # rows the file can hold; the last ones may be padding
+    step = max(1, CHUNK_BYTES // width)
+    subjects: dict[str, range] = {}
+    current, first, count, tail = None, 0, 0, b""
+    with path.open("rb") as f:
+        head = f.read(layout.obs)
+        fd = f.fileno()
+        meta = _read(head, os.pread(fd, width if fitting else 0, layout.obs))[1]
+        if [c.name for c in layout.columns] != list(meta.column_names):
+            return None
+        for start in range(0, fitting, step):
+            last = start + step >= fitting  # the last chunk runs to the end of the file, padding included
+            at = layout.obs + start * width
+            data = os.pread(fd, size - at if last else step * width, at)
+            if MEMBER in tail + data[:len(MEMBER)] or MEMBER in data:
+                return None
+            tail = data[-len(MEMBER):]
+            ids = typed(_read(head, data, ["USUBJID"])[0], [VariableMeta("USUBJID", "", "Char")])["USUBJID"].tolist()
+            rows = np.frombuffer(data, dtype=np.uint8, count=len(ids) * width).reshape(len(ids), width)
+            if len(ids) and ((rows[:, text] >= 0x80).any() or (rows == 0x20).all(axis=1).any()):
+                return None
+            if (len(ids) != step and not last) or (last and data[len(ids) * width:].strip(b" ")):
+                return None  # rows pyreadstat did not read, or bytes after the last row that are no padding
+            for k, u in enumerate(map(str, ids), start=start):
+                if u != current:
+                    if current is not None:
+                        subjects[current] = range(first, k)
+                    if u in subjects:
+                        return None  # a subject's rows apart: not sorted by subject
+                    current, first = u, k
+            count = start + len(ids)
+    if current is not None:
+        subjects[current] = range(first, count)
+    return XptRows(path, layout, head, count, subjects, meta)
