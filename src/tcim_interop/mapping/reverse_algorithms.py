@@ -59,6 +59,11 @@ class Target:
             alt, root, version, kind = place
             set_value(root, Path(path.text, ((alt,),)), value, version, kind)  # type: ignore[union-attr]
 
+    def current(self, var) -> Any:
+        """What the forward path of `var` reads from the resources written so far (None: nothing)."""
+        path = var.path(self.version)
+        return path.first(lambda v: self.resources.get(v or "resource")) if path is not None else None
+
     def place(self, path: Path) -> tuple[Alternative, dict, str, str] | None:
         """Where a value of `path` is written: the first alternative whose resource has that element (a
         spec reading MedicationAdministration and MedicationStatement names both dose elements), else
@@ -160,7 +165,7 @@ def iso_datetime(t: Target, var, value: Any) -> None:
     falling back to effectiveDateTime) is not written; an end that differs turns xDateTime into
     xPeriod.start/end, since FHIR allows one of the two."""
     path = var.path(t.version)
-    current = path.first(lambda v: t.resources.get(v or "resource")) if path else None
+    current = t.current(var)
     try:
         if current is not None and to_iso8601(current) == value:
             return
@@ -194,8 +199,7 @@ def age(t: Target, var, value: Any) -> None:
     """AGE into the subject's age Observation (the source's first alternative, %age.valueQuantity.value)
     unless its derivation gives it back: whole years from the birth date written (BRTHDTC, full) to
     params.at. Another study's SDTM without BRTHDTC, or with its year only, has its age there."""
-    path = var.path(t.version)
-    birth = path.first(lambda v: t.resources.get(v or "resource")) if path is not None else None
+    birth = t.current(var)
     if isinstance(birth, str) and age_in_years(birth, t.record.get(var.params["at"])) == value:
         return
     t.write(var, _number_or_text(value))
@@ -205,8 +209,7 @@ def age(t: Target, var, value: Any) -> None:
 def hardcode_if(t: Target, var, value: Any) -> None:
     """With a source (AGEU: the age Observation's valueQuantity), the unit goes where its value was
     written (AGE not given back by its derivation); the constant is otherwise made again."""
-    path = var.path(t.version)
-    if path is not None and isinstance(path.first(lambda v: t.resources.get(v or "resource")), dict):
+    if isinstance(t.current(var), dict):
         assign_ct(t, var, value)
 
 
@@ -273,8 +276,7 @@ def reference_end(t: Target, var, value: Any) -> None:
 def participation_end(t: Target, var, value: Any) -> None:
     """RFPENDTC: period.end only when RFENDTC gave none (a screen failure): to-sdtm takes the later of
     it and the subject's records again."""
-    path = var.path(t.version)
-    if path is not None and path.first(lambda v: t.resources.get(v or "resource")) is None:
+    if var.path(t.version) is not None and t.current(var) is None:
         iso_datetime(t, var, value)
 
 
