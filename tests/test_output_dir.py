@@ -157,9 +157,12 @@ def test_kill_9_at_random_moments_leaves_the_old_package_or_the_new_one(tmp_path
     rng = random.Random(1)
     outcomes = {"old": 0, "new": 0}
     state = "NV"
+    temp = tmp_path / "tmp"  # the runs' temporary folder: a killed run leaves nothing there
+    temp.mkdir()
     for _ in range(kills):
         target = "XM" if state == "NV" else "NV"
-        proc = subprocess.Popen(command + variants[target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(command + variants[target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "TMPDIR": str(temp)})
         time.sleep(rng.uniform(0.5, 1.2) * duration)  # mostly after the imports, around the writing and swap
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -171,4 +174,5 @@ def test_kill_9_at_random_moments_leaves_the_old_package_or_the_new_one(tmp_path
     subprocess.run(command, check=True, capture_output=True)  # the next run cleans what the kills left
     assert assert_whole_package(out) == manifests["XM"]
     assert leftovers(out) == []
+    assert list(temp.iterdir()) == []
     print(f"{kills} kills: {outcomes['old']} left the old package, {outcomes['new']} the new one")

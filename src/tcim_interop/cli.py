@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from contextlib import nullcontext
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -68,7 +69,8 @@ def to_sdtm_cmd(
     with running(quiet) as progress:
         if bool(server) == bool(inputs) or bool(server) != bool(study):
             raise UsageError("give INPUT files, or --server URL with --study IDENTIFIER")
-        with tempfile.TemporaryDirectory(prefix="tcim-pull-") as tmp:
+        # a folder for what is pulled, only when pulling: a run killed outright leaves it behind
+        with tempfile.TemporaryDirectory(prefix="tcim-pull-") if server else nullcontext("") as tmp:
             pulled = None
             if server:  # credentials from the environment: TCIM_FHIR_TOKEN or SMART backend settings
                 from .fhir.exchange import pull_to_directory
