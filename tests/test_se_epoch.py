@@ -94,6 +94,54 @@ def test_se_and_epoch_round_trip_through_fhir(mini_conversion, tmp_path):
         assert "EPOCH" in {v.name for v in read_sdtm(package)["AE"].variables}
 
 
+def test_se_rides_on_each_subject_not_on_the_study(mini_conversion, tmp_path):
+    """Each subject's SE records are on his ResearchSubject, so that no resource grows with the study; the
+    study describes SE once. FHIR that carries them on the study (earlier releases) gives SE back too."""
+    from tcim_interop.fhir.extensions import read_datasets, read_records
+
+    _, package = mini_conversion
+    bundle = to_fhir(package, tmp_path / "R4.json").resources
+    study = next(r for r in bundle if r["resourceType"] == "ResearchStudy" and "partOf" not in r)
+    assert "SE" in read_datasets(study) and not [r for r in read_records(study) if r[0] == "SE"]
+    carried = {}
+    for r in bundle:
+        for name, row, cells in read_records(r):
+            if name == "SE":
+                assert r["resourceType"] == "ResearchSubject"
+                carried[row] = (r["id"], cells["USUBJID"])
+    se = read_sdtm(package)["SE"].frame
+    assert sorted(carried) == list(range(len(se)))
+    by_subject = {}
+    for subject_id, usubjid in carried.values():
+        by_subject.setdefault(usubjid, set()).add(subject_id)
+    assert set(by_subject) == {S1, S2} and all(len(ids) == 1 for ids in by_subject.values())
+
+    def is_se(ext: dict) -> bool:
+        return [r[0] for r in read_records({"extension": [ext]})] == ["SE"]
+
+    for r in bundle:  # as earlier releases wrote them: every SE record on the overall study
+        if r is not study and any(is_se(e) for e in r.get("extension", [])):
+            study["extension"] += [e for e in r["extension"] if is_se(e)]
+            r["extension"] = [e for e in r["extension"] if not is_se(e)]
+    assert [n for n, _, _ in read_records(study)].count("SE") == len(se)
+    (tmp_path / "old.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection",
+                                                   "entry": [{"resource": r} for r in bundle]}))
+    back = to_sdtm([tmp_path / "old.json"])
+    assert not back.report.errors
+    compared, equal, diffs = compare_datasets({"SE": read_sdtm(package)["SE"]}, {"SE": back.metadata["SE"]})
+    assert diffs == [] and compared == equal > 0
+
+
+def test_an_se_record_of_no_dm_subject_is_an_error(mini_conversion, tmp_path):
+    from tcim_interop.errors import InputError
+
+    _, package = mini_conversion
+    datasets = read_sdtm(package)
+    datasets["SE"].frame.loc[0, "USUBJID"] = "TCIM-ELAII-01-999"
+    with pytest.raises(InputError, match="SE row 1: USUBJID TCIM-ELAII-01-999 is not in DM"):
+        to_fhir(datasets, tmp_path / "out.json")
+
+
 def _mappings_copy(tmp_path):
     shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
     return tmp_path / "mappings"

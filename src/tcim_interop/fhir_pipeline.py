@@ -56,7 +56,7 @@ def run(datasets: dict[str, Dataset], out: Path | None, ms: MappingSet, opts: Fh
     from .mapping.round_trip import RoundTrip
     from .mapping.to_fhir import Builder, declare_profiles, profiles_apply
     from .sdtm_pipeline import map_resources
-    from .trial_design import CARRIED
+    from .trial_design import CARRIED, ON_SUBJECTS
 
     report, version = Report(), opts.fhir_version
     builder = Builder(datasets, ms, version, report, opts.timezone)
@@ -65,7 +65,7 @@ def run(datasets: dict[str, Dataset], out: Path | None, ms: MappingSet, opts: Fh
     profiles = profiles_apply(datasets, ms)
     if profiles:
         declare_profiles(study.resources, profile_url)
-    mapped = {n: d for n, d in datasets.items() if n in builder.specs or n in CARRIED or n == "RELREC"
+    mapped = {n: d for n, d in datasets.items() if n in builder.specs or n in (*CARRIED, *ON_SUBJECTS, "RELREC")
               or (n.startswith("SUPP") and n[4:] in builder.specs)}
     trip = RoundTrip(mapped, builder.records, builder.rows_of, ms, version, map_resources)
     trip.settle_study(study, {name for name, ds, _ in builder.plan if len(ds)})

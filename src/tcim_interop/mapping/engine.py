@@ -29,7 +29,7 @@ from .context import Row, RunContext, Skip
 from .derivations import DeriveContext, by_subject
 from .qualifiers import read_qualifiers
 from .relations import link_records, referenced_keys, related_of, relrec_dataset
-from .restore import carried_relrec, describe, read_recorded, restore
+from .restore import Recorded, carried_relrec, describe, read_recorded, restore
 from .visits import assign_visits_by_date
 
 IDENTIFIERS = ("STUDYID", "SITEID", "SUBJID", "USUBJID")
@@ -78,7 +78,7 @@ def map_domains(resources: Sequence[InputResource | LineResource], mappings: Map
             spec = mappings.domains[_role(mappings, d)]
             rows[d] = _merge_records(spec, rows[d])
             frames[d] = _frame(spec, rows[d])
-        elements = _subject_elements(rows.get("DM", []), {d: f[0] for d, f in frames.items()}, mappings)
+        elements = _subject_elements(recorded, {d: f[0] for d, f in frames.items()}, mappings)
         links = link_records(mappings, rows)
         keys = {d: f[1] for d, f in frames.items()}
         for d in [d for d in frames if d != "DM"]:  # in the specs' order: EX before AE, which reads it (AELOC)
@@ -391,12 +391,11 @@ def _derive(spec: DomainSpec, frames: dict, report: Report, related: dict | None
         frame[var.name] = pd.Series(values, index=frame.index, dtype="object" if var.is_char else "float64")
 
 
-def _subject_elements(dm_rows: list[Row], frames: dict[str, pd.DataFrame], mappings: MappingSet) -> Dataset | None:
-    """SE: the records to-fhir carried on the subjects' studies, else made from DM (and the disposition
-    events that end the last element) and the elements of study.yaml (trial_design/subject_elements.py);
-    None without SE in trial_design.yaml."""
-    studies = {s.key: s.data for r in dm_rows if (s := r.refs.get("study")) is not None}
-    carried = carried_elements(list(studies.values()))
+def _subject_elements(recorded: Recorded, frames: dict[str, pd.DataFrame], mappings: MappingSet) -> Dataset | None:
+    """SE: the records to-fhir carried (on the subjects' ResearchSubjects), else made from DM (and the
+    disposition events that end the last element) and the elements of study.yaml
+    (trial_design/subject_elements.py); None without SE in trial_design.yaml."""
+    carried = carried_elements(recorded.described.get("SE"), (r for rs in recorded.records.values() for r in rs))
     if carried is not None or mappings.trial_design is None or "SE" not in mappings.trial_design.datasets:
         return carried
     return se_dataset(subject_elements(frames["DM"], mappings, frames), mappings)

@@ -10,9 +10,9 @@
              figures of every part add up to the study's (ROUND_TRIP), the trial design and a carried
              RELREC are compared once, on the study's own resources.
 
-A part's to-sdtm sees the overall study with the records of its own subjects only (SE, carried on the
-study, is per subject): what a subject's records give back depends on that subject and the study, never
-on another subject, so the figures are the ones of one to-sdtm of the whole output.
+A part's to-sdtm sees the overall study and the part's resources (SE rides on each subject's
+ResearchSubject): what a subject's records give back depends on that subject and the study, never on
+another subject, so the figures are the ones of one to-sdtm of the whole output.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ class RoundTrip:
     # -- the study's own resources ---------------------------------------------------------------------
     def settle_study(self, study: Built, built_datasets: set[str]) -> None:
         """The datasets' own variables (order, labels) on the overall study (sdtm-dataset), for those
-        built (built_datasets) and the SUPP ones; then which of its extensions a part's to-sdtm sees."""
+        built (built_datasets) and the SUPP ones."""
         self.study = study
         overall = overall_study(study.resources)
         self.relrec_at = len(overall.get("extension") or [])  # a RELREC carried whole goes here
@@ -184,39 +184,17 @@ class RoundTrip:
             if name in built_datasets or name.startswith("SUPP"):
                 overall.setdefault("extension", []).append(
                     dataset_extension(name, ds.label, [(v.name, v.label, v.type) for v in ds.variables]))
-        # a study's records of a subject (SE) are seen by that subject's part only
-        self._common: dict[int, list[int]] = {}
-        self._mine: dict[int, dict[str, list[int]]] = {}
-        for k, r in enumerate(study.resources):
-            for n, ext in enumerate(r.get("extension") or ()):
-                record = read_records({"extension": [ext]}) if ext.get("url") == SDTM_RECORD else []
-                usubjid = record[0][2].get("USUBJID") if record else None
-                if usubjid is None:
-                    self._common.setdefault(k, []).append(n)
-                else:
-                    self._mine.setdefault(k, {}).setdefault(str(usubjid), []).append(n)
 
-    def _context(self, usubjids: list[str]) -> list[dict]:
-        """The study's own resources as a part's to-sdtm sees them."""
-        out = []
-        for k, r in enumerate(self.study.resources):
-            if k not in self._mine:
-                out.append(r)
-                continue
-            mine = heapq.merge(self._common.get(k, []), *(self._mine[k].get(u, []) for u in usubjids))
-            out.append({**r, "extension": [r["extension"][n] for n in mine]})
-        return out
-
-    def _forward(self, part: Built, usubjids: list[str]) -> dict[str, Dataset]:
+    def _forward(self, part: Built) -> dict[str, Dataset]:
         places = [*self.study.places, *part.places]
-        resources = [*self._context(usubjids), *part.resources]
+        resources = [*self.study.resources, *part.resources]
         ordered = [resources[k] for k in sorted(range(len(places)), key=places.__getitem__)]
         return forward(ordered, self.ms, self.version, self.to_sdtm)
 
     # -- a part ------------------------------------------------------------------------------------------
     def carry(self, part: Built, usubjids: list[str]) -> None:
         """Carry what to-sdtm of the part does not give back (see the module's docstring)."""
-        given = self._forward(part, usubjids)
+        given = self._forward(part)
         self._check_relrec(given.get("RELREC"), usubjids)
         where: dict[tuple[str, str], tuple[str, int]] = {}  # (dataset, source) -> (forward dataset, row)
         for fname, ds in given.items():
@@ -297,7 +275,7 @@ class RoundTrip:
 
     def compare(self, part: Built, usubjids: list[str]) -> None:
         """The part's records against to-sdtm of its final resources."""
-        given = self._forward(part, usubjids)
+        given = self._forward(part)
         for name in self.per_subject:
             self.figures.add(name, self._rows(name, usubjids), self.records[name], given.get(name))
         if "RELREC" in self.sdtm:

@@ -27,7 +27,7 @@ from ..mapping_spec.model import DomainSpec, MappingSet
 from ..sdtm.dataset import Dataset, present
 from ..sdtm.records import Records
 from ..sdtm.text import continuation_qnam, join_text
-from ..trial_design import CARRIED as CARRIED_ON_STUDY
+from ..trial_design import CARRIED as CARRIED_ON_STUDY, ON_SUBJECTS
 from . import algorithms
 from .disposition import STATE_SYSTEM, add_progress, is_consent
 from .reverse_algorithms import Target, resource_id
@@ -230,7 +230,7 @@ class Builder:
         order = {s.domain: i for i, s in enumerate(self.ms.domains.values())}  # EX before AE, which references it
         self.plan: list[tuple[str, Dataset, DomainSpec]] = [("DM", self.sdtm["DM"], self.specs["DM"])]
         for name, ds in sorted(self.sdtm.items(), key=lambda item: order.get(item[0], len(order))):
-            if name in ("DM", "RELREC", *CARRIED_ON_STUDY) or name.startswith("SUPP"):
+            if name in ("DM", "RELREC", *CARRIED_ON_STUDY, *ON_SUBJECTS) or name.startswith("SUPP"):
                 continue
             spec = self.specs.get(name)
             if spec is None:
@@ -254,6 +254,10 @@ class Builder:
             for usubjid, rows in self.rows_of[name].items():
                 if usubjid not in self.subjects:
                     self._subject_record(spec, ds, rows[0])
+        for name in ON_SUBJECTS:
+            for usubjid, rows in self.rows_of.get(name, {}).items():
+                if usubjid not in self.subjects:
+                    raise InputError(f"{name} row {rows[0] + 1}: USUBJID {usubjid} is not in DM")
         from ..trial_design.to_fhir import add_trial_design
 
         self.out.at = (TRIAL_PHASE, 0)
@@ -285,6 +289,11 @@ class Builder:
                         self._subject_event(spec, ds, i)
                     else:
                         self._event_record(spec, ds, i)
+            subject = self.subjects[usubjid]["resource"]
+            for name in ON_SUBJECTS:  # whole, as the trial design's on the study
+                for i in self.rows_of.get(name, {}).get(usubjid, ()):
+                    subject.setdefault("extension", []).append(
+                        record_extension(name, i, {k: v for k, v in self.records[name][i].items() if present(v)}))
             dm_row = self.rows_of["DM"][usubjid][0]
             self.statuses.subject(self.records["DM"][dm_row], self.subjects[usubjid])
         return self.out

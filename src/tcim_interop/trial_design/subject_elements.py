@@ -23,12 +23,12 @@ The EPOCH of the other domains is derived from this dataset (mapping/derivations
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 
-from ..fhir.extensions import read_datasets, read_records
 from ..mapping_spec.model import MappingSet
 from ..sdtm.dataset import Dataset, VariableMeta, present
 from ..sdtm.dates import complete_date, study_day
@@ -154,16 +154,13 @@ def se_dataset(frame: pd.DataFrame, mappings: MappingSet) -> Dataset:
     return Dataset("SE", mappings.trial_design.datasets["SE"][0], se_variables(mappings), frame)
 
 
-def carried_elements(studies: list[dict]) -> Dataset | None:
-    """The SE records that to-fhir carried on the overall studies (sdtm-record extensions, as the trial
-    design's), given back exactly, with the dataset's own variables; None when no study carries SE."""
-    rows: list[tuple[int, dict]] = []
-    described = None
-    for study in studies:
-        rows += [(row, cells) for name, row, cells in read_records(study) if name == "SE"]
-        described = described or read_datasets(study).get("SE")
+def carried_elements(described: tuple[str, list] | None, records: Iterable[tuple[str, int, dict]]) -> Dataset | None:
+    """The SE records that to-fhir carried (sdtm-record extensions: on each subject's ResearchSubject, or
+    on the overall study as earlier releases wrote them), given back exactly, with the dataset's own
+    variables (described: its sdtm-dataset extension's (label, variables)); None when SE is not described.
+    records: every (dataset, row, cells) the input's sdtm-record extensions hold."""
     if described is None:
         return None
     variables = [VariableMeta(*v) for v in described[1]]
-    records = [cells for _, cells in sorted(rows, key=lambda rc: rc[0])]
-    return Dataset("SE", described[0], variables, records_frame(variables, records))
+    rows = sorted(((row, cells) for name, row, cells in records if name == "SE"), key=lambda rc: rc[0])
+    return Dataset("SE", described[0], variables, records_frame(variables, [cells for _, cells in rows]))

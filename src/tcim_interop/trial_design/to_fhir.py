@@ -18,7 +18,7 @@ from ..fhir.extensions import dataset_extension, record_extension
 from ..mapping.reverse_algorithms import declare_arm, resource_id
 from ..sdtm.dataset import Dataset, present
 from ..sdtm.text import join_text
-from . import CARRIED, MADE
+from . import CARRIED, MADE, ON_SUBJECTS
 from .build import IE_SYSTEM
 from .summary import REGISTRIES, SNOMED, SPONSOR_ROLES
 
@@ -29,16 +29,16 @@ _THO = "http://terminology.hl7.org/CodeSystem/"
 def add_trial_design(builder) -> None:
     """builder: mapping/to_fhir.py's Builder, after DM (the studies and their arms exist)."""
     dm_spec = builder.specs["DM"]
-    for name in CARRIED:
+    for name in (*CARRIED, *ON_SUBJECTS):  # ON_SUBJECTS's records: on each subject (Builder.subjects_part)
         ds: Dataset | None = builder.sdtm.get(name)
         if ds is None:
             continue
-        records = builder.records[name]
-        for studyid in dict.fromkeys(str(r["STUDYID"]) for r in records):
+        for studyid in dict.fromkeys(str(s) for s in ds.column("STUDYID")):
             study = builder._study(dm_spec, studyid)
             study.setdefault("extension", []).append(
                 dataset_extension(name, ds.label, [(v.name, v.label, v.type) for v in ds.variables]))
-        for i, r in enumerate(records):
+    for name in CARRIED:
+        for i, r in enumerate(builder.records.get(name, ())):
             study = builder._study(dm_spec, str(r["STUDYID"]))
             study.setdefault("extension", []).append(
                 record_extension(name, i, {k: v for k, v in r.items() if present(v)}))
