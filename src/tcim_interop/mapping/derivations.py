@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..findings import Report
-from ..sdtm.dataset import present
+from ..sdtm.dataset import cell_text, present
 from ..sdtm.dates import complete_date, study_day as _study_day
 from .registry import algorithm
 
@@ -159,8 +159,7 @@ def group_id(data: DeriveContext, var) -> list[str | None]:
 def _matches(value: Any, patterns: list) -> bool:
     if not present(value):
         return False
-    text = f"{int(value)}" if isinstance(value, float) and value.is_integer() else str(value)
-    return any(fnmatch.fnmatchcase(text.casefold(), str(p).casefold()) for p in patterns)
+    return any(fnmatch.fnmatchcase(cell_text(value).casefold(), str(p).casefold()) for p in patterns)
 
 
 @algorithm("from_related", "derive", origin="Derived", params=("role", "suffix", "when"),

@@ -20,7 +20,7 @@ import pandas as pd
 from ..fhir.extensions import SDTM_QUALIFIER, is_qualifier
 from ..fhir.index import ResourceIndex
 from ..mapping_spec.model import SuppStructure
-from ..sdtm.dataset import Dataset
+from ..sdtm.dataset import Dataset, cell_text
 from .reverse_algorithms import resource_id
 
 # a SUPP variable -> where its Observation holds it (QNAM and QLABEL: the code's coding)
@@ -46,7 +46,7 @@ def qualifier_observations(name: str, records: list[tuple[int, dict]],
             return None
         parent, resource, patient = found
         seq = f"{r['RDOMAIN']}SEQ" if r["RDOMAIN"] != "DM" else ""
-        if _text(r.get("IDVAR")) != seq or _text(r.get("IDVARVAL")) != _seq_text(parent.get(seq) if seq else None) \
+        if _text(r.get("IDVAR")) != seq or _text(r.get("IDVARVAL")) != cell_text(parent.get(seq) if seq else None) \
                 or _text(r.get("STUDYID")) != _text(parent.get("STUDYID")):
             return None
         qval, qorig, qeval, qlabel = texts
@@ -63,13 +63,6 @@ def qualifier_observations(name: str, records: list[tuple[int, dict]],
 def _first(items: Any) -> dict:
     """The first item of a list element, {} when there is none."""
     return items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
-
-
-def _seq_text(value: Any) -> str:
-    """--SEQ as IDVARVAL text, as to-sdtm writes it ("3"); none -> ""."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{int(value)}" if float(value).is_integer() else str(value)
 
 
 def read_qualifiers(datasets: dict[str, Dataset], index: ResourceIndex, shape: SuppStructure,
@@ -101,7 +94,7 @@ def read_qualifiers(datasets: dict[str, Dataset], index: ResourceIndex, shape: S
         coding = next(c for c in data["code"]["coding"] if isinstance(c, dict) and c.get("system") == SDTM_QUALIFIER)
         made.setdefault(name, []).append({
             "STUDYID": frame.at[i, "STUDYID"], "RDOMAIN": name, "USUBJID": frame.at[i, "USUBJID"],
-            "IDVAR": seq, "IDVARVAL": _seq_text(frame.at[i, seq]) if seq else "",
+            "IDVAR": seq, "IDVARVAL": cell_text(frame.at[i, seq]) if seq else "",
             "QNAM": _text(coding.get("code")), "QLABEL": _text(coding.get("display")),
             "QVAL": _text(data.get("valueString")), "QORIG": _text((data.get("method") or {}).get("text")),
             "QEVAL": _text(_first(data.get("performer")).get("display"))})

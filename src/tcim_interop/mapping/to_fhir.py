@@ -12,7 +12,6 @@ Ids are UUIDv5 of the study, dataset and record, so the same SDTM gives the same
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from ..fhir.extensions import read_records, record_extension
 from ..fhir.path import compile_path, set_value
 from ..findings import Report
 from ..mapping_spec.model import DomainSpec, MappingSet
-from ..sdtm.dataset import Dataset, present
+from ..sdtm.dataset import Dataset, cell_text, present
 from ..sdtm.records import Records
 from ..sdtm.text import continuation_qnam, join_text
 from ..trial_design import CARRIED as CARRIED_ON_STUDY, ON_SUBJECTS
@@ -517,13 +516,11 @@ def _idvarval(spec: DomainSpec, record: dict) -> str:
 
 
 def _key(value: Any) -> str:
-    """IDVARVAL as text: numbers without a trailing .0, so that 3.0 and "3" meet."""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else (f"{int(value)}" if value.is_integer() else repr(value))
+    """IDVARVAL as text, read as a number where it is one, so that 3.0, "3" and "3.0" meet."""
     try:
-        return _key(float(value))
+        return cell_text(float(value))
     except (TypeError, ValueError):
-        return str(value)
+        return cell_text(value)
 
 
 # the profile a resource conforms to, from its type and the dataset of its first SDTM record (None: no

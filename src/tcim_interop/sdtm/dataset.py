@@ -20,6 +20,16 @@ def present(value: Any) -> bool:
     return value is not None and value != "" and not (isinstance(value, float) and math.isnan(value))
 
 
+def cell_text(value: Any) -> str:
+    """A cell as text: "" for SDTM's nulls, integral numbers without ".0" (--SEQ 3.0 is IDVARVAL "3",
+    VISITNUM 1.0 is codelist term "1")."""
+    if not present(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 @dataclass(frozen=True)
 class VariableMeta:
     name: str

@@ -26,7 +26,7 @@ from lxml import etree
 from ..errors import SpecError
 from ..mapping_spec import sdtmig34
 from ..mapping_spec.model import DomainSpec, MappingSet
-from .dataset import Dataset, VariableMeta
+from .dataset import Dataset, VariableMeta, cell_text
 from .dataset_json import column_type, is_integral, item_oid, package_version, present, text_length
 
 ODM, DEF, XLINK = "http://www.cdisc.org/ns/odm/v1.3", "http://www.cdisc.org/ns/def/v2.1", "http://www.w3.org/1999/xlink"
@@ -400,7 +400,7 @@ class _Builder:
         # a CodeListRef comes right after the Description (ODM order)
         item.find(_o("Description")).addnext(etree.Element(_o("CodeListRef"), CodeListOID=oid, nsmap=NSMAP))
         self.codelist_refs[oid] = (name, data_type)
-        self.used.setdefault(oid, set()).update(_code(v) for v in present(values))
+        self.used.setdefault(oid, set()).update(cell_text(v) for v in present(values))
 
     def _codelist(self, oid: str, name: str, data_type: str):
         cts = self.ms.codelists
@@ -435,13 +435,6 @@ class _Builder:
         if spec.nci_code and not spec.sponsor:
             _el(cl, _o("Alias"), {"Context": "nci:ExtCodeID", "Name": spec.nci_code})
         return cl
-
-
-def _code(v: Any) -> str:
-    """A value as a codelist term: numbers without a spurious ".0" (VISITNUM 1.0 is term "1")."""
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
 
 
 def _words(value: Any) -> str:

@@ -12,7 +12,11 @@ from ..findings import Finding
 from ..mapping_spec import sdtmig34
 from ..mapping_spec.model import DomainSpec, MappingSet
 from ..mapping_spec.sdtmig34 import StdVariable
-from ..sdtm.dataset import Dataset, present
+from ..sdtm.dataset import (
+    Dataset,
+    cell_text as text,  # the checks' name for it (validate/checks_*.py)
+    present,
+)
 
 GENERAL_CLASSES = ("INTERVENTIONS", "EVENTS", "FINDINGS")
 
@@ -180,10 +184,3 @@ def unique(ctx: Context, name: str, keys: tuple[str, ...], rule: str, code: str)
         seen.setdefault(key, row)
 
 
-def text(value: Any) -> str:
-    """A cell as text: "" for SDTM's nulls, integral numbers without ".0"."""
-    if not present(value):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
