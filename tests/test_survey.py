@@ -57,3 +57,22 @@ def test_the_skeleton_filled_in_makes_the_hospital_codes_map(tmp_path, mappings)
     after = survey([hospital], load_mapping_set(site=site))
     assert not [c for c in after.unmapped() if c.system in (PHARMACY, EMG)]
     assert after.report.counts()["by_resource_type"]["MedicationAdministration"]["converted"] == 5  # 4 EX, 1 CM
+
+
+def test_a_product_named_through_a_medication_is_surveyed_as_sent_in_the_administration(mappings):
+    """EXTRT reads `medicationCodeableConcept | medicationReference.resolve().code`: the survey follows the
+    reference, to a Medication contained in the administration or in the input, as the conversion does."""
+    import copy
+
+    from test_cm import _medication_by_reference
+
+    bundle = copy.deepcopy(json.loads(MINI.read_text()))
+    _medication_by_reference(bundle, "ma2", contained=True)
+    _medication_by_reference(bundle, "ma3", contained=False)
+    _medication_by_reference(bundle, "cm1", contained=True)  # riluzole: a CM record, surveyed as a possible product
+
+    def products(result):
+        return {(c.system, c.code, c.term, c.count, c.in_rows) for c in result.codes if c.variable == "EXTRT"}
+
+    assert products(survey([bundle], mappings)) == products(survey([MINI], mappings))
+    assert len(products(survey([MINI], mappings))) == 3  # BMNC, PLACEBO and riluzole (UNMAPPED)

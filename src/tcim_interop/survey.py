@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .fhir.index import ResourceIndex
 from .findings import Report
 from .mapping import engine
+from .mapping.context import resolve_from
 from .mapping_spec.concept_maps import concept_map
 from .mapping_spec.model import MappingSet, Variable
 from .options import SdtmOptions
@@ -88,6 +90,7 @@ def survey(inputs: Iterable[str | os.PathLike | dict | list], ms: MappingSet,
     converted = {d.resource for d in report.dispositions if d.outcome == "converted"}
     surveys = _surveyed_by(datasets, ms)
     variables: dict[tuple[str, str], Variable] = {}
+    index = ResourceIndex(read.resources)  # resolve() in a path: a Medication contained or in the input
     for spec in ms.domains.values():
         coded = [(v.name, v) for v in spec.variables if v.algorithm in CODED]
         coded += [(param, v) for param, v in spec.rows.deciders.items() if v.name not in dict(coded)]
@@ -96,7 +99,9 @@ def survey(inputs: Iterable[str | os.PathLike | dict | list], ms: MappingSet,
             variables[(spec.domain, name)] = var
             for res in rows:
                 path = var.path(res.version)
-                values = path.values(_own(res.data)) if path else []  # the row's own elements, no %var
+                data = res.data
+                # the row's own elements (no %var) and the resources they reference, as the mapping reads them
+                values = path.values(_own(data), _resolver(data, index)) if path else []
                 keys = {(spec.domain, name, s, c) for s, c in _codings(values)}
                 found.update(keys)
                 if res.key in converted:
@@ -149,6 +154,10 @@ def _encounter_types(resources: list, ms: MappingSet, converted: set[str]) -> li
 
 def _own(data: dict):
     return lambda var: data if var is None else None
+
+
+def _resolver(data: dict, index: ResourceIndex):
+    return lambda reference: resolve_from(data, index, reference)[0]
 
 
 def _codings(values: list) -> set[tuple[str, str]]:
