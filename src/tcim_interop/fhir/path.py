@@ -57,6 +57,11 @@ class Alternative:
         return self._hash
 
     @cached_property
+    def elements(self) -> tuple[str, ...]:
+        """The element names the alternative walks, its functions left out (fhir/shape.py has_element)."""
+        return tuple(s.name for s in self.steps if s.func is None)
+
+    @cached_property
     def _hash(self) -> int:
         return hash((self.var, self.steps))
 

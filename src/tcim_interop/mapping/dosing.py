@@ -122,8 +122,7 @@ def _write_at(t: Target, var, fhir_type: str | None, value: Any) -> None:
     resource = t.resources["resource"]
     path = var.path(t.version)
     for alt in path.alternatives if path is not None else ():
-        names = tuple(s.name for s in alt.steps if s.func is None)
-        if alt.var is None and has_element(t.version, resource["resourceType"], names) \
-                and element(t.version, resource["resourceType"], names)[1] == fhir_type:
+        if alt.var is None and has_element(t.version, resource["resourceType"], alt.elements) \
+                and element(t.version, resource["resourceType"], alt.elements)[1] == fhir_type:
             t.write(var, value, Path(path.text, ((alt,),)))
             return

@@ -78,5 +78,4 @@ def _holds(t: Target, var) -> bool:
     dateAsserted, not an administration's)."""
     path = var.path(t.version)
     resource = t.resources["resource"]
-    return path is not None and has_element(t.version, resource["resourceType"],
-                                            tuple(s.name for s in path.alternatives[0].steps if s.func is None))
+    return path is not None and has_element(t.version, resource["resourceType"], path.alternatives[0].elements)

@@ -76,7 +76,7 @@ class Target:
                 continue
             version, kind = self.shapes.get(role) or (self.version, root["resourceType"])
             here = (alt, root, version, kind)
-            if has_element(version, kind, tuple(s.name for s in alt.steps if s.func is None)):
+            if has_element(version, kind, alt.elements):
                 return here
             found = found or (here if alt is path.alternatives[0] else None)
         return found
@@ -179,8 +179,8 @@ def iso_datetime(t: Target, var, value: Any) -> None:
     if open_end and not present(t.record.get(open_end)):
         # a start with no end: the period's start (taking since), not a point in time
         alt = next((a for a in path.alternatives if a.steps[0].name.endswith("Period")
-                    and has_element(place[2], place[3], tuple(s.name for s in a.steps if s.func is None))), alt)
-    steps = [s.name for s in alt.steps if s.func is None]
+                    and has_element(place[2], place[3], a.elements)), alt)
+    steps = alt.elements
     if len(steps) == 2 and steps[1] == "end" and steps[0].endswith("Period") and root is not None:
         single = steps[0][: -len("Period")] + "DateTime"
         if single in root:

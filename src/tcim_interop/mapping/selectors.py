@@ -100,6 +100,7 @@ def _observations_by_patient(run: RunContext, decider) -> dict[str, list]:
             out.setdefault(patient.key, []).append((not isinstance(when, str), str(when or ""), res))
     return out
 
+
 def _selecting_codes(codelists, decider) -> list[bytes] | None:
     """The codes, as JSON strings, of which a resource must hold one for the decider to select it: its
     map's, its codelist's NCI codes, and the foreign codes the ConceptMaps translate to one of them.
