@@ -21,6 +21,8 @@ MINI = DATA / "mini-r4.json"
 EXAMPLE_DATASETS = {"DM", "SE", "SV", "EX", "AE", "SUPPAE", "CM", "DS", "VS", "XM", "SUPPXM", "RELREC", "TS", "TA", "TE", "TI", "TV"}
 PILOT_ZONE = "America/New_York"  # the CDISC pilot ran in the US; its SDTM times carry no zone
 PILOT_FILES = ("dm", "ae", "ex", "suppdm", "suppae")  # the CDISC pilot's datasets to-fhir maps
+# to-sdtm of what to-fhir wrote, in the shared round trips: validated already (by to-fhir), so --fast
+BACK = {"fast": True}
 
 
 MEDPLUM_DIR = ROOT / "tests" / "fhir_server"  # Medplum's packages (npm): the test server and validator
@@ -138,13 +140,16 @@ def example_fhir(example_package, tmp_path_factory):
 def example_round_trip(example_package, example_fhir, tmp_path_factory):
     """example_round_trip(version): the example's package to FHIR in that version (to-fhir proving its
     round trip, as a user runs it) and that bundle to SDTM again, run once: (to-fhir result, bundle file,
-    to-sdtm result). R4 is example_fhir's bundle. The tests of each domain's round trip share it."""
+    to-sdtm result). R4 is example_fhir's bundle. The tests of each domain's round trip share it.
+    The way back is --fast (BACK): to-fhir has validated every resource it wrote, and --fast gives the
+    datasets of a full run on valid input (test_fast_mode.py); a second validation of 13,774 resources
+    would prove nothing more."""
     from tcim_interop import to_fhir, to_sdtm
 
     def convert(version, d):
         fhir = example_fhir if version == "R4" else (
             to_fhir(example_package, d / "bundle.json", fhir_version=version), d / "bundle.json")
-        return (*fhir, to_sdtm([fhir[1]], fhir_version=version))
+        return (*fhir, to_sdtm([fhir[1]], fhir_version=version, **BACK))
 
     return once_per_version(tmp_path_factory, "example-back", convert)
 
@@ -176,8 +181,9 @@ def pilot_fhir(pilot, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def pilot_round_trip(pilot_fhir, tmp_path_factory):
-    """pilot_round_trip(version): to-sdtm of pilot_fhir(version)'s bundle, run once: (result, package)."""
+    """pilot_round_trip(version): to-sdtm (--fast, BACK) of pilot_fhir(version)'s bundle, run once:
+    (result, package)."""
     from tcim_interop import to_sdtm
 
     return once_per_version(tmp_path_factory, "pilot-back", lambda version, d: (
-        to_sdtm([pilot_fhir(version)[1]], d / "sdtm", fhir_version=version), d / "sdtm"))
+        to_sdtm([pilot_fhir(version)[1]], d / "sdtm", fhir_version=version, **BACK), d / "sdtm"))
