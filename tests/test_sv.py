@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 
 import pytest
 import yaml
-from conftest import EXAMPLE, MINI, ROOT, need_external
+from conftest import BACK, EXAMPLE, MINI, ROOT, need_external
 from test_to_fhir import compare_datasets
 from test_visits import add_encounter, by_id, on_day
 
@@ -156,7 +156,7 @@ def test_the_pilot_sv_comes_back_cell_for_cell(tmp_path):
     assert not fhir.report.errors, fhir.report.errors[:3]
     original = read_sdtm(tmp_path / "pilot")
     assert sum(r["resourceType"] == "Encounter" for r in fhir.resources) == len(original["SV"])
-    to_sdtm([tmp_path / "pilot.json"], tmp_path / "back")
+    to_sdtm([tmp_path / "pilot.json"], tmp_path / "back", **BACK)
     compared, equal, diffs = compare_datasets({"SV": original["SV"]}, read_sdtm(tmp_path / "back"))
     assert diffs == [] and compared == equal > 20_000
 
