@@ -136,6 +136,26 @@ def test_malformed_files_are_input_errors_naming_the_file(tmp_path, content):
         read_dataset_json(path)
 
 
+@pytest.mark.parametrize("rows, named", [
+    ([["x", 1], ["y", "two"]], "row 2, N: 'two' is not integer"),
+    ([["x", True]], "row 1, N: True is not integer"),
+    ([["x", "one"], [2, 3]], "row 1, N: 'one' is not integer"),  # the first bad cell in row order
+])
+def test_a_bad_cell_is_named_by_row_and_variable(tmp_path, rows, named):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({**GOOD, "records": len(rows), "rows": rows}))
+    with pytest.raises(InputError, match=f"bad.json: not Dataset-JSON: {named}$"):
+        read_dataset_json(path)
+
+
+def test_nulls_and_numbers_read_as_a_frame_holds_them(tmp_path):
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps({**GOOD, "records": 3, "rows": [["x", 1], [None, None], ["", 2.5]]}))
+    frame = read_dataset_json(path).frame
+    assert frame["A"].tolist() == ["x", None, ""] and frame["A"].dtype == object
+    assert frame["N"].tolist()[::2] == [1.0, 2.5] and math.isnan(frame["N"][1]) and frame["N"].dtype == "float64"
+
+
 def test_a_missing_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="nope.json"):
         read_dataset_json(tmp_path / "nope.json")

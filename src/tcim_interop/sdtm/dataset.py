@@ -23,10 +23,15 @@ def present(value: Any) -> bool:
 def cell_text(value: Any) -> str:
     """A cell as text: "" for SDTM's nulls, integral numbers without ".0" (--SEQ 3.0 is IDVARVAL "3",
     VISITNUM 1.0 is codelist term "1")."""
-    if not present(value):
+    if type(value) is str:  # most cells: checked first ("" is its own text)
+        return value
+    if value is None:
         return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if value.is_integer():
+            return str(int(value))
     return str(value)
 
 

@@ -198,12 +198,17 @@ def _dataset(path: Path, doc: Any) -> Dataset:
     rows, width = doc["rows"], len(variables)
     if "records" in doc and doc["records"] != len(rows):
         raise bad(f"'records' says {doc['records']} but there are {len(rows)} rows (truncated?)")
-    data: list[list[Any]] = [[] for _ in variables]
     for r, row in enumerate(rows, start=1):
         if not isinstance(row, list) or len(row) != width:
             raise bad(f"row {r} has {len(row) if isinstance(row, list) else 'no'} values, not {width}")
-        for c, (value, kind) in enumerate(zip(row, kinds, strict=True)):
-            data[c].append(_value(value, kind, lambda: bad(f"row {r}, {variables[c].name}: {value!r} is not {kind}")))  # noqa: B023 (called at once)
+    plain = [_plain_column(column, kind) for column, kind in
+             zip(zip(*rows, strict=True) if rows else [()] * width, kinds, strict=True)]
+    data: list[list[Any]] = [column for column in plain if column is not None]
+    if len(data) < width:  # a value to convert or refuse: cell by cell, in row order
+        data = [[] for _ in variables]
+        for r, row in enumerate(rows, start=1):
+            for c, (value, kind) in enumerate(zip(row, kinds, strict=True)):
+                data[c].append(_value(value, kind, lambda: bad(f"row {r}, {variables[c].name}: {value!r} is not {kind}")))  # noqa: B023 (called at once)
     frame = pd.DataFrame({v.name: pd.Series(col, dtype="float64" if v.type == "Num" else "object")
                           for v, col in zip(variables, data, strict=True)}, columns=[v.name for v in variables])
     return Dataset(doc["name"], str(doc.get("label", "")), variables, frame)
@@ -220,6 +225,16 @@ def read_back(ds: Dataset) -> Dataset:
                                       dtype="float64" if var.type == "Num" else "object")
     frame = pd.DataFrame(columns, columns=[v.name for v in ds.variables])
     return Dataset(ds.name, ds.label, ds.variables, frame)
+
+
+def _plain_column(column: tuple, kind: str) -> list | None:
+    """A column's values as _value gives them when each is plainly of its kind (text, or a number that is
+    not a bool, or null): one pass a column instead of a call a cell. None when one is not."""
+    if kind in _NUMERIC:
+        if all(v is None or type(v) is float or type(v) is int for v in column):
+            return [math.nan if v is None else float(v) for v in column]
+        return None
+    return list(column) if all(v is None or type(v) is str for v in column) else None
 
 
 def _value(value: Any, kind: str, bad) -> Any:
