@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from ..sdtm.dataset import present
+
 BASE = "http://tcim-interop.org/fhir/StructureDefinition/"
 SDTM_RECORD = BASE + "sdtm-record"
 SDTM_SUPP = BASE + "sdtm-supp"
@@ -59,6 +61,12 @@ def record_extension(dataset: str, row: int, cells: dict[str, Any]) -> dict:
             cell.append({"url": "value", **_value(value)})
         subs.append({"url": "cell", "extension": cell})
     return {"url": SDTM_RECORD, "extension": subs}
+
+
+def whole_record_extension(dataset: str, row: int, record: dict[str, Any]) -> dict:
+    """A record carried whole (the trial design's, SE's, a RELREC the references do not give back): its
+    non-null cells, the others being nulls when read back."""
+    return record_extension(dataset, row, {k: v for k, v in record.items() if present(v)})
 
 
 def read_record(resource: dict) -> tuple[str, int, dict[str, Any]] | None:

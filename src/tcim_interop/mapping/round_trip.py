@@ -24,11 +24,18 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..fhir.extensions import SDTM_RECORD, dataset_extension, read_records, record_extension, supp_extension
+from ..fhir.extensions import (
+    SDTM_RECORD,
+    dataset_extension,
+    read_records,
+    record_extension,
+    supp_extension,
+    whole_record_extension,
+)
 from ..fhir.read import InputResource
 from ..findings import Report
 from ..mapping_spec.model import MappingSet
-from ..sdtm.dataset import Dataset, present
+from ..sdtm.dataset import Dataset
 from ..sdtm.text import continuation_qnam, fold_ascii
 from ..trial_design import CARRIED as CARRIED_ON_STUDY
 from .qualifiers import qualifier_observations
@@ -292,7 +299,7 @@ class RoundTrip:
             assert wanted is not None
             overall = overall_study(self.study.resources)
             overall["extension"][self.relrec_at:self.relrec_at] = [
-                record_extension("RELREC", i, {k: v for k, v in r.items() if present(v)})
+                whole_record_extension("RELREC", i, r)
                 for i, r in enumerate(self.records["RELREC"])]
         if not verify:
             return self.figures

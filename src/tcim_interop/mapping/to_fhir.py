@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from ..errors import InputError
-from ..fhir.extensions import read_records, record_extension
+from ..fhir.extensions import read_records, record_extension, whole_record_extension
 from ..fhir.path import compile_path, set_value
 from ..findings import Report
 from ..mapping_spec.model import DomainSpec, MappingSet
@@ -292,7 +292,7 @@ class Builder:
             for name in ON_SUBJECTS:  # whole, as the trial design's on the study
                 for i in self.rows_of.get(name, {}).get(usubjid, ()):
                     subject.setdefault("extension", []).append(
-                        record_extension(name, i, {k: v for k, v in self.records[name][i].items() if present(v)}))
+                        whole_record_extension(name, i, self.records[name][i]))
             dm_row = self.rows_of["DM"][usubjid][0]
             self.statuses.subject(self.records["DM"][dm_row], self.subjects[usubjid])
         return self.out

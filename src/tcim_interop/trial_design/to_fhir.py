@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..fhir.extensions import dataset_extension, record_extension
+from ..fhir.extensions import dataset_extension, whole_record_extension
 from ..mapping.reverse_algorithms import declare_arm, resource_id
 from ..sdtm.dataset import Dataset, present
 from ..sdtm.text import join_text
@@ -41,7 +41,7 @@ def add_trial_design(builder) -> None:
         for i, r in enumerate(builder.records.get(name, ())):
             study = builder._study(dm_spec, str(r["STUDYID"]))
             study.setdefault("extension", []).append(
-                record_extension(name, i, {k: v for k, v in r.items() if present(v)}))
+                whole_record_extension(name, i, r))
     for studyid, study in builder.studies.items():
         mine = {n: [r for r in builder.records.get(n, []) if str(r["STUDYID"]) == studyid] for n in MADE}
         _summary(study, mine["TS"], builder)
