@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from .known_shapes import Shape
+
 
 @cache
 def model_class(version: str, resource_type: str):
@@ -29,7 +31,20 @@ def model_class(version: str, resource_type: str):
 
 
 def validation_error(resource: dict, version: str) -> str | None:
-    """None when the resource is valid in its release, else a one-line reason."""
+    """None when the resource is valid in its release, else a one-line reason. A resource of a shape
+    fhir.resources has found valid before is checked leaf by leaf (fhir/known_shapes.py); any other, and
+    any that fails there, is validated whole, so that the reason is always fhir.resources' own."""
+    shape = Shape(resource, version)
+    if shape.passes():
+        return None
+    reason = whole_validation_error(resource, version)
+    if reason is None:
+        shape.learn(resource, model_class(version, resource["resourceType"]))
+    return reason
+
+
+def whole_validation_error(resource: dict, version: str) -> str | None:
+    """validation_error by fhir.resources alone: the model of the resource built element by element."""
     cls = model_class(version, resource.get("resourceType", ""))
     if cls is None:
         return f"unknown {version} resource type {resource.get('resourceType')!r}"
