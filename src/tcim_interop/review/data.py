@@ -6,10 +6,14 @@ report."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..sdtm.dataset import Dataset
@@ -27,6 +31,9 @@ class Package:
     datasets: dict[str, pd.DataFrame]
     run_report: dict
     manifest: dict
+    # what once_per_package functions gave for it: a package is only read, and every section asks for
+    # its groups and masking again
+    answers: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     def has(self, name: str) -> bool:
         return name in self.datasets and len(self.datasets[name]) > 0
@@ -48,14 +55,26 @@ def of_datasets(datasets: dict[str, Dataset], run_report: dict | None = None, ma
     return Package({n: _text_blank(d) for n, d in datasets.items()}, run_report or {}, manifest or {})
 
 
+def once_per_package(f: Callable[[Package], object]) -> Callable[[Package], Any]:
+    """f(p) computed once for each package (its result is shared: read it, never change it)."""
+    @functools.wraps(f)
+    def answer(p: Package) -> Any:
+        if f.__name__ not in p.answers:
+            p.answers[f.__name__] = f(p)
+        return p.answers[f.__name__]
+    return answer
+
+
 def _text_blank(d: Dataset) -> pd.DataFrame:
     """Text stripped, "" where missing (built once from its columns: pandas' own work per column
     assignment dominated on small datasets)."""
     frame = d.frame
 
-    def blank(col: pd.Series) -> pd.Series:
-        texts = ["" if m else str(x).strip() for x, m in zip(col.tolist(), col.isna().tolist(), strict=True)]
-        return pd.Series(texts, index=frame.index, dtype="object")
+    def blank(col: pd.Series) -> np.ndarray:  # an array, not a Series: no index to build per column
+        values = col.to_numpy()
+        texts = np.empty(len(values), dtype=object)
+        texts[:] = ["" if m else str(x).strip() for x, m in zip(values.tolist(), pd.isna(values).tolist(), strict=True)]
+        return texts
 
     columns = {c: blank(frame[c]) if frame[c].dtype == object else frame[c].copy() for c in frame.columns}
     return pd.DataFrame(columns, index=frame.index, columns=frame.columns)
@@ -68,6 +87,7 @@ def _json(path: Path) -> dict:
         return {}
 
 
+@once_per_package
 def is_masked(p: Package) -> bool:
     """Before unblinding: DM says MASKED, or exposure is in EC as MASKED with no EX (SDTMIG 3.4 6.1.3)."""
     dm, ec = p.get("DM"), p.get("EC")
@@ -85,6 +105,7 @@ def created(p: Package) -> str:
 NO_ARM_CODES = {"SCRNFAIL", "NOTASSGN", "NOTTRT"}
 
 
+@once_per_package
 def screen_failures(p: Package) -> set[str]:
     """DM ARMNRS SCREEN FAILURE, an old-style SCRNFAIL arm code, or a DS SCREEN FAILURE."""
     dm, ds = p.get("DM"), p.get("DS")
@@ -96,6 +117,7 @@ def screen_failures(p: Package) -> set[str]:
     return failures
 
 
+@once_per_package
 def arms(p: Package) -> pd.Series:
     """USUBJID -> the group a subject is reported in: the actual arm (else the planned), "All subjects"
     when masked; screen failures and subjects never assigned get no group."""
