@@ -398,3 +398,11 @@ def test_missing_expected_variables_leave_gaps_not_failures(mini_conversion):
     datasets["AE"].frame = datasets["AE"].frame.drop(columns=["AEBODSYS"])
     page = render(data.of_datasets(datasets))
     assert "holds no numeric result" in page and html_table(page, "ae-table")["System organ class"].iloc[0]
+
+
+def test_the_report_reads_text_as_objects(example_package):
+    """The report's frames keep text in object columns ("" where missing), not pandas' string dtype."""
+    package = data.of_datasets(read_sdtm(example_package))
+    for name, frame in package.datasets.items():
+        texts = [c for c in frame.columns if frame[c].dtype != "float64"]
+        assert texts and all(frame[c].dtype == "object" for c in texts), name

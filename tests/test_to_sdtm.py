@@ -183,3 +183,15 @@ def test_a_finding_with_a_known_fix_carries_its_hint_into_the_run_report(tmp_pat
     report = json.loads((tmp_path / "out" / "run-report.json").read_text(encoding="utf-8"))
     unmapped = [f for f in report["findings"] if f["code"] == "CT_UNMAPPED" and f["variable"] == "SEX"]
     assert len(unmapped) == 1 and "mappings/codelists.yaml" in unmapped[0]["hint"]
+
+
+def test_the_frames_written_hold_text_as_objects(result):
+    """xpt_frame's text columns are str in object columns, as every frame of the converter: not pandas'
+    string dtype, which it would infer from them (its missing value is NaN, not None)."""
+    from tcim_interop.findings import Report
+    from tcim_interop.sdtm.xpt import xpt_frame
+
+    for name, ds in result.metadata.items():
+        frame = xpt_frame(ds, "fold", Report())
+        for v in ds.variables:
+            assert frame[v.name].dtype == ("object" if v.type == "Char" else "float64"), (name, v.name)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..sdtm.dataset import Dataset
@@ -70,11 +69,10 @@ def _text_blank(d: Dataset) -> pd.DataFrame:
     assignment dominated on small datasets)."""
     frame = d.frame
 
-    def blank(col: pd.Series) -> np.ndarray:  # an array, not a Series: no index to build per column
+    def blank(col: pd.Series) -> pd.Series:  # object dtype: pandas would infer its string dtype
         values = col.to_numpy()
-        texts = np.empty(len(values), dtype=object)
-        texts[:] = ["" if m else str(x).strip() for x, m in zip(values.tolist(), pd.isna(values).tolist(), strict=True)]
-        return texts
+        return pd.Series(["" if m else str(x).strip() for x, m in zip(values.tolist(), pd.isna(values).tolist(), strict=True)],
+                         index=frame.index, dtype="object")
 
     columns = {c: blank(frame[c]) if frame[c].dtype == object else frame[c].copy() for c in frame.columns}
     return pd.DataFrame(columns, index=frame.index, columns=frame.columns)

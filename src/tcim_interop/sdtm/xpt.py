@@ -37,13 +37,11 @@ def xpt_frame(ds: Dataset, non_ascii: str, report: Report) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index, columns=frame.columns)
 
 
-def _text_column(ds: Dataset, name: str, non_ascii: str, report: Report) -> np.ndarray:
+def _text_column(ds: Dataset, name: str, non_ascii: str, report: Report) -> pd.Series:
     values = ds.frame[name].tolist()
     if not _plain_text(values):  # the usual column has nothing to fold, nothing to report
         values = [_folded(ds, name, i, value, non_ascii, report) for i, value in enumerate(values)]
-    column = np.empty(len(values), dtype=object)
-    column[:] = values
-    return column
+    return pd.Series(values, index=ds.frame.index, dtype="object")
 
 
 def _folded(ds: Dataset, name: str, i: int, value: object, non_ascii: str, report: Report) -> str:
