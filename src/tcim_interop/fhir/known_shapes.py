@@ -61,23 +61,32 @@ class Shape:
         _shapes[self.key] = tuple(checks) if _leaf_checks(model, resource, checks) else None
 
 
+def _objects(value: Any) -> bool:
+    """A non-empty list of objects: walked item by item (any other list is one leaf)."""
+    return type(value) is list and bool(value) and all(type(item) is dict for item in value)
+
+
+def _names_model(key: str, value: Any) -> bool:
+    """The resourceType: part of the shape (it chooses the model), not a leaf."""
+    return key == "resourceType" and type(value) is str
+
+
 def _walk(node: dict, tokens: list, leaves: list) -> None:
     for key, value in node.items():
         tokens.append(key)
-        kind = type(value)
-        if kind is dict:
+        if type(value) is dict:
             tokens.append(dict)
             _walk(value, tokens, leaves)
             tokens.append(_END)
-        elif kind is list and value and all(type(item) is dict for item in value):
+        elif _objects(value):
             tokens.append(len(value))
             for item in value:
                 _walk(item, tokens, leaves)
                 tokens.append(_END)
-        elif key == "resourceType" and kind is str:
-            tokens.append(value)  # part of the shape: it chooses the model
+        elif _names_model(key, value):
+            tokens.append(value)
         else:
-            tokens.append(kind)
+            tokens.append(type(value))
             leaves.append(value)
 
 
@@ -86,17 +95,16 @@ def _leaf_checks(model: Any, node: dict, checks: list) -> bool:
     when the shape cannot be checked leaf by leaf, and its resources are validated whole."""
     fields = _fields(model)
     for key, value in node.items():
-        kind = type(value)
-        if key == "resourceType" and kind is str:
+        if _names_model(key, value):
             continue
         if key not in fields:
             return False
         element, model_of_element = _element(fields[key].annotation)
         if element == "resource":  # its model is the resourceType's
             return False
-        if kind is dict or (kind is list and value and all(type(item) is dict for item in value)):
+        if type(value) is dict or _objects(value):
             if element == "primitive" or not all(_leaf_checks(model_of_element, item, checks)
-                                                 for item in (value if kind is list else [value])):
+                                                 for item in (value if type(value) is list else [value])):
                 return False
         elif element == "complex" and value is not None:
             return False  # an element's model given something else (a list with nulls, say)
