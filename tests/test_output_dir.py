@@ -3,6 +3,7 @@ it was by a run that fails or is killed, refused when it holds a user's files or
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -142,36 +143,91 @@ def test_a_second_run_into_the_same_out_is_refused(tmp_path):
     assert snapshot(out) == before
 
 
+# One process that has run a conversion once (its imports and what it loads, made) forks a child per run:
+# a killed run is then a conversion killed at any moment, not mostly a Python start. A line in:
+# [argv, TMPDIR]; a line out: the pid. Children are reaped at once (SIGCHLD ignored), so a pid that is
+# gone is a run that has ended.
+FORK_SERVER = """
+import json, os, signal, sys, tempfile
+from tcim_interop import to_sdtm
+from tcim_interop.cli import app
+with tempfile.TemporaryDirectory() as warm:
+    to_sdtm([sys.argv[1]], os.path.join(warm, "sdtm"))
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+for line in sys.stdin:
+    argv, tmpdir = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        os.environ["TMPDIR"], tempfile.tempdir = tmpdir, None
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1), os.dup2(null, 2)
+        try:
+            app(args=argv, prog_name="tcim-interop")
+        except SystemExit as e:
+            os._exit(e.code or 0)
+        os._exit(0)
+    print(pid, flush=True)
+"""
+
+
+class ForkServer:
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", FORK_SERVER, str(MINI)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def start(self, argv: list[str], tmpdir: Path) -> int:
+        self.proc.stdin.write(json.dumps([argv, str(tmpdir)]) + "\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    @staticmethod
+    def wait(pid: int) -> None:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
 def test_kill_9_at_random_moments_leaves_the_old_package_or_the_new_one(tmp_path):
     """SIGKILL a conversion at random moments: each time, --out is the old package or the new one, whole."""
-    kills = int(os.environ.get("TCIM_KILL_LOOPS", "10"))  # TCIM_KILL_LOOPS=200 for a longer hunt
+    kills = int(os.environ.get("TCIM_KILL_LOOPS", "16"))  # TCIM_KILL_LOOPS=200 for a longer hunt
     out = tmp_path / "sdtm"
-    command = [sys.executable, "-m", "tcim_interop", "to-sdtm", str(MINI), "--out", str(out), "-q", "-j", "1"]
+    command = ["to-sdtm", str(MINI), "--out", str(out), "-q", "-j", "1"]
     variants = {"XM": [], "NV": ["--mune-domain", "NV"]}
-    manifests = {}
-    started = time.monotonic()
+    temp = tmp_path / "tmp"  # the runs' temporary folder: a killed run leaves nothing there
+    temp.mkdir()
+    server = ForkServer()
+    manifests, durations = {}, []
     for name, extra in variants.items():  # each variant's package, as a finished run writes it
-        subprocess.run(command + extra, check=True, capture_output=True)
+        pid = server.start(command + extra, temp)
+        started = time.monotonic()
+        server.wait(pid)
+        durations.append(time.monotonic() - started)
         manifests[name] = assert_whole_package(out)
-    duration = (time.monotonic() - started) / 2
+    duration = max(durations)
     rng = random.Random(1)
     outcomes = {"old": 0, "new": 0}
     state = "NV"
-    temp = tmp_path / "tmp"  # the runs' temporary folder: a killed run leaves nothing there
-    temp.mkdir()
     for _ in range(kills):
         target = "XM" if state == "NV" else "NV"
-        proc = subprocess.Popen(command + variants[target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env={**os.environ, "TMPDIR": str(temp)})
-        time.sleep(rng.uniform(0.5, 1.2) * duration)  # mostly after the imports, around the writing and swap
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        pid = server.start(command + variants[target], temp)
+        time.sleep(rng.uniform(0.05, 1.1) * duration)  # from its first step to around the writing and swap
+        with contextlib.suppress(ProcessLookupError):  # a run that ended first: its package is the new one
+            os.kill(pid, signal.SIGKILL)
+        server.wait(pid)
         manifest = assert_whole_package(out)
         assert manifest in (manifests[state], manifests[target])
         outcomes["new" if manifest == manifests[target] and target != state else "old"] += 1
         state = target if manifest == manifests[target] else state
         assert not [p for p in out.iterdir() if p.is_dir()], "a staging folder inside --out"
-    subprocess.run(command, check=True, capture_output=True)  # the next run cleans what the kills left
+    server.wait(server.start(command, temp))  # the next run cleans what the kills left
+    server.close()
     assert assert_whole_package(out) == manifests["XM"]
     assert leftovers(out) == []
     assert list(temp.iterdir()) == []

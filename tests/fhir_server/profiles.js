@@ -179,6 +179,20 @@ function extensionsOf(value, urls, found) {
   return found;
 }
 
+// Medplum parses the definition given to validateTypedValue on every call (most of this script's time): an
+// extension's issues depend on its url and its JSON alone, so one met again has the issues it had before
+const extensionChecked = new Map();
+function extensionIssues(ext, url) {
+  const key = `${url} ${JSON.stringify(ext)}`;
+  let found = extensionChecked.get(key);
+  if (!found) {
+    found = check(() => validateTypedValue({ type: 'Extension', value: ext }, { profile: byUrl[url] }))
+      .map((i) => ({ ...i, details: { text: `${url}: ${(i.details && i.details.text) || ''}` } }));
+    extensionChecked.set(key, found);
+  }
+  return found;
+}
+
 const boundOf = {};
 const issues = [];
 let invalid = 0;
@@ -198,8 +212,7 @@ for (const { profile, resource } of items) {
   }
   const validateExtension = (ext, url) => {
     extensions += 1;
-    outcome.push(...check(() => validateTypedValue({ type: 'Extension', value: ext }, { profile: byUrl[url] }))
-      .map((i) => ({ ...i, details: { text: `${url}: ${(i.details && i.details.text) || ''}` } })));
+    outcome.push(...extensionIssues(ext, url));
     // Medplum takes any value[x] type: the types the definition allows are checked here
     const value = byUrl[url].snapshot.element.find((e) => e.id === 'Extension.value[x]');
     const key = Object.keys(ext).find((k) => k.startsWith('value'));
