@@ -145,7 +145,7 @@ def _mutate(doc: dict, at: tuple, how: str) -> None:
         parent[at[-1]] = MUTATIONS[how](parent[at[-1]])
 
 
-def test_fuzz_a_mutated_bundle_never_crashes_either_mode(tmp_path):
+def test_fuzz_a_mutated_bundle_never_crashes_either_mode(tmp_path, mappings):
     from tcim_interop.errors import TcimError
 
     rnd = random.Random(FUZZ_SEED)
@@ -160,7 +160,7 @@ def test_fuzz_a_mutated_bundle_never_crashes_either_mode(tmp_path):
             _mutate(doc, at, how)
         for fast in (False, True):
             try:
-                _run(tmp_path, doc, fast=fast)
+                _run(tmp_path, doc, fast=fast, mappings=mappings)  # the specs loaded once, not 200 times
             except TcimError:
                 pass
             except Exception as e:  # noqa: BLE001 - the test is that nothing else escapes

@@ -21,7 +21,7 @@ from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource, LineResource
 from ..findings import Report
 from ..mapping_spec.model import READ_BEFORE, DomainSpec, MappingSet, SuppStructure
-from ..sdtm.dataset import Dataset, VariableMeta, present
+from ..sdtm.dataset import Dataset, VariableMeta, frame_of, present
 from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
 from ..trial_design.subject_elements import carried_elements, se_dataset, subject_elements
 from . import algorithms
@@ -353,9 +353,8 @@ def _frame(spec: DomainSpec, rows: list[Row]) -> tuple[pd.DataFrame, list[str], 
     rows = sorted(rows, key=lambda r: _sort_key(r.values, spec.sort))
     records = [r.values for r in rows]
     # Char columns hold str or None (object dtype, never pandas' NaN-filled string dtype); Num float64.
-    frame = pd.DataFrame({v.name: pd.Series(list(map(methodcaller("get", v.name), records)),
-                                            dtype="object" if v.is_char else "float64")
-                          for v in spec.variables}, columns=spec.names)
+    frame = frame_of({v.name: list(map(methodcaller("get", v.name), records)) for v in spec.variables},
+                     {v.name for v in spec.variables if not v.is_char})
     supp = [{"row": i, "qnam": q, "value": val, "spec": sq} for i, r in enumerate(rows) for q, (val, sq) in r.supp.items()]
     return frame, [r.source for r in rows], supp
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..sdtm.dataset import Dataset
+from ..sdtm.dataset import Dataset, frame_of
 from ..sdtm.read import read_package
 from .stats import Mean, mean_ci
 
@@ -69,13 +69,16 @@ def _text_blank(d: Dataset) -> pd.DataFrame:
     assignment dominated on small datasets)."""
     frame = d.frame
 
-    def blank(col: pd.Series) -> pd.Series:  # object dtype: pandas would infer its string dtype
+    def blank(col: pd.Series) -> list[str]:
         values = col.to_numpy()
-        return pd.Series(["" if m else str(x).strip() for x, m in zip(values.tolist(), pd.isna(values).tolist(), strict=True)],
-                         index=frame.index, dtype="object")
+        return ["" if m else str(x).strip() for x, m in zip(values.tolist(), pd.isna(values).tolist(), strict=True)]
 
-    columns = {c: blank(frame[c]) if frame[c].dtype == object else frame[c].copy() for c in frame.columns}
-    return pd.DataFrame(columns, index=frame.index, columns=frame.columns)
+    texts = {c for c in frame.columns if frame[c].dtype == object}
+    numbers = {c for c in frame.columns if frame[c].dtype == "float64"}
+    built = frame_of({c: blank(frame[c]) if c in texts else frame[c].to_numpy() for c in frame.columns
+                      if c in texts or c in numbers}, numbers, frame.index)
+    kept = [c for c in frame.columns if c not in built]  # a frame given through the API: any other dtype, as it is
+    return pd.concat([built, frame[kept].copy()], axis=1)[list(frame.columns)] if kept else built
 
 
 def _json(path: Path) -> dict:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..atomic import write_atomic
 from ..errors import InputError, OutputError
-from .dataset import Dataset, VariableMeta
+from .dataset import Dataset, VariableMeta, frame_of
 from .text import xpt_length
 
 VERSION = "1.1.0"
@@ -209,8 +209,8 @@ def _dataset(path: Path, doc: Any) -> Dataset:
         for r, row in enumerate(rows, start=1):
             for c, (value, kind) in enumerate(zip(row, kinds, strict=True)):
                 data[c].append(_value(value, kind, lambda: bad(f"row {r}, {variables[c].name}: {value!r} is not {kind}")))  # noqa: B023 (called at once)
-    frame = pd.DataFrame({v.name: pd.Series(col, dtype="float64" if v.type == "Num" else "object")
-                          for v, col in zip(variables, data, strict=True)}, columns=[v.name for v in variables])
+    frame = frame_of({v.name: col for v, col in zip(variables, data, strict=True)},
+                     {v.name for v in variables if v.type == "Num"})
     return Dataset(doc["name"], str(doc.get("label", "")), variables, frame)
 
 
@@ -221,9 +221,8 @@ def read_back(ds: Dataset) -> Dataset:
     for var in ds.variables:
         values = ds.frame[var.name].tolist() if var.name in ds.frame else [None] * len(ds.frame)
         kind = column_type(var, values)
-        columns[var.name] = pd.Series([_value(_cell(x, kind), kind, ValueError) for x in values],
-                                      dtype="float64" if var.type == "Num" else "object")
-    frame = pd.DataFrame(columns, columns=[v.name for v in ds.variables])
+        columns[var.name] = [_value(_cell(x, kind), kind, ValueError) for x in values]
+    frame = frame_of(columns, {v.name for v in ds.variables if v.type == "Num"})
     return Dataset(ds.name, ds.label, ds.variables, frame)
 
 

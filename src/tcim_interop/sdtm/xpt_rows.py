@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .dataset import VariableMeta
+from .dataset import VariableMeta, frame_of
 
 CHUNK_BYTES = 8 << 20  # the rows read at a time when the file is opened
 MEMBER = b"HEADER RECORD*******MEMBER  HEADER RECORD!!!!!!!"
@@ -60,13 +60,12 @@ def typed(frame: pd.DataFrame, variables: list[VariableMeta]) -> pd.DataFrame:
     """The variables' columns as the converter holds them: text as str ("" where missing), numbers as
     float64 (what XPT v5 holds of them: the IBM double keeps every IEEE double in its range). The frame is
     built once from its columns: assigned one by one, pandas' own work dominated on small datasets."""
-    columns: dict[str, object] = {}
+    columns: dict[str, Any] = {}
     for v in variables:
         col = frame[v.name]
-        columns[v.name] = (pd.Series(["" if m else x for x, m in zip(col.tolist(), col.isna().tolist(), strict=True)],
-                                     index=frame.index, dtype="object") if v.type == "Char"
-                           else pd.to_numeric(col, errors="coerce").astype("float64"))
-    return pd.DataFrame(columns, index=frame.index, columns=[v.name for v in variables])
+        columns[v.name] = (["" if m else x for x, m in zip(col.tolist(), col.isna().tolist(), strict=True)]
+                           if v.type == "Char" else pd.to_numeric(col, errors="coerce").to_numpy("float64"))
+    return frame_of(columns, {v.name for v in variables if v.type == "Num"}, frame.index)
 
 
 class XptRows:

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from ..mapping_spec.model import MappingSet
-from ..sdtm.dataset import Dataset, VariableMeta, present
+from ..sdtm.dataset import Dataset, VariableMeta, frame_of, present
 from ..sdtm.dates import complete_date, study_day
 
 UNPLANNED = "UNPLAN"  # SDTMIG's ETCD of an unplanned element
@@ -134,9 +134,8 @@ def _frame(records: list[dict], mappings: MappingSet) -> pd.DataFrame:
 
 def records_frame(variables: list[VariableMeta], records: list[dict]) -> pd.DataFrame:
     """A dataset's frame from its records (dicts): Char as str or None, Num as float."""
-    return pd.DataFrame({v.name: pd.Series([_cell(r.get(v.name), v.type) for r in records],
-                                           dtype="object" if v.type == "Char" else "float64")
-                         for v in variables}, columns=[v.name for v in variables])
+    return frame_of({v.name: [_cell(r.get(v.name), v.type) for r in records] for v in variables},
+                    {v.name for v in variables if v.type == "Num"})
 
 
 def _cell(value: Any, kind: str) -> Any:
