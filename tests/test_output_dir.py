@@ -161,37 +161,49 @@ for line in sys.stdin:
         os.environ["TMPDIR"], tempfile.tempdir = tmpdir, None
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 1), os.dup2(null, 2)
+        code = 70  # anything but the command's own exit: the run failed
         try:
             app(args=argv, prog_name="tcim-interop")
         except SystemExit as e:
-            os._exit(e.code or 0)
-        os._exit(0)
+            code = e.code if isinstance(e.code, int) else 1
+        finally:
+            os._exit(code)  # never back into this loop
     print(pid, flush=True)
 """
 
 
 class ForkServer:
-    def __init__(self):
+    def __enter__(self) -> ForkServer:
         self.proc = subprocess.Popen([sys.executable, "-c", FORK_SERVER, str(MINI)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return self
 
     def start(self, argv: list[str], tmpdir: Path) -> int:
         self.proc.stdin.write(json.dumps([argv, str(tmpdir)]) + "\n")
         self.proc.stdin.flush()
-        return int(self.proc.stdout.readline())
+        line = self.proc.stdout.readline()
+        if not line:
+            pytest.fail(f"the fork server stopped: {self.proc.stderr.read()[-2000:]}")
+        return int(line)
 
     @staticmethod
-    def wait(pid: int) -> None:
-        while True:
+    def wait(pid: int, timeout: float = 120) -> None:
+        """Until the run has ended (its pid is gone)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 return
             time.sleep(0.005)
+        pytest.fail(f"a run did not end in {timeout} s")
 
-    def close(self) -> None:
+    def __exit__(self, *exc) -> None:
         self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 def test_kill_9_at_random_moments_leaves_the_old_package_or_the_new_one(tmp_path):
@@ -202,32 +214,31 @@ def test_kill_9_at_random_moments_leaves_the_old_package_or_the_new_one(tmp_path
     variants = {"XM": [], "NV": ["--mune-domain", "NV"]}
     temp = tmp_path / "tmp"  # the runs' temporary folder: a killed run leaves nothing there
     temp.mkdir()
-    server = ForkServer()
-    manifests, durations = {}, []
-    for name, extra in variants.items():  # each variant's package, as a finished run writes it
-        pid = server.start(command + extra, temp)
-        started = time.monotonic()
-        server.wait(pid)
-        durations.append(time.monotonic() - started)
-        manifests[name] = assert_whole_package(out)
-    duration = max(durations)
-    rng = random.Random(1)
-    outcomes = {"old": 0, "new": 0}
-    state = "NV"
-    for _ in range(kills):
-        target = "XM" if state == "NV" else "NV"
-        pid = server.start(command + variants[target], temp)
-        time.sleep(rng.uniform(0.05, 1.1) * duration)  # from its first step to around the writing and swap
-        with contextlib.suppress(ProcessLookupError):  # a run that ended first: its package is the new one
-            os.kill(pid, signal.SIGKILL)
-        server.wait(pid)
-        manifest = assert_whole_package(out)
-        assert manifest in (manifests[state], manifests[target])
-        outcomes["new" if manifest == manifests[target] and target != state else "old"] += 1
-        state = target if manifest == manifests[target] else state
-        assert not [p for p in out.iterdir() if p.is_dir()], "a staging folder inside --out"
-    server.wait(server.start(command, temp))  # the next run cleans what the kills left
-    server.close()
+    with ForkServer() as server:
+        manifests, durations = {}, []
+        for name, extra in variants.items():  # each variant's package, as a finished run writes it
+            pid = server.start(command + extra, temp)
+            started = time.monotonic()
+            server.wait(pid)
+            durations.append(time.monotonic() - started)
+            manifests[name] = assert_whole_package(out)
+        duration = max(durations)
+        rng = random.Random(1)
+        outcomes = {"old": 0, "new": 0}
+        state = "NV"
+        for _ in range(kills):
+            target = "XM" if state == "NV" else "NV"
+            pid = server.start(command + variants[target], temp)
+            time.sleep(rng.uniform(0.05, 1.1) * duration)  # from its first step to around the writing and swap
+            with contextlib.suppress(ProcessLookupError):  # a run that ended first: its package is the new one
+                os.kill(pid, signal.SIGKILL)
+            server.wait(pid)
+            manifest = assert_whole_package(out)
+            assert manifest in (manifests[state], manifests[target])
+            outcomes["new" if manifest == manifests[target] and target != state else "old"] += 1
+            state = target if manifest == manifests[target] else state
+            assert not [p for p in out.iterdir() if p.is_dir()], "a staging folder inside --out"
+        server.wait(server.start(command, temp))  # the next run cleans what the kills left
     assert assert_whole_package(out) == manifests["XM"]
     assert leftovers(out) == []
     assert list(temp.iterdir()) == []
