@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..sdtm.dataset import Dataset, frame_of
+from ..sdtm.dataset import Dataset, with_text_columns
 from ..sdtm.read import read_package
 from .stats import Mean, mean_ci
 
@@ -73,12 +73,7 @@ def _text_blank(d: Dataset) -> pd.DataFrame:
         values = col.to_numpy()
         return ["" if m else str(x).strip() for x, m in zip(values.tolist(), pd.isna(values).tolist(), strict=True)]
 
-    texts = {c for c in frame.columns if frame[c].dtype == object}
-    numbers = {c for c in frame.columns if frame[c].dtype == "float64"}
-    built = frame_of({c: blank(frame[c]) if c in texts else frame[c].to_numpy() for c in frame.columns
-                      if c in texts or c in numbers}, numbers, frame.index)
-    kept = [c for c in frame.columns if c not in built]  # a frame given through the API: any other dtype, as it is
-    return pd.concat([built, frame[kept].copy()], axis=1)[list(frame.columns)] if kept else built
+    return with_text_columns(frame, {c: blank(col) for c, col in frame.items() if col.dtype == object})
 
 
 def _json(path: Path) -> dict:

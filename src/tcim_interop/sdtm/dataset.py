@@ -56,6 +56,15 @@ def frame_of(columns: Mapping[str, Sequence[Any]], numeric: Collection[str], ind
     return frame if frame.columns.tolist() == names else frame[names]
 
 
+def with_text_columns(frame: pd.DataFrame, texts: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """The frame with the columns of `texts` replaced by object columns of those values (one block, as
+    frame_of builds it), the others as they are."""
+    built = frame_of(texts, (), frame.index)
+    kept = [c for c in frame.columns if c not in texts]
+    whole = pd.concat([built, frame[kept]], axis=1) if kept else built
+    return whole if whole.columns.tolist() == frame.columns.tolist() else whole[list(frame.columns)]
+
+
 @dataclass(frozen=True)
 class VariableMeta:
     name: str

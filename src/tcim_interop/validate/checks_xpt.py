@@ -6,7 +6,7 @@ import pandas as pd
 
 from ..findings import Report
 from ..sdtm import xpt
-from ..sdtm.dataset import Dataset
+from ..sdtm.dataset import Dataset, with_text_columns
 from .context import Context, text
 from .registry import check
 
@@ -37,8 +37,6 @@ def xpt_constraints(ctx: Context):
 
 def _as_written(ds: Dataset) -> pd.DataFrame:
     """The frame with text cells as text ("" for null), as xpt.check reads them."""
-    frame = ds.frame.copy()
-    for v in ds.variables:
-        if v.type == "Char" and v.name in frame.columns:
-            frame[v.name] = [text(x) if not isinstance(x, str) else x for x in frame[v.name]]
-    return frame
+    frame = ds.frame
+    return with_text_columns(frame, {v.name: [x if isinstance(x, str) else text(x) for x in frame[v.name].tolist()]
+                                     for v in ds.variables if v.type == "Char" and v.name in frame.columns})
