@@ -15,6 +15,12 @@ from tcim_interop.sdtm.read import read_package, read_xpt
 from tcim_interop.sdtm.records import Records
 
 
+@pytest.fixture(autouse=True)
+def by_range_whatever_the_size(monkeypatch):
+    """The files here are small: read by range all the same (open_rows reads a file up to WHOLE_BYTES whole)."""
+    monkeypatch.setattr(xpt_rows, "WHOLE_BYTES", 0)
+
+
 def _plain(records: list[dict]) -> list[dict]:
     """NaN made comparable (NaN != NaN)."""
     return [{k: "NaN" if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in records]
@@ -113,3 +119,15 @@ def test_a_file_cut_after_it_was_opened_is_one_error_naming_it(tmp_path):
     (tmp_path / "xm.xpt").write_bytes(b"")
     with pytest.raises(InputError, match=r"xm.xpt: cannot read rows 1 to 3"):
         ds.records(0, 3)
+
+
+def test_a_file_up_to_whole_bytes_is_read_whole_by_range_too(tmp_path, monkeypatch):
+    _write(tmp_path / "xm.xpt", _frame([f"S1-{k // 3:03d}" for k in range(30)]))
+    size = (tmp_path / "xm.xpt").stat().st_size
+    monkeypatch.setattr(xpt_rows, "WHOLE_BYTES", size)
+    whole = read_xpt(tmp_path / "xm.xpt", by_range=True)
+    assert whole.rows is None
+    monkeypatch.setattr(xpt_rows, "WHOLE_BYTES", size - 1)
+    ranged = read_xpt(tmp_path / "xm.xpt", by_range=True)
+    assert ranged.rows is not None
+    assert _plain(whole.records(3, 17)) == _plain(ranged.records(3, 17))

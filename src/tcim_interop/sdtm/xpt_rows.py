@@ -12,7 +12,9 @@ are. A file is read so only when (else open_rows gives None and the caller reads
 - its text is ASCII: other bytes are decoded as UTF-8 or, when that fails anywhere in the file, as
   Windows-1252, which only the whole file tells;
 - it holds one dataset (no second MEMBER header) and no row is all blanks (pyreadstat takes blank rows
-  at the end of what it reads for the padding of the last record).
+  at the end of what it reads for the padding of the last record);
+- it is larger than WHOLE_BYTES: a smaller one costs little memory read whole, and one read instead of
+  one for every range read (most of a small to-fhir's time went to pyreadstat's fixed cost per read).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..errors import InputError
 from .dataset import VariableMeta, frame_of
 
 CHUNK_BYTES = 8 << 20  # the rows read at a time when the file is opened
+WHOLE_BYTES = 1 << 20  # a file up to this size is read whole (module docstring)
 MEMBER = b"HEADER RECORD*******MEMBER  HEADER RECORD!!!!!!!"
 
 
@@ -107,6 +110,8 @@ def _read(head: bytes, data: bytes, usecols: list[str] | None = None) -> tuple[p
 def open_rows(path: Path, layout: Layout) -> XptRows | None:
     """The file's rows to read a range at a time, or None when it must be read whole (module docstring).
     pyreadstat's errors (a damaged file) are raised as they are."""
+    if path.stat().st_size <= WHOLE_BYTES:
+        return None
     try:
         return _indexed(path, layout)
     except UnicodeDecodeError:  # not UTF-8: the whole file's read decides how it is decoded
