@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..errors import OutputError
 from ..findings import Report
-from .dataset import Dataset
+from .dataset import Dataset, with_text_columns
 from .text import MAX_BYTES, fold_ascii
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
@@ -29,19 +29,17 @@ _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
 
 def xpt_frame(ds: Dataset, non_ascii: str, report: Report) -> pd.DataFrame:
     """The dataset as it will be written: text folded to ASCII (policy "fold", each change
-    reported) or left for check() to reject (policy "error"). The frame is built once from its
-    columns: assigned one by one, pandas' own work dominated on small datasets."""
-    frame = ds.frame
-    texts = {v.name: _text_column(ds, v.name, non_ascii, report) for v in ds.variables if v.type == "Char"}
-    columns = {c: texts[c] if c in texts else frame[c].copy() for c in frame.columns}
-    return pd.DataFrame(columns, index=frame.index, columns=frame.columns)
+    reported) or left for check() to reject (policy "error"). The text columns are replaced in one
+    block (with_text_columns): assigned one by one, pandas' own work dominated on small datasets."""
+    return with_text_columns(ds.frame, {v.name: _text_column(ds, v.name, non_ascii, report)
+                                        for v in ds.variables if v.type == "Char"})
 
 
-def _text_column(ds: Dataset, name: str, non_ascii: str, report: Report) -> pd.Series:
+def _text_column(ds: Dataset, name: str, non_ascii: str, report: Report) -> list:
     values = ds.frame[name].tolist()
     if not _plain_text(values):  # the usual column has nothing to fold, nothing to report
         values = [_folded(ds, name, i, value, non_ascii, report) for i, value in enumerate(values)]
-    return pd.Series(values, index=ds.frame.index, dtype="object")
+    return values
 
 
 def _folded(ds: Dataset, name: str, i: int, value: object, non_ascii: str, report: Report) -> str:
