@@ -185,6 +185,15 @@ def test_a_finding_with_a_known_fix_carries_its_hint_into_the_run_report(tmp_pat
     assert len(unmapped) == 1 and "mappings/codelists.yaml" in unmapped[0]["hint"]
 
 
+def test_every_dataset_holds_text_as_objects(result):
+    """The datasets a run gives (SUPPxx and RELREC, built from records, included): text in object
+    columns, numbers float64, never pandas' string dtype."""
+    assert {"SUPPAE", "RELREC"} <= set(result.metadata)
+    for name, ds in result.metadata.items():
+        for v in ds.variables:
+            assert ds.frame[v.name].dtype == ("object" if v.type == "Char" else "float64"), (name, v.name)
+
+
 def test_the_frames_written_hold_text_as_objects(result):
     """xpt_frame's text columns are str in object columns, as every frame of the converter: not pandas'
     string dtype, which it would infer from them (its missing value is NaN, not None)."""

@@ -21,7 +21,7 @@ from ..fhir.index import ResourceIndex
 from ..fhir.read import InputResource, LineResource
 from ..findings import Report
 from ..mapping_spec.model import READ_BEFORE, DomainSpec, MappingSet, SuppStructure
-from ..sdtm.dataset import Dataset, VariableMeta, frame_of, present
+from ..sdtm.dataset import Dataset, VariableMeta, frame_of, present, records_as_frame
 from ..sdtm.text import MAX_BYTES, continuation_qnam, key_text, split_text, xpt_length
 from ..trial_design.subject_elements import carried_elements, se_dataset, subject_elements
 from . import algorithms
@@ -480,7 +480,7 @@ def _supp_dataset(spec: DomainSpec, parent: pd.DataFrame, supp_rows: list[dict],
             "IDVAR": seq or "", "IDVARVAL": f"{int(seqs[i])}" if seq else "",
             "QNAM": s["qnam"], "QLABEL": s.get("label") or sq.qlabel, "QVAL": str(s["value"]),
             "QORIG": sq.qorig if sq else "Collected", "QEVAL": sq.qeval if sq else ""})
-    frame = pd.DataFrame(records, columns=shape.names)
+    frame = records_as_frame(records, shape.variables)
     frame["_seq"] = pd.to_numeric(frame["IDVARVAL"], errors="coerce")
     frame = frame.sort_values(["USUBJID", "_seq", "QNAM"], kind="stable").drop(columns="_seq").reset_index(drop=True)
     return Dataset(f"SUPP{spec.domain}", shape.label_for(spec.domain), list(shape.variables), frame)

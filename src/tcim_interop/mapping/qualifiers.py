@@ -20,7 +20,7 @@ import pandas as pd
 from ..fhir.extensions import SDTM_QUALIFIER, is_qualifier
 from ..fhir.index import ResourceIndex
 from ..mapping_spec.model import SuppStructure
-from ..sdtm.dataset import Dataset, cell_text
+from ..sdtm.dataset import Dataset, cell_text, records_as_frame
 from .reverse_algorithms import resource_id
 
 # a SUPP variable -> where its Observation holds it (QNAM and QLABEL: the code's coding)
@@ -100,7 +100,7 @@ def read_qualifiers(datasets: dict[str, Dataset], index: ResourceIndex, shape: S
             "QEVAL": _text(_first(data.get("performer")).get("display"))})
         outcome[res.key] = ("converted", "a supplemental qualifier of the record its focus references")
     for name, records in made.items():
-        frame = pd.DataFrame(records, columns=shape.names)
+        frame = records_as_frame(records, shape.variables)
         have = datasets.get(f"SUPP{name}")
         if have is not None:
             frame = pd.concat([have.frame, frame], ignore_index=True)

@@ -6,10 +6,8 @@ the links are also what a derivation reads from the related record (AELOC from E
 
 from __future__ import annotations
 
-import pandas as pd
-
 from ..mapping_spec.model import DomainSpec, MappingSet
-from ..sdtm.dataset import Dataset, present
+from ..sdtm.dataset import Dataset, present, records_as_frame
 from .context import Row
 
 # links[domain][role]: the key of each record's resource -> the keys of the records of the domain serving
@@ -83,7 +81,7 @@ def relrec_dataset(mappings: MappingSet, datasets: dict[str, Dataset], links: Li
     if shape is None or not records:
         return None
     records.sort(key=_order)
-    frame = pd.DataFrame(records, columns=shape.names).drop_duplicates(ignore_index=True)
+    frame = records_as_frame(records, shape.variables).drop_duplicates(ignore_index=True)
     return Dataset("RELREC", shape.label, list(shape.variables), frame)
 
 

@@ -56,6 +56,14 @@ def frame_of(columns: Mapping[str, Sequence[Any]], numeric: Collection[str], ind
     return frame if frame.columns.tolist() == names else frame[names]
 
 
+def records_as_frame(records: Sequence[Mapping[str, Any]], variables: Sequence[VariableMeta]) -> pd.DataFrame:
+    """Records (dicts) as a frame of the variables' columns, values as they are (an absent one None),
+    in frame_of's dtypes: text in object columns, as in every dataset the converter makes (a frame built
+    from dicts of text would take pandas 3's string dtype)."""
+    return frame_of({v.name: [r.get(v.name) for r in records] for v in variables},
+                    {v.name for v in variables if v.type == "Num"})
+
+
 def with_text_columns(frame: pd.DataFrame, texts: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
     """The frame with the columns of `texts` replaced by object columns of those values (one block, as
     frame_of builds it), the others as they are."""
