@@ -185,13 +185,24 @@ def test_a_finding_with_a_known_fix_carries_its_hint_into_the_run_report(tmp_pat
     assert len(unmapped) == 1 and "mappings/codelists.yaml" in unmapped[0]["hint"]
 
 
+def _text_as_objects(datasets: dict) -> None:
+    for name, ds in datasets.items():
+        for v in ds.variables:
+            assert ds.frame[v.name].dtype == ("object" if v.type == "Char" else "float64"), (name, v.name)
+
+
 def test_every_dataset_holds_text_as_objects(result):
     """The datasets a run gives (SUPPxx and RELREC, built from records, included): text in object
     columns, numbers float64, never pandas' string dtype."""
     assert {"SUPPAE", "RELREC"} <= set(result.metadata)
-    for name, ds in result.metadata.items():
-        for v in ds.variables:
-            assert ds.frame[v.name].dtype == ("object" if v.type == "Char" else "float64"), (name, v.name)
+    _text_as_objects(result.metadata)
+
+
+def test_the_records_to_fhir_carried_hold_text_as_objects_too(pilot_round_trip):
+    """The CDISC pilot's way back: its SUPPAE and SUPPDM records come from the records to-fhir carried."""
+    back = pilot_round_trip("R4")[0].metadata
+    assert {"SUPPAE", "SUPPDM"} <= set(back)
+    _text_as_objects(back)
 
 
 def test_the_frames_written_hold_text_as_objects(result):

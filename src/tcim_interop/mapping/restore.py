@@ -18,7 +18,7 @@ import pandas as pd
 from ..fhir.extensions import read_datasets, read_records, read_supps
 from ..fhir.index import ResourceIndex
 from ..mapping_spec.model import SuppStructure
-from ..sdtm.dataset import Dataset, VariableMeta
+from ..sdtm.dataset import Dataset, VariableMeta, records_as_frame
 
 
 @dataclass
@@ -79,8 +79,8 @@ def restore(datasets: dict[str, Dataset], recorded: Recorded, supp_shape: SuppSt
             _apply_description(ds, *recorded.described[name])
         if name in supps:
             rows = sorted(supps.pop(name), key=lambda r: r[0])
-            frame = pd.DataFrame([{**rec, "STUDYID": ds.frame.at[0, "STUDYID"]} for _, rec in rows],
-                                 columns=supp_shape.names)
+            frame = records_as_frame([{**rec, "STUDYID": ds.frame.at[0, "STUDYID"]} for _, rec in rows],
+                                     supp_shape.variables)
             supp = Dataset(f"SUPP{name}", supp_shape.label_for(name), list(supp_shape.variables), frame)
             if f"SUPP{name}" in recorded.described:
                 _apply_description(supp, *recorded.described[f"SUPP{name}"])
@@ -101,6 +101,8 @@ def _apply_description(ds: Dataset, label: str, variables: list[tuple[str, str, 
         if n not in ds.frame.columns:
             ds.frame[n] = pd.Series([None] * len(ds.frame), index=ds.frame.index,
                                     dtype="object" if t == "Char" else "float64")
+        elif t == "Num" and ds.frame[n].dtype != "float64":  # a column restore() added for carried cells
+            ds.frame[n] = pd.to_numeric(ds.frame[n], errors="coerce").astype("float64")
     ds.frame = ds.frame[[n for n, _, _ in variables]]
 
 
@@ -109,5 +111,5 @@ def carried_relrec(recorded: Recorded, shape: SuppStructure | None) -> Dataset |
     if not recorded.relrec or shape is None:
         return None
     rows = [cells for _, cells in sorted(recorded.relrec, key=lambda rc: rc[0])]
-    frame = pd.DataFrame([{n: r.get(n) for n in shape.names} for r in rows], columns=shape.names, dtype="object")
+    frame = records_as_frame(rows, shape.variables)
     return Dataset("RELREC", shape.label, list(shape.variables), frame)
