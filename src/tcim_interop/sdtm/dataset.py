@@ -10,6 +10,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
+from pandas.api.internals import create_dataframe_from_blocks
 
 # The trial design datasets of SDTMIG 3.4 (section 7): about the study, not a subject (no USUBJID).
 TRIAL_DESIGN = ("TS", "TA", "TE", "TI", "TV", "TD", "TM")
@@ -42,18 +43,21 @@ def frame_of(columns: Mapping[str, Sequence[Any]], numeric: Collection[str], ind
     two blocks, not column by column: pandas' work per column was most of the time on the small
     datasets of a run."""
     names = list(columns)
+    at = {name: k for k, name in enumerate(names)}
     texts = [n for n in names if n not in numeric]
     numbers = [n for n in names if n in numeric]
     rows = len(next(iter(columns.values()))) if columns else (len(index) if index is not None else 0)
-    block = np.empty((rows, len(texts)), dtype=object)
+    block = np.empty((len(texts), rows), dtype=object)  # pandas' layout: a block's row is a column
     for i, name in enumerate(texts):
-        block[:, i] = columns[name]
-    parts = [pd.DataFrame(block, columns=texts, index=index, dtype=object, copy=False)]
+        block[i] = columns[name]
+    blocks = [(block, np.array([at[n] for n in texts], dtype=np.intp))]
     if numbers:
-        values = np.array([columns[n] for n in numbers], dtype="float64").reshape(len(numbers), rows).T
-        parts.append(pd.DataFrame(values, columns=numbers, index=index, copy=False))
-    frame = parts[0] if len(parts) == 1 else pd.concat(parts, axis=1)
-    return frame if frame.columns.tolist() == names else frame[names]
+        values = np.array([columns[n] for n in numbers], dtype="float64").reshape(len(numbers), rows)
+        blocks.append((values, np.array([at[n] for n in numbers], dtype=np.intp)))
+    # the blocks placed at their columns at once: built in one block each and put in order, the
+    # reordering (a copy of every column) cost as much again
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(rows) if index is None else index,
+                                        columns=pd.Index(names))
 
 
 def records_as_frame(records: Sequence[Mapping[str, Any]], variables: Sequence[VariableMeta]) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 The order is xportr's: fold text to the ASCII policy -> check names, labels, lengths and values of
 every dataset -> collect ALL violations -> stop (nothing written) or go on -> write each file to a
 temporary name and rename it into place, so that a failed run leaves no partial file.
-Character lengths are the longest value present (pyreadstat sizes each column from its data).
+Character lengths are the longest value present; the file's bytes are made by xport.py.
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from ..errors import OutputError
 from ..findings import Report
 from .dataset import Dataset, with_text_columns
 from .text import MAX_BYTES, fold_ascii
+from .xport import IBM_BEYOND, IBM_MIN, xport_bytes
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
-_SAS_DATETIME = re.compile(rb"\d{2}[A-Z]{3}\d{2}:\d{2}:\d{2}:\d{2}")
-IBM_MAX = 16.0 ** 63 * (1 - 16.0 ** -14)  # the largest IBM 370 double, ~7.237e75
-IBM_MIN = 16.0 ** -65  # the smallest normalized one, ~5.398e-79
-_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
 def xpt_frame(ds: Dataset, non_ascii: str, report: Report) -> pd.DataFrame:
@@ -85,10 +82,10 @@ def check(ds: Dataset, frame: pd.DataFrame, report: Report) -> int:
             col = frame[v.name]
             if col.dtype == "float64":  # vectorised: the per-value loop below only when a value is out of range
                 a = np.abs(col.to_numpy())
-                if not ((a == a) & (a != 0) & ~((a >= IBM_MIN) & (a <= IBM_MAX))).any():
+                if not ((a == a) & (a != 0) & ~((a >= IBM_MIN) & (a < IBM_BEYOND))).any():
                     continue
             for i, x in enumerate(col):  # IBM floating point: ~5.4e-79 <= |x| <= ~7.2e75, or 0
-                if isinstance(x, (int, float)) and x == x and x != 0 and not IBM_MIN <= abs(x) <= IBM_MAX:
+                if isinstance(x, (int, float)) and x == x and x != 0 and not IBM_MIN <= abs(x) < IBM_BEYOND:
                     bad("XPT_NUM_RANGE", f"value {float(x)!r} cannot be stored in XPT v5 (IBM floating point: "
                         "|x| from 5.4E-79 to 7.2E+75)", variable=v.name, source=_source(ds, i), row=i + 1,
                         value=repr(float(x)))
@@ -107,23 +104,12 @@ def check(ds: Dataset, frame: pd.DataFrame, report: Report) -> int:
 
 
 def write(ds: Dataset, frame: pd.DataFrame, path: Path, created: datetime) -> None:
-    import pyreadstat
-
-    out = pd.DataFrame({v.name: pd.to_numeric(frame[v.name], errors="coerce").astype("float64") if v.type == "Num"
-                        else frame[v.name] for v in ds.variables}, index=frame.index)
+    """The dataset's checked frame (xpt_frame, check) as an XPT v5 file, stamped with the run's creation
+    time (not the clock's), so that the same input gives the same bytes."""
+    columns = [frame[v.name].tolist() if v.type == "Char"
+               else pd.to_numeric(frame[v.name], errors="coerce").to_numpy(dtype="float64") for v in ds.variables]
+    data = xport_bytes(ds.name, ds.label, [(v.name, v.label, v.type == "Char") for v in ds.variables], columns, created)
     try:
-        pyreadstat.write_xport(out, str(path), file_label=ds.label, table_name=ds.name,
-                               column_labels=[v.label for v in ds.variables], file_format_version=5)
-    except Exception as e:  # pyreadstat raises its own ReadstatError/PyreadstatError types
-        raise OutputError(f"{path}: cannot write XPT: {e}") from None
-    _stamp(path, created)
-
-
-def _stamp(path: Path, created: datetime) -> None:
-    """Put the run's creation time (not the clock's) in the header, so the same input gives the same bytes."""
-    raw = path.read_bytes()
-    head_end = raw.find(b"HEADER RECORD*******OBS")
-    head_end = head_end if head_end > 0 else 80 * 12
-    stamp = f"{created.day:02d}{_MONTHS[created.month - 1]}{created.year % 100:02d}:" \
-            f"{created.hour:02d}:{created.minute:02d}:{created.second:02d}".encode()
-    path.write_bytes(_SAS_DATETIME.sub(stamp, raw[:head_end]) + raw[head_end:])
+        path.write_bytes(data)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write XPT: {e.strerror or e}") from None
