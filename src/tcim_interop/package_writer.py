@@ -11,14 +11,16 @@ manifest -> swap in.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from .atomic import write_atomic
 from .errors import ConformanceError
 from .findings import Report
+from .lazy import LazyMap
 from .manifest import write_manifest
 from .mapping_spec.model import MappingSet
 from .output_dir import PackageDir, failed_report_path
@@ -97,21 +99,25 @@ def write_datasets(written: dict[str, Dataset], frames: dict, staging: Path, ms:
     return paths
 
 
-def as_read_back(written: dict[str, Dataset], frames: dict, formats: tuple[str, ...]) -> dict[str, Dataset]:
+def as_read_back(written: dict[str, Dataset], frames: dict, formats: tuple[str, ...]) -> Mapping[str, Dataset]:
     """The datasets as read_package gives them back from the package (the XPT where there is one, else the
-    Dataset-JSON; in the order of their files), from what was written: the same values, no file read."""
-    from dataclasses import replace
-
+    Dataset-JSON; in the order of their files), from what was written: the same values, no file read.
+    Each is made when first read: the review report reads a few."""
     from .sdtm.dataset_json import read_back
-    from .sdtm.xpt_rows import typed
 
     stem = "xpt" if "xpt" in formats else "json"
-    if stem == "xpt":
-        back = {n: replace(d, frame=typed(frames[n][[v.name for v in d.variables]].reset_index(drop=True),
-                                                d.variables)) for n, d in written.items()}
-    else:
-        back = {n: read_back(d) for n, d in written.items()}
-    return dict(sorted(back.items(), key=lambda item: f"{item[1].file_stem}.{stem}"))
+    back = functools.partial(_xpt_read_back, written, frames) if stem == "xpt" else lambda n: read_back(written[n])
+    order = sorted(written, key=lambda n: f"{written[n].file_stem}.{stem}")
+    return LazyMap({n: functools.partial(back, n) for n in order})
+
+
+def _xpt_read_back(written: dict[str, Dataset], frames: dict, name: str) -> Dataset:
+    from dataclasses import replace
+
+    from .sdtm.xpt_rows import typed
+
+    d = written[name]
+    return replace(d, frame=typed(frames[name][[v.name for v in d.variables]].reset_index(drop=True), d.variables))
 
 
 def build_and_check_define(written: dict[str, Dataset], ms: MappingSet, report: Report, created: datetime,

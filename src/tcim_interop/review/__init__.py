@@ -11,6 +11,7 @@ data.py computes, svg.py draws, html.py assembles.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..atomic import write_atomic
@@ -19,10 +20,10 @@ from .data import read
 from .html import render
 
 
-def review_report(package_dir: Path, datasets: dict[str, Dataset] | None = None) -> str:
+def review_report(package_dir: Path, datasets: Mapping[str, Dataset] | None = None) -> str:
     return render(read(Path(package_dir), datasets))
 
 
-def write_review_report(package_dir: Path, out: Path, datasets: dict[str, Dataset] | None = None) -> Path:
+def write_review_report(package_dir: Path, out: Path, datasets: Mapping[str, Dataset] | None = None) -> Path:
     write_atomic(Path(out), review_report(package_dir, datasets))
     return Path(out)

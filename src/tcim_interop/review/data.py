@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..lazy import LazyMap
 from ..sdtm.dataset import Dataset, with_text_columns
 from ..sdtm.read import read_package
 from .stats import Mean, mean_ci
@@ -27,7 +28,7 @@ CELLS, PLACEBO_SIDE = "cells side", "placebo side"
 @dataclass
 class Package:
     """The package as the report reads it: its datasets by name, its run report and manifest (or {})."""
-    datasets: dict[str, pd.DataFrame]
+    datasets: Mapping[str, pd.DataFrame]  # each made when first read (of_datasets)
     run_report: dict
     manifest: dict
     # what once_per_package functions gave for it: a package is only read, and every section asks for
@@ -41,17 +42,20 @@ class Package:
         return self.datasets.get(name, pd.DataFrame())
 
 
-def read(path: Path, datasets: dict[str, Dataset] | None = None) -> Package:
+def read(path: Path, datasets: Mapping[str, Dataset] | None = None) -> Package:
     """The package at path; datasets: its datasets as read_package would give them, when the caller holds
     them already (to-sdtm, which has just written them: package_writer.as_read_back)."""
     if datasets is None:
         datasets, _ = read_package(path)
-    return Package({n: _text_blank(d) for n, d in datasets.items()}, _json(path / "run-report.json"),
-                   _json(path / "manifest.json"))
+    return of_datasets(datasets, _json(path / "run-report.json"), _json(path / "manifest.json"))
 
 
-def of_datasets(datasets: dict[str, Dataset], run_report: dict | None = None, manifest: dict | None = None) -> Package:
-    return Package({n: _text_blank(d) for n, d in datasets.items()}, run_report or {}, manifest or {})
+def of_datasets(datasets: Mapping[str, Dataset], run_report: dict | None = None, manifest: dict | None = None
+                ) -> Package:
+    """The report's view of the datasets; a dataset's frame is made when a section first reads it (a report
+    reads a few of a package's datasets: DM, DS, AE, RELREC, the exposure and the MUNE domain)."""
+    return Package(LazyMap({n: functools.partial(_text_blank, datasets, n) for n in datasets}), run_report or {},
+                   manifest or {})
 
 
 def once_per_package(f: Callable[[Package], object]) -> Callable[[Package], Any]:
@@ -64,10 +68,10 @@ def once_per_package(f: Callable[[Package], object]) -> Callable[[Package], Any]
     return answer
 
 
-def _text_blank(d: Dataset) -> pd.DataFrame:
-    """Text stripped, "" where missing (built once from its columns: pandas' own work per column
-    assignment dominated on small datasets)."""
-    frame = d.frame
+def _text_blank(datasets: Mapping[str, Dataset], name: str) -> pd.DataFrame:
+    """The dataset's text stripped, "" where missing (built once from its columns: pandas' own work per
+    column assignment dominated on small datasets)."""
+    frame = datasets[name].frame
 
     def blank(col: pd.Series) -> list[str]:
         values = col.to_numpy()

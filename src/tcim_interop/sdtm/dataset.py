@@ -69,12 +69,16 @@ def records_as_frame(records: Sequence[Mapping[str, Any]], variables: Sequence[V
 
 
 def with_text_columns(frame: pd.DataFrame, texts: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
-    """The frame with the columns of `texts` replaced by object columns of those values (one block, as
-    frame_of builds it), the others as they are."""
-    built = frame_of(texts, (), frame.index)
+    """The frame with the columns of `texts` replaced by object columns of those values, the others as
+    they are. A frame of text and float64 columns (every frame the converter makes) is built again in
+    its two blocks (frame_of); another, from the new text block and its other columns."""
     kept = [c for c in frame.columns if c not in texts]
-    whole = pd.concat([built, frame[kept]], axis=1) if kept else built
-    return whole if whole.columns.tolist() == frame.columns.tolist() else whole[list(frame.columns)]
+    kinds = frame.dtypes
+    if all(kinds[c] in ("object", "float64") for c in kept):
+        return frame_of({c: texts[c] if c in texts else frame[c].to_numpy() for c in frame.columns},
+                        {c for c in kept if kinds[c] == "float64"}, frame.index)
+    whole = pd.concat([frame_of(texts, (), frame.index), frame[kept]], axis=1)
+    return whole[list(frame.columns)]
 
 
 @dataclass(frozen=True)

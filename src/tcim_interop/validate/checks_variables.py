@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ..sdtm.dataset import present
 from .context import Context
 from .registry import check
 
@@ -34,9 +35,9 @@ def required_values(ctx: Context):
     """A Req variable is never null."""
     for name, ds in ctx.datasets.items():
         required = [v.name for v in ctx.variable_metadata(name) if v.core == "Req" and v.name in ds.frame.columns]
-        # column-wise: only the records that hold a null are visited (a clean package has none)
-        null = [(i, var) for var in required
-                for i in ((ds.frame[var].isna()) | (ds.frame[var].astype("object") == "")).to_numpy().nonzero()[0]]
+        # column-wise, one tolist() each (pandas' isna and comparisons cost more on a small dataset than
+        # the loop); only the records that hold a null are visited (a clean package has none)
+        null = [(i, var) for var in required for i, x in enumerate(ds.frame[var].tolist()) if not present(x)]
         records = ctx.records(name) if null else []
         for i, var in sorted(null, key=lambda iv: (iv[0], required.index(iv[1]))):
             yield ctx.finding("error", "CORE-000356/CG0014", "NULL_REQUIRED_VALUE",
