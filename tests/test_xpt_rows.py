@@ -3,16 +3,20 @@ as the whole file's read, and the whole read where ranges cannot be trusted (row
 text that is not ASCII)."""
 
 import math
+from datetime import datetime
 
 import pandas as pd
 import pyreadstat
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from tcim_interop import api
 from tcim_interop.errors import InputError
 from tcim_interop.sdtm import xpt_rows
-from tcim_interop.sdtm.read import read_package, read_xpt
+from tcim_interop.sdtm.read import _check_variables, read_package, read_xpt
 from tcim_interop.sdtm.records import Records
+
+from conftest import need_external
 
 
 @pytest.fixture(autouse=True)
@@ -131,3 +135,88 @@ def test_a_file_up_to_whole_bytes_is_read_whole_by_range_too(tmp_path, monkeypat
     ranged = read_xpt(tmp_path / "xm.xpt", by_range=True)
     assert ranged.rows is not None
     assert _plain(whole.records(3, 17)) == _plain(ranged.records(3, 17))
+
+
+# -- reading here what pyreadstat reads (xpt_rows.read_whole, decode: no pyreadstat call) ------------------
+
+def _pyreadstat_read(path):
+    """The file as read_xpt read it through pyreadstat: (typed frame, variables, metadata)."""
+    try:
+        frame, meta = pyreadstat.read_xport(str(path))
+    except UnicodeDecodeError:
+        frame, meta = pyreadstat.read_xport(str(path), encoding="windows-1252")
+    variables = xpt_rows.variables_of(meta)
+    return xpt_rows.typed(frame, variables), variables, meta
+
+
+def _read_here_as_pyreadstat(path) -> bool:
+    """Whether the file is read here (read_whole); if it is, what it gives is pyreadstat's, cell for cell."""
+    whole = xpt_rows.read_whole(path, _check_variables(path))
+    if whole is None:
+        return False
+    frame, variables, meta = _pyreadstat_read(path)
+    pd.testing.assert_frame_equal(whole[0], frame, check_exact=True, check_column_type=True, check_index_type=True)
+    assert xpt_rows.variables_of(whole[1]) == variables
+    assert (whole[1].table_name, whole[1].file_label) == (meta.table_name, meta.file_label or "")
+    return True
+
+
+def test_the_example_and_the_pilot_are_read_here_as_pyreadstat_reads_them(example_package):
+    files = sorted(example_package.glob("*.xpt"))
+    assert all(_read_here_as_pyreadstat(p) for p in files) and len(files) == 17
+    pilot = sorted(need_external("cdiscpilot01").glob("*.xpt"))
+    assert sum(map(_read_here_as_pyreadstat, pilot)) >= len(pilot) - 1  # one holds text that is not ASCII
+
+
+_BYTES = st.one_of(st.sampled_from([0x00, 0x09, 0x0A, 0x20, 0x2E, 0x41, 0x5F, 0x7F, 0x80, 0xE9, 0xFF]), st.integers(0, 255))
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.integers(0, 9), kinds=st.lists(st.sampled_from(["text", "number", "short"]), min_size=1, max_size=6),
+       changes=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), _BYTES), max_size=12),
+       blank_rows=st.integers(0, 3), seed=st.integers(0, 1000))
+def test_bytes_read_here_are_what_pyreadstat_reads(tmp_path_factory, rows, kinds, changes, blank_rows, seed):
+    """Any bytes in the rows (NUL, non-ASCII, missing-value tags, numbers of 3 to 7 bytes, all-blank rows at
+    the end): read here they are what pyreadstat reads; what pyreadstat decodes by the whole file (text
+    that is not ASCII) or cuts (a NUL) is left to it."""
+    import random
+
+    from tcim_interop.sdtm.xport import xport_bytes
+
+    rng = random.Random(seed)
+    variables = [(f"V{k}", f"Label {k}", kind == "text") for k, kind in enumerate(kinds)]
+    columns = [[rng.choice(["", "a", "abc def", " x", "tab\t"]) for _ in range(rows)] if kind == "text"
+               else [rng.choice([float("nan"), 0.0, 1.5, -3.25, 1e10, rng.random()]) for _ in range(rows)]
+               for kind in kinds]
+    data = bytearray(xport_bytes("XM", "MUNE", variables, columns, datetime(2024, 1, 2, 3, 4, 5)))
+    obs = data.index(b"HEADER RECORD*******OBS") + 80
+    width = sum(len(max(c, key=len, default="")) or 1 if kind == "text" else 8 for kind, c in zip(kinds, columns))
+    body = bytes(data[obs:obs + rows * width]) + b" " * (width * blank_rows)
+    body = bytearray(body + b" " * (-len(body) % 80))
+    for at, byte in changes:
+        if rows:
+            body[int(at * rows * width)] = byte
+    path = tmp_path_factory.mktemp("x") / "xm.xpt"
+    head = bytearray(data[:obs])
+    for k, kind in enumerate(kinds):  # numbers of 3 to 7 bytes: a NAMESTR length pyreadstat reads as written
+        if kind == "short":
+            namestr = head.index(b"HEADER RECORD*******NAMESTR") + 80 + k * 140
+            head[namestr + 4:namestr + 6] = (5).to_bytes(2, "big")
+    if "short" in kinds:  # the rows of 5-byte numbers: the first 5 bytes of each 8
+        layout = [(5 if kind == "short" else 8) if kind != "text" else (len(max(c, key=len, default="")) or 1)
+                  for kind, c in zip(kinds, columns)]
+        cut = bytearray()
+        for r in range(len(body) // width):
+            row, at = body[r * width:(r + 1) * width], 0
+            for kind, size in zip(kinds, layout):
+                full = 8 if kind != "text" else size
+                cut += row[at:at + size]
+                at += full
+        position = 0
+        for k, size in enumerate(layout):
+            namestr = head.index(b"HEADER RECORD*******NAMESTR") + 80 + k * 140
+            head[namestr + 84:namestr + 88] = position.to_bytes(4, "big")
+            position += size
+        body = cut + b" " * (-len(cut) % 80)
+    path.write_bytes(bytes(head) + bytes(body))
+    _read_here_as_pyreadstat(path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .dataset import NOT_HELD, TRIAL_DESIGN, Dataset
-from .xpt_rows import Column, Layout, open_rows, typed, variables_of
+from .xpt_rows import NAMESTR, Column, Layout, open_rows, read_whole, typed, variables_of
 
 XPT_V5 = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
 XPT_V8 = b"HEADER RECORD*******LIBV8   HEADER RECORD!!!!!!!"
@@ -109,9 +109,12 @@ def read_xpt(path: Path, by_range: bool = False) -> Dataset:
     if size % 80:  # XPT v5 is written in 80-byte records, the last one padded
         raise InputError(f"{path}: truncated XPT ({size} bytes is not a whole number of 80-byte records)")
     layout = _check_variables(path)
+    whole = None  # (frame, meta) read here, the frame typed already (xpt_rows.read_whole)
     try:
         if by_range and (rows := open_rows(path, layout)) is not None:
             frame, meta = None, rows.meta
+        elif (whole := read_whole(path, layout)) is not None:
+            rows, (frame, meta) = None, whole
         else:
             rows = None
             try:
@@ -133,10 +136,9 @@ def read_xpt(path: Path, by_range: bool = False) -> Dataset:
             raise InputError(f"{path}: {v.name} must be character, is numeric")
     if frame is None:
         return Dataset(name, meta.file_label or "", variables, NOT_HELD, rows=rows)
-    return Dataset(name, meta.file_label or "", variables, typed(frame, variables))
+    return Dataset(name, meta.file_label or "", variables, frame if whole is not None else typed(frame, variables))
 
 
-NAMESTR = b"HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!"
 OBS = b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!"
 
 

@@ -1,9 +1,15 @@
-"""An XPT v5 dataset read a range of rows at a time (to-fhir reads the rows of a part of the subjects,
-never the whole dataset at once).
+"""An XPT v5 dataset's rows read here, whole or a range of rows at a time (to-fhir reads the rows of a
+part of the subjects, never the whole dataset at once).
+
+Read here: `decode` gives the values pyreadstat (ReadStat) gives for the same bytes, cell for cell
+(tests/test_xpt_rows.py holds the two together on the example, the CDISC pilot and random bytes); what
+ReadStat decodes by the whole file (text that is not ASCII) or cuts (a NUL in text), and a numeric
+variable with a format (pyreadstat makes dates of some), are left to pyreadstat. Reading here costs a
+fraction of pyreadstat's fixed cost per read, which was most of the time of reading a small package.
 
 The rows of an XPT v5 file are fixed width and follow each other from the record after the OBS header:
-rows i..j are the bytes obs + i * width .. obs + j * width. They are read by offset and given to
-pyreadstat behind the file's own header records, so that every value is read as a read of the whole
+rows i..j are the bytes obs + i * width .. obs + j * width. They are read by offset and decoded (or given
+to pyreadstat behind the file's own header records), so that every value is read as a read of the whole
 file gives it. Opening the file reads it once, a few megabytes at a time, for where each subject's rows
 are. A file is read so only when (else open_rows gives None and the caller reads it whole):
 
@@ -30,10 +36,12 @@ import pandas as pd
 
 from ..errors import InputError
 from .dataset import VariableMeta, frame_of
+from .xport import ibm_floats
 
 CHUNK_BYTES = 8 << 20  # the rows read at a time when the file is opened
 WHOLE_BYTES = 1 << 20  # a file up to this size is read whole (module docstring)
 MEMBER = b"HEADER RECORD*******MEMBER  HEADER RECORD!!!!!!!"
+NAMESTR = b"HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!"
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,82 @@ class Layout:
     columns: tuple[Column, ...]
     width: int  # bytes per row
     obs: int  # the byte offset of the first row
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What the reading of a package takes of pyreadstat's metadata, when made from the file's own header
+    records (header_meta): the same names."""
+    table_name: str
+    file_label: str
+    column_names: list[str]
+    column_names_to_labels: dict[str, str]
+    readstat_variable_types: dict[str, str]
+
+
+def header_meta(head: bytes, layout: Layout) -> Meta | None:
+    """The metadata pyreadstat reads from the header records before the OBS record (head), or None when
+    pyreadstat must read them: a name or label that is not ASCII (decoded by what the whole file holds)
+    or holds a NUL, a numeric variable with a format (pyreadstat makes dates of some)."""
+    at = head.find(NAMESTR)
+    width = 136 if head[at - 320:at - 240][74:78] == b"0136" else 140  # the MEMBER header gives it
+    texts = [head[at - 160:at - 80][8:16], head[at - 80:at][32:72]]  # the member's name and label
+    for k, c in enumerate(layout.columns):
+        ns = head[at + 80 + k * width:at + 80 + (k + 1) * width]
+        if not c.char and ns[56:64].strip(b" \0"):
+            return None
+        texts += [ns[8:16], ns[16:56]]
+    texts = [t.rstrip(b" \0") for t in texts]  # what ReadStat strips
+    if not all(t.isascii() and b"\0" not in t for t in texts):
+        return None
+    table, label, *names_labels = [t.decode("ascii") for t in texts]
+    names, labels = names_labels[0::2], names_labels[1::2]
+    return Meta(table, label, names, dict(zip(names, labels, strict=True)),
+                {n: "string" if c.char else "double" for n, c in zip(names, layout.columns, strict=True)})
+
+
+def decode(layout: Layout, data: bytes) -> dict[str, Any] | None:
+    """The rows of `data` (the bytes from the first row on) as pyreadstat reads them: whole rows only,
+    the all-blank rows at the end taken for the last record's padding (as ReadStat does); text with its
+    trailing blanks stripped, numbers as xport.ibm_floats gives them (NaN for one of 2 bytes, which
+    ReadStat does not read). None when pyreadstat must read them: text that is not ASCII (decoded as
+    UTF-8 or Windows-1252 by what the whole file holds) or holds a NUL (ReadStat ends the text there)."""
+    width = layout.width
+    count = len(data) // width if width else 0
+    rows = np.frombuffer(data, dtype=np.uint8, count=count * width).reshape(count, width)
+    while count and (rows[count - 1] == 0x20).all():
+        count -= 1
+    rows = rows[:count]
+    columns: dict[str, Any] = {}
+    for c in layout.columns:
+        block = rows[:, c.position:c.position + c.length]
+        if c.char:
+            if ((block >= 0x80) | (block == 0)).any():
+                return None
+            text = block.tobytes().decode("ascii")
+            columns[c.name] = [text[i:i + c.length].rstrip(" ") for i in range(0, len(text), c.length)]
+        elif c.length < 3:
+            columns[c.name] = np.full(count, np.nan)
+        else:
+            cells = np.zeros((count, 8), dtype=np.uint8)
+            cells[:, :c.length] = block
+            columns[c.name] = ibm_floats(cells)
+    return columns
+
+
+def read_whole(path: Path, layout: Layout) -> tuple[pd.DataFrame, Meta] | None:
+    """The file's rows (typed) and metadata as pyreadstat and typed() give them, read here (pyreadstat's
+    fixed cost per read was most of the time of reading a small package), or None when pyreadstat must
+    read it (header_meta, decode, or a second member after the first one's rows)."""
+    raw = path.read_bytes()
+    meta = header_meta(raw[:layout.obs], layout)
+    data = raw[layout.obs:]
+    if meta is None or meta.column_names != [c.name for c in layout.columns] or MEMBER in data:
+        return None
+    columns = decode(layout, data)
+    if columns is None:
+        return None
+    return frame_of(columns, {c.name for c in layout.columns if not c.char}), meta
 
 
 def variables_of(meta: Any) -> list[VariableMeta]:
@@ -92,10 +176,12 @@ class XptRows:
                 data = os.pread(f.fileno(), max(0, stop - start) * width, self.layout.obs + start * width)
             if len(data) != max(0, stop - start) * width:
                 raise OSError("the file is shorter than when it was opened")
-            frame = _read(self.head, data)[0]
+            columns = decode(self.layout, data)
+            frame = (frame_of(columns, {c.name for c in self.layout.columns if not c.char}) if columns is not None
+                     else typed(_read(self.head, data)[0], self.variables))
         except Exception as e:  # the file changed since it was opened: OSError, pyreadstat's errors
             raise InputError(f"{self.path}: cannot read rows {start + 1} to {stop}: {' '.join(str(e).split())}") from None
-        return typed(frame, self.variables)
+        return frame
 
     def records(self, start: int, stop: int) -> list[dict]:
         return self.frame(start, stop).to_dict("records")
