@@ -181,4 +181,4 @@ def _check_variables(path: Path) -> Layout:
         names.add(name.upper())
         columns.append(Column(name, kind == 2, pos, length))
         position += length
-    return Layout(tuple(columns), position, end + 80)
+    return Layout(tuple(columns), position, end + 80, width)

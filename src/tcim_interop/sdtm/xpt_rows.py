@@ -58,6 +58,7 @@ class Layout:
     columns: tuple[Column, ...]
     width: int  # bytes per row
     obs: int  # the byte offset of the first row
+    namestr: int = 140  # bytes per variable description (NAMESTR record)
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,7 @@ def header_meta(head: bytes, layout: Layout) -> Meta | None:
     """The metadata pyreadstat reads from the header records before the OBS record (head), or None when
     pyreadstat must read them: a name or label that is not ASCII (decoded by what the whole file holds)
     or holds a NUL, a numeric variable with a format (pyreadstat makes dates of some)."""
-    at = head.find(NAMESTR)
-    width = 136 if head[at - 320:at - 240][74:78] == b"0136" else 140  # the MEMBER header gives it
+    at, width = head.find(NAMESTR), layout.namestr
     texts = [head[at - 160:at - 80][8:16], head[at - 80:at][32:72]]  # the member's name and label
     for k, c in enumerate(layout.columns):
         ns = head[at + 80 + k * width:at + 80 + (k + 1) * width]
