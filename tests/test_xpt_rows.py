@@ -139,24 +139,14 @@ def test_a_file_up_to_whole_bytes_is_read_whole_by_range_too(tmp_path, monkeypat
 
 # -- reading here what pyreadstat reads (xpt_rows.read_whole, decode: no pyreadstat call) ------------------
 
-def _pyreadstat_read(path):
-    """The file as read_xpt read it through pyreadstat: (typed frame, variables, metadata)."""
-    try:
-        frame, meta = pyreadstat.read_xport(str(path))
-    except UnicodeDecodeError:
-        frame, meta = pyreadstat.read_xport(str(path), encoding="windows-1252")
-    variables = xpt_rows.variables_of(meta)
-    return xpt_rows.typed(frame, variables), variables, meta
-
-
 def _read_here_as_pyreadstat(path) -> bool:
     """Whether the file is read here (read_whole); if it is, what it gives is pyreadstat's, cell for cell."""
     whole = xpt_rows.read_whole(path, _check_variables(path))
     if whole is None:
         return False
-    frame, variables, meta = _pyreadstat_read(path)
+    frame, meta = xpt_rows.pyreadstat_whole(path)
     pd.testing.assert_frame_equal(whole[0], frame, check_exact=True, check_column_type=True, check_index_type=True)
-    assert xpt_rows.variables_of(whole[1]) == variables
+    assert xpt_rows.variables_of(whole[1]) == xpt_rows.variables_of(meta)
     assert (whole[1].table_name, whole[1].file_label) == (meta.table_name, meta.file_label or "")
     return True
 

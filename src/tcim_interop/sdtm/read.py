@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .dataset import NOT_HELD, TRIAL_DESIGN, Dataset
-from .xpt_rows import NAMESTR, Column, Layout, open_rows, read_whole, typed, variables_of
+from .xpt_rows import NAMESTR, Column, Layout, open_rows, pyreadstat_whole, read_whole, variables_of
 
 XPT_V5 = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
 XPT_V8 = b"HEADER RECORD*******LIBV8   HEADER RECORD!!!!!!!"
@@ -92,7 +92,6 @@ def dictionary_versions(define: Path) -> dict[str, dict[str, str]]:
 def read_xpt(path: Path, by_range: bool = False) -> Dataset:
     """The dataset of an XPT v5 file, checked. by_range: its rows are read a range at a time when they
     can be (sdtm/xpt_rows.py: to-fhir reads a part of the subjects at a time), else whole."""
-    import pyreadstat
 
     try:
         with path.open("rb") as f:
@@ -109,19 +108,12 @@ def read_xpt(path: Path, by_range: bool = False) -> Dataset:
     if size % 80:  # XPT v5 is written in 80-byte records, the last one padded
         raise InputError(f"{path}: truncated XPT ({size} bytes is not a whole number of 80-byte records)")
     layout = _check_variables(path)
-    whole = None  # (frame, meta) read here, the frame typed already (xpt_rows.read_whole)
     try:
         if by_range and (rows := open_rows(path, layout)) is not None:
             frame, meta = None, rows.meta
-        elif (whole := read_whole(path, layout)) is not None:
-            rows, (frame, meta) = None, whole
         else:
             rows = None
-            try:
-                frame, meta = pyreadstat.read_xport(str(path))
-            except UnicodeDecodeError:
-                # XPT v5 records no encoding; files written on Windows SAS are often cp1252 ("’" = 0x92)
-                frame, meta = pyreadstat.read_xport(str(path), encoding="windows-1252")
+            frame, meta = read_whole(path, layout) or pyreadstat_whole(path)
     except Exception as e:  # pyreadstat's ReadstatError for truncated or damaged files
         raise InputError(f"{path}: unreadable XPT (truncated or damaged): {' '.join(str(e).split())}") from None
     name = (meta.table_name or path.stem).upper()
@@ -136,7 +128,7 @@ def read_xpt(path: Path, by_range: bool = False) -> Dataset:
             raise InputError(f"{path}: {v.name} must be character, is numeric")
     if frame is None:
         return Dataset(name, meta.file_label or "", variables, NOT_HELD, rows=rows)
-    return Dataset(name, meta.file_label or "", variables, frame if whole is not None else typed(frame, variables))
+    return Dataset(name, meta.file_label or "", variables, frame)
 
 
 OBS = b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!"

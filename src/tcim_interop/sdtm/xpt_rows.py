@@ -92,12 +92,13 @@ def header_meta(head: bytes, layout: Layout) -> Meta | None:
                 {n: "string" if c.char else "double" for n, c in zip(names, layout.columns, strict=True)})
 
 
-def decode(layout: Layout, data: bytes) -> dict[str, Any] | None:
-    """The rows of `data` (the bytes from the first row on) as pyreadstat reads them: whole rows only,
-    the all-blank rows at the end taken for the last record's padding (as ReadStat does); text with its
-    trailing blanks stripped, numbers as xport.ibm_floats gives them (NaN for one of 2 bytes, which
-    ReadStat does not read). None when pyreadstat must read them: text that is not ASCII (decoded as
-    UTF-8 or Windows-1252 by what the whole file holds) or holds a NUL (ReadStat ends the text there)."""
+def decode(layout: Layout, data: bytes) -> pd.DataFrame | None:
+    """The rows of `data` (the bytes from the first row on) as pyreadstat and typed() give them: whole
+    rows only, the all-blank rows at the end taken for the last record's padding (as ReadStat does);
+    text with its trailing blanks stripped, numbers as xport.ibm_floats gives them (NaN for one of 2
+    bytes, which ReadStat does not read). None when pyreadstat must read them: text that is not ASCII
+    (decoded as UTF-8 or Windows-1252 by what the whole file holds) or holds a NUL (ReadStat ends the
+    text there)."""
     width = layout.width
     count = len(data) // width if width else 0
     rows = np.frombuffer(data, dtype=np.uint8, count=count * width).reshape(count, width)
@@ -118,7 +119,7 @@ def decode(layout: Layout, data: bytes) -> dict[str, Any] | None:
             cells = np.zeros((count, 8), dtype=np.uint8)
             cells[:, :c.length] = block
             columns[c.name] = ibm_floats(cells)
-    return columns
+    return frame_of(columns, {c.name for c in layout.columns if not c.char})
 
 
 def read_whole(path: Path, layout: Layout) -> tuple[pd.DataFrame, Meta] | None:
@@ -130,10 +131,20 @@ def read_whole(path: Path, layout: Layout) -> tuple[pd.DataFrame, Meta] | None:
     data = raw[layout.obs:]
     if meta is None or meta.column_names != [c.name for c in layout.columns] or MEMBER in data:
         return None
-    columns = decode(layout, data)
-    if columns is None:
-        return None
-    return frame_of(columns, {c.name for c in layout.columns if not c.char}), meta
+    frame = decode(layout, data)
+    return (frame, meta) if frame is not None else None
+
+
+def pyreadstat_whole(path: Path) -> tuple[pd.DataFrame, Any]:
+    """The file read whole by pyreadstat, typed: what read_whole leaves to it."""
+    import pyreadstat
+
+    try:
+        frame, meta = pyreadstat.read_xport(str(path))
+    except UnicodeDecodeError:
+        # XPT v5 records no encoding; files written on Windows SAS are often cp1252 ("’" = 0x92)
+        frame, meta = pyreadstat.read_xport(str(path), encoding="windows-1252")
+    return typed(frame, variables_of(meta)), meta
 
 
 def variables_of(meta: Any) -> list[VariableMeta]:
@@ -176,9 +187,9 @@ class XptRows:
                 data = os.pread(f.fileno(), max(0, stop - start) * width, self.layout.obs + start * width)
             if len(data) != max(0, stop - start) * width:
                 raise OSError("the file is shorter than when it was opened")
-            columns = decode(self.layout, data)
-            frame = (frame_of(columns, {c.name for c in self.layout.columns if not c.char}) if columns is not None
-                     else typed(_read(self.head, data)[0], self.variables))
+            frame = decode(self.layout, data)
+            if frame is None:
+                frame = typed(_read(self.head, data)[0], self.variables)
         except Exception as e:  # the file changed since it was opened: OSError, pyreadstat's errors
             raise InputError(f"{self.path}: cannot read rows {start + 1} to {stop}: {' '.join(str(e).split())}") from None
         return frame
