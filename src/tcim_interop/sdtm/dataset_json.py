@@ -13,6 +13,7 @@ The same input and `created` give the same bytes.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -134,6 +135,7 @@ def _cell(value: Any, kind: str) -> Any:
     return value if isinstance(value, str) else str(value)
 
 
+@functools.cache  # the installed distribution's metadata is read from disk: once a process
 def package_version() -> str:
     try:
         return metadata.version("tcim-interop")
