@@ -197,8 +197,8 @@ function extensionsOf(value, urls, found) {
   return found;
 }
 
-// Medplum parses the definition given to validateTypedValue on every call (most of this script's time): an
-// extension's issues depend on its url and its JSON alone, so one met again has the issues it had before
+// An extension's issues depend on its url and its JSON alone: one met again (a resource carries many of the
+// same) has the issues it had before, without a validation of its own
 const extensionChecked = new Map();
 function extensionIssues(ext, url) {
   const key = `${url} ${JSON.stringify(ext)}`;
