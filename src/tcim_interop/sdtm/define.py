@@ -14,6 +14,7 @@ OIDs: IG.<dataset>, IT.<dataset>.<variable> (the Dataset-JSON itemOIDs), CL., MT
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import datetime
@@ -84,12 +85,17 @@ def schema_path() -> Path:
 
 
 def validate_define(define_xml: bytes, xsd: str | Path | None = None) -> list[str]:
-    """The XSD errors of a define (empty when valid). The XSD imports its neighbours by relative
-    path, so it is parsed from its own folder."""
-    schema = etree.XMLSchema(etree.parse(str(xsd or schema_path())))
+    """The XSD errors of a define (empty when valid)."""
+    schema = _schema(str(xsd or schema_path()))
     doc = etree.fromstring(define_xml, etree.XMLParser(resolve_entities=False, no_network=True))
     schema.validate(doc)
     return [f"line {e.line}: {e.message}" for e in schema.error_log]
+
+
+@functools.cache  # parsing the XSD and its imports costs more than validating a define with it
+def _schema(xsd: str) -> etree.XMLSchema:
+    """The XSD at that path. It imports its neighbours by relative path, so it is parsed from its own folder."""
+    return etree.XMLSchema(etree.parse(xsd))
 
 
 def _el(parent, tag: str, attrs: dict | None = None, text: str | None = None):
