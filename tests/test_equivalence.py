@@ -7,7 +7,7 @@ from conftest import EXAMPLE_DATASETS
 from tcim_interop import NoSubjectError, to_sdtm
 from tcim_interop.synth import generate, write_bundle, write_ndjson
 
-N = 24
+N = 8  # every dataset of the example (EXAMPLE_DATASETS) in each of the four shapes
 
 
 @pytest.fixture(scope="module")
