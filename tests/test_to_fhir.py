@@ -4,7 +4,6 @@ gets a clear error."""
 
 import json
 import math
-from unittest import mock
 
 import pytest
 from conftest import EXAMPLE, PILOT_ZONE, need_external
@@ -161,14 +160,10 @@ def _mapped_elements(resources: list[dict], mappings) -> dict[tuple, list]:
     from tcim_interop.fhir.read import InputResource
     from tcim_interop.findings import Report
     from tcim_interop.mapping import engine
-    from tcim_interop.mapping.context import Row
 
     by_key = {f"{r['resourceType']}/{r['id']}": r for r in resources}
     inputs = [InputResource(r, "x", str(i), version="R4") for i, r in enumerate(resources)]
-    # each row keeps the values its paths gave while it was filled (the engine drops them once the row is
-    # built): read below again, they are the same values, not walked a second time
-    with mock.patch.object(Row, "forget_sources", lambda self, stored=None: None):
-        rows = engine.rows_with_context(inputs, mappings, Report())
+    rows = engine.rows_with_context(inputs, mappings, Report())
 
     def meaning(v):
         if isinstance(v, dict) and "code" in v:

@@ -92,7 +92,6 @@ def dictionary_versions(define: Path) -> dict[str, dict[str, str]]:
 def read_xpt(path: Path, by_range: bool = False) -> Dataset:
     """The dataset of an XPT v5 file, checked. by_range: its rows are read a range at a time when they
     can be (sdtm/xpt_rows.py: to-fhir reads a part of the subjects at a time), else whole."""
-
     try:
         with path.open("rb") as f:
             head = f.read(80)
@@ -144,20 +143,20 @@ def _check_variables(path: Path) -> Layout:
         if at < 0 or at % 80:
             raise InputError(f"{path}: damaged XPT: no NAMESTR header record")
         member = head[at - 240:at - 160]  # the member header, three records before: its last digits give the NAMESTR size
-        width = 136 if member[74:78] == b"0136" else 140
+        namestr = 136 if member[74:78] == b"0136" else 140
         try:
             count = int(head[at + 54:at + 58])
         except ValueError:
             raise InputError(f"{path}: damaged XPT: the NAMESTR header gives no variable count") from None
         f.seek(at + 80)
-        records = f.read(count * width)
-        end = at + 80 + -(-count * width // 80) * 80
+        records = f.read(count * namestr)
+        end = at + 80 + -(-count * namestr // 80) * 80
         f.seek(end)
-        if len(records) < count * width or not f.read(80).startswith(OBS):
+        if len(records) < count * namestr or not f.read(80).startswith(OBS):
             raise InputError(f"{path}: damaged XPT: the header counts {count} variables, not what follows it")
     names, position, columns = set(), 0, []
     for k in range(count):
-        ns = records[k * width:(k + 1) * width]
+        ns = records[k * namestr:(k + 1) * namestr]
         kind, length, pos = int.from_bytes(ns[0:2], "big"), int.from_bytes(ns[4:6], "big"), int.from_bytes(ns[84:88], "big")
         name = ns[8:16].decode("ascii", "replace").rstrip()
         what = f"{path}: damaged XPT: variable {k + 1} ({name})"
@@ -173,4 +172,4 @@ def _check_variables(path: Path) -> Layout:
         names.add(name.upper())
         columns.append(Column(name, kind == 2, pos, length))
         position += length
-    return Layout(tuple(columns), position, end + 80, width)
+    return Layout(tuple(columns), position, end + 80, namestr)
