@@ -9,6 +9,7 @@ import pickle
 import shutil
 from pathlib import Path
 
+import orjson
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,13 @@ PILOT_ZONE = "America/New_York"  # the CDISC pilot ran in the US; its SDTM times
 PILOT_FILES = ("dm", "ae", "ex", "suppdm", "suppae")  # the CDISC pilot's datasets to-fhir maps
 # to-sdtm of what to-fhir wrote, in the shared round trips: validated already (by to-fhir), so --fast
 BACK = {"fast": True}
+
+
+
+def read_json(path: Path):
+    """A JSON file's values, as json.loads gives them: orjson, because many tests read the example's
+    15 MB bundle or an output of the same size, and json.loads took 3.8% of the suite's time."""
+    return orjson.loads(Path(path).read_bytes())
 
 
 MEDPLUM_DIR = ROOT / "tests" / "fhir_server"  # Medplum's packages (npm): the test server and validator

@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from conftest import read_json
 
 from tcim_interop import load_mapping_set, to_sdtm
 from tcim_interop.fhir.ae_research_ig import (
@@ -77,7 +78,7 @@ def test_the_generator_sends_the_release_s_urls(version):
 
 
 def _events(bundle_file):
-    bundle = json.loads(bundle_file.read_text())
+    bundle = read_json(bundle_file)
     return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "AdverseEvent"]
 
 

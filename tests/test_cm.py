@@ -9,7 +9,7 @@ import copy
 import json
 
 import pandas as pd
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, read_json
 
 from tcim_interop import to_fhir, to_sdtm
 
@@ -35,7 +35,7 @@ def test_an_administration_is_ex_or_cm_never_both(example_conversion):
     result, _ = example_conversion
     ex, cm = set(result.metadata["EX"].sources), set(result.metadata["CM"].sources)
     assert ex and cm and not ex & cm
-    given = {f"MedicationAdministration/{e['resource']['id']}" for e in json.loads(EXAMPLE.read_text())["entry"]
+    given = {f"MedicationAdministration/{e['resource']['id']}" for e in read_json(EXAMPLE)["entry"]
              if e["resource"]["resourceType"] == "MedicationAdministration"}
     assert ex | cm == given  # none left out: every administration of the example took place
     c = result.report.counts()["by_resource_type"]["MedicationAdministration"]

@@ -7,7 +7,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from conftest import EXAMPLE, ROOT
+from conftest import EXAMPLE, ROOT, read_json
 
 from tcim_interop.fhir.path import VARIABLES, _split_top, compile_path
 from tcim_interop.fhir.read import InputResource
@@ -45,8 +45,8 @@ def _rows(resources: list[dict], version: str, mappings, site=None):
 
 
 def _cases(mappings):
-    sponsor = [e["resource"] for e in json.loads(EXAMPLE.read_text())["entry"]]
-    hospital = [e["resource"] for e in json.loads((ROOT / "examples" / "tcim-elaii-100-r4-hospital.json").read_text())["entry"]]
+    sponsor = [e["resource"] for e in read_json(EXAMPLE)["entry"]]
+    hospital = [e["resource"] for e in read_json(ROOT / "examples" / "tcim-elaii-100-r4-hospital.json")["entry"]]
     yield from _rows(sponsor, "R4", mappings)
     yield from _rows(hospital, "R4", mappings, site=ROOT / "examples" / "hospital-site")
     yield from _rows(generate(12, seed=3, fhir_version="R5"), "R5", mappings)

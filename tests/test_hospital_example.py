@@ -5,7 +5,7 @@ the sponsor-coded example, cell for cell, but for the MedDRA levels a hospital's
 without the site folder it gives nothing."""
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, read_json
 
 from tcim_interop import to_sdtm
 from tcim_interop.errors import NoSubjectError
@@ -21,10 +21,10 @@ NOT_SENT = ("AELLT", "AELLTCD", "AEHLT", "AEHLTCD", "AEHLGT", "AEHLGTCD")  # the
 
 def test_the_shipped_hospital_example_is_what_synth_writes():
     """`tcim-interop synth --subjects 100 --seed 1 --hospital-site examples/hospital-site` made it."""
-    import json
+    import orjson
 
-    shipped = json.loads(HOSPITAL.read_text())
-    assert shipped == json.loads(json.dumps(bundle(hospital_style(generate(100, seed=1)))))
+    shipped = read_json(HOSPITAL)
+    assert shipped == orjson.loads(orjson.dumps(bundle(hospital_style(generate(100, seed=1)))))
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import math
 import shutil
 from pathlib import Path
 
+import orjson
 import pandas as pd
 import pytest
 from conftest import BACK, DATA, ROOT, run_once
@@ -169,7 +170,7 @@ def _reallocated(resources: list[dict]) -> list[dict]:
     """The same trial with every subject's allocation swapped: MNC <-> PLACEBO arms, and every
     administration's product (and its dose: cells <-> none) the other one."""
     swap = {"MNC": "PLACEBO", "PLACEBO": "MNC", "BMNC": "PLACEBO"}
-    out = json.loads(json.dumps(resources))
+    out = orjson.loads(orjson.dumps(resources))
     for r in out:
         if r["resourceType"] == "ResearchSubject":
             for key in ("assignedArm", "actualArm"):

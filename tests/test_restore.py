@@ -2,7 +2,8 @@
 the value it would have written in their place (Report.moot)."""
 
 import copy
-import json
+
+from conftest import read_json
 
 from tcim_interop import to_sdtm
 from tcim_interop.findings import Report
@@ -28,7 +29,7 @@ def _convert(bundle: dict, mappings, *, record_aesev: bool):
 
 
 def test_a_recorded_cell_is_given_back_and_its_mapped_value_not_reported(example_fhir, mappings):
-    bundle = json.loads(example_fhir[1].read_bytes())
+    bundle = read_json(example_fhir[1])
     # without the Observations (11,910 MUNE results, vital signs): nothing an AE record reads
     bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Observation"]
     findings, value = _convert(bundle, mappings, record_aesev=False)

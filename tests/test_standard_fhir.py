@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import EXAMPLE, MINI, need_external
+from conftest import EXAMPLE, MINI, need_external, read_json
 
 from tcim_interop import read_sdtm, to_fhir, to_sdtm
 from tcim_interop.fhir.extensions import LATERALITY, MCODE_LATERALITY
@@ -106,7 +106,7 @@ def test_every_meddra_coding_has_the_version_of_define(example_fhir, example_pac
 def test_identifiers_keep_the_systems_the_site_sent(example_fhir):
     """Study, site, subject and AE identifiers come out in the namespaces the site's records use, the
     registries' ids in theirs: every identifier of the example's output has a system."""
-    sent = {(r["resourceType"], i.get("system")) for e in json.loads(EXAMPLE.read_text())["entry"]
+    sent = {(r["resourceType"], i.get("system")) for e in read_json(EXAMPLE)["entry"]
             for r in [e["resource"]] if r["resourceType"] != "Patient" for i in _identifiers(r, [])}
     identifiers = [(r["resourceType"], i) for r in example_fhir[0].resources for i in _identifiers(r, [])]
     assert len(identifiers) > 100 + 125 and [i for _, i in identifiers if not i.get("system")] == []

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 
 import pytest
 import yaml
-from conftest import BACK, EXAMPLE, MINI, ROOT, need_external
+from conftest import BACK, EXAMPLE, MINI, ROOT, need_external, read_json
 from test_to_fhir import compare_datasets
 from test_visits import add_encounter, by_id, on_day
 
@@ -29,7 +29,7 @@ def records(result, name: str) -> list[dict]:
 
 def test_example_sv_is_one_record_per_subject_and_visit_code(example_conversion, mappings):
     result, _ = example_conversion
-    doc = json.loads(EXAMPLE.read_text())
+    doc = read_json(EXAMPLE)
     encounters = [e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == "Encounter"]
     # what the input says: per patient and visit code, the earliest start and the latest end
     spans: dict[tuple, list] = defaultdict(list)

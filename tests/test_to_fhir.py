@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from conftest import EXAMPLE, PILOT_ZONE, need_external
+from conftest import EXAMPLE, PILOT_ZONE, need_external, read_json
 
 from tcim_interop import InputError, load_mapping_set, read_sdtm, to_fhir, to_sdtm
 from tcim_interop.fhir.extensions import (
@@ -201,10 +201,12 @@ def _merged(result) -> set[str]:
 
 @pytest.fixture(scope="module")
 def example_elements(mappings) -> dict[tuple, list]:
-    """_mapped_elements of the shipped example."""
-    return _mapped_elements([e["resource"] for e in json.loads(EXAMPLE.read_text())["entry"]], mappings)
+    """_mapped_elements of the shipped example (3 s): its two tests are one xdist group, so one worker
+    makes it."""
+    return _mapped_elements([e["resource"] for e in read_json(EXAMPLE)["entry"]], mappings)
 
 
+@pytest.mark.xdist_group("example-elements")
 def test_example_fhir_sdtm_fhir_gives_back_every_mapped_element(example_conversion, example_elements, mappings):
     result, _ = example_conversion
     # the SDTM in memory (UTF-8 text); verify=False: what comes back is this test's own measure
@@ -214,6 +216,7 @@ def test_example_fhir_sdtm_fhir_gives_back_every_mapped_element(example_conversi
     assert sum(1 for v in before.values() if v) > 100_000
 
 
+@pytest.mark.xdist_group("example-elements")
 def test_through_xpt_only_the_ascii_folding_is_lost(example_conversion, example_fhir, example_elements, mappings):
     from tcim_interop.sdtm.text import fold_ascii
 

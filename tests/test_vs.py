@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pandas as pd
 import pytest
-from conftest import EXAMPLE, MINI
+from conftest import EXAMPLE, MINI, read_json
 
 from tcim_interop import to_fhir, to_sdtm
 from tcim_interop.mapping_spec.load import load_mapping_set
@@ -24,7 +24,7 @@ ODM = {"odm": "http://www.cdisc.org/ns/odm/v1.3", "def": "http://www.cdisc.org/n
 def test_the_example_body_weights_are_148_vs_records(example_conversion):
     result = example_conversion[0]
     vs = result.datasets["VS"]
-    given = {f"Observation/{e['resource']['id']}" for e in json.loads(EXAMPLE.read_text())["entry"]
+    given = {f"Observation/{e['resource']['id']}" for e in read_json(EXAMPLE)["entry"]
              if e["resource"]["resourceType"] == "Observation"
              and any(c.get("code") == "29463-7" for c in e["resource"]["code"]["coding"])}
     assert len(given) == 148 and set(result.metadata["VS"].sources) == given
@@ -113,7 +113,7 @@ def test_vspos_and_vsloc_only_where_the_observation_sends_them(tmp_path):
     for version in ("R4", "R5"):
         bundle = tmp_path / f"{version}.json"
         to_fhir(tmp_path / "sdtm", bundle, fhir_version=version)
-        [bp] = [e["resource"] for e in json.loads(bundle.read_text())["entry"]
+        [bp] = [e["resource"] for e in read_json(bundle)["entry"]
                 if e["resource"]["resourceType"] == "Observation" and e["resource"]["code"]["coding"][0]["code"] == "8480-6"]
         assert bp["bodySite"]["coding"][0] == {"system": SNOMED, "code": "40983000"}
         assert [e["valueCodeableConcept"]["coding"][0]["code"] for e in bp["extension"] if e["url"] == BODY_POSITION] == ["33586001"]
@@ -178,7 +178,7 @@ def test_without_vs_in_study_yaml_the_weights_stay_out_of_scope(tmp_path):
 @pytest.mark.parametrize("version", ["R4", "R5"])
 def test_vs_sdtm_fhir_sdtm_round_trip(example_conversion, example_round_trip, version):
     _, bundle, back = example_round_trip(version)
-    resources = [e["resource"] for e in json.loads(bundle.read_text())["entry"]]
+    resources = [e["resource"] for e in read_json(bundle)["entry"]]
     weights = [r for r in resources if r["resourceType"] == "Observation"
                and any(c.get("code") == "29463-7" for c in r["code"].get("coding", []))]
     assert len(weights) == 148

@@ -29,6 +29,12 @@ class Codelist:
 
     def __post_init__(self) -> None:
         self.by_value = {t.value: t for t in self.terms}
+        # NCI code -> submission value, the first term's where two share a code: lookup() runs per coded
+        # cell, a scan of a codelist's terms per cell did not scale with UNIT's hundreds
+        self.by_nci_code: dict[str, str] = {}
+        for t in self.terms:
+            if t.nci_code:
+                self.by_nci_code.setdefault(t.nci_code, t.value)
 
     def __contains__(self, value: str) -> bool:
         return value in self.by_value
@@ -82,9 +88,7 @@ class Codelists:
                 return hit
         cl = self.codelists.get(codelist)
         if cl is not None and system == self.nci_system:
-            for t in cl.terms:
-                if t.nci_code == code:
-                    return t.value
+            return cl.by_nci_code.get(code)
         return None
 
     def unmapped_hint(self, codelist: str, map_name: str | None) -> str:
