@@ -4,6 +4,7 @@ changes a result or a file works on a copy."""
 
 import fcntl
 import functools
+import gc
 import os
 import pickle
 import shutil
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+
+from tcim_interop.gc_pause import paused_gc
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -29,8 +32,12 @@ BACK = {"fast": True}
 
 def read_json(path: Path):
     """A JSON file's values, as json.loads gives them: orjson, because many tests read the example's
-    15 MB bundle or an output of the same size, and json.loads took 3.8% of the suite's time."""
-    return orjson.loads(Path(path).read_bytes())
+    15 MB bundle or an output of the same size, and json.loads took 3.8% of the suite's time; the
+    collector paused while the million new objects are made (gc_pause.py)."""
+    return _parse_json(Path(path).read_bytes())
+
+
+_parse_json = paused_gc(orjson.loads)
 
 
 MEDPLUM_DIR = ROOT / "tests" / "fhir_server"  # Medplum's packages (npm): the test server and validator
@@ -90,6 +97,29 @@ def fake(monkeypatch):
                         lambda *args: dataclasses.replace(options(*args), transport=server.transport))
     return server
 
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """Once a session or module fixture is made, everything alive is frozen (gc.freeze): the cyclic
+    collector's full collections walked the shared conversions (millions of objects, alive till the end)
+    again and again, 45 s of the suite's CPU; frozen, they are left out of every collection. Reference
+    counting still frees what a test drops; a cycle made before the freeze is kept till the worker ends."""
+    yield
+    if fixturedef.scope != "function":
+        gc.freeze()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection(session):
+    """Collection (every test module imported, 2,640 items made) with the collector paused, its objects
+    then frozen as the fixtures' are."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.freeze()
 
 def run_once(tmp_path_factory, name: str, compute):
     """compute(folder), run once per test run: the first pytest-xdist worker to ask computes it in a folder

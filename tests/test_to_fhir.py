@@ -17,6 +17,7 @@ from tcim_interop.fhir.extensions import (
     supp_extension,
 )
 from tcim_interop.fhir.validate import validation_error
+from tcim_interop.gc_pause import paused_gc
 
 
 def cell(value, kind):
@@ -154,6 +155,7 @@ def test_example_sdtm_fhir_sdtm_round_trip(example_package, example_round_trip, 
     assert diffs == [] and compared == equal == cells > 300_000
 
 
+@paused_gc  # as the engine runs: hundreds of thousands of values, no cycle to collect
 def _mapped_elements(resources: list[dict], mappings) -> dict[tuple, list]:
     """Every value the specs read, per (domain, record keys, variable): what 'mapped element' means.
     A coding counts by its system and code; a reference by what it points at (its type codes)."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from .fhir.index import ResourceIndex
 from .findings import Report
+from .gc_pause import paused_gc
 from .mapping import engine
 from .mapping.context import resolve_from
 from .mapping_spec.concept_maps import concept_map
@@ -80,6 +81,7 @@ class Survey:
         return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": m} for m in maps]}
 
 
+@paused_gc  # it reads and maps the input as to-sdtm does (api.py)
 def survey(inputs: Iterable[str | os.PathLike | dict | list], ms: MappingSet,
            fhir_version: str | None = None) -> Survey:
     report = Report()

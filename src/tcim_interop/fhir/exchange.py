@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 import orjson
 
 from ..errors import InputError, OutputError, UsageError
+from ..gc_pause import paused_gc
 from ..json_files import read_json
 from .client import MAX_JSON_DEPTH, FhirClient, ServerError, ServerOptions, holds_secret, json_depth_ok, outcome_lines
 
@@ -243,6 +244,9 @@ class _Pull:
                 self.progress("pulling", n, len(tasks))
 
 
+# pull and push hold a study's resources as parsed JSON, no cycle among them: the collector paused as for a
+# conversion (gc_pause.py)
+@paused_gc
 def pull_to_directory(server: str, study: str, out_dir: str | os.PathLike, *,
                       options: ServerOptions | None = None, page_size: int = 500,
                       progress: Callable[..., None] | None = None) -> PullResult:
@@ -436,6 +440,7 @@ def read_bundle(path: str | os.PathLike) -> dict:
     return bundle
 
 
+@paused_gc
 def push_bundle(bundle_path: str | os.PathLike, server: str, *, options: ServerOptions | None = None,
                 batch_size: int = 50, progress: Callable[..., None] | None = None) -> PushResult:
     """Send a transaction (or batch) Bundle in chunks of at most batch_size entries; what the server

@@ -20,6 +20,8 @@ import copy
 import json
 from pathlib import Path
 
+from ..gc_pause import paused_gc
+
 PHARMACY = "http://hospital.example.org/fhir/CodeSystem/pharmacy"
 EMG_TESTS = "http://hospital.example.org/fhir/CodeSystem/emg-tests"
 EMG_METHODS = "http://hospital.example.org/fhir/CodeSystem/emg-methods"
@@ -46,6 +48,7 @@ MEDDRA_LEVEL_EXT = "http://tcim-interop.org/fhir/StructureDefinition/meddra-leve
 SITE_ID = "01"
 
 
+@paused_gc  # a deep copy of a whole trial (generate.py)
 def hospital_style(resources: list[dict]) -> list[dict]:
     out = copy.deepcopy(resources)
     local = {(target, code): (source, local) for (source, target), codes in MAPS.items() for local, code in codes.items()}
