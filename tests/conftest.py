@@ -29,7 +29,6 @@ PILOT_FILES = ("dm", "ae", "ex", "suppdm", "suppae")  # the CDISC pilot's datase
 BACK = {"fast": True}
 
 
-
 def read_json(path: Path):
     """A JSON file's values, as json.loads gives them: orjson, because many tests read the example's
     15 MB bundle or an output of the same size, and json.loads took 3.8% of the suite's time; the
@@ -98,7 +97,6 @@ def fake(monkeypatch):
     return server
 
 
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_fixture_setup(fixturedef, request):
     """Once a session or module fixture is made, everything alive is frozen (gc.freeze): the cyclic
@@ -120,6 +118,7 @@ def pytest_collection(session):
     finally:
         gc.enable()
         gc.freeze()
+
 
 def run_once(tmp_path_factory, name: str, compute):
     """compute(folder), run once per test run: the first pytest-xdist worker to ask computes it in a folder

@@ -158,3 +158,45 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
         write_atomic(path, chunks())
     assert path.read_bytes() == b"old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.ndjson"]
+
+
+def test_paused_gc_pauses_the_collector_and_restores_it_as_found():
+    import gc
+
+    from tcim_interop.gc_pause import paused_gc
+
+    seen = []
+
+    @paused_gc
+    def run(fail: bool):
+        seen.append(gc.isenabled())
+        if fail:
+            raise ValueError("bad input")
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        run(False)
+        with pytest.raises(ValueError):
+            run(True)
+        assert seen == [False, False] and gc.isenabled()  # paused inside, running again after, failed or not
+        gc.disable()
+        run(False)
+        assert not gc.isenabled()  # a caller that had paused it finds it paused
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.parametrize("entry", ["tcim_interop.api:to_sdtm", "tcim_interop.api:to_fhir",
+                                   "tcim_interop.survey:survey", "tcim_interop.fhir.exchange:pull_to_directory",
+                                   "tcim_interop.fhir.exchange:push_bundle", "tcim_interop.synth.generate:generate",
+                                   "tcim_interop.synth.hospital:hospital_style"])
+def test_what_makes_a_whole_trial_of_objects_runs_with_the_collector_paused(entry):
+    """paused_gc wraps each (gc_pause.py says why): the function run is its wrapper, not the body itself."""
+    import importlib
+
+    from tcim_interop.gc_pause import paused_gc
+
+    module, name = entry.split(":")
+    fn = getattr(importlib.import_module(module), name)
+    assert fn.__code__ is paused_gc(lambda: None).__code__, f"{entry} runs with the collector on"

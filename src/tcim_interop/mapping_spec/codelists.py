@@ -29,8 +29,8 @@ class Codelist:
 
     def __post_init__(self) -> None:
         self.by_value = {t.value: t for t in self.terms}
-        # NCI code -> submission value, the first term's where two share a code: lookup() runs per coded
-        # cell, a scan of a codelist's terms per cell did not scale with UNIT's hundreds
+        # NCI code -> submission value (the first term's where two share a code): lookup() runs once per
+        # coded cell, so a dict rather than a scan of the terms
         self.by_nci_code: dict[str, str] = {}
         for t in self.terms:
             if t.nci_code:
