@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
 import os
 import stat
 
@@ -17,6 +19,7 @@ from tcim_interop.fhir.path import compile_path
 from tcim_interop.fhir.read import InputResource
 from tcim_interop.fhir.write import bundle, bundle_chunks, write_bundle, write_ndjson
 from tcim_interop.findings import Report
+from tcim_interop.gc_pause import paused_gc
 from tcim_interop.mapping.round_trip import _norm, _unequal
 from tcim_interop.sdtm import xpt
 from tcim_interop.sdtm.dataset import Dataset, VariableMeta
@@ -161,10 +164,6 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
 
 
 def test_paused_gc_pauses_the_collector_and_restores_it_as_found():
-    import gc
-
-    from tcim_interop.gc_pause import paused_gc
-
     seen = []
 
     @paused_gc
@@ -193,10 +192,6 @@ def test_paused_gc_pauses_the_collector_and_restores_it_as_found():
                                    "tcim_interop.synth.hospital:hospital_style"])
 def test_what_makes_a_whole_trial_of_objects_runs_with_the_collector_paused(entry):
     """paused_gc wraps each (gc_pause.py says why): the function run is its wrapper, not the body itself."""
-    import importlib
-
-    from tcim_interop.gc_pause import paused_gc
-
     module, name = entry.split(":")
     fn = getattr(importlib.import_module(module), name)
     assert fn.__code__ is paused_gc(lambda: None).__code__, f"{entry} runs with the collector on"
