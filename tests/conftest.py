@@ -110,7 +110,7 @@ def pytest_fixture_setup(fixturedef, request):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_collection(session):
-    """Collection (every test module imported, 2,640 items made) with the collector paused, its objects
+    """Collection (every test module imported, every test item made) with the collector paused, its objects
     then frozen as the fixtures' are."""
     gc.disable()
     try:
