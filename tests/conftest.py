@@ -10,9 +10,10 @@ import pickle
 import shutil
 from pathlib import Path
 
-import orjson
 import pytest
 
+from tcim_interop import json_files
+from tcim_interop.errors import InputError
 from tcim_interop.gc_pause import paused_gc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,14 +30,11 @@ PILOT_FILES = ("dm", "ae", "ex", "suppdm", "suppae")  # the CDISC pilot's datase
 BACK = {"fast": True}
 
 
+@paused_gc  # the million new objects of the example's bundle: no cycle to collect (gc_pause.py)
 def read_json(path: Path):
-    """A JSON file's values, as json.loads gives them: orjson, because many tests read the example's
-    15 MB bundle or an output of the same size, and json.loads took 3.8% of the suite's time; the
-    collector paused while the million new objects are made (gc_pause.py)."""
-    return _parse_json(Path(path).read_bytes())
-
-
-_parse_json = paused_gc(orjson.loads)
+    """A JSON file's values, read as the converter reads one (json_files, orjson): many tests read the
+    example's 15 MB bundle or an output of its size, and json.loads took 3.8% of the suite's time."""
+    return json_files.read_json(Path(path), InputError)
 
 
 MEDPLUM_DIR = ROOT / "tests" / "fhir_server"  # Medplum's packages (npm): the test server and validator
